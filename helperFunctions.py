@@ -1,0 +1,548 @@
+"""Data layer for the UCF-101 study: split lists, per-video HDF5 files, frame/clip loaders, batching.
+
+The assignment's public names stay (`getUCF101`, `loadFrame`, `loadSequence`) with their contracts;
+the faults listed in FACTS.md are fixed. Everything that feeds a model goes through the uint8 "raw"
+loaders: batches cross process boundaries as uint8 and are normalised on the device.
+
+HDF5 video files hold one dataset `video` in one of two storages:
+  raw  : uint8 [T, H, W, 3], RGB (the course's layout)
+  jpeg : variable-length uint8 [T], each element one JPEG-encoded frame; attrs storage/height/width
+"""
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from typing import NamedTuple
+
+import cv2
+import h5py
+import numpy as np
+
+log = logging.getLogger("ucf101")
+
+# Normalisation on RGB in [0, 1]: ImageNet's for part 1, the assignment's clip statistics for part 2.
+FRAME_MEAN = (0.485, 0.456, 0.406)
+FRAME_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.433, 0.4045, 0.3776)
+CLIP_STD = (0.1519876, 0.14855877, 0.156976)
+# Hara et al. fed RGB in 0..255 minus this mean and no std; expressed on [0, 1] so one formula serves all.
+KINETICS_MEAN = (114.7748 / 255, 107.7354 / 255, 99.4750 / 255)
+KINETICS_STD = (1 / 255, 1 / 255, 1 / 255)
+
+IMAGE_SIZE = 224
+CLIP_LEN = 16
+BRIGHTNESS = 30  # the assignment's +/- 15
+
+# What reading a broken or malformed video file can raise; anything else is a bug and propagates.
+READ_ERRORS = (OSError, KeyError, ValueError, cv2.error)
+
+
+class VideoReadError(ValueError):
+    """A video file that opens but does not hold a usable `video` dataset."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Split lists
+
+def _read_list(path):
+    """Lines of a split file, CRLF or LF, blank lines dropped."""
+    with open(path, "r", encoding="utf-8") as f:
+        return [line.strip() for line in f.read().splitlines() if line.strip()]
+
+
+def getUCF101(base_directory="", split=1):
+    """Read the official split lists.
+
+    base_directory holds `ucfTrainTestlist/` (classInd.txt, trainlist0S.txt, testlist0S.txt) and
+    `UCF-101-hdf5/<ClassFolder>/<video>.hdf5`. Returns `class_list, (train_paths, train_labels),
+    (test_paths, test_labels)`: class names in classInd order (never sorted), HDF5 paths, and 0-based
+    labels. A test video's class is its folder (test lists carry no label).
+    """
+    if split not in (1, 2, 3):
+        raise ValueError(f"split must be 1, 2 or 3, not {split!r}")
+    list_dir = os.path.join(base_directory, "ucfTrainTestlist")
+    files = {name: os.path.join(list_dir, name)
+             for name in ("classInd.txt", f"trainlist0{split}.txt", f"testlist0{split}.txt")}
+    for path in files.values():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path} not found: --data-dir must hold ucfTrainTestlist/ (classInd.txt, "
+                f"trainlist0N.txt, testlist0N.txt) and UCF-101-hdf5/<Class>/<video>.hdf5")
+    video_dir = os.path.join(base_directory, "UCF-101-hdf5")
+    if not os.path.isdir(video_dir):
+        raise FileNotFoundError(
+            f"{video_dir} not found: convert the videos with prepare_ucf101.py --out {video_dir}")
+
+    class_list = []
+    for line in _read_list(files["classInd.txt"]):
+        index, name = line.split(maxsplit=1)
+        if int(index) != len(class_list) + 1:
+            raise ValueError(f"{files['classInd.txt']}: expected index {len(class_list) + 1}, got {line!r}")
+        class_list.append(name)
+    class_index = {name: i for i, name in enumerate(class_list)}
+
+    def video_path(entry, list_path):
+        folder, _, file_name = entry.partition("/")
+        if folder not in class_index or not file_name:
+            raise ValueError(f"{list_path}: {entry!r} is not <ClassFolder>/<video>.avi of a classInd class")
+        return os.path.join(video_dir, folder, os.path.splitext(file_name)[0] + ".hdf5"), class_index[folder]
+
+    train_paths, train_labels = [], []
+    for line in _read_list(files[f"trainlist0{split}.txt"]):
+        entry, _, label = line.partition(" ")
+        path, folder_label = video_path(entry, files[f"trainlist0{split}.txt"])
+        if label and int(label) - 1 != folder_label:
+            raise ValueError(f"{files[f'trainlist0{split}.txt']}: label {label} does not match folder of {entry}")
+        train_paths.append(path)
+        train_labels.append(folder_label)
+    test_paths, test_labels = [], []
+    for line in _read_list(files[f"testlist0{split}.txt"]):
+        path, label = video_path(line.split()[0], files[f"testlist0{split}.txt"])
+        test_paths.append(path)
+        test_labels.append(label)
+
+    return (np.asarray(class_list),
+            (np.asarray(train_paths), np.asarray(train_labels, dtype=np.int64)),
+            (np.asarray(test_paths), np.asarray(test_labels, dtype=np.int64)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Video files
+
+def _video_dataset(f, path):
+    if "video" not in f:
+        raise VideoReadError(f"{path}: no 'video' dataset")
+    ds = f["video"]
+    storage = ds.attrs.get("storage", "raw")
+    if isinstance(storage, bytes):
+        storage = storage.decode()
+    if storage == "raw":
+        if ds.ndim != 4 or ds.shape[3] != 3 or ds.dtype != np.uint8:
+            raise VideoReadError(f"{path}: 'video' is {ds.dtype} {ds.shape}, expected uint8 [T, H, W, 3]")
+        height, width = ds.shape[1:3]
+    elif storage == "jpeg":
+        if ds.ndim != 1:
+            raise VideoReadError(f"{path}: jpeg 'video' has shape {ds.shape}, expected [T]")
+        height, width = int(ds.attrs["height"]), int(ds.attrs["width"])
+    else:
+        raise VideoReadError(f"{path}: unknown storage {storage!r}")
+    if ds.shape[0] == 0:
+        raise VideoReadError(f"{path}: video has no frames")
+    return ds, storage, ds.shape[0], height, width
+
+
+def video_info(path):
+    """(frames, height, width, storage) of a video file, reading only its header."""
+    with h5py.File(path, "r") as f:
+        _, storage, frames, height, width = _video_dataset(f, path)
+    return frames, height, width, storage
+
+
+def _decode_jpeg(buffer, path):
+    frame = cv2.imdecode(np.asarray(buffer, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise VideoReadError(f"{path}: a frame is not a valid JPEG")
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def _read_indices(ds, storage, indices, path):
+    """uint8 [n, H, W, 3] for the given frame indices (any order, repeats allowed)."""
+    indices = np.asarray(indices)
+    if storage == "jpeg":
+        return np.stack([_decode_jpeg(ds[i], path) for i in indices])
+    first, last = int(indices.min()), int(indices.max())
+    if last - first + 1 == len(indices) and np.all(np.diff(indices) == 1):
+        return ds[first:last + 1]  # one contiguous hyperslab: the common case
+    return ds[first:last + 1][indices - first]
+
+
+def read_frames(path, indices):
+    """Frames `indices` of a video file as uint8 [n, H, W, 3] RGB; indices wrap around (loop)."""
+    with h5py.File(path, "r") as f:
+        ds, storage, frames, _, _ = _video_dataset(f, path)
+        return _read_indices(ds, storage, np.asarray(indices) % frames, path)
+
+
+def write_video_hdf5(path, frames, storage="raw", quality=90):
+    """Write uint8 [T, H, W, 3] RGB frames to `path` atomically (temporary name, then rename)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"expected uint8 [T, H, W, 3] frames with T > 0, got {frames.dtype} {frames.shape}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp_path, "w") as f:
+            if storage == "raw":
+                f.create_dataset("video", data=frames)
+            elif storage == "jpeg":
+                ds = f.create_dataset("video", (len(frames),), dtype=h5py.vlen_dtype(np.uint8))
+                params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+                for i, frame in enumerate(frames):
+                    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
+                    if not ok:
+                        raise ValueError(f"JPEG encoding failed for frame {i} of {path}")
+                    ds[i] = buffer.ravel()
+                ds.attrs["quality"] = int(quality)
+            else:
+                raise ValueError(f"storage must be 'raw' or 'jpeg', not {storage!r}")
+            f["video"].attrs["storage"] = storage
+            f["video"].attrs["height"] = frames.shape[1]
+            f["video"].attrs["width"] = frames.shape[2]
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Frame and clip loaders
+
+_global_rng = np.random.default_rng()
+
+
+def _augment_params(rng, height, width):
+    """The assignment's augmentation: crop 70-100% (prob 1/2, aspect not kept), flip 1/2, brightness."""
+    crop = None
+    if rng.integers(2) == 0:
+        crop_w = int(width * (0.3 * rng.random() + 0.7))
+        crop_h = int(height * (0.3 * rng.random() + 0.7))
+        x = int(rng.integers(max(width - crop_w, 1)))
+        y = int(rng.integers(max(height - crop_h, 1)))
+        crop = (y, y + crop_h, x, x + crop_w)
+    flip = rng.integers(2) == 0
+    brightness = int(rng.integers(BRIGHTNESS + 1)) - BRIGHTNESS // 2
+    return crop, flip, brightness
+
+
+def _brightness_lut(offset):
+    return np.clip(np.arange(256) + offset, 0, 255).astype(np.uint8)
+
+
+def _transform(frames, augment, rng, size):
+    """uint8 [n, H, W, 3] -> uint8 [n, size, size, 3]; one crop/flip/brightness for all frames."""
+    n, height, width, _ = frames.shape
+    crop, flip, brightness = _augment_params(rng, height, width) if augment else (None, False, 0)
+    if crop is not None:
+        frames = frames[:, crop[0]:crop[1], crop[2]:crop[3]]
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        cv2.resize(frames[i], (size, size), dst=out[i], interpolation=cv2.INTER_LINEAR)
+    if flip:
+        out = np.ascontiguousarray(out[:, :, ::-1])
+    if brightness:
+        # A lookup table saturates exactly as the assignment's float add + clip (the offset is whole).
+        flat = out.reshape(n * size, size, 3)
+        cv2.LUT(flat, _brightness_lut(brightness), dst=flat)
+    return out
+
+
+def _frame_raw(path, augment, rng, size=IMAGE_SIZE, frame_index=None):
+    """uint8 [size, size, 3]: one frame drawn uniformly from all frames (the last included)."""
+    with h5py.File(path, "r") as f:
+        ds, storage, frames, _, _ = _video_dataset(f, path)
+        index = int(rng.integers(frames)) if frame_index is None else frame_index % frames
+        frame = _read_indices(ds, storage, [index], path)
+    return _transform(frame, augment, rng, size)[0]
+
+
+def clip_indices(num_frames, clip_len, start):
+    """Indices of a clip starting at `start`; a video shorter than the clip is looped."""
+    return (start + np.arange(clip_len)) % num_frames
+
+
+def _clip_raw(path, augment, rng, size=IMAGE_SIZE, clip_len=CLIP_LEN, start=None):
+    """uint8 [clip_len, size, size, 3]: consecutive frames from a uniformly drawn start."""
+    with h5py.File(path, "r") as f:
+        ds, storage, frames, _, _ = _video_dataset(f, path)
+        if start is None:
+            start = int(rng.integers(max(frames - clip_len, 0) + 1))
+        clip = _read_indices(ds, storage, clip_indices(frames, clip_len, start), path)
+    return _transform(clip, augment, rng, size)
+
+
+def _rng_from_args(args):
+    """`(path, augment)` uses a process-wide generator; `(path, augment, seed)` a seeded one."""
+    if len(args) > 2 and args[2] is not None:
+        return args[0], args[1], np.random.default_rng(args[2])
+    return args[0], args[1], _global_rng
+
+
+def _safe(loader, args, **kwargs):
+    path, augment, rng = _rng_from_args(args)
+    try:
+        return loader(path, augment, rng, **kwargs)
+    except READ_ERRORS as e:
+        log.warning("skipping %s: %s", path, e)
+        return np.array([])
+
+
+def normalize_numpy(frames, mean, std):
+    """uint8 [..., 3] -> float32 [..., 3] of (x / 255 - mean) / std."""
+    scale = (1.0 / (255.0 * np.asarray(std, np.float32))).astype(np.float32)
+    shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).astype(np.float32)
+    return frames.astype(np.float32) * scale - shift
+
+
+def loadFrameRaw(args, size=IMAGE_SIZE):
+    """`(path, augment[, seed])` -> uint8 [size, size, 3] RGB, or an empty array for a bad file."""
+    return _safe(_frame_raw, args, size=size)
+
+
+def loadSequenceRaw(args, size=IMAGE_SIZE, clip_len=CLIP_LEN):
+    """`(path, augment[, seed])` -> uint8 [clip_len, size, size, 3] RGB, or an empty array."""
+    return _safe(_clip_raw, args, size=size, clip_len=clip_len)
+
+
+def loadFrame(args, size=IMAGE_SIZE):
+    """The assignment's loader: float32 [3, size, size] normalised with ImageNet's mean/std."""
+    frame = loadFrameRaw(args, size)
+    if frame.size == 0:
+        return frame
+    return normalize_numpy(frame, FRAME_MEAN, FRAME_STD).transpose(2, 0, 1).copy()
+
+
+def loadSequence(args, size=IMAGE_SIZE, clip_len=CLIP_LEN):
+    """The assignment's loader: float32 [3, clip_len, size, size] normalised with its clip mean/std."""
+    clip = loadSequenceRaw(args, size, clip_len)
+    if clip.size == 0:
+        return clip
+    return normalize_numpy(clip, CLIP_MEAN, CLIP_STD).transpose(3, 0, 1, 2).copy()
+
+
+def iter_video_chunks(path, chunk_frames=200, size=IMAGE_SIZE):
+    """Stream a whole video as uint8 [<=chunk_frames, size, size, 3] chunks (no augmentation)."""
+    frames = video_info(path)[0]
+    for start in range(0, frames, chunk_frames):
+        yield load_chunk(path, start, min(start + chunk_frames, frames), size)
+
+
+def load_chunk(path, start, stop, size=IMAGE_SIZE):
+    """Frames start..stop-1 resized to size x size (uint8); indices past the end loop around."""
+    return _transform(read_frames(path, np.arange(start, stop)), False, None, size)
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker pool and prefetching
+
+def _init_worker():
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+
+
+def make_pool(workers):
+    """A loader pool of `workers` processes, or None for loading in the calling process.
+
+    Create it before the model and CUDA: workers are forked, and hold no open HDF5 handles since
+    every loader opens and closes its own files.
+    """
+    if workers <= 0:
+        return None
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return ctx.Pool(workers, initializer=_init_worker)
+
+
+class Prefetcher:
+    """Runs `fn(task)` for each task on a pool, keeping at most `depth` tasks in flight.
+
+    Yields results in task order. `wait_seconds` accumulates the time the consumer spent blocked.
+    """
+
+    def __init__(self, pool, fn, tasks, depth):
+        self.pool, self.fn, self.tasks, self.depth = pool, fn, tasks, max(1, depth)
+        self.wait_seconds = 0.0
+
+    def __iter__(self):
+        if self.pool is None:
+            for task in self.tasks:
+                start = time.perf_counter()
+                result = self.fn(task)
+                self.wait_seconds += time.perf_counter() - start
+                yield result
+            return
+        pending = deque()
+        tasks = iter(self.tasks)
+        for task in tasks:
+            pending.append(self.pool.apply_async(self.fn, (task,)))
+            if len(pending) >= self.depth:
+                break
+        while pending:
+            start = time.perf_counter()
+            result = pending.popleft().get()
+            self.wait_seconds += time.perf_counter() - start
+            for task in tasks:  # refill before handing the result over: loading overlaps compute
+                pending.append(self.pool.apply_async(self.fn, (task,)))
+                break
+            yield result
+
+
+SAMPLE_LOADERS = {"frame": _frame_raw, "clip": _clip_raw}
+
+
+def _load_batch(task):
+    """Worker side of BatchLoader: (kind, kwargs, [(index, path, augment, seed)]) -> arrays + failures."""
+    kind, kwargs, items = task
+    loader = SAMPLE_LOADERS[kind]
+    samples, indices, failures = [], [], []
+    for index, path, augment, seed in items:
+        try:
+            samples.append(loader(path, augment, np.random.default_rng(seed), **kwargs))
+            indices.append(index)
+        except READ_ERRORS as e:
+            failures.append((index, path, f"{type(e).__name__}: {e}"))
+    data = np.stack(samples) if samples else None
+    return data, np.asarray(indices, dtype=np.int64), failures
+
+
+class Batch(NamedTuple):
+    data: np.ndarray     # uint8 [n, size, size, 3] frames or [n, T, size, size, 3] clips
+    labels: np.ndarray   # int64 [n]
+    indices: np.ndarray  # int64 [n], positions in the loader's path list
+    global_size: int     # samples in this step summed over all ranks (before failures)
+
+
+def sample_seed(seed, epoch, index):
+    """A per-sample seed: the same sample gets the same augmentation for the same (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class BatchLoader:
+    """Prefetching batches of frames or clips on a process pool; frames and clips, training and test.
+
+    Each epoch (`set_epoch`) draws one permutation from (seed, epoch), identical on every rank. A step
+    takes the next `batch_size * world_size` samples and deals them round-robin to the ranks, so every
+    sample is used exactly once per epoch across ranks and the tail is kept. Every rank gets the same
+    number of steps (DDP needs lockstep). A file that fails to load is dropped from its batch (never
+    the whole batch), logged and counted in `failed`.
+    `fixed=True` (evaluation) draws the frame/clip position from (seed, index) only, so every epoch
+    sees the same frame of each video.
+    """
+
+    def __init__(self, paths, labels, batch_size, kind="frame", *, augment=False, shuffle=False,
+                 seed=0, pool=None, rank=0, world_size=1, prefetch=None, fixed=False, **loader_kwargs):
+        if kind not in SAMPLE_LOADERS:
+            raise ValueError(f"kind must be one of {sorted(SAMPLE_LOADERS)}")
+        if len(paths) < world_size:
+            raise ValueError(f"{len(paths)} samples cannot be shared by {world_size} ranks")
+        self.paths, self.labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
+        self.batch_size, self.kind, self.augment, self.shuffle = batch_size, kind, augment, shuffle
+        self.seed, self.pool, self.rank, self.world_size, self.fixed = seed, pool, rank, world_size, fixed
+        workers = getattr(pool, "_processes", 1) if pool is not None else 1
+        self.prefetch = prefetch or 2 * workers
+        self.loader_kwargs = loader_kwargs
+        self.epoch = 0
+        self.failed = {}  # path -> reason, over the loader's life
+        self.wait_seconds = 0.0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _steps(self):
+        """Global index slices, one per step; a tail smaller than the rank count joins the step before."""
+        n = len(self.paths)
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle
+                 else np.arange(n))
+        step = self.batch_size * self.world_size
+        bounds = list(range(0, n, step)) + [n]
+        if len(bounds) > 2 and n - bounds[-2] < self.world_size:
+            del bounds[-2]
+        return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def __len__(self):
+        return len(self._steps())
+
+    def _tasks(self, steps):
+        for step in steps:
+            mine = step[self.rank::self.world_size]
+            items = [(int(i), str(self.paths[i]), self.augment,
+                      sample_seed(self.seed, -1 if self.fixed else self.epoch, int(i))) for i in mine]
+            yield self.kind, self.loader_kwargs, items
+
+    def __iter__(self):
+        steps = self._steps()
+        prefetcher = Prefetcher(self.pool, _load_batch, self._tasks(steps), self.prefetch)
+        self.epoch_failed = 0
+        try:
+            for step, (data, indices, failures) in zip(steps, prefetcher):
+                for index, path, reason in failures:
+                    log.warning("skipping %s: %s", path, reason)
+                    self.failed[path] = reason
+                self.epoch_failed += len(failures)
+                if data is None:  # every sample of this rank's share failed
+                    shape = (0,) + (() if self.kind == "frame" else (self.loader_kwargs.get("clip_len", CLIP_LEN),))
+                    size = self.loader_kwargs.get("size", IMAGE_SIZE)
+                    data = np.zeros(shape + (size, size, 3), dtype=np.uint8)
+                yield Batch(data, self.labels[indices], indices, len(step))
+        finally:
+            self.wait_seconds = prefetcher.wait_seconds
+
+
+def _load_chunk_task(task):
+    """Worker side of VideoChunkLoader: (video_index, path, start, stop, size) -> (index, array | reason)."""
+    video_index, path, start, stop, size = task
+    try:
+        return video_index, load_chunk(path, start, stop, size)
+    except READ_ERRORS as e:
+        return video_index, f"{type(e).__name__}: {e}"
+
+
+def video_chunk_plan(path, chunk_frames):
+    """Default plan: consecutive chunks of at most chunk_frames frames covering the video once."""
+    frames = video_info(path)[0]
+    return [(start, min(start + chunk_frames, frames)) for start in range(0, frames, chunk_frames)]
+
+
+class VideoChunkLoader:
+    """Streams whole test videos chunk by chunk while the model works on the previous chunk.
+
+    `plan(path)` returns the (start, stop) frame ranges to load for one video (stop may pass the end:
+    frames loop); yields `(video_index, chunk_number, num_chunks, uint8 array)` with the array
+    replaced by an error string for an unreadable video (its remaining chunks are skipped).
+    Memory stays bounded by `depth` chunks whatever the video length.
+    """
+
+    def __init__(self, paths, plan, pool=None, size=IMAGE_SIZE, depth=2):
+        self.paths, self.plan, self.pool, self.size, self.depth = list(paths), plan, pool, size, depth
+        self.wait_seconds = 0.0
+        self._chunks = {}
+
+    def _tasks(self):
+        for video_index, path in enumerate(self.paths):
+            try:
+                ranges = self.plan(path)
+            except READ_ERRORS as e:
+                self._chunks[video_index] = 1
+                yield video_index, path, 0, 0, f"{type(e).__name__}: {e}"
+                continue
+            self._chunks[video_index] = len(ranges)
+            for start, stop in ranges:
+                yield video_index, path, start, stop, self.size
+
+    def __iter__(self):
+        counts, broken = {}, set()
+        prefetcher = Prefetcher(self.pool, _dispatch_chunk_task, self._tasks(), self.depth)
+        try:
+            for video_index, result in prefetcher:
+                if video_index in broken:
+                    continue
+                number = counts.get(video_index, 0)
+                counts[video_index] = number + 1
+                if isinstance(result, str):
+                    broken.add(video_index)
+                yield video_index, number, self._chunks[video_index], result
+        finally:
+            self.wait_seconds = prefetcher.wait_seconds
+
+
+def _dispatch_chunk_task(task):
+    if isinstance(task[4], str):  # the plan already failed in the parent: pass the reason through
+        return task[0], task[4]
+    return _load_chunk_task(task)
+
+
+__all__ = [
+    "getUCF101", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
+    "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "Prefetcher",
+    "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices", "normalize_numpy",
+    "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
+]
