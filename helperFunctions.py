@@ -402,8 +402,10 @@ class Batch(NamedTuple):
 
 
 def sample_seed(seed, epoch, index):
-    """A per-sample seed: the same sample gets the same augmentation for the same (seed, epoch)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+    """A per-sample seed: the same sample gets the same augmentation for the same (seed, epoch);
+    epoch None gives one seed per sample for all epochs (evaluation on a fixed frame)."""
+    key = [seed, index] if epoch is None else [seed, epoch, index]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 class BatchLoader:
@@ -430,12 +432,13 @@ class BatchLoader:
         workers = getattr(pool, "_processes", 1) if pool is not None else 1
         self.prefetch = prefetch or 2 * workers
         self.loader_kwargs = loader_kwargs
-        self.epoch = 0
+        self.epoch, self.start_step = 0, 0
         self.failed = {}  # path -> reason, over the loader's life
         self.wait_seconds = 0.0
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
+    def set_epoch(self, epoch, start_step=0):
+        """Select the epoch's permutation; `start_step` skips steps already done (mid-epoch resume)."""
+        self.epoch, self.start_step = epoch, start_step
 
     def _steps(self):
         """Global index slices, one per step; a tail smaller than the rank count joins the step before."""
@@ -455,11 +458,11 @@ class BatchLoader:
         for step in steps:
             mine = step[self.rank::self.world_size]
             items = [(int(i), str(self.paths[i]), self.augment,
-                      sample_seed(self.seed, -1 if self.fixed else self.epoch, int(i))) for i in mine]
+                      sample_seed(self.seed, None if self.fixed else self.epoch, int(i))) for i in mine]
             yield self.kind, self.loader_kwargs, items
 
     def __iter__(self):
-        steps = self._steps()
+        steps = self._steps()[self.start_step:]
         prefetcher = Prefetcher(self.pool, _load_batch, self._tasks(steps), self.prefetch)
         self.epoch_failed = 0
         try:
