@@ -119,6 +119,13 @@ def remove_stale_temporaries(out_dir):
     return removed
 
 
+def available_cpus():
+    """CPUs this process may use (a cluster job's allocation, not the whole node); os.cpu_count() elsewhere."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def format_bytes(n):
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -202,9 +209,9 @@ def get_args_parser():
                         help="folder holding <Class>/<video>.avi (e.g. UCF-101/); required")
     parser.add_argument("--out", required=True,
                         help="output folder, gets <Class>/<video>.hdf5 (e.g. UCF-101-hdf5/); required")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="parallel processes; 0 converts in this process (default: os.cpu_count(), "
-                        f"here {os.cpu_count()})")
+    parser.add_argument("--workers", type=int, default=available_cpus(),
+                        help="parallel processes; 0 converts in this process (default: the CPUs available "
+                        f"to this process, here {available_cpus()})")
     parser.add_argument("--storage", choices=("raw", "jpeg"), default="raw",
                         help="raw: uint8 [T, H, W, 3] as in the course (~500 GB for UCF-101); jpeg: one "
                         "JPEG per frame, ~10x smaller (default: raw)")
