@@ -5,7 +5,6 @@ The scripts differ only in how they build the model and which loader kind they u
 "clip"); everything here serves both.
 """
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -88,7 +87,8 @@ def train_parser(defaults):
     g.add_argument("--epochs", type=positive_int, default=10, help="total epochs (default: 10)")
     g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
     g.add_argument("--trainable", default=defaults["trainable"],
-                   help=f"comma-separated parameter-name prefixes to train, or 'all' (default: {defaults['trainable']})")
+                   help="comma-separated parameter-name prefixes to train, or 'all' (default: "
+                        f"{defaults['trainable'] or 'layer4.2,fc: the last block of layer4 and the classifier'})")
     g.add_argument("--bn-drift", action="store_true",
                    help="let frozen layers' BatchNorm statistics update as the assignment's code does "
                         "(default: frozen BatchNorm stays in eval mode)")
@@ -368,7 +368,10 @@ def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ra
         scaler.step(optimizer)
         scaler.update()
         step += 1
+        if on_step is not None:  # a test hook
+            on_step(step)
         batch_loss = losses.detach().sum().item()
+        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN).
         flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0], device)
         if flags[0]:
             raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping without saving NaN weights "
@@ -378,8 +381,6 @@ def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ra
         count += len(y)
         if ranks.main and step % 10 == 0:
             batches.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", acc=f"{correct / max(count, 1):.3f}")
-        if on_step is not None:
-            on_step(step)
         if flags[1]:
             stopped = True
             break
@@ -440,6 +441,7 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
     """
     ranks = Dist()
     pool = hf.make_pool(args.workers)  # before CUDA and the model: workers are forked
+    stop = StopSignals().__enter__()  # from the start: a signal during set-up must not kill the job unsaved
     try:
         device = resolve_device(args.device, ranks)
         ranks.init(device)
@@ -504,51 +506,57 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
                     "args": args_for_checkpoint(args), "class_list": class_list, "kind": kind}
 
         entry = log_entries[-1] if log_entries else None
-        with StopSignals() as stop:
-            for epoch in range(start_epoch, args.epochs):
-                set_train_mode(model, args.bn_drift)
-                train_loader.set_epoch(epoch, start_step)
-                result = train_one_epoch(model, train_loader, optimizer, scaler, normalize, device, amp, ranks,
-                                         stop, start_step=start_step, partial=partial, max_steps=args.max_steps)
-                start_step, partial = 0, None
-                if result["stopped"]:
-                    if ranks.main:
-                        save_checkpoint(ckpt_path, state(epoch, result["step"], result["totals"]))
-                        print(f"{stop.received}: saved {ckpt_path} at epoch {epoch + 1}, step {result['step']}; "
-                              f"run the same command again to continue", flush=True)
-                    ranks.barrier()
-                    return_code = EXIT_PREEMPTED
-                    break
-                totals = result["totals"]
-                entry = {"epoch": epoch + 1,
-                         "train_loss": totals["loss_sum"] / max(totals["samples"], 1),
-                         "train_acc": totals["correct"] / max(totals["samples"], 1),
-                         "samples": int(totals["samples"]), "seconds": round(totals["seconds"], 3),
-                         "samples_per_s": totals["samples"] / max(totals["seconds"], 1e-9),
-                         "data_wait_fraction": min(totals["wait"] / max(totals["seconds"], 1e-9), 1.0),
-                         "failed_samples": len(train_loader.failed),
-                         "lr": optimizer.param_groups[0]["lr"]}
-                if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-                    test_loader.set_epoch(0)
-                    entry.update(evaluate(model, test_loader, normalize, device, amp, ranks))
+        for epoch in range(start_epoch, args.epochs):
+            set_train_mode(model, args.bn_drift)
+            train_loader.set_epoch(epoch, start_step)
+            result = train_one_epoch(model, train_loader, optimizer, scaler, normalize, device, amp, ranks,
+                                     stop, start_step=start_step, partial=partial, max_steps=args.max_steps)
+            start_step, partial = 0, None
+            if result["stopped"]:
                 if ranks.main:
-                    log_entries.append(entry)
-                    write_log(log_path, log_entries)
-                    save_checkpoint(ckpt_path, state(epoch + 1))
-                    print(format_entry(entry, args.epochs), flush=True)
+                    save_checkpoint(ckpt_path, state(epoch, result["step"], result["totals"]))
+                    print(f"{stop.received}: saved {ckpt_path} at epoch {epoch + 1}, step {result['step']}; "
+                          f"run the same command again to continue", flush=True)
                 ranks.barrier()
-            else:
-                return_code = 0
+                return_code = EXIT_PREEMPTED
+                break
+            totals = result["totals"]
+            entry = {"epoch": epoch + 1,
+                     "train_loss": totals["loss_sum"] / max(totals["samples"], 1),
+                     "train_acc": totals["correct"] / max(totals["samples"], 1),
+                     "samples": int(totals["samples"]), "seconds": round(totals["seconds"], 3),
+                     "samples_per_s": totals["samples"] / max(totals["seconds"], 1e-9),
+                     "data_wait_fraction": min(totals["wait"] / max(totals["seconds"], 1e-9), 1.0),
+                     "failed_samples": len(train_loader.failed),
+                     "lr": optimizer.param_groups[0]["lr"]}
+            if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+                test_loader.set_epoch(0)
+                entry.update(evaluate(model, test_loader, normalize, device, amp, ranks))
+            if ranks.main:
+                log_entries.append(entry)
+                write_log(log_path, log_entries)
+                save_checkpoint(ckpt_path, state(epoch + 1))
+                print(format_entry(entry, args.epochs), flush=True)
+            ranks.barrier()
+            if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0] and epoch + 1 < args.epochs:
                 if ranks.main:
-                    with open(marker, "w") as f:
-                        f.write(f"{args.epochs} epochs\n")
-                    print(f"done: {ckpt_path}", flush=True)
+                    print(f"{stop.received}: saved {ckpt_path} after epoch {epoch + 1}; "
+                          f"run the same command again to continue", flush=True)
+                return_code = EXIT_PREEMPTED
+                break
+        else:
+            return_code = 0
+            if ranks.main:
+                with open(marker, "w") as f:
+                    f.write(f"{args.epochs} epochs\n")
+                print(f"done: {ckpt_path}", flush=True)
         if return_code:
             sys.exit(return_code)
         return entry
     except NonFiniteLoss as e:
         raise UserError(str(e))
     finally:
+        stop.__exit__()
         if pool is not None:
             pool.terminate()
 
@@ -584,6 +592,7 @@ def test_videos(args, model, normalize, plan, rows_fn, class_list, row_name, che
     """
     ranks = Dist()
     pool = hf.make_pool(args.workers)
+    stop = StopSignals().__enter__()
     try:
         device = resolve_device(args.device, ranks)
         ranks.init(device)
@@ -607,12 +616,10 @@ def test_videos(args, model, normalize, plan, rows_fn, class_list, row_name, che
             print(f"{len(mine) - len(todo)} videos already have predictions: skipping them", flush=True)
         loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
                                      depth=max(2, args.workers))
-        failed = {}
-        rows, start = [], time.perf_counter()
-        computed = 0
-        with StopSignals() as stop, torch.no_grad():
-            bar = progress(loader, ranks, total=None, desc="test", unit="chunk")
-            for video_index, number, count, chunk in bar:
+        failed, rows, computed, written = {}, [], 0, 0
+        start = time.perf_counter()
+        with torch.no_grad():
+            for video_index, number, count, chunk in progress(loader, ranks, desc="test", unit="chunk"):
                 path = paths[todo[video_index]]
                 if isinstance(chunk, str):
                     failed[str(path)] = chunk
@@ -623,37 +630,43 @@ def test_videos(args, model, normalize, plan, rows_fn, class_list, row_name, che
                     logits = rows_fn(model, normalize(to_device(chunk, device)))
                 rows.append(logits.float().cpu().numpy())
                 computed += len(chunk)
-                if number + 1 == count:
+                if number + 1 == count:  # the video's last chunk: its file is complete
                     metrics.write_predictions(metrics.prediction_path(args.predictions_dir, path),
                                               np.concatenate(rows))
-                    rows = []
+                    rows, written = [], written + 1
                     if stop.received:
                         break
         seconds = time.perf_counter() - start
-        interrupted = stop.received
-        failed_all = gather_failed(failed, ranks)
-        if interrupted:
+        failed = gather(failed, ranks)
+        written_per_rank = gather(written, ranks)
+        if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0]:  # any rank stopped: all stop
             if ranks.main:
-                print(f"{interrupted}: stopped; finished videos are saved, run the same command again to continue",
-                      flush=True)
+                print(f"{stop.received or 'signal'}: stopped; finished videos are saved, "
+                      f"run the same command again to continue", flush=True)
             sys.exit(EXIT_PREEMPTED)
         ranks.barrier()
         if ranks.main:
-            print(f"{computed} frames in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} frames/s), "
-                  f"loader wait {loader.wait_seconds:.1f} s", flush=True)
-            return summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed_all)
+            print(f"wrote predictions for {sum(written_per_rank)} videos (per rank: "
+                  f"{', '.join(map(str, written_per_rank))}); {computed} frames in {seconds:.1f} s "
+                  f"({computed / max(seconds, 1e-9):.1f} frames/s), loader wait {loader.wait_seconds:.1f} s",
+                  flush=True)
+            return summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed)
         return None
     finally:
+        stop.__exit__()
         if pool is not None:
             pool.terminate()
 
 
-def gather_failed(failed, ranks):
-    if not ranks.enabled:
-        return failed
-    gathered = [None] * ranks.world_size
-    dist.all_gather_object(gathered, failed)
-    return {k: v for part in gathered for k, v in part.items()}
+def gather(value, ranks):
+    """Every rank's `value`: a dict is merged, anything else listed by rank."""
+    gathered = [value]
+    if ranks.enabled:
+        gathered = [None] * ranks.world_size
+        dist.all_gather_object(gathered, value)
+    if isinstance(value, dict):
+        return {k: v for part in gathered for k, v in part.items()}
+    return gathered
 
 
 def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed):
@@ -690,8 +703,3 @@ def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_
 def batched(x, batch_size):
     """Split a tensor along dim 0 into pieces of at most batch_size."""
     return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
-
-
-@contextlib.contextmanager
-def nullcontext():
-    yield

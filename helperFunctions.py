@@ -8,6 +8,7 @@ HDF5 video files hold one dataset `video` in one of two storages:
   raw  : uint8 [T, H, W, 3], RGB (the course's layout)
   jpeg : variable-length uint8 [T], each element one JPEG-encoded frame; attrs storage/height/width
 """
+import inspect
 import logging
 import multiprocessing
 import os
@@ -151,10 +152,14 @@ def _read_indices(ds, storage, indices, path):
     indices = np.asarray(indices)
     if storage == "jpeg":
         return np.stack([_decode_jpeg(ds[i], path) for i in indices])
-    first, last = int(indices.min()), int(indices.max())
-    if last - first + 1 == len(indices) and np.all(np.diff(indices) == 1):
-        return ds[first:last + 1]  # one contiguous hyperslab: the common case
-    return ds[first:last + 1][indices - first]
+    if len(indices) == 0:
+        raise ValueError(f"{path}: no frames asked for")
+    if len(indices) == 1 or np.all(np.diff(indices) == 1):
+        return ds[int(indices[0]):int(indices[-1]) + 1]  # one contiguous hyperslab: the common case
+    # Looped or scattered frames: read only the contiguous runs that are needed, then reorder.
+    unique, inverse = np.unique(indices, return_inverse=True)
+    runs = np.split(unique, np.flatnonzero(np.diff(unique) != 1) + 1)
+    return np.concatenate([ds[int(r[0]):int(r[-1]) + 1] for r in runs])[inverse]
 
 
 def read_frames(path, indices):
@@ -342,6 +347,10 @@ def make_pool(workers):
     return ctx.Pool(workers, initializer=_init_worker)
 
 
+def pool_size(pool):
+    return 0 if pool is None else pool._processes  # multiprocessing.Pool has no public accessor
+
+
 class Prefetcher:
     """Runs `fn(task)` for each task on a pool, keeping at most `depth` tasks in flight.
 
@@ -404,7 +413,7 @@ class Batch(NamedTuple):
 def sample_seed(seed, epoch, index):
     """A per-sample seed: the same sample gets the same augmentation for the same (seed, epoch);
     epoch None gives one seed per sample for all epochs (evaluation on a fixed frame)."""
-    key = [seed, index] if epoch is None else [seed, epoch, index]
+    key = [seed, 0 if epoch is None else epoch + 1, index]  # (SeedSequence ignores trailing zeros)
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
@@ -429,9 +438,12 @@ class BatchLoader:
         self.paths, self.labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
         self.batch_size, self.kind, self.augment, self.shuffle = batch_size, kind, augment, shuffle
         self.seed, self.pool, self.rank, self.world_size, self.fixed = seed, pool, rank, world_size, fixed
-        workers = getattr(pool, "_processes", 1) if pool is not None else 1
-        self.prefetch = prefetch or 2 * workers
+        self.prefetch = prefetch or 2 * (pool_size(pool) or 1)
+        if len(self.labels) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        inspect.signature(SAMPLE_LOADERS[kind]).bind(None, None, None, **loader_kwargs)  # TypeError now, not in a worker
         self.loader_kwargs = loader_kwargs
+        self.epoch_failed = 0
         self.epoch, self.start_step = 0, 0
         self.failed = {}  # path -> reason, over the loader's life
         self.wait_seconds = 0.0
@@ -517,6 +529,8 @@ class VideoChunkLoader:
                 self._chunks[video_index] = 1
                 yield video_index, path, 0, 0, f"{type(e).__name__}: {e}"
                 continue
+            if not ranges or any(stop <= start for start, stop in ranges):
+                raise ValueError(f"the chunk plan for {path} is empty or has an empty range: {ranges}")
             self._chunks[video_index] = len(ranges)
             for start, stop in ranges:
                 yield video_index, path, start, stop, self.size

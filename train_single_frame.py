@@ -73,7 +73,7 @@ def get_args_parser():
         description="Fine-tune an ImageNet ResNet-50 on single UCF-101 frames (part 1).",
         parents=[engine.common_parser(),
                  engine.train_parser({"output_dir": "runs/split1/single_frame", "batch_size": 100,
-                                      "trainable": "layer4.2,fc"})])
+                                      "trainable": None})])
     g = parser.add_argument_group("model")
     g.add_argument("--arch", choices=ARCHS, default="resnet50", help="torchvision ResNet (default: resnet50)")
     g.add_argument("--pretrained", choices=("imagenet", "none"), default="imagenet",
@@ -85,6 +85,8 @@ def get_args_parser():
 
 def main(args):
     engine.fill_defaults(args)
+    if args.trainable is None:  # the assignment's: the last block of layer4 and the classifier
+        args.trainable = "layer4.1,fc" if args.arch == "resnet18" else "layer4.2,fc"
     return engine.train(args, build_model, "frame", (hf.FRAME_MEAN, hf.FRAME_STD))
 
 
