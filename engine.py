@@ -485,6 +485,11 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
             scaler.load_state_dict(checkpoint["scaler"])
             start_epoch, start_step = checkpoint["epoch"], checkpoint.get("step", 0)
             partial = checkpoint.get("partial")
+            if start_step and checkpoint.get("global_batch") != args.batch_size * ranks.world_size:
+                # Steps of another global batch size do not line up with ours: redo the epoch.
+                if ranks.main:
+                    print("the global batch size changed since the checkpoint: restarting its epoch", flush=True)
+                start_step, partial = 0, None
             if ranks.main:
                 where = f"epoch {start_epoch + 1}, step {start_step}" if start_step else f"epoch {start_epoch + 1}"
                 print(f"resuming from {ckpt_path} at {where}", flush=True)
@@ -503,7 +508,8 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
         def state(epoch, step=0, partial_totals=None):
             return {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "epoch": epoch, "step": step, "partial": partial_totals,
-                    "args": args_for_checkpoint(args), "class_list": class_list, "kind": kind}
+                    "args": args_for_checkpoint(args), "class_list": class_list, "kind": kind,
+                    "global_batch": args.batch_size * ranks.world_size}
 
         entry = log_entries[-1] if log_entries else None
         for epoch in range(start_epoch, args.epochs):
