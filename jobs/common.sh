@@ -1,0 +1,543 @@
+# shellcheck shell=bash
+# Shared logic of the batch jobs in jobs/slurm/ and jobs/pbs/: paths and defaults, node and
+# GPU discovery, the torchrun command, relaying the "time is nearly up" signal to the Python
+# workers, and the requeue/resubmit decision. Sourced by the job scripts, never executed.
+#
+# DRY_RUN=1 prints the command(s) a job would launch, one per line on stdout, and runs nothing.
+#
+# Stop protocol (see jobs/README.md):
+#   1. The scheduler warns the batch shell: Slurm through `#SBATCH --signal=B:USR1@300`, PBS
+#      through a timer started here from the walltime (PBS has no such directive). A user can
+#      do the same by hand: `scancel --batch --signal=USR1 JOBID` or `qsig -s USR1 JOBID`.
+#   2. The batch shell waits on its launchers with `wait` (which a trapped signal interrupts;
+#      a foreground command would delay the trap until it returned), so the trap runs at once:
+#      it touches a stop file on the shared file system and sends SIGTERM to what it started
+#      on this node.
+#   3. jobs/launch_node.sh, one per node, relays the request as $STOP_SIGNAL to the Python
+#      workers, which finish the step, write the checkpoint and exit 75.
+#   4. The batch shell then requeues (Slurm) or resubmits (PBS) the job unless the stage's
+#      marker file says it is complete, or MAX_RESTARTS is used up.
+
+EX_STOPPED=75  # the Python scripts' status for "checkpoint written, run me again"
+
+log() { printf '[%s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*" >&2; }
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 2
+}
+
+# Print a command as one shell-quoted line.
+print_cmd() {
+    local line
+    printf -v line '%q ' "$@"
+    printf '%s\n' "${line% }"
+}
+
+# init_job SCHEDULER STAGE: set every path and default, cd to the repository, install the
+# stop trap. SCHEDULER is the family the script was written for (slurm|pbs); it falls back to
+# "local" when that scheduler's variables are absent, so a job script also runs by hand.
+init_job() {
+    JOB_SCHEDULER=$1
+    STAGE=$2
+    if [[ $JOB_SCHEDULER == slurm && -n ${SLURM_JOB_ID:-} ]]; then
+        SCHEDULER=slurm
+        JOB_ID=$SLURM_JOB_ID
+    elif [[ $JOB_SCHEDULER == pbs && -n ${PBS_JOBID:-} ]]; then
+        SCHEDULER=pbs
+        JOB_ID=$PBS_JOBID
+    else
+        SCHEDULER=local
+        JOB_ID=local-$$
+    fi
+
+    REPO_DIR=$(cd "$REPO_DIR" && pwd) || die "REPO_DIR=$REPO_DIR is not a directory"
+    DATA_DIR=${DATA_DIR:-$REPO_DIR/data}  # the Python scripts' --data-dir default
+    RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs}
+    PYTHON=${PYTHON:-$REPO_DIR/.venv/bin/python}
+    # An array task's index wins over an inherited SPLIT: `sbatch --array=1-3` / `qsub -J 1-3`.
+    SPLIT=${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SPLIT:-1}}}}
+    [[ $SPLIT =~ ^[123]$ ]] || die "SPLIT must be 1, 2 or 3 (the official UCF-101 splits), got '$SPLIT'"
+    MAX_RESTARTS=${MAX_RESTARTS:-50}
+    [[ $MAX_RESTARTS =~ ^[0-9]+$ ]] || die "MAX_RESTARTS must be a number, got '$MAX_RESTARTS'"
+    STOP_SIGNAL=${STOP_SIGNAL:-TERM}
+    STOP_POLL_SECONDS=${STOP_POLL_SECONDS:-5}
+    WARN_SECONDS=${WARN_SECONDS:-300}
+    DRY_RUN=${DRY_RUN:-0}
+    export STOP_SIGNAL STOP_POLL_SECONDS
+
+    cd "$REPO_DIR" || die "cannot cd to $REPO_DIR"
+    STOP_REQUESTED=0
+    NNODES=
+    NPROC_PER_NODE=
+    LAUNCHER_PIDS=()
+    LOCAL_PIDS=()
+    TIMER_PID=
+    STOP_FILE=
+    trap 'request_stop USR1' USR1
+    trap 'request_stop TERM' TERM
+    trap 'request_stop INT' INT
+
+    if [[ $DRY_RUN != 1 ]]; then
+        mkdir -p "$RUNS_DIR/logs" || die "cannot create $RUNS_DIR/logs"
+        if [[ $SCHEDULER == pbs ]]; then
+            # PBS copies its own output file back only at the end and cannot name it per job
+            # id; write a live log next to the Slurm ones instead.
+            local log_file="$RUNS_DIR/logs/$STAGE-${JOB_ID%%.*}.log"
+            echo "logging to $log_file"
+            exec >>"$log_file" 2>&1
+        fi
+        log "stage=$STAGE scheduler=$SCHEDULER job=$JOB_ID split=$SPLIT restart=$(restart_count)/$MAX_RESTARTS host=$(hostname)"
+    fi
+}
+
+stage_dir() { printf '%s/split%s/%s\n' "$RUNS_DIR" "$SPLIT" "$1"; }
+
+# Word-split an env var of extra flags (e.g. TRAIN_SF_ARGS="--epochs 30 --batch-size 64")
+# into the array EXTRA_ARGS. Flags with spaces inside one value are not supported.
+# shellcheck disable=SC2034  # EXTRA_ARGS is read by the job scripts
+read_extra_args() {
+    EXTRA_ARGS=()
+    read -ra EXTRA_ARGS <<<"${!1:-}"
+}
+
+restart_count() {
+    case $SCHEDULER in
+        slurm) echo "${SLURM_RESTART_COUNT:-0}" ;;
+        pbs) echo "${RESTART_COUNT:-0}" ;;  # passed on by pbs_resubmit
+        *) echo 0 ;;
+    esac
+}
+
+# Unique host names of the allocation, in scheduler order, one per line.
+node_hosts() {
+    case $SCHEDULER in
+        slurm) scontrol show hostnames "$SLURM_JOB_NODELIST" ;;
+        pbs) awk 'NF && !seen[$1]++ { print $1 }' "$PBS_NODEFILE" ;;
+        *) echo localhost ;;
+    esac
+}
+
+gpus_per_node() {
+    local n=${GPUS_PER_NODE:-}
+    if [[ -z $n && $SCHEDULER == slurm ]]; then
+        n=${SLURM_GPUS_ON_NODE:-${SLURM_GPUS_PER_NODE:-}}
+        n=${n##*:}  # SLURM_GPUS_PER_NODE may be "a100:4"
+    fi
+    if [[ -z $n && -n ${CUDA_VISIBLE_DEVICES:-} ]]; then
+        local -a devices
+        IFS=, read -ra devices <<<"$CUDA_VISIBLE_DEVICES"
+        n=${#devices[@]}
+    fi
+    if [[ -z $n ]] && command -v nvidia-smi >/dev/null; then
+        n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU') || n=
+    fi
+    n=${n:-1}
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "cannot tell GPUs per node (got '$n'); set GPUS_PER_NODE"
+    echo "$n"
+}
+
+cpus_per_node() {
+    local n
+    case $SCHEDULER in
+        slurm) n=${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-}} ;;
+        pbs) n=${NCPUS:-${PBS_NUM_PPN:-}} ;;
+    esac
+    echo "${n:-$(nproc)}"
+}
+
+# A rendezvous port derived from the job id, so two jobs sharing a node do not collide.
+# Range 10000-30002 stays below Linux's ephemeral ports (32768+).
+master_port() {
+    if [[ -n ${MASTER_PORT:-} ]]; then
+        echo "$MASTER_PORT"
+        return
+    fi
+    [[ $SCHEDULER != local ]] || { echo 29500; return; }
+    local digits=${JOB_ID%%[!0-9]*}
+    local index=${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}
+    echo $((10000 + 10#${digits:-0} % 20000 + 10#$index))
+}
+
+# Discover the allocation: HOSTS (array), NNODES, NPROC_PER_NODE, MASTER_ADDR, MASTER_PORT,
+# WORKERS (DataLoader processes per rank: the node's CPUs shared by its ranks, one core left
+# for each rank's main process).
+discover_nodes() {
+    local hosts cpus
+    hosts=$(node_hosts) || die "cannot list the nodes of job $JOB_ID"
+    mapfile -t HOSTS <<<"$hosts"
+    [[ -n ${HOSTS[0]:-} ]] || die "the node list of job $JOB_ID is empty"
+    NNODES=${#HOSTS[@]}
+    NPROC_PER_NODE=$(gpus_per_node) || exit
+    MASTER_ADDR=${HOSTS[0]}
+    MASTER_PORT=$(master_port)
+    cpus=$(cpus_per_node)
+    WORKERS=${WORKERS:-$((cpus / NPROC_PER_NODE > 1 ? cpus / NPROC_PER_NODE - 1 : 1))}
+}
+
+# Fill the array TORCHRUN_CMD: torchrun over all nodes for SCRIPT (relative to the repo) ARGS.
+build_torchrun() {
+    local script=$1
+    shift
+    local -a base
+    if [[ -n ${TORCHRUN:-} ]]; then
+        read -ra base <<<"$TORCHRUN"
+    else
+        base=("$PYTHON" -m torch.distributed.run)  # = torchrun, but from $PYTHON's environment
+    fi
+    TORCHRUN_CMD=("${base[@]}"
+        --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE"
+        --rdzv_backend c10d --rdzv_endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv_id "$JOB_ID"
+        "$REPO_DIR/$script" "$@")
+}
+
+# Variables a remote node needs that pbsdsh/ssh do not carry: `NAME=value` words.
+forwarded_env() {
+    local name
+    for name in PATH LD_LIBRARY_PATH PYTHONPATH VIRTUAL_ENV CONDA_PREFIX TORCH_HOME \
+        XDG_CACHE_HOME HF_HOME OMP_NUM_THREADS STOP_SIGNAL STOP_POLL_SECONDS \
+        $(compgen -e | grep -E '^(NCCL|TORCH|GLOO)_' || true); do
+        [[ -n ${!name+set} ]] && printf '%s=%s\n' "$name" "${!name}"
+    done | sort -u
+}
+
+# start_launcher KIND CMD...: run CMD in the background (KIND=local: on this node, so the stop
+# trap signals it directly; remote: on other nodes, reached through the stop file only).
+# With DRY_RUN=1 it only prints CMD.
+start_launcher() {
+    local kind=$1
+    shift
+    if [[ $DRY_RUN == 1 ]]; then
+        print_cmd "$@"
+        return
+    fi
+    log "launch: $(print_cmd "$@")"
+    "$@" &
+    LAUNCHER_PIDS+=($!)
+    [[ $kind == local ]] && LOCAL_PIDS+=($!)
+    return 0
+}
+
+# Start one torchrun per node for SCRIPT ARGS (after discover_nodes and build_torchrun).
+launch_torchrun() {
+    local launcher=("$BASH" "$REPO_DIR/jobs/launch_node.sh" "$STOP_FILE")
+    if ((NNODES == 1)); then
+        start_launcher local "${launcher[@]}" "${TORCHRUN_CMD[@]}"
+    elif [[ $SCHEDULER == slurm ]]; then
+        # One task per node; the step gets the job's GPUs (srun's default for GRES). Slurm no
+        # longer passes --cpus-per-task on to srun by itself (22.05+), so say it.
+        local srun_cmd=(srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1)
+        [[ -n ${SLURM_CPUS_PER_TASK:-} ]] && srun_cmd+=(--cpus-per-task="$SLURM_CPUS_PER_TASK")
+        local -a srun_extra
+        read -ra srun_extra <<<"${SRUN_ARGS:-}"
+        start_launcher remote "${srun_cmd[@]}" "${srun_extra[@]}" "${launcher[@]}" "${TORCHRUN_CMD[@]}"
+    else
+        launch_pbs_nodes "${launcher[@]}" "${TORCHRUN_CMD[@]}"
+    fi
+}
+
+# PBS: torchrun on this (first) node locally, on every other node through pbsdsh (default) or
+# ssh (PBS_LAUNCHER=ssh). pbsdsh starts the process through the MoM (TM interface), so PBS
+# tracks, accounts and kills it with the job and no ssh keys are needed; `-n INDEX` addresses
+# a line of $PBS_NODEFILE and works on OpenPBS/PBS Pro and Torque alike. Neither carries our
+# environment, so it is passed explicitly with env(1); launch_node.sh cds to the repo itself.
+launch_pbs_nodes() {
+    local -a env_words remote
+    mapfile -t env_words < <(forwarded_env)
+    start_launcher local "$@"
+    local i host index
+    for ((i = 1; i < NNODES; i++)); do
+        host=${HOSTS[i]}
+        remote=(/usr/bin/env "${env_words[@]}" "NODE_LOG=$RUNS_DIR/logs/$STAGE-${JOB_ID%%.*}.$host.log" "$@")
+        case ${PBS_LAUNCHER:-pbsdsh} in
+            pbsdsh)
+                index=$(awk -v h="$host" '$1 == h { print NR - 1; exit }' "$PBS_NODEFILE")
+                start_launcher remote pbsdsh -n "$index" -- "${remote[@]}"
+                ;;
+            ssh)
+                start_launcher remote ssh -o BatchMode=yes "$host" "$(print_cmd "${remote[@]}")"
+                ;;
+            *) die "PBS_LAUNCHER must be pbsdsh or ssh, got '$PBS_LAUNCHER'" ;;
+        esac
+    done
+}
+
+# Trap handler: ask everything this job started to checkpoint and stop.
+request_stop() {
+    STOP_REQUESTED=1
+    log "received SIG$1: asking the workers to checkpoint and stop"
+    if [[ -n $STOP_FILE ]]; then : >"$STOP_FILE" || true; fi
+    local pid
+    for pid in "${LOCAL_PIDS[@]}"; do
+        kill -s TERM "$pid" 2>/dev/null || true
+    done
+}
+
+# PBS only: warn ourselves WARN_SECONDS before the walltime ends.
+start_warning_timer() {
+    [[ $SCHEDULER == pbs ]] || return 0
+    local left
+    if ! left=$(pbs_seconds_left) || [[ -z $left ]]; then
+        log "warning: walltime unknown (set WALLTIME_SECONDS); no checkpoint before the kill"
+        return 0
+    fi
+    local delay=$((left - WARN_SECONDS > 1 ? left - WARN_SECONDS : 1))
+    log "will ask for a checkpoint in ${delay}s (walltime left ${left}s, WARN_SECONDS=$WARN_SECONDS)"
+    local shell_pid=$$
+    (
+        sleep "$delay" &
+        sleep_pid=$!
+        trap 'kill "$sleep_pid" 2>/dev/null; exit 0' TERM
+        wait "$sleep_pid" && kill -s USR1 "$shell_pid"
+    ) &
+    TIMER_PID=$!
+}
+
+hms_to_seconds() {
+    local total=0 part
+    local -a parts
+    IFS=: read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        total=$((total * 60 + 10#$part))
+    done
+    echo "$total"
+}
+
+# Seconds of walltime left: WALLTIME_SECONDS, else Torque's PBS_WALLTIME, else from qstat.
+pbs_seconds_left() {
+    if [[ -n ${WALLTIME_SECONDS:-} ]]; then
+        echo "$WALLTIME_SECONDS"
+    elif [[ -n ${PBS_WALLTIME:-} ]]; then
+        echo "$PBS_WALLTIME"
+    else
+        local limit used
+        limit=$(pbs_job_attr "$PBS_JOBID" Resource_List.walltime) && [[ -n $limit ]] || return 1
+        used=$(pbs_job_attr "$PBS_JOBID" resources_used.walltime) || used=
+        echo $(($(hms_to_seconds "$limit") - $(hms_to_seconds "${used:-0}")))
+    fi
+}
+
+# Wait for every launcher; the first non-zero status wins. A launcher that fails makes the
+# others stop too (through the stop file) instead of hanging in a collective until NCCL's
+# timeout, without counting as a scheduler warning.
+wait_launchers() {
+    local status=0 rc pid
+    local -a running=("${LAUNCHER_PIDS[@]}")
+    while ((${#running[@]})); do
+        local -a still=()
+        for pid in "${running[@]}"; do
+            if kill -0 "$pid" 2>/dev/null; then
+                still+=("$pid")
+                continue
+            fi
+            rc=0
+            wait "$pid" || rc=$?
+            if ((rc != 0)); then
+                ((status != 0)) || status=$rc
+                [[ -z $STOP_FILE ]] || : >"$STOP_FILE" || true
+            fi
+        done
+        running=("${still[@]}")
+        if ((${#running[@]})); then
+            sleep "$STOP_POLL_SECONDS" &
+            wait $! || true  # returns early when a trapped signal arrives
+        fi
+    done
+    return "$status"
+}
+
+# run_stage OUTPUT_DIR MARKER KIND CMD...: run the stage and decide what happens next.
+# KIND=torchrun: CMD is SCRIPT ARGS, run by torchrun on every node (call discover_nodes first:
+# it sets the WORKERS that ARGS usually contain).
+# KIND=local: CMD runs as is on this node (CPU stages).
+# MARKER is the file that proves the stage complete ("" = exit status 0 is enough).
+run_stage() {
+    local output_dir=$1 marker=$2 kind=$3
+    shift 3
+    if [[ $kind == torchrun ]]; then
+        [[ -n ${NPROC_PER_NODE:-} ]] || die "run_stage torchrun needs discover_nodes first"
+        build_torchrun "$@"
+    fi
+    # On the shared file system (every node polls it), away from the outputs.
+    STOP_FILE="$RUNS_DIR/logs/.stop-$STAGE-${JOB_ID//[^A-Za-z0-9_.-]/_}"
+    if [[ $DRY_RUN == 1 ]]; then
+        if [[ $kind == torchrun ]]; then launch_torchrun; else start_launcher local "$@"; fi
+        return 0
+    fi
+
+    mkdir -p "$output_dir" || die "cannot create $output_dir"
+    rm -f "$STOP_FILE"
+    if [[ -n $marker && -e $marker ]]; then
+        log "$marker exists; running anyway (the script decides whether work is left)"
+    fi
+    start_warning_timer
+    local status=0
+    if ((STOP_REQUESTED)); then
+        status=$EX_STOPPED  # warned before anything started
+    else
+        if [[ $kind == torchrun ]]; then
+            log "nodes=${HOSTS[*]} nproc_per_node=$NPROC_PER_NODE rendezvous=$MASTER_ADDR:$MASTER_PORT workers=$WORKERS"
+            launch_torchrun
+        else
+            start_launcher local "$@"
+        fi
+        wait_launchers || status=$?
+    fi
+    [[ -z $TIMER_PID ]] || kill "$TIMER_PID" 2>/dev/null || true
+    rm -f "$STOP_FILE"
+    finish_stage "$status" "$marker"
+}
+
+# finish_stage STATUS MARKER: exit 0 when done, requeue when stopped, fail otherwise.
+finish_stage() {
+    local status=$1 marker=$2
+    # Decided; a requeue makes the scheduler signal us again, which must not re-enter the trap.
+    trap '' USR1 TERM INT
+    if [[ -n $marker && -e $marker ]] || [[ -z $marker && $status == 0 ]]; then
+        log "stage $STAGE complete"
+        exit 0
+    fi
+    if ((STOP_REQUESTED || status == EX_STOPPED)); then
+        requeue_job
+    fi
+    if [[ $status == 0 ]]; then
+        log "error: the run exited 0 but $marker is missing; not requeued"
+        exit 1
+    fi
+    log "error: the run failed with status $status; not requeued (see the log above)"
+    exit "$status"
+}
+
+# Put the job back in the queue to resume from its checkpoint, at most MAX_RESTARTS times.
+requeue_job() {
+    local count
+    count=$(restart_count)
+    if ((count >= MAX_RESTARTS)); then
+        log "error: stopped after $count restarts (MAX_RESTARTS=$MAX_RESTARTS); not requeued. Submit the job again to resume from the checkpoint."
+        exit "$EX_STOPPED"
+    fi
+    case $SCHEDULER in
+        slurm)
+            # Same job id, so --dependency=afterok chains keep waiting for the real end.
+            if scontrol requeue "$SLURM_JOB_ID"; then
+                log "requeued job $SLURM_JOB_ID (restart $((count + 1))/$MAX_RESTARTS)"
+                exit 0
+            fi
+            log "error: 'scontrol requeue $SLURM_JOB_ID' failed (was the job submitted with --no-requeue?). Submit it again to resume."
+            ;;
+        pbs)
+            if pbs_resubmit "$count"; then
+                exit 0  # non-zero would make PBS delete our afterok dependents
+            fi
+            log "error: resubmission failed. Submit the job again to resume."
+            ;;
+        *)
+            log "stopped before the end; run the same command again to resume from the checkpoint"
+            ;;
+    esac
+    exit "$EX_STOPPED"
+}
+
+# Value of attribute NAME in `qstat -f JOB` (long values wrap onto tab-indented lines).
+pbs_job_attr() {
+    qstat -f "$1" | awk -v key="$2" '
+        /^\t/ { if (found) { line = $0; sub(/^\t/, "", line); value = value line }; next }
+        found { exit }
+        $1 == key && $2 == "=" { found = 1; value = $0; sub(/^[^=]*= /, "", value) }
+        END { if (found) print value }'
+}
+
+# Jobs that wait for JOB with afterok (PBS records them on JOB as "beforeok:ID@server:...").
+pbs_dependents() {
+    pbs_job_attr "$1" depend | tr ',' '\n' | awk -F: '$1 == "beforeok" {
+        for (i = 2; i <= NF; i++) { split($i, id, "@"); print id[1] } }'
+}
+
+# DEPEND with NEW_ID added to its afterok list; every other entry is kept as it is (a
+# dependency dropped from the list would be unregistered on the other job as well).
+pbs_add_afterok() {
+    local depend=$1 new_id=$2 entry found=0
+    local -a entries out=()
+    IFS=, read -ra entries <<<"$depend"
+    for entry in "${entries[@]}"; do
+        if [[ $entry == afterok:* ]]; then
+            entry+=":$new_id"
+            found=1
+        fi
+        out+=("$entry")
+    done
+    ((found)) || out=("afterok:$new_id" "${out[@]}")
+    local IFS=,
+    echo "${out[*]}"
+}
+
+# The variables a resubmitted PBS job needs, as one qsub -v list.
+pbs_job_vars() {
+    local name value
+    local -a vars=()
+    for name in REPO_DIR DATA_DIR RUNS_DIR SPLIT PYTHON MAX_RESTARTS GPUS_PER_NODE WORKERS \
+        VIDEOS_DIR STORAGE KINETICS_CHECKPOINT TEST_3D_MODE PREPARE_ARGS TRAIN_SF_ARGS \
+        TEST_SF_ARGS TRAIN_3D_ARGS TEST_3D_ARGS COMBINE_ARGS WARN_SECONDS STOP_SIGNAL \
+        STOP_POLL_SECONDS PBS_LAUNCHER MASTER_PORT TORCHRUN TORCH_HOME QSUB_ARGS; do
+        [[ -n ${!name:-} ]] || continue
+        value=${!name}
+        [[ $value != *,* ]] || die "$name contains a comma, which qsub -v cannot carry: '$value'"
+        vars+=("$name=$value")
+    done
+    vars+=("$@")
+    local IFS=,
+    echo "${vars[*]}"
+}
+
+# PBS: users may not qrerun (OpenPBS/PBS Pro and Torque reserve it for operators), so submit a
+# continuation that starts after this job ends, and hand it our afterok dependents: each now
+# waits for the continuation as well, and we exit 0, which releases them from us only.
+pbs_resubmit() {
+    local count=$1 new_id child depend vars
+    local -a qsub_extra
+    read -ra qsub_extra <<<"${QSUB_ARGS:-}"
+    vars=$(pbs_job_vars "RESTART_COUNT=$((count + 1))") || return 1
+    new_id=$(qsub -W "depend=afterany:$PBS_JOBID" -v "$vars" "${qsub_extra[@]}" \
+        "$REPO_DIR/jobs/pbs/$STAGE.sh") || return 1
+    log "resubmitted as $new_id (restart $((count + 1))/$MAX_RESTARTS)"
+    for child in $(pbs_dependents "$PBS_JOBID"); do
+        depend=$(pbs_job_attr "$child" depend) || return 1
+        qalter -W "depend=$(pbs_add_afterok "$depend" "$new_id")" "$child" || return 1
+        log "job $child now also waits for $new_id"
+    done
+}
+
+# Pre-flight checks: one clear line instead of a traceback an hour into the queue.
+require_file() { [[ -e $1 ]] || die "$1 not found. $2"; }
+
+check_python() {
+    [[ $DRY_RUN == 1 ]] && return 0
+    [[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not executable; create the venv (python -m venv .venv && .venv/bin/pip install -r requirements.txt) or set PYTHON"
+}
+
+check_dataset() {
+    [[ $DRY_RUN == 1 ]] && return 0
+    check_python
+    require_file "$DATA_DIR/ucfTrainTestlist" "Set DATA_DIR to the folder holding ucfTrainTestlist/ and UCF-101-hdf5/."
+    require_file "$DATA_DIR/UCF-101-hdf5" "Run the prepare job first (jobs/*/prepare.sh) or set DATA_DIR."
+}
+
+# Compute nodes are often offline: the ImageNet weights must already be in torchvision's cache
+# unless OUTPUT_DIR holds a checkpoint (a resumed run does not load them) or the run asks for
+# --pretrained none.
+warn_imagenet_weights() {
+    [[ $DRY_RUN == 1 || -e $1/checkpoint.pth || ${TRAIN_SF_ARGS:-} =~ --pretrained[=\ ]none ]] && return 0
+    local cache=${TORCH_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/torch}/hub/checkpoints
+    if ! compgen -G "$cache/resnet50-*.pth" >/dev/null; then
+        log "warning: no ResNet-50 ImageNet weights in $cache; if this node is offline, fetch them on a login node first:"
+        log "  $PYTHON -c 'from torchvision.models import resnet50, ResNet50_Weights; resnet50(weights=ResNet50_Weights.IMAGENET1K_V1)'"
+    fi
+}
+
+# The checkpoint the test stage evaluates; a missing COMPLETE only warrants a warning.
+check_trained() {
+    [[ $DRY_RUN == 1 ]] && return 0
+    check_dataset
+    require_file "$1/checkpoint.pth" "Train first (jobs/*/train_*.sh) with the same RUNS_DIR and SPLIT."
+    [[ -e $1/COMPLETE ]] || log "warning: $1/COMPLETE is missing: testing a model whose training has not finished"
+}

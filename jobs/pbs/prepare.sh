@@ -1,0 +1,32 @@
+#!/bin/bash
+# Decode UCF-101 videos into HDF5 (CPU only, resumable). Resources: one node, many cores.
+#PBS -N ucf-prepare
+#PBS -S /bin/bash
+#PBS -l select=1:ncpus=32:mem=64gb
+#PBS -l walltime=08:00:00
+#PBS -j oe
+#PBS -r y
+# PBS has no warning-signal directive: jobs/common.sh sends USR1 to this shell WARN_SECONDS
+# (300) before the walltime, then checkpoints and resubmits (see jobs/README.md).
+set -euo pipefail
+# PBS starts the job in $HOME from a copy of this file: find the repository from the qsub
+# directory (submit from the repository root, or pass -v REPO_DIR=...).
+REPO_DIR=${REPO_DIR:-${PBS_O_WORKDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
+if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
+    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
+    exit 2
+fi
+# shellcheck source=../common.sh
+source "$REPO_DIR/jobs/common.sh"
+init_job pbs prepare
+
+videos_dir=${VIDEOS_DIR:-$DATA_DIR/UCF-101}
+if [[ $DRY_RUN != 1 ]]; then
+    check_python
+    require_file "$videos_dir" "Download and unpack UCF-101 there, or set VIDEOS_DIR."
+fi
+read_extra_args PREPARE_ARGS
+cmd=("$PYTHON" "$REPO_DIR/prepare_ucf101.py" --videos "$videos_dir" --out "$DATA_DIR/UCF-101-hdf5"
+    --workers "${WORKERS:-$(cpus_per_node)}")
+[[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
+run_stage "$DATA_DIR/UCF-101-hdf5" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"

@@ -1,0 +1,34 @@
+#!/bin/bash
+# Evaluate the trained 3D model on the split's test videos (resumable; videos are shared out
+# over all ranks). TEST_3D_MODE=full|sliding (default full). Scale like train_3d.sh.
+#PBS -N ucf-test-3d
+#PBS -S /bin/bash
+#PBS -l select=1:ncpus=16:ngpus=1:mem=96gb
+#PBS -l walltime=02:00:00
+#PBS -l place=scatter
+#PBS -j oe
+#PBS -r y
+# PBS has no warning-signal directive: jobs/common.sh sends USR1 to this shell WARN_SECONDS
+# (300) before the walltime, then checkpoints and resubmits (see jobs/README.md).
+# GPUs per node: keep equal to ngpus in the select line (PBS exports no such variable).
+GPUS_PER_NODE=${GPUS_PER_NODE:-1}
+set -euo pipefail
+# PBS starts the job in $HOME from a copy of this file: find the repository from the qsub
+# directory (submit from the repository root, or pass -v REPO_DIR=...).
+REPO_DIR=${REPO_DIR:-${PBS_O_WORKDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
+if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
+    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
+    exit 2
+fi
+# shellcheck source=../common.sh
+source "$REPO_DIR/jobs/common.sh"
+init_job pbs test_3d
+
+train_dir=$(stage_dir 3d)
+check_trained "$train_dir"
+discover_nodes
+read_extra_args TEST_3D_ARGS
+run_stage "$train_dir/test" "" torchrun test_3d.py \
+    --data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth" \
+    --predictions-dir "$train_dir/predictions" --output-dir "$train_dir/test" --workers "$WORKERS" \
+    --mode "${TEST_3D_MODE:-full}" "${EXTRA_ARGS[@]}"

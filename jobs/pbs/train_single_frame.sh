@@ -1,0 +1,35 @@
+#!/bin/bash
+# Train the single-frame (2D ResNet-50, ImageNet-initialised) model on one split.
+# Scale by editing the resource lines only, e.g. 4 nodes x 4 GPUs:
+#   select=4:ncpus=32:ngpus=4:mem=256gb and GPUS_PER_NODE=4 (ncpus = CPUs per node).
+#PBS -N ucf-train-sf
+#PBS -S /bin/bash
+#PBS -l select=1:ncpus=8:ngpus=1:mem=64gb
+#PBS -l walltime=04:00:00
+#PBS -l place=scatter
+#PBS -j oe
+#PBS -r y
+# PBS has no warning-signal directive: jobs/common.sh sends USR1 to this shell WARN_SECONDS
+# (300) before the walltime, then checkpoints and resubmits (see jobs/README.md).
+# GPUs per node: keep equal to ngpus in the select line (PBS exports no such variable).
+GPUS_PER_NODE=${GPUS_PER_NODE:-1}
+set -euo pipefail
+# PBS starts the job in $HOME from a copy of this file: find the repository from the qsub
+# directory (submit from the repository root, or pass -v REPO_DIR=...).
+REPO_DIR=${REPO_DIR:-${PBS_O_WORKDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
+if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
+    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
+    exit 2
+fi
+# shellcheck source=../common.sh
+source "$REPO_DIR/jobs/common.sh"
+init_job pbs train_single_frame
+
+output_dir=$(stage_dir single_frame)
+check_dataset
+warn_imagenet_weights "$output_dir"
+discover_nodes
+read_extra_args TRAIN_SF_ARGS
+run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_single_frame.py \
+    --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
+    "${EXTRA_ARGS[@]}"

@@ -1,0 +1,36 @@
+#!/bin/bash
+# Evaluate the trained 3D model on the split's test videos (resumable; videos are shared out
+# over all ranks). TEST_3D_MODE=full|sliding (default full). Scale like train_3d.sh.
+#SBATCH --job-name=ucf-test-3d
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=16
+#SBATCH --mem=96G
+#SBATCH --time=02:00:00
+# USR1 to the batch shell 5 min before the time limit -> checkpoint, then requeue (B: = the
+# batch shell only; it relays the request to every node, see jobs/common.sh).
+#SBATCH --signal=B:USR1@300
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=runs/logs/%x-%j.log
+set -euo pipefail
+# Slurm runs a copy of this file from its spool directory, so find the repository from the
+# submit directory (submit from the repository root, or set REPO_DIR).
+REPO_DIR=${REPO_DIR:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
+if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
+    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
+    exit 2
+fi
+# shellcheck source=../common.sh
+source "$REPO_DIR/jobs/common.sh"
+init_job slurm test_3d
+
+train_dir=$(stage_dir 3d)
+check_trained "$train_dir"
+discover_nodes
+read_extra_args TEST_3D_ARGS
+run_stage "$train_dir/test" "" torchrun test_3d.py \
+    --data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth" \
+    --predictions-dir "$train_dir/predictions" --output-dir "$train_dir/test" --workers "$WORKERS" \
+    --mode "${TEST_3D_MODE:-full}" "${EXTRA_ARGS[@]}"

@@ -1,0 +1,37 @@
+#!/bin/bash
+# Train the single-frame (2D ResNet-50, ImageNet-initialised) model on one split.
+# Scale by editing these lines only, e.g. 4 nodes x 4 GPUs: --nodes=4 --gpus-per-node=4
+# --cpus-per-task=32 (CPUs per node, shared by its 4 ranks' loaders) --mem=256G.
+#SBATCH --job-name=ucf-train-sf
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --mem=64G
+#SBATCH --time=04:00:00
+# USR1 to the batch shell 5 min before the time limit -> checkpoint, then requeue (B: = the
+# batch shell only; it relays the request to every node, see jobs/common.sh).
+#SBATCH --signal=B:USR1@300
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=runs/logs/%x-%j.log
+set -euo pipefail
+# Slurm runs a copy of this file from its spool directory, so find the repository from the
+# submit directory (submit from the repository root, or set REPO_DIR).
+REPO_DIR=${REPO_DIR:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
+if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
+    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
+    exit 2
+fi
+# shellcheck source=../common.sh
+source "$REPO_DIR/jobs/common.sh"
+init_job slurm train_single_frame
+
+output_dir=$(stage_dir single_frame)
+check_dataset
+warn_imagenet_weights "$output_dir"
+discover_nodes
+read_extra_args TRAIN_SF_ARGS
+run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_single_frame.py \
+    --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
+    "${EXTRA_ARGS[@]}"
