@@ -588,11 +588,12 @@ def load_trained(args, ranks, expected_kind):
     return checkpoint, checkpoint.get("args", {})
 
 
-def test_videos(args, model, normalize, plan, rows_fn, class_list, row_name, checkpoint_path):
+def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, row_name, checkpoint_path):
     """The test driver of both test scripts.
 
-    plan(path) -> [(start, stop)] frame ranges to load; rows_fn(model, x) -> logits rows for one
-    normalised chunk x. A video's rows are written to PREDICTIONS_DIR/<Class>/<video>.hdf5 once all
+    plan(path) -> [(start, stop)] frame ranges to load, each at most max_chunk frames;
+    rows_fn(model, frames, normalize) -> logits rows for one uint8 chunk (F, H, W, 3) on the device,
+    normalised batch by batch so memory follows the batch size, not the chunk. A video's rows are written to PREDICTIONS_DIR/<Class>/<video>.hdf5 once all
     its chunks are done; videos with a complete file are skipped (resume). Rank 0 then computes
     results.json and confusion_matrix.npy from the prediction files.
     """
@@ -621,7 +622,7 @@ def test_videos(args, model, normalize, plan, rows_fn, class_list, row_name, che
         if ranks.main and len(todo) < len(mine):
             print(f"{len(mine) - len(todo)} videos already have predictions: skipping them", flush=True)
         loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
-                                     depth=max(2, args.workers))
+                                     depth=max(2, args.workers), max_chunk=max_chunk)
         failed, rows, computed, written = {}, [], 0, 0
         start = time.perf_counter()
         with torch.no_grad():
@@ -633,7 +634,7 @@ def test_videos(args, model, normalize, plan, rows_fn, class_list, row_name, che
                     rows = []
                     continue
                 with autocast(device, amp):
-                    logits = rows_fn(model, normalize(to_device(chunk, device)))
+                    logits = rows_fn(model, to_device(chunk, device), normalize)
                 rows.append(logits.float().cpu().numpy())
                 computed += len(chunk)
                 if number + 1 == count:  # the video's last chunk: its file is complete

@@ -62,8 +62,8 @@ NOISE_STD = 3.0            # per-pixel, per-frame sensor noise
 MOTIONS = {
     "MotionUp": ("move", -1, 1.0),
     "MotionDown": ("move", +1, 1.0),
-    "MotionUpFast": ("move", -1, FAST),
     "MotionGrow": ("scale", +1, 1.0),
+    "MotionUpFast": ("move", -1, FAST),
     "MotionShrink": ("scale", -1, 1.0),
     "MotionDownFast": ("move", +1, FAST),
     "MotionGrowFast": ("scale", +1, FAST),

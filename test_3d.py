@@ -53,12 +53,11 @@ def sliding_plan(clip_len, stride, chunk_frames):
 
 
 def clip_logits(mode, clip_len, stride, batch_size):
-    def rows(model, frames):  # frames (F, 3, H, W), normalised
-        video = frames.transpose(0, 1)  # (3, F, H, W)
+    def rows(model, frames, normalize):  # uint8 frames (F, H, W, 3)
         if mode == "full":
-            return model(video[None])  # (1, classes)
-        clips = video.unfold(1, clip_len, stride).permute(1, 0, 4, 2, 3)  # (windows, 3, clip_len, H, W)
-        return torch.cat([model(x.contiguous()) for x in engine.batched(clips, batch_size)])
+            return model(normalize(frames[None]))  # (1, 3, F, H, W) -> (1, classes)
+        windows = frames.unfold(0, clip_len, stride).permute(0, 4, 1, 2, 3)  # (windows, clip_len, H, W, 3)
+        return torch.cat([model(normalize(x)) for x in engine.batched(windows, batch_size)])
     return rows
 
 
@@ -89,10 +88,12 @@ def main(args):
     clip_len = trained.get("clip_len", hf.CLIP_LEN)
     if args.max_frames < clip_len:
         raise engine.UserError(f"--max-frames must be at least the clip length {clip_len}")
-    plan = (full_plan(clip_len, args.max_frames) if args.mode == "full"
-            else sliding_plan(clip_len, args.stride, args.chunk_frames))
+    if args.mode == "full":
+        plan, max_chunk = full_plan(clip_len, args.max_frames), args.max_frames
+    else:
+        plan, max_chunk = sliding_plan(clip_len, args.stride, args.chunk_frames), max(args.chunk_frames, clip_len)
     return engine.test_videos(args, model, engine.Normalize(*train_3d.NORMS[trained.get("norm", "assignment")]),
-                              plan, clip_logits(args.mode, clip_len, args.stride, args.batch_size),
+                              plan, max_chunk, clip_logits(args.mode, clip_len, args.stride, args.batch_size),
                               checkpoint["class_list"], "clip", args.checkpoint)
 
 

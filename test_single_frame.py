@@ -22,8 +22,8 @@ def get_args_parser():
 
 
 def frame_logits(batch_size):
-    def rows(model, frames):  # frames (F, 3, H, W) -> logits (F, classes)
-        return torch.cat([model(x) for x in engine.batched(frames, batch_size)])
+    def rows(model, frames, normalize):  # uint8 frames (F, H, W, 3) -> logits (F, classes)
+        return torch.cat([model(normalize(x)) for x in engine.batched(frames, batch_size)])
     return rows
 
 
@@ -35,7 +35,7 @@ def main(args):
     model = train_single_frame.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
     model.load_state_dict(checkpoint["model"])
     return engine.test_videos(args, model, engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
-                              lambda path: hf.video_chunk_plan(path, args.chunk_frames),
+                              lambda path: hf.video_chunk_plan(path, args.chunk_frames), args.chunk_frames,
                               frame_logits(args.batch_size), checkpoint["class_list"], "frame", args.checkpoint)
 
 
