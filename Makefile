@@ -46,7 +46,7 @@ $(DEMO_DATA)/synthetic_classes.json: | $(STAMP)
 
 $(DEMO_SF)/COMPLETE: $(DEMO_DATA)/synthetic_classes.json
 	$(PY) train_single_frame.py $(DEMO_COMMON) --output-dir $(DEMO_SF) \
-		--pretrained none --trainable all --batch-size 32 --lr 1e-3 --epochs 6
+		--pretrained none --trainable all --batch-size 32 --lr 1e-3 --epochs 20 --eval-every 5
 
 $(DEMO_SF)/test/results.json: $(DEMO_SF)/COMPLETE
 	$(PY) test_single_frame.py --checkpoint $(DEMO_SF)/checkpoint.pth --workers 2 \
