@@ -360,6 +360,16 @@ def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ra
         with autocast(device, amp):
             logits = model(x)
         losses = F.cross_entropy(logits.float(), y, reduction="none")
+        step += 1
+        if on_step is not None:  # a test hook: "a signal arrives during this step"
+            on_step(step)
+        batch_loss = losses.detach().sum().item()
+        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN);
+        # it comes before the update, so a non-finite loss never reaches the weights.
+        flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0], device)
+        if flags[0]:
+            raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping before it reaches the "
+                                f"weights (try a lower --lr or --no-amp)")
         # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
         # over the whole global batch even when ranks hold unequal shares (the tail step).
         loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
@@ -367,15 +377,6 @@ def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ra
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        step += 1
-        if on_step is not None:  # a test hook
-            on_step(step)
-        batch_loss = losses.detach().sum().item()
-        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN).
-        flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0], device)
-        if flags[0]:
-            raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping without saving NaN weights "
-                                f"(try a lower --lr or --no-amp)")
         loss_sum += batch_loss
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
