@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared logic of the batch jobs in jobs/slurm/ and jobs/pbs/: paths and defaults, node and
 # GPU discovery, the torchrun command, relaying the "time is nearly up" signal to the Python
-# workers, and the requeue/resubmit decision. Sourced by the job scripts, never executed.
+# workers, the requeue/resubmit decision, and the body of every stage (stage_*, at the end).
+# Sourced by the job scripts and submit_all.sh, never executed.
 #
 # DRY_RUN=1 prints the command(s) a job would launch, one per line on stdout, and runs nothing.
 #
@@ -95,7 +96,6 @@ stage_dir() { printf '%s/split%s/%s\n' "$RUNS_DIR" "$SPLIT" "$1"; }
 
 # Word-split an env var of extra flags (e.g. TRAIN_SF_ARGS="--epochs 30 --batch-size 64")
 # into the array EXTRA_ARGS. Flags with spaces inside one value are not supported.
-# shellcheck disable=SC2034  # EXTRA_ARGS is read by the job scripts
 read_extra_args() {
     EXTRA_ARGS=()
     read -ra EXTRA_ARGS <<<"${!1:-}"
@@ -489,6 +489,42 @@ pbs_job_vars() {
     echo "${vars[*]}"
 }
 
+# parse_submit_args SCHEDULER_CMD SPLIT_VAR SPLITS_VAR ARGS...: the options of submit_all.sh,
+# into the caller's variables (which hold the defaults): --split N into SPLIT_VAR, --splits LIST
+# into SPLITS_VAR (PBS names the same variable twice: the last one given wins), --prepare sets
+# prepare=1, and the options after -- go to the array scheduler_args, for every SCHEDULER_CMD.
+# shellcheck disable=SC2034  # prepare and scheduler_args are read by submit_all.sh
+parse_submit_args() {
+    local command=$1 split_var=$2 splits_var=$3
+    shift 3
+    while (($#)); do
+        case $1 in
+            --split)
+                printf -v "$split_var" %s "${2:-}"
+                shift 2 || die "$1 needs a value"
+                ;;
+            --splits)
+                printf -v "$splits_var" %s "${2:-}"
+                shift 2 || die "$1 needs a value"
+                ;;
+            --prepare)
+                prepare=1
+                shift
+                ;;
+            -h | --help)
+                sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+                exit 0
+                ;;
+            --)
+                shift
+                break
+                ;;
+            *) die "unknown option '$1' (options go before --, $command options after it; see --help)" ;;
+        esac
+    done
+    scheduler_args=("$@")
+}
+
 # PBS: users may not qrerun (OpenPBS/PBS Pro and Torque reserve it for operators), so submit a
 # continuation that starts after this job ends, and hand it our afterok dependents: each now
 # waits for the continuation as well, and we exit 0, which releases them from us only.
@@ -540,4 +576,83 @@ check_trained() {
     check_dataset
     require_file "$1/checkpoint.pth" "Train first (jobs/*/train_*.sh) with the same RUNS_DIR and SPLIT."
     [[ -e $1/COMPLETE ]] || log "warning: $1/COMPLETE is missing: testing a model whose training has not finished"
+}
+
+# --- the stages --------------------------------------------------------------------------------
+# One function per stage, the same for every scheduler: each job script is its scheduler's
+# resource lines, `init_job SCHEDULER STAGE`, then `stage_STAGE`. Each function checks its
+# inputs, reads its *_ARGS, and ends in run_stage, which exits (except with DRY_RUN=1).
+
+stage_prepare() {
+    local videos_dir=${VIDEOS_DIR:-$DATA_DIR/UCF-101}
+    local -a cmd
+    if [[ $DRY_RUN != 1 ]]; then
+        check_python
+        require_file "$videos_dir" "Download and unpack UCF-101 there, or set VIDEOS_DIR."
+    fi
+    read_extra_args PREPARE_ARGS
+    cmd=("$PYTHON" "$REPO_DIR/prepare_ucf101.py" --videos "$videos_dir" --out "$DATA_DIR/UCF-101-hdf5"
+        --workers "${WORKERS:-$(cpus_per_node)}")
+    [[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
+    run_stage "$DATA_DIR/UCF-101-hdf5" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
+}
+
+stage_train_single_frame() {
+    local output_dir
+    output_dir=$(stage_dir single_frame)
+    check_dataset
+    warn_imagenet_weights "$output_dir"
+    discover_nodes
+    read_extra_args TRAIN_SF_ARGS
+    run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_single_frame.py \
+        --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
+        "${EXTRA_ARGS[@]}"
+}
+
+stage_train_3d() {
+    local output_dir kinetics_checkpoint=${KINETICS_CHECKPOINT:-$DATA_DIR/resnet-50-kinetics.pth}
+    output_dir=$(stage_dir 3d)
+    check_dataset
+    if [[ $DRY_RUN != 1 && $kinetics_checkpoint != none ]]; then  # "none": train from scratch
+        require_file "$kinetics_checkpoint" "Put resnet-50-kinetics.pth in DATA_DIR or set KINETICS_CHECKPOINT."
+    fi
+    discover_nodes
+    read_extra_args TRAIN_3D_ARGS
+    run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_3d.py \
+        --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
+        --kinetics-checkpoint "$kinetics_checkpoint" "${EXTRA_ARGS[@]}"
+}
+
+# run_test_stage MODEL SCRIPT ARGS_VAR [FLAGS...]: the test stages. SCRIPT evaluates the
+# checkpoint in stage_dir MODEL with FLAGS, then the flags in the variable ARGS_VAR.
+run_test_stage() {
+    local train_dir script=$2 args_var=$3
+    train_dir=$(stage_dir "$1")
+    shift 3
+    check_trained "$train_dir"
+    discover_nodes
+    read_extra_args "$args_var"
+    run_stage "$train_dir/test" "" torchrun "$script" \
+        --data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth" \
+        --predictions-dir "$train_dir/predictions" --output-dir "$train_dir/test" --workers "$WORKERS" \
+        "$@" "${EXTRA_ARGS[@]}"
+}
+
+stage_test_single_frame() { run_test_stage single_frame test_single_frame.py TEST_SF_ARGS; }
+
+stage_test_3d() { run_test_stage 3d test_3d.py TEST_3D_ARGS --mode "${TEST_3D_MODE:-full}"; }
+
+stage_combine() {
+    local single_frame_predictions predictions_3d
+    single_frame_predictions=$(stage_dir single_frame)/predictions
+    predictions_3d=$(stage_dir 3d)/predictions
+    if [[ $DRY_RUN != 1 ]]; then
+        check_python
+        require_file "$single_frame_predictions" "Run test_single_frame first."
+        require_file "$predictions_3d" "Run test_3d first."
+    fi
+    read_extra_args COMBINE_ARGS
+    run_stage "$(stage_dir report)" "" local "$PYTHON" "$REPO_DIR/combine_results.py" \
+        --data-dir "$DATA_DIR" --split "$SPLIT" --single-frame "$single_frame_predictions" \
+        --3d "$predictions_3d" --output-dir "$(stage_dir report)" "${EXTRA_ARGS[@]}"
 }

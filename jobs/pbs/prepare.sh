@@ -12,21 +12,8 @@ set -euo pipefail
 # PBS starts the job in $HOME from a copy of this file: find the repository from the qsub
 # directory (submit from the repository root, or pass -v REPO_DIR=...).
 REPO_DIR=${REPO_DIR:-${PBS_O_WORKDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
-if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
-    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
-    exit 2
-fi
+[[ -f $REPO_DIR/jobs/common.sh ]] || { echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2; exit 2; }
 # shellcheck source=../common.sh
 source "$REPO_DIR/jobs/common.sh"
 init_job pbs prepare
-
-videos_dir=${VIDEOS_DIR:-$DATA_DIR/UCF-101}
-if [[ $DRY_RUN != 1 ]]; then
-    check_python
-    require_file "$videos_dir" "Download and unpack UCF-101 there, or set VIDEOS_DIR."
-fi
-read_extra_args PREPARE_ARGS
-cmd=("$PYTHON" "$REPO_DIR/prepare_ucf101.py" --videos "$videos_dir" --out "$DATA_DIR/UCF-101-hdf5"
-    --workers "${WORKERS:-$(cpus_per_node)}")
-[[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
-run_stage "$DATA_DIR/UCF-101-hdf5" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
+stage_prepare

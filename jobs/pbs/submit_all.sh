@@ -22,37 +22,16 @@ set -euo pipefail
 
 REPO_DIR=${REPO_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=../common.sh
-source "$REPO_DIR/jobs/common.sh"  # die, pbs_job_vars
+source "$REPO_DIR/jobs/common.sh"  # die, parse_submit_args, pbs_job_vars
 
 splits=${SPLIT:-1}
 prepare=${PREPARE:-0}
-while (($#)); do
-    case $1 in
-        --split | --splits)
-            splits=${2:-}
-            shift 2 || die "$1 needs a value"
-            ;;
-        --prepare)
-            prepare=1
-            shift
-            ;;
-        -h | --help)
-            sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
-            exit 0
-            ;;
-        --)
-            shift
-            break
-            ;;
-        *) die "unknown option '$1' (options go before --, qsub options after it; see --help)" ;;
-    esac
-done
-qsub_extra=("$@")
+parse_submit_args qsub splits splits "$@"
 [[ $splits =~ ^[123](,[123])*$ ]] || die "--split/--splits take 1, 2 or 3, or a list such as 1,2,3, got '$splits'"
 [[ -f $REPO_DIR/jobs/pbs/train_single_frame.sh ]] || die "REPO_DIR=$REPO_DIR is not this repository"
 export REPO_DIR DATA_DIR=${DATA_DIR:-$REPO_DIR/data} RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs}
 # Resubmissions reuse the same qsub options.
-[[ ${#qsub_extra[@]} -eq 0 ]] || export QSUB_ARGS="${qsub_extra[*]}"
+[[ ${#scheduler_args[@]} -eq 0 ]] || export QSUB_ARGS="${scheduler_args[*]}"
 mkdir -p "$RUNS_DIR/logs"
 cd "$REPO_DIR"  # PBS_O_WORKDIR of the jobs
 
@@ -65,7 +44,7 @@ submit() {
     vars=$(pbs_job_vars) || exit
     args=(-v "$vars")
     [[ -z $dependency ]] || args+=(-W "depend=$dependency")
-    if ! JOB_ID=$(qsub "${args[@]}" "${qsub_extra[@]}" "$REPO_DIR/jobs/pbs/$stage.sh"); then
+    if ! JOB_ID=$(qsub "${args[@]}" "${scheduler_args[@]}" "$REPO_DIR/jobs/pbs/$stage.sh"); then
         die "qsub failed for $stage; already queued: ${queued[*]:-none} (qdel them, or queue the rest by hand)"
     fi
     queued+=("$JOB_ID")

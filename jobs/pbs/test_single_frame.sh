@@ -16,19 +16,8 @@ set -euo pipefail
 # PBS starts the job in $HOME from a copy of this file: find the repository from the qsub
 # directory (submit from the repository root, or pass -v REPO_DIR=...).
 REPO_DIR=${REPO_DIR:-${PBS_O_WORKDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
-if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
-    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
-    exit 2
-fi
+[[ -f $REPO_DIR/jobs/common.sh ]] || { echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2; exit 2; }
 # shellcheck source=../common.sh
 source "$REPO_DIR/jobs/common.sh"
 init_job pbs test_single_frame
-
-train_dir=$(stage_dir single_frame)
-check_trained "$train_dir"
-discover_nodes
-read_extra_args TEST_SF_ARGS
-run_stage "$train_dir/test" "" torchrun test_single_frame.py \
-    --data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth" \
-    --predictions-dir "$train_dir/predictions" --output-dir "$train_dir/test" --workers "$WORKERS" \
-    "${EXTRA_ARGS[@]}"
+stage_test_single_frame

@@ -17,22 +17,8 @@ set -euo pipefail
 # PBS starts the job in $HOME from a copy of this file: find the repository from the qsub
 # directory (submit from the repository root, or pass -v REPO_DIR=...).
 REPO_DIR=${REPO_DIR:-${PBS_O_WORKDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
-if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
-    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
-    exit 2
-fi
+[[ -f $REPO_DIR/jobs/common.sh ]] || { echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2; exit 2; }
 # shellcheck source=../common.sh
 source "$REPO_DIR/jobs/common.sh"
 init_job pbs train_3d
-
-output_dir=$(stage_dir 3d)
-kinetics_checkpoint=${KINETICS_CHECKPOINT:-$DATA_DIR/resnet-50-kinetics.pth}
-check_dataset
-if [[ $DRY_RUN != 1 && $kinetics_checkpoint != none ]]; then  # "none": train from scratch
-    require_file "$kinetics_checkpoint" "Put resnet-50-kinetics.pth in DATA_DIR or set KINETICS_CHECKPOINT."
-fi
-discover_nodes
-read_extra_args TRAIN_3D_ARGS
-run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_3d.py \
-    --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
-    --kinetics-checkpoint "$kinetics_checkpoint" "${EXTRA_ARGS[@]}"
+stage_train_3d

@@ -20,41 +20,15 @@
 # see jobs/README.md). Prints one "stage job_id" line per queued job.
 set -euo pipefail
 
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 2
-}
-
 REPO_DIR=${REPO_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# From next to this script rather than REPO_DIR, which is checked below.
+# shellcheck source=../common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # die, parse_submit_args
+
 split=${SPLIT:-1}
 array=
 prepare=${PREPARE:-0}
-while (($#)); do
-    case $1 in
-        --split)
-            split=${2:-}
-            shift 2 || die "--split needs a value"
-            ;;
-        --splits)
-            array=${2:-}
-            shift 2 || die "--splits needs a value"
-            ;;
-        --prepare)
-            prepare=1
-            shift
-            ;;
-        -h | --help)
-            sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
-            exit 0
-            ;;
-        --)
-            shift
-            break
-            ;;
-        *) die "unknown option '$1' (options go before --, sbatch options after it; see --help)" ;;
-    esac
-done
-sbatch_extra=("$@")
+parse_submit_args sbatch split array "$@"
 
 if [[ -n $array ]]; then
     [[ $array =~ ^[1-3]([-,][1-3])*$ ]] || die "--splits takes an array range of splits 1-3 such as 1-3 or 1,3, got '$array'"
@@ -79,7 +53,7 @@ submit() {
         args+=(--output="$RUNS_DIR/logs/%x-%j.log")
     fi
     [[ -z $dependency ]] || args+=(--dependency="$dependency")
-    if ! out=$(sbatch "${args[@]}" "${sbatch_extra[@]}" "$REPO_DIR/jobs/slurm/$stage.sh"); then
+    if ! out=$(sbatch "${args[@]}" "${scheduler_args[@]}" "$REPO_DIR/jobs/slurm/$stage.sh"); then
         die "sbatch failed for $stage; already queued: ${queued[*]:-none} (scancel them, or queue the rest by hand)"
     fi
     JOB_ID=${out%%;*}  # --parsable prints "id" or "id;cluster"

@@ -18,19 +18,8 @@ set -euo pipefail
 # Slurm runs a copy of this file from its spool directory, so find the repository from the
 # submit directory (submit from the repository root, or set REPO_DIR).
 REPO_DIR=${REPO_DIR:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
-if [[ ! -f $REPO_DIR/jobs/common.sh ]]; then
-    echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2
-    exit 2
-fi
+[[ -f $REPO_DIR/jobs/common.sh ]] || { echo "error: $REPO_DIR/jobs/common.sh not found; submit from the repository root or set REPO_DIR" >&2; exit 2; }
 # shellcheck source=../common.sh
 source "$REPO_DIR/jobs/common.sh"
 init_job slurm test_3d
-
-train_dir=$(stage_dir 3d)
-check_trained "$train_dir"
-discover_nodes
-read_extra_args TEST_3D_ARGS
-run_stage "$train_dir/test" "" torchrun test_3d.py \
-    --data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth" \
-    --predictions-dir "$train_dir/predictions" --output-dir "$train_dir/test" --workers "$WORKERS" \
-    --mode "${TEST_3D_MODE:-full}" "${EXTRA_ARGS[@]}"
+stage_test_3d
