@@ -207,6 +207,19 @@ def test_pool_gives_same_batches_as_in_process(videos, pool, kind, augment):
     assert sum(len(b.indices) for b in results[1]) == 5  # rank 1's half of 10
 
 
+def test_pool_handles_a_merged_tail_step(videos, pool):
+    # 7 samples, batch 2, 3 ranks: the 1-sample tail joins the step before, so rank 0 gets 3
+    # samples in one batch, more than batch_size: the shared-memory slots must hold them.
+    paths, labels = loader_inputs(videos, 7)
+    got = []
+    for worker_pool in (None, pool):
+        loader = BatchLoader(paths, labels, 2, kind="frame", shuffle=True, seed=2, size=SIZE, rank=0,
+                             world_size=3, pool=worker_pool)
+        got.append(list(loader))
+    batches_equal(*got)
+    assert max(len(b.indices) for b in got[1]) == 3
+
+
 # ----------------------------------------------------------------------------------------------
 # BatchLoader: bad files are dropped one by one
 
@@ -417,12 +430,13 @@ def chunk_videos(videos, bad_files, tmp_path_factory):
     return paths, readable, broken
 
 
-@pytest.mark.parametrize("use_pool", [False, True])
-def test_video_chunk_loader(chunk_videos, pool, use_pool):
+@pytest.mark.parametrize("use_pool, max_chunk", [(False, None), (True, None), (True, 20), (True, 10)])
+def test_video_chunk_loader(chunk_videos, pool, use_pool, max_chunk):
+    # max_chunk 20: every chunk through shared memory; 10: the larger ones fall back to the pipe.
     paths, readable, _ = chunk_videos
     chunk = 20
     loader = VideoChunkLoader(paths, lambda path: video_chunk_plan(path, chunk),
-                              pool=pool if use_pool else None, size=SIZE, depth=2)
+                              pool=pool if use_pool else None, size=SIZE, depth=2, max_chunk=max_chunk)
     items = list(loader)
     assert [(v, c, n) for v, c, n, _ in items] == [
         (0, 0, 3), (0, 1, 3), (0, 2, 3),  # 45 frames: 20 + 20 + 5
