@@ -510,7 +510,7 @@ def combine(class_list, test_paths, test_labels, predictions_dirs, rule="logmean
 
 
 def main(args):
-    print(args)
+    print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
     weights = parse_weights(args.weights)
     if args.fusion not in FUSION_RULES:
         fail(f"--fusion must be one of {', '.join(FUSION_RULES)}, not {args.fusion!r}")
