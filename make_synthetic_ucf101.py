@@ -51,7 +51,7 @@ MIN_SIZE = 16
 PERIOD = 40                # frames for one slow cycle: crossing the frame height, or min -> max size
 FAST = 3.0                 # fast classes move this many times faster
 SPEED_JITTER = (0.8, 1.2)  # per-video speed factor; fast/slow stays >= 2 > the crop's 1/0.7
-RADIUS = (0.10, 0.22)      # object radius range, fraction of min(height, width)
+RADIUS = (0.08, 0.30)      # object radius range, fraction of min(height, width): wide, so growing shows
 TEXTURE_AMPLITUDE = 12.0   # background texture, grey levels per unit of (clipped) normal noise
 BRIGHTNESS_JITTER = 20.0   # per-video offset, +/- grey levels
 TONE_JITTER = 10.0         # per-video object tone offset, +/- grey levels
