@@ -5,6 +5,7 @@ The scripts differ only in how they build the model and which loader kind they u
 "clip"); everything here serves both.
 """
 import argparse
+import ctypes
 import datetime
 import json
 import math
@@ -589,6 +590,23 @@ def load_trained(args, ranks, expected_kind):
     return checkpoint, checkpoint.get("args", {})
 
 
+def return_freed_memory():
+    """Make glibc hand large freed blocks back to the OS.
+
+    By default glibc raises its mmap threshold each time a large block is freed, after which chunk
+    and batch buffers land in its heaps and stay there, fragmented: a long test's peak memory then
+    creeps up with video length (+119 MB from 100 to 1,800 frames in bench/bench_test.py). A fixed
+    threshold (what MALLOC_MMAP_THRESHOLD_=131072 sets) keeps it flat. No-op without glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 128 * 1024)
+    libc.mallopt(m_trim_threshold, 128 * 1024)
+
+
 def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, row_name, checkpoint_path):
     """The test driver of both test scripts.
 
@@ -598,6 +616,7 @@ def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, ro
     its chunks are done; videos with a complete file are skipped (resume). Rank 0 then computes
     results.json and confusion_matrix.npy from the prediction files.
     """
+    return_freed_memory()
     ranks = Dist()
     pool = hf.make_pool(args.workers)
     stop = StopSignals().__enter__()

@@ -1,0 +1,629 @@
+"""Test-script benchmark: throughput and peak memory of whole-video testing, ours and the assignment's.
+
+    python bench/bench_test.py [--frames-list 100,1800] [--bound-frames 512] [--image-size 224]
+                               [--arch resnet50] [--image-size-3d 112] [--repeats 1] [--json PATH]
+                               [--skip-3d] [--skip-baseline] [--env NAME=VALUE] [--strict] [--quick]
+
+For every frame count it writes (in a subprocess) one synthetic UCF-101-shaped video (240x320, uint8
+RGB, a moving noise pattern) with helperFunctions.write_video_hdf5 into a data dir of its own laid out
+as the real one (ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt with CRLF, 101 classes, and
+UCF-101-hdf5/<Class>/<video>.hdf5, one test video), and checkpoints in the training scripts' format
+(random weights: speed and memory do not depend on them). Then, each in a subprocess of its own so
+that peaks never mix:
+
+  1. test_single_frame.py (part 1, ours): every frame through the 2D ResNet (--workers 2,
+     --batch-size 100, --chunk-frames 200).
+  2. the assignment's part 1 test, transcribed below (`assignment_test_video`): the whole video as
+     float32 [frames, 3, S, S] read frame by frame, then the model on slices of 200 frames.
+  3. test_3d.py --mode full (pieces of at most --max-frames 512) and --mode sliding (every 16-frame
+     window at --stride 8) with the 3D ResNet-50 (layer4_blocks 1), at --image-size-3d (default 112,
+     the Kinetics training size: at 224 a 512-frame piece is ~1.6 GB of conv1 output and minutes of
+     compute per piece on a 2-core CPU).
+
+Our scripts also run on a --bound-frames video (default 512 = --max-frames): long enough that every
+memory bound is reached (a full-mode piece of --max-frames frames, all chunks in flight), so comparing
+it with the longest video shows whether memory still grows once the bounds are reached.
+
+Memory, per run:
+  - test process: its peak RSS (VmHWM, polled from /proc every 20 ms; wait4()'s ru_maxrss, exact,
+    raises it when the poll missed the very end);
+  - loader workers (forked children running the same command line): peak VmHWM, which includes
+    pages shared with the parent since the fork, and peak private memory (Private_* in
+    /proc/PID/smaps_rollup: what only that worker holds);
+  - /dev/shm: the test scripts hand chunks from the workers to the parent through files there
+    (helperFunctions.SharedSlots): memory that no process's RSS shows. Where `unshare --mount` works
+    (root or user namespaces) each test process gets a tmpfs of its own, measured exactly; otherwise
+    the slot folders that appear during the run are summed (other jobs' too, flagged "(?)").
+  - total = test process peak + the workers' private peaks + /dev/shm peak: an upper bound of what
+    the run held at once.
+Memory requirement, per script of ours: the longest video's peak at most 50 MB above the shortest's,
+for the test process and for the total (PASS/FAIL lines; --strict makes a FAIL exit with status 1).
+
+Speed: frames/s as the test scripts report it (their own timer: loading + model + writing, without
+interpreter start-up and model construction; the baseline's timer covers the same); clips/s =
+prediction rows (windows or pieces) per second of that timer. `wall s` is the whole subprocess, CPU
+user/sys its CPU time with its workers' (getrusage of the reaped tree). With --repeats N every cell is
+the median of N runs, the repeats interleaved (repeat r runs every configuration once). The machine
+may be shared: note the load averages printed at the start and the end. The videos stay in the page
+cache: these are CPU and memory costs, not disk reads.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+MEMORY_LIMIT_MB = 50.0
+NUM_CLASSES = 101
+HEIGHT, WIDTH = 240, 320
+TEST_CLASS = "ApplyEyeMakeup"
+FPS_LINE = re.compile(r"(\d+) frames in ([\d.]+) s \(([\d.]+) frames/s\)")
+
+SCRIPTS = {  # row name -> True for our scripts (the memory requirement applies), False for the baseline
+    "ours: test_single_frame.py": True,
+    "assignment part 1 test (baseline)": False,
+    "ours: test_3d.py --mode full": True,
+    "ours: test_3d.py --mode sliding": True,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The assignment's part 1 test, transcribed (the `[i]` -> `[j]` fault fixed, as the brief asks;
+# the rest as written: whole video in float32, float resize, CPU normalisation, slices of 200).
+
+def assignment_test_video(model, filename, num_classes, image_size, mean, std, torch, np, cv2, h5py):
+    h = h5py.File(filename, 'r')
+    nFrames = len(h['video'])
+    data = np.zeros((nFrames, 3, image_size, image_size), dtype=np.float32)
+    for j in range(nFrames):
+        frame = h['video'][j]
+        frame = frame.astype(np.float32)
+        frame = cv2.resize(frame, (image_size, image_size))
+        frame = frame / 255.0
+        frame = (frame - mean) / std
+        frame = frame.transpose(2, 0, 1)
+        data[j, :, :, :] = frame
+    h.close()
+
+    prediction = np.zeros((nFrames, num_classes), dtype=np.float32)
+    loop_i = list(range(0, nFrames, 200))
+    loop_i.append(nFrames)
+    for j in range(len(loop_i) - 1):
+        data_batch = data[loop_i[j]:loop_i[j + 1]]
+        with torch.no_grad():
+            x = np.asarray(data_batch, dtype=np.float32)
+            x = torch.FloatTensor(x).contiguous()  # .cuda() in the assignment; CPU here
+            output = model(x)
+        prediction[loop_i[j]:loop_i[j + 1]] = output.cpu().numpy()
+    return prediction
+
+
+def baseline_main(argv):
+    """Subprocess side of the baseline: load the checkpoint's model, test one video, print JSON."""
+    p = argparse.ArgumentParser(prog="bench_test.py --baseline")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--video", required=True)
+    p.add_argument("--image-size", type=int, required=True)
+    a = p.parse_args(argv)
+    import cv2
+    import h5py
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torchvision
+
+    checkpoint = torch.load(a.checkpoint, map_location="cpu", weights_only=True)
+    model = getattr(torchvision.models, checkpoint["args"]["arch"])(weights=None)
+    model.fc = nn.Linear(model.fc.in_features, len(checkpoint["class_list"]))
+    model.load_state_dict(checkpoint["model"])
+    num_classes = len(checkpoint["class_list"])
+    del checkpoint  # the assignment loads a pickled model: no second copy of the weights
+    model.eval()
+    mean = np.asarray([0.485, 0.456, 0.406], np.float32)
+    std = np.asarray([0.229, 0.224, 0.225], np.float32)
+    start = time.perf_counter()
+    prediction = assignment_test_video(model, a.video, num_classes, a.image_size, mean, std,
+                                       torch, np, cv2, h5py)
+    seconds = time.perf_counter() - start
+    print("BASELINE " + json.dumps({"frames": int(prediction.shape[0]), "rows": int(prediction.shape[0]),
+                                    "seconds": seconds}), flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data and checkpoints
+
+def class_names():
+    names = [TEST_CLASS] + [f"Class{i:03d}" for i in range(2, NUM_CLASSES + 1)]
+    return names
+
+
+def write_root(root, frames, seed=0):
+    """A data dir with one test video of `frames` frames; returns the video's path."""
+    import numpy as np
+    import helperFunctions as hf
+
+    names = class_names()
+    lists = os.path.join(root, "ucfTrainTestlist")
+    os.makedirs(lists, exist_ok=True)
+
+    def write(name, lines):
+        with open(os.path.join(lists, name), "w", newline="") as f:
+            f.write("".join(line + "\r\n" for line in lines))
+
+    write("classInd.txt", [f"{i} {n}" for i, n in enumerate(names, 1)])
+    write("trainlist01.txt", [f"{TEST_CLASS}/v_{TEST_CLASS}_g08_c01.avi 1"])  # never read by the tests
+    write("testlist01.txt", [f"{TEST_CLASS}/v_{TEST_CLASS}_g01_c01.avi"])
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    video = np.empty((frames, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for t in range(frames):  # a pattern moving 3 px per frame
+        video[t] = np.roll(base, 3 * t, axis=1)
+    path = os.path.join(root, "UCF-101-hdf5", TEST_CLASS, f"v_{TEST_CLASS}_g01_c01.hdf5")
+    hf.write_video_hdf5(path, video)
+    return path
+
+
+def setup_main(argv):
+    """Subprocess side of the set-up: videos and checkpoints, so the benchmark process itself stays
+    small (a child's ru_maxrss starts from its parent's RSS at the fork)."""
+    p = argparse.ArgumentParser(prog="bench_test.py --setup")
+    p.add_argument("--work", required=True)
+    p.add_argument("--frames-list", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--image-size", type=int, required=True)
+    p.add_argument("--image-size-3d", type=int, required=True)
+    p.add_argument("--skip-3d", action="store_true")
+    a = p.parse_args(argv)
+    setups = {}
+    for frames in (int(f) for f in a.frames_list.split(",")):
+        root = os.path.join(a.work, f"data_{frames}")
+        t = time.perf_counter()
+        video = write_root(root, frames)
+        print(f"wrote {video}: {frames} frames {HEIGHT}x{WIDTH} ({time.perf_counter() - t:.1f} s)", flush=True)
+        setups[frames] = {"root": root, "video": video}
+    checkpoints = write_checkpoints(a.work, a, setups[min(setups)]["root"])
+    print("SETUP " + json.dumps({"setups": setups, "checkpoints": checkpoints}), flush=True)
+
+
+def write_checkpoints(out, args, root):
+    """2D and 3D checkpoints in the training scripts' format (engine.train's state())."""
+    import torch
+    import engine
+    import train_3d
+    import train_single_frame
+
+    ranks = engine.Dist()
+    names = class_names()
+    torch.manual_seed(0)
+    paths = {}
+    model = train_single_frame.build_model(argparse.Namespace(arch=args.arch, pretrained="none", weights=None),
+                                           len(names), ranks, pretrained=False)
+    paths["frame"] = os.path.join(out, "frame.pth")
+    torch.save({"model": model.state_dict(), "class_list": names, "kind": "frame", "epoch": 1, "step": 0,
+                "args": {"arch": args.arch, "image_size": args.image_size, "data_dir": root, "split": 1}},
+               paths["frame"])
+    if not args.skip_3d:
+        model = train_3d.build_model(argparse.Namespace(depth=50, layer4_blocks=1, kinetics_checkpoint="none"),
+                                     len(names), ranks, pretrained=False)
+        paths["clip"] = os.path.join(out, "clip.pth")
+        torch.save({"model": model.state_dict(), "class_list": names, "kind": "clip", "epoch": 1, "step": 0,
+                    "args": {"depth": 50, "layer4_blocks": 1, "clip_len": 16, "norm": "assignment",
+                             "image_size": args.image_size_3d, "data_dir": root, "split": 1}},
+                   paths["clip"])
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring a process tree
+
+def _status_kb(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _private_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return sum(int(line.split()[1]) for line in f if line.startswith(("Private_Clean:", "Private_Dirty:")))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _children(pid):
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+SHM_DIR = "/dev/shm"
+SHM_PREFIX = "ucf101-slots-"  # helperFunctions.SharedSlots: the ring of files the workers hand chunks through
+
+
+def _shm_dirs():
+    try:
+        return {n for n in os.listdir(SHM_DIR) if n.startswith(SHM_PREFIX)}
+    except OSError:
+        return set()
+
+
+def _dir_bytes(path):
+    """Allocated bytes of the files in `path` (tmpfs pages: memory no process's RSS shows)."""
+    total = 0
+    try:
+        for entry in os.scandir(path):
+            try:
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return total
+
+
+ISOLATE = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+           'mount -t tmpfs tmpfs /dev/shm && exec "$@"', "sh"]
+
+
+def shm_isolation_works():
+    """Whether a test process can get a /dev/shm of its own (a private mount namespace: needs root or
+    user namespaces), so that its shared-memory files are told apart from other jobs'."""
+    if not shutil.which("unshare"):
+        return False
+    try:
+        return subprocess.run(ISOLATE + ["true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _shm_used(pid):
+    """Bytes used on the /dev/shm the process `pid` sees (its own tmpfs when isolated)."""
+    try:
+        st = os.statvfs(f"/proc/{pid}/root{SHM_DIR}")
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+    except OSError:
+        return 0
+
+
+def run_measured(cmd, log_path, poll=0.02, isolate=False, env=None):
+    """Run `cmd` (cwd = repository root); returns wall time, exit code and memory peaks in MB.
+
+    Loader workers are the children that run the parent's own command line (forked, not exec'd)
+    and live for several polls; short helpers forked by imports (fork + exec of a tool) are not.
+    With `isolate` the process runs with a /dev/shm of its own and its use is measured exactly;
+    otherwise the slot folders (helperFunctions.SharedSlots) that appear during the run are summed,
+    which counts other jobs' folders too when they run at the same time (flagged by shm_dirs > 1).
+    """
+    main_hwm, children = 0, {}  # children: pid -> {"hwm", "private", "polls", "worker"}
+    shm_before, shm_seen, shm_peak = _shm_dirs(), set(), 0
+    stop = threading.Event()
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen((ISOLATE if isolate else []) + list(cmd), cwd=REPO_ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, env=None if not env else {**os.environ, **env})
+
+    def poller():
+        nonlocal main_hwm, shm_peak
+        while not stop.is_set():
+            if isolate:
+                # Only once `sh` has mounted the private tmpfs and exec'd the command.
+                if _cmdline(proc.pid).split(b"\0", 1)[0] == os.fsencode(cmd[0]):
+                    shm_peak = max(shm_peak, _shm_used(proc.pid))
+            else:
+                new = _shm_dirs() - shm_before
+                shm_seen.update(new)
+                shm_peak = max(shm_peak, sum(_dir_bytes(os.path.join(SHM_DIR, d)) for d in new))
+            main_hwm = max(main_hwm, _status_kb(proc.pid, "VmHWM") or 0)
+            main_cmd = _cmdline(proc.pid)
+            todo = _children(proc.pid)
+            while todo:
+                pid = todo.pop()
+                todo += _children(pid)
+                c = children.setdefault(pid, {"hwm": 0, "private": 0, "polls": 0, "worker": False})
+                c["polls"] += 1
+                c["worker"] = c["worker"] or (bool(main_cmd) and _cmdline(pid) == main_cmd)
+                c["hwm"] = max(c["hwm"], _status_kb(pid, "VmHWM") or 0)
+                c["private"] = max(c["private"], _private_kb(pid) or 0)
+            stop.wait(poll)
+
+    thread = threading.Thread(target=poller, daemon=True)
+    thread.start()
+    _, status, usage = os.wait4(proc.pid, 0)  # max RSS of the process and its reaped children
+    wall = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    workers = [c for c in children.values() if c["worker"] and c["polls"] >= 3]
+    worker_hwm = max((w["hwm"] for w in workers), default=0)
+    # ru_maxrss also counts the forked copy of this process before exec and any child: use it only
+    # when it is above both (then it is the test process's own peak, grown after the last poll).
+    if usage.ru_maxrss > max(worker_hwm, _status_kb(os.getpid(), "VmHWM") or 0):
+        main_hwm = max(main_hwm, usage.ru_maxrss)
+    mb = 1024.0
+    shm_mb = shm_peak / 2 ** 20
+    return {"wall_s": wall, "returncode": proc.returncode, "main_peak_mb": main_hwm / mb,
+            "shm_peak_mb": shm_mb, "shm_dirs": len(shm_seen),
+            "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "minor_faults": usage.ru_minflt,
+            "rusage_maxrss_mb": usage.ru_maxrss / mb, "workers": len(workers),
+            "other_children": len(children) - len(workers),
+            "worker_peak_mb": worker_hwm / mb,
+            "worker_private_peak_mb": max((w["private"] for w in workers), default=0) / mb,
+            "total_peak_mb": (main_hwm + sum(w["private"] for w in workers)) / mb + shm_mb}
+
+
+# ----------------------------------------------------------------------------------------------
+# The runs
+
+def prediction_rows(pred_dir, video):
+    import metrics
+    return int(metrics.read_predictions(metrics.prediction_path(pred_dir, video)).shape[0])
+
+
+def run_one(what, frames, setup, args, work, tag, isolate=False):
+    """One measured run of configuration `what` on the `frames`-frame video."""
+    root, video, ckpts = setup["root"], setup["video"], setup["checkpoints"]
+    run_dir = os.path.join(work, "runs", tag)
+    os.makedirs(run_dir, exist_ok=True)
+    pred_dir, out_dir, log_path = (os.path.join(run_dir, n) for n in ("predictions", "test", "log.txt"))
+    common = ["--data-dir", root, "--predictions-dir", pred_dir, "--output-dir", out_dir,
+              "--device", "cpu", "--workers", str(args.workers), "--chunk-frames", str(args.chunk_frames)]
+    if what == "ours: test_single_frame.py":
+        cmd = [sys.executable, "test_single_frame.py", "--checkpoint", ckpts["frame"], *common,
+               "--batch-size", str(args.batch_size), "--image-size", str(args.image_size)]
+        size = args.image_size
+    elif what == "assignment part 1 test (baseline)":
+        cmd = [sys.executable, os.path.abspath(__file__), "--baseline", "--checkpoint", ckpts["frame"],
+               "--video", video, "--image-size", str(args.image_size)]
+        size = args.image_size
+    else:
+        mode = what.rsplit(" ", 1)[1]
+        cmd = [sys.executable, "test_3d.py", "--checkpoint", ckpts["clip"], *common, "--mode", mode,
+               "--image-size", str(args.image_size_3d), "--batch-size", str(args.batch_size_3d),
+               "--max-frames", str(args.max_frames), "--stride", str(args.stride)]
+        size = args.image_size_3d
+    result = run_measured(cmd, log_path, isolate=isolate, env=dict(e.split("=", 1) for e in args.env))
+    with open(log_path) as f:
+        log = f.read()
+    if result["returncode"] != 0:
+        raise SystemExit(f"{what} on {frames} frames failed (exit {result['returncode']}): "
+                         f"{' '.join(cmd)}\n{log[-3000:]}")
+    if what.startswith("assignment"):
+        info = json.loads(log.split("BASELINE ", 1)[1].splitlines()[0])
+        seconds, rows = info["seconds"], info["rows"]
+    else:
+        m = FPS_LINE.search(log)
+        if not m:
+            raise SystemExit(f"no 'frames/s' line in the output of {' '.join(cmd)}:\n{log[-3000:]}")
+        computed, fps = int(m.group(1)), float(m.group(3))
+        seconds = computed / fps if fps > 0 else float(m.group(2))
+        rows = prediction_rows(pred_dir, video)
+    shutil.rmtree(run_dir, ignore_errors=True)  # prediction files, and room on the disk
+    result.update({"what": what, "frames": frames, "image_size": size, "seconds": seconds, "rows": rows,
+                   "frames_per_s": frames / seconds, "rows_per_s": rows / seconds, "command": cmd})
+    return result
+
+
+def median_row(runs):
+    keys = ("wall_s", "cpu_user_s", "cpu_sys_s", "minor_faults", "main_peak_mb", "shm_peak_mb", "rusage_maxrss_mb", "worker_peak_mb", "worker_private_peak_mb",
+            "total_peak_mb", "seconds", "frames_per_s", "rows_per_s")
+    row = {k: runs[0][k] for k in ("what", "frames", "image_size", "rows", "workers")}
+    row["shm_dirs"] = max(r["shm_dirs"] for r in runs)
+    row.update({k: statistics.median(r[k] for r in runs) for k in keys})
+    row["repeats"] = len(runs)
+    return row
+
+
+def speed_text(row):
+    if row["what"].endswith("sliding"):
+        return f"{row['rows_per_s']:.2f} clips/s ({row['rows']} windows; {row['frames_per_s']:.1f} frames/s)"
+    if row["what"].endswith("full"):
+        return f"{row['rows_per_s']:.3f} pieces/s ({row['rows']} pieces); {row['frames_per_s']:.1f} frames/s"
+    return f"{row['frames_per_s']:.2f} frames/s"
+
+
+def markdown_table(rows):
+    lines = ["| what | frames | image size | frames/s or clips/s | peak RSS MB (test process) "
+             "| workers: peak RSS / private MB | /dev/shm MB | total MB | wall s | CPU user / sys s |",
+             "|---|---:|---:|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        workers = (f"{r['workers']} x {r['worker_peak_mb']:.0f} / {r['worker_private_peak_mb']:.0f}"
+                   if r["workers"] else "none")
+        lines.append(f"| {r['what']} | {r['frames']} | {r['image_size']} | {speed_text(r)} | "
+                     f"{r['main_peak_mb']:.0f} | {workers} | {r['shm_peak_mb']:.0f}{'' if r['shm_dirs'] <= 1 else ' (?)'} | "
+                     f"{r['total_peak_mb']:.0f} | {r['wall_s']:.1f} | {r['cpu_user_s']:.0f} / {r['cpu_sys_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def criteria(rows, short, long, bound):
+    """Per script: short vs long video (the requirement), and bound vs long (past the chunk bound)."""
+    results = []
+    pairs = [("length", short, long)] + ([("bound", bound, long)] if bound else [])
+    for what, ours in SCRIPTS.items():
+        by_frames = {r["frames"]: r for r in rows if r["what"] == what}
+        for kind, a_frames, b_frames in pairs:
+            if a_frames not in by_frames or b_frames not in by_frames or a_frames == b_frames:
+                continue
+            a, b = by_frames[a_frames], by_frames[b_frames]
+            d_main = b["main_peak_mb"] - a["main_peak_mb"]
+            d_total = b["total_peak_mb"] - a["total_peak_mb"]
+            ok = d_main <= MEMORY_LIMIT_MB and d_total <= MEMORY_LIMIT_MB
+            verdict = ("PASS" if ok else "FAIL") if ours else "INFO"
+            results.append({"what": what, "kind": kind, "short": a_frames, "long": b_frames,
+                            "main_short_mb": a["main_peak_mb"], "main_long_mb": b["main_peak_mb"],
+                            "delta_main_mb": d_main, "total_short_mb": a["total_peak_mb"],
+                            "total_long_mb": b["total_peak_mb"], "delta_total_mb": d_total,
+                            "limit_mb": MEMORY_LIMIT_MB, "pass": ok if ours else None, "verdict": verdict})
+    return results
+
+
+def criteria_lines(results):
+    lines = []
+    for c in results:
+        label = "requirement" if c["kind"] == "length" else "past the chunk/piece bound"
+        lines.append(f"{c['verdict']} {c['what']} ({label}, {c['short']} vs {c['long']} frames): "
+                     f"peak RSS {c['main_short_mb']:.0f} -> {c['main_long_mb']:.0f} MB ({c['delta_main_mb']:+.0f} MB), "
+                     f"with workers {c['total_short_mb']:.0f} -> {c['total_long_mb']:.0f} MB "
+                     f"({c['delta_total_mb']:+.0f} MB); limit +{c['limit_mb']:.0f} MB")
+    return lines
+
+
+def loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Throughput and peak memory of the test scripts (ours and the "
+                                            "assignment's part 1 test) on synthetic UCF-101-shaped videos.")
+    p.add_argument("--frames-list", default=None,
+                   help="video lengths in frames; the memory requirement compares the shortest and the longest "
+                        "(default: 100,1800; quick: 30,200)")
+    p.add_argument("--bound-frames", type=int, default=None,
+                   help="one more video length, run by our scripts only: long enough to reach every memory bound "
+                        "(a full-mode piece of --max-frames, the chunks in flight), so that comparing it with the "
+                        "longest shows whether memory still grows past it; 0 = none (default: 512; quick: 0)")
+    p.add_argument("--image-size", type=int, default=None, help="2D model input size (default: 224; quick: 64)")
+    p.add_argument("--image-size-3d", type=int, default=None,
+                   help="3D model input size (default: 112, the Kinetics training size; quick: 32)")
+    p.add_argument("--arch", default="resnet50", help="torchvision ResNet for part 1 (default: resnet50)")
+    p.add_argument("--batch-size", type=int, default=100, help="test_single_frame.py --batch-size (default: 100)")
+    p.add_argument("--batch-size-3d", type=int, default=32, help="test_3d.py --batch-size, sliding mode (default: 32)")
+    p.add_argument("--workers", type=int, default=2, help="loader workers of our scripts (default: 2)")
+    p.add_argument("--chunk-frames", type=int, default=200, help="--chunk-frames of our scripts (default: 200)")
+    p.add_argument("--max-frames", type=int, default=512, help="test_3d.py full-mode --max-frames (default: 512)")
+    p.add_argument("--stride", type=int, default=8, help="test_3d.py sliding-mode --stride (default: 8)")
+    p.add_argument("--repeats", type=int, default=1, help="runs per cell; the table shows medians (default: 1)")
+    p.add_argument("--skip-3d", action="store_true", help="part 1 only")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a memory check of ours fails")
+    p.add_argument("--skip-baseline", action="store_true", help="no assignment baseline runs")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run (< 1 min): 30 and 200 frames, no bound run, 64x64 for 2D, 32x32 for 3D")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment variable for every measured process (repeatable), e.g. to try allocator "
+                        "settings: --env MALLOC_MMAP_MAX_=0 --env MALLOC_TRIM_THRESHOLD_=4294967296")
+    p.add_argument("--work-dir", default=None, help="where the data and runs go (default: a temporary dir, removed)")
+    p.add_argument("--json", default=None, help="also write the results here")
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--baseline"]:
+        return baseline_main(argv[1:])
+    if argv[:1] == ["--setup"]:
+        return setup_main(argv[1:])
+    args = get_args_parser().parse_args(argv)
+    quick = args.quick
+    args.frames_list = args.frames_list or ("30,200" if quick else "100,1800")
+    if args.bound_frames is None:
+        args.bound_frames = 0 if quick else args.max_frames
+    args.image_size = args.image_size or (64 if quick else 224)
+    args.image_size_3d = args.image_size_3d or (32 if quick else 112)
+    frames_list = [int(f) for f in args.frames_list.split(",") if f.strip()]
+    if any("=" not in e for e in args.env):
+        raise SystemExit("--env takes NAME=VALUE")
+    if not frames_list or min(frames_list) < 1:
+        raise SystemExit("--frames-list needs positive frame counts, e.g. 100,1800")
+    bound = args.bound_frames if args.bound_frames and args.bound_frames not in frames_list else 0
+    all_frames = sorted(set(frames_list) | ({bound} if bound else set()))
+    whats = [w for w in SCRIPTS if not (args.skip_3d and "3d" in w) and not (args.skip_baseline and "baseline" in w)]
+
+    started = time.perf_counter()
+    load_start = loadavg()
+    work = args.work_dir or tempfile.mkdtemp(prefix="bench_test_")
+    os.makedirs(work, exist_ok=True)
+    try:
+        cmd = [sys.executable, os.path.abspath(__file__), "--setup", "--work", work,
+               "--frames-list", ",".join(map(str, all_frames)), "--arch", args.arch,
+               "--image-size", str(args.image_size), "--image-size-3d", str(args.image_size_3d)]
+        done = subprocess.run(cmd + (["--skip-3d"] if args.skip_3d else []), cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"set-up failed: {' '.join(cmd)}")
+        print("\n".join(line for line in done.stdout.splitlines() if not line.startswith("SETUP ")), flush=True)
+        info = json.loads(done.stdout.split("SETUP ", 1)[1].splitlines()[0])
+        setups = {int(f): dict(s, checkpoints=info["checkpoints"]) for f, s in info["setups"].items()}
+
+        isolate = shm_isolation_works()
+        print("each test process gets a /dev/shm of its own (unshare --mount): its shared memory is measured exactly"
+              if isolate else "no private /dev/shm (unshare --mount failed): shared-memory folders that appear "
+              "during a run are counted, other jobs' included", flush=True)
+        runs = {}
+        for repeat in range(args.repeats):
+            for frames in all_frames:
+                for what in whats:
+                    if frames == bound and not SCRIPTS[what]:
+                        continue  # the baseline grows with length anyway: no bound run
+                    tag = f"r{repeat}_{frames}_{len(runs)}"
+                    r = run_one(what, frames, setups[frames], args, work, tag, isolate)
+                    runs.setdefault((what, frames), []).append(r)
+                    print(f"[repeat {repeat + 1}/{args.repeats}] {what}, {frames} frames: {speed_text(r)}, "
+                          f"peak RSS {r['main_peak_mb']:.0f} MB (total {r['total_peak_mb']:.0f} MB), "
+                          f"wall {r['wall_s']:.1f} s, load {loadavg()[0]:.2f}", flush=True)
+        rows = [median_row(runs[(w, f)]) for w in whats for f in all_frames if (w, f) in runs]
+        results = criteria(rows, min(frames_list), max(frames_list), bound if bound > min(frames_list) else 0)
+        total = time.perf_counter() - started
+        print()
+        print(markdown_table(rows))
+        print()
+        for line in criteria_lines(results):
+            print(line)
+        note = f"medians of {args.repeats} run(s)" if args.repeats > 1 else "single run each (--repeats 1)"
+        print(f"\n{note}; total {total:.0f} s; load average at start {load_start}, at end {loadavg()}")
+        if args.json:
+            import torch
+            report = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                      "host": {"platform": platform.platform(), "python": platform.python_version(),
+                               "torch": torch.__version__, "cpus": os.cpu_count(),
+                               "torch_threads": torch.get_num_threads()},
+                      "config": {k: v for k, v in vars(args).items()}, "frames_list": frames_list, "bound_frames": bound,
+                      "shm_isolated": isolate,
+                      "rows": rows, "criteria": results,
+                      "runs": [r for rs in runs.values() for r in rs],
+                      "total_seconds": total, "loadavg_start": load_start, "loadavg_end": loadavg()}
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
+            print(f"wrote {args.json}")
+        failed = [c for c in results if c["pass"] is False]
+        return 1 if failed and args.strict else 0
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
