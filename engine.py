@@ -442,7 +442,7 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
     Returns the last log entry.
     """
     ranks = Dist()
-    pool = hf.make_pool(args.workers)  # before CUDA and the model: workers are forked
+    pool = hf.make_pool(args.workers, shield_signals=True)  # before CUDA and the model: workers are forked
     stop = StopSignals().__enter__()  # from the start: a signal during set-up must not kill the job unsaved
     try:
         device = resolve_device(args.device, ranks)
@@ -565,8 +565,7 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
         raise UserError(str(e))
     finally:
         stop.__exit__()
-        if pool is not None:
-            pool.terminate()
+        hf.close_pool(pool)
 
 
 def format_entry(entry, epochs):
@@ -618,7 +617,7 @@ def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, ro
     """
     return_freed_memory()
     ranks = Dist()
-    pool = hf.make_pool(args.workers)
+    pool = hf.make_pool(args.workers, shield_signals=True)
     stop = StopSignals().__enter__()
     try:
         device = resolve_device(args.device, ranks)
@@ -681,8 +680,7 @@ def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, ro
         return None
     finally:
         stop.__exit__()
-        if pool is not None:
-            pool.terminate()
+        hf.close_pool(pool)
 
 
 def gather(value, ranks):

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections import deque
@@ -353,21 +354,40 @@ def load_chunk(path, start, stop, size=IMAGE_SIZE):
 # ----------------------------------------------------------------------------------------------
 # Worker pool and prefetching
 
-def _init_worker():
+def _init_worker(shield_signals):
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+    if shield_signals:
+        # Slurm, PBS and Ctrl-C signal the whole process group. The parent saves and stops; a worker
+        # that died instead would be re-forked from the multithreaded parent, which can deadlock
+        # (seen: a SIGTERM'd training run hung in futex waits). close_pool ends them cleanly.
+        for name in ("SIGTERM", "SIGUSR1", "SIGINT"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-def make_pool(workers):
+def make_pool(workers, shield_signals=False):
     """A loader pool of `workers` processes, or None for loading in the calling process.
 
     Create it before the model and CUDA: workers are forked, and hold no open HDF5 handles since
-    every loader opens and closes its own files.
+    every loader opens and closes its own files. `shield_signals`: workers ignore SIGTERM, SIGUSR1
+    and SIGINT, for callers that handle those themselves and end the pool with close_pool.
     """
     if workers <= 0:
         return None
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    return ctx.Pool(workers, initializer=_init_worker)
+    return ctx.Pool(workers, initializer=_init_worker, initargs=(shield_signals,))
+
+
+def close_pool(pool):
+    """End a pool made with shield_signals: its workers finish the few tasks in flight, then exit.
+
+    (terminate() would wait for SIGTERM'd workers that ignore it, and killing a worker can leave the
+    task queue's lock held, so terminate() would hang on that instead.)
+    """
+    if pool is not None:
+        pool.close()
+        pool.join()
 
 
 def pool_size(pool):
@@ -661,7 +681,7 @@ class VideoChunkLoader:
 
 __all__ = [
     "getUCF101", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
-    "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "Prefetcher",
+    "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
     "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices", "normalize_numpy",
     "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
 ]

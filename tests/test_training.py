@@ -142,6 +142,24 @@ def test_sigusr1_to_a_real_process_saves_and_exits_75(data_dir, tmp_path):
     assert [e["epoch"] for e in read_log(out)] == list(range(1, ckpt["epoch"] + 1))
 
 
+def test_sigterm_to_the_whole_process_group_with_loader_workers(data_dir, tmp_path):
+    # What Slurm and PBS do: every process of the job gets the signal, loader workers included.
+    # The workers must neither die (a re-forked worker can deadlock) nor keep the job alive.
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_single_frame.py", "--data-dir", data_dir, "--output-dir", str(out),
+           *SINGLE, "--workers", "2", "--epochs", "50", "--batch-size", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 1/"):
+            break
+    os.killpg(proc.pid, signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == engine.EXIT_PREEMPTED, stderr
+    assert "SIGTERM: saved" in stdout and "Traceback" not in stderr
+    assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
+
+
 def test_frozen_batchnorm_statistics_do_not_drift(data_dir, tmp_path):
     out, drift = tmp_path / "frozen", tmp_path / "drift"
     train_single(data_dir, out, "--epochs", "1", "--trainable", "layer4.1,fc")
