@@ -54,6 +54,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -316,7 +317,7 @@ def _shm_used(pid):
         return 0
 
 
-def run_measured(cmd, log_path, poll=0.02, isolate=False, env=None):
+def run_measured(cmd, log_path, poll=0.02, isolate=False, env=None, timeout=None):
     """Run `cmd` (cwd = repository root); returns wall time, exit code and memory peaks in MB.
 
     Loader workers are the children that run the parent's own command line (forked, not exec'd)
@@ -359,7 +360,20 @@ def run_measured(cmd, log_path, poll=0.02, isolate=False, env=None):
 
     thread = threading.Thread(target=poller, daemon=True)
     thread.start()
-    _, status, usage = os.wait4(proc.pid, 0)  # max RSS of the process and its reaped children
+    timed_out = False
+    while True:  # wait4: max RSS of the process and its reaped children
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if timeout and not timed_out and time.perf_counter() - start > timeout:
+            timed_out = True  # a hung run (e.g. a stuck Pool.terminate()): end it and its workers
+            for child in _children(proc.pid):
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except OSError:
+                    pass
+            proc.kill()
+        time.sleep(0.05)
     wall = time.perf_counter() - start
     stop.set()
     thread.join()
@@ -372,7 +386,7 @@ def run_measured(cmd, log_path, poll=0.02, isolate=False, env=None):
         main_hwm = max(main_hwm, usage.ru_maxrss)
     mb = 1024.0
     shm_mb = shm_peak / 2 ** 20
-    return {"wall_s": wall, "returncode": proc.returncode, "main_peak_mb": main_hwm / mb,
+    return {"wall_s": wall, "returncode": proc.returncode, "timed_out": timed_out, "main_peak_mb": main_hwm / mb,
             "shm_peak_mb": shm_mb, "shm_dirs": len(shm_seen),
             "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "minor_faults": usage.ru_minflt,
             "rusage_maxrss_mb": usage.ru_maxrss / mb, "workers": len(workers),
@@ -412,12 +426,14 @@ def run_one(what, frames, setup, args, work, tag, isolate=False):
                "--image-size", str(args.image_size_3d), "--batch-size", str(args.batch_size_3d),
                "--max-frames", str(args.max_frames), "--stride", str(args.stride)]
         size = args.image_size_3d
-    result = run_measured(cmd, log_path, isolate=isolate, env=dict(e.split("=", 1) for e in args.env))
+    result = run_measured(cmd, log_path, isolate=isolate, env=dict(e.split("=", 1) for e in args.env),
+                          timeout=args.timeout)
     with open(log_path) as f:
         log = f.read()
     if result["returncode"] != 0:
-        raise SystemExit(f"{what} on {frames} frames failed (exit {result['returncode']}): "
-                         f"{' '.join(cmd)}\n{log[-3000:]}")
+        why = f"timed out after {args.timeout} s" if result["timed_out"] else f"exit {result['returncode']}"
+        print(f"FAILED RUN {what} on {frames} frames ({why}): {' '.join(cmd)}\n{log[-2000:]}", flush=True)
+        return None
     if what.startswith("assignment"):
         info = json.loads(log.split("BASELINE ", 1)[1].splitlines()[0])
         seconds, rows = info["seconds"], info["rows"]
@@ -527,7 +543,10 @@ def get_args_parser():
     p.add_argument("--stride", type=int, default=8, help="test_3d.py sliding-mode --stride (default: 8)")
     p.add_argument("--repeats", type=int, default=1, help="runs per cell; the table shows medians (default: 1)")
     p.add_argument("--skip-3d", action="store_true", help="part 1 only")
-    p.add_argument("--strict", action="store_true", help="exit with status 1 when a memory check of ours fails")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when a memory check of ours or a run fails")
+    p.add_argument("--timeout", type=float, default=1200,
+                   help="seconds after which a run counts as hung and is killed (default: 1200)")
     p.add_argument("--skip-baseline", action="store_true", help="no assignment baseline runs")
     p.add_argument("--quick", action="store_true",
                    help="smoke run (< 1 min): 30 and 200 frames, no bound run, 64x64 for 2D, 32x32 for 3D")
@@ -581,7 +600,7 @@ def main(argv=None):
         print("each test process gets a /dev/shm of its own (unshare --mount): its shared memory is measured exactly"
               if isolate else "no private /dev/shm (unshare --mount failed): shared-memory folders that appear "
               "during a run are counted, other jobs' included", flush=True)
-        runs = {}
+        runs, failed_runs = {}, []
         for repeat in range(args.repeats):
             for frames in all_frames:
                 for what in whats:
@@ -589,6 +608,9 @@ def main(argv=None):
                         continue  # the baseline grows with length anyway: no bound run
                     tag = f"r{repeat}_{frames}_{len(runs)}"
                     r = run_one(what, frames, setups[frames], args, work, tag, isolate)
+                    if r is None:
+                        failed_runs.append({"what": what, "frames": frames, "repeat": repeat})
+                        continue
                     runs.setdefault((what, frames), []).append(r)
                     print(f"[repeat {repeat + 1}/{args.repeats}] {what}, {frames} frames: {speed_text(r)}, "
                           f"peak RSS {r['main_peak_mb']:.0f} MB (total {r['total_peak_mb']:.0f} MB), "
@@ -610,7 +632,7 @@ def main(argv=None):
                                "torch": torch.__version__, "cpus": os.cpu_count(),
                                "torch_threads": torch.get_num_threads()},
                       "config": {k: v for k, v in vars(args).items()}, "frames_list": frames_list, "bound_frames": bound,
-                      "shm_isolated": isolate,
+                      "shm_isolated": isolate, "failed_runs": failed_runs,
                       "rows": rows, "criteria": results,
                       "runs": [r for rs in runs.values() for r in rs],
                       "total_seconds": total, "loadavg_start": load_start, "loadavg_end": loadavg()}
@@ -618,8 +640,10 @@ def main(argv=None):
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=2)
             print(f"wrote {args.json}")
+        for f in failed_runs:
+            print(f"FAILED RUN: {f['what']} on {f['frames']} frames (repeat {f['repeat'] + 1}): see above")
         failed = [c for c in results if c["pass"] is False]
-        return 1 if failed and args.strict else 0
+        return 1 if (failed or failed_runs) and args.strict else 0
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
