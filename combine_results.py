@@ -201,6 +201,11 @@ def pct(value, signed=False):
     return f"{100.0 * value:+.2f}" if signed else f"{100.0 * value:.2f}"
 
 
+def counted(n, one, many):
+    """'the class' for n == 1, else 'the 7 classes' (n > 1)."""
+    return one if n == 1 else f"the {n} {many}"
+
+
 def build_tables(results, class_list):
     """The report's tables as ``{name: (caption, header, align, rows)}`` of plain strings.
 
@@ -231,19 +236,26 @@ def build_tables(results, class_list):
         )
     for m in MODELS:
         pairs = summaries[m]["most_confused"]
+        if pairs:
+            caption = (f"{MODEL_TITLES[m]}: {counted(len(pairs), 'the most confused pair', 'most confused pairs')}, "
+                       f"as the percentage of the true class's test videos predicted as the other class.")
+        else:
+            caption = f"{MODEL_TITLES[m]}: no confused pairs (every test video was classified correctly)."
         tables[f"most_confused_{m}"] = (
-            f"{MODEL_TITLES[m]}: the {len(pairs)} most confused pairs, as the percentage of the true "
-            f"class's test videos predicted as the other class.",
+            caption,
             ["#", "True class", "Predicted as", "% of true class"], "rllr",
             [[str(i + 1), t, p, pct(f)] for i, (t, p, f) in enumerate(pairs)],
         )
     rated = [r for r in results["spatial_vs_temporal"] if r["difference"] is not None]
     gains = [r for r in rated if r["difference"] > 0][:NUM_LISTED]
     losses = [r for r in reversed(rated) if r["difference"] < 0][:NUM_LISTED]
+    gains_text = (counted(len(gains), "the class", "classes") + " where the 3D model gains most over the "
+                  "single-frame model" if gains else "no class where the 3D model is better")
+    losses_text = (counted(len(losses), "the class", "classes") + " where the single-frame model is better"
+                   if losses else "no class where the single-frame model is better")
     tables["spatial_vs_temporal"] = (
-        f"Appearance vs motion: the {len(gains)} classes where the 3D model gains most over the single-frame "
-        f"model, then the {len(losses)} where the single-frame model is better (accuracy %, difference = "
-        f"3D minus single frame). The full list is in results.json.",
+        f"Appearance vs motion: {gains_text}; {losses_text} (accuracy %, difference = 3D minus single "
+        f"frame). The full list is in results.json.",
         ["Class", "Single frame", "3D", "Difference", "Better"], "lrrrl",
         [[r["class"], pct(r["single_frame"]), pct(r["3d"]), pct(r["difference"], signed=True),
           "3D" if r["difference"] > 0 else "single frame"] for r in gains + losses],
@@ -277,7 +289,8 @@ def table_to_text(caption, header, align, rows):
     def line(cells):
         return "  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(cells, widths, align))
 
-    return "\n".join([line(header), "-" * len(line(header))] + [line(r) for r in rows])
+    body = [line(r) for r in rows] or ["(none)"]
+    return "\n".join([line(header), "-" * len(line(header))] + body)
 
 
 def write_tables(tables, output_dir):

@@ -248,6 +248,32 @@ def test_markdown_tables(default_run):
             assert line.endswith("|")
 
 
+def test_table_captions_count_what_they_show(default_run, tmp_path, skip_drawing):
+    output_dir, results = default_run
+    text = (output_dir / "tables.md").read_text()
+    pairs = len(results["single_frame"]["most_confused"])
+    assert pairs > 1 and f"Single frame (ResNet-50): the {pairs} most confused pairs" in text
+    # Both models right on every video (as in the demo): no empty "the 0 ..." captions.
+    root = tmp_path / "perfect"
+    write_dataset(root / "data")
+    for which in ("single_frame", "3d"):
+        for folder, stem, label in video_entries():
+            logits = np.full((2, len(CLASSES)), -5.0)
+            logits[:, label] = 5.0 if which == "3d" else 0.0
+            metrics.write_predictions(str(root / "runs" / which / "predictions" / folder / f"{stem}.hdf5"), logits)
+    run_main(root, root / "report")
+    text = (root / "report" / "tables.md").read_text()
+    assert "the 0" not in text
+    assert "3D ResNet-50: no confused pairs (every test video was classified correctly)." in text
+    assert "no class where the 3D model is better; no class where the single-frame model is better" in text
+    latex = (root / "report" / "tables" / "most_confused_3d.tex").read_text()
+    assert latex.count(r"\begin{tabular}") == latex.count(r"\end{tabular}") == 1
+    text_table = combine_results.table_to_text(*combine_results.build_tables(
+        json.loads((root / "report" / "results.json").read_text()), CLASSES)["most_confused_3d"])
+    assert text_table.splitlines()[-1] == "(none)"  # the PDF's page of confused pairs
+    assert combine_results.counted(1, "the most confused pair", "most confused pairs") == "the most confused pair"
+
+
 def test_figures_and_pdf_report(default_run):
     output_dir, _ = default_run
     for name in ("confusion_single_frame", "confusion_3d", "confusion_combined", "per_class_accuracy", "topk",
