@@ -35,13 +35,17 @@ class UserError(Exception):
 
 
 def run_main(main, parser):
-    """Parse the command line and run `main(args)`; a UserError becomes one line and exit status 2."""
+    """Parse the command line and run `main(args)`; a UserError becomes one line and exit status 2,
+    a dead loader worker one line and exit status 1 (the last checkpoint is kept: run again to resume)."""
     args = parser.parse_args()
     try:
         return main(args)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except hf.LoaderWorkerDied as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        sys.exit(1)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()

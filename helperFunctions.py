@@ -8,6 +8,8 @@ HDF5 video files hold one dataset `video` in one of two storages:
   raw  : uint8 [T, H, W, 3], RGB (the course's layout)
   jpeg : variable-length uint8 [T], each element one JPEG-encoded frame; attrs storage/height/width
 """
+import concurrent.futures
+import contextlib
 import inspect
 import logging
 import multiprocessing
@@ -17,6 +19,7 @@ import signal
 import tempfile
 import time
 from collections import deque
+from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
 import cv2
@@ -358,40 +361,84 @@ def _init_worker(shield_signals):
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
     if shield_signals:
         # Slurm, PBS and Ctrl-C signal the whole process group. The parent saves and stops; a worker
-        # that died instead would be re-forked from the multithreaded parent, which can deadlock
-        # (seen: a SIGTERM'd training run hung in futex waits). close_pool ends them cleanly.
+        # that died instead would break the pool mid-step (with multiprocessing.Pool it was re-forked
+        # from the multithreaded parent and deadlocked). close_pool ends them cleanly.
         for name in ("SIGTERM", "SIGUSR1", "SIGINT"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
+class LoaderWorkerDied(RuntimeError):
+    """A loader process ended abruptly (killed, e.g. by the out-of-memory killer, or crashed)."""
+
+
 def make_pool(workers, shield_signals=False):
     """A loader pool of `workers` processes, or None for loading in the calling process.
 
-    Create it before the model and CUDA: workers are forked, and hold no open HDF5 handles since
-    every loader opens and closes its own files. `shield_signals`: workers ignore SIGTERM, SIGUSR1
-    and SIGINT, for callers that handle those themselves and end the pool with close_pool.
+    A ProcessPoolExecutor, not a multiprocessing.Pool: when a worker dies (the out-of-memory killer, a
+    crash in a decoder) the tasks in flight fail with LoaderWorkerDied instead of waiting forever, and
+    the pool still shuts down. Create it before the model and CUDA: every worker is forked here, and
+    holds no open HDF5 handles since every loader opens and closes its own files. `shield_signals`:
+    workers ignore SIGTERM, SIGUSR1 and SIGINT, for callers that handle those themselves and end the
+    pool with close_pool.
     """
     if workers <= 0:
         return None
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    return ctx.Pool(workers, initializer=_init_worker, initargs=(shield_signals,))
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                                  initargs=(shield_signals,))
+    # The executor starts its workers on the first submit(s): start them all now, before the caller
+    # makes threads, a model or CUDA state for a later fork to copy. The short sleeps keep every worker
+    # busy so that Python versions that spawn on demand start one process per task.
+    for future in [_submit(pool, time.sleep, 0.05) for _ in range(workers)]:
+        _result(future)
+    return pool
 
 
 def close_pool(pool):
-    """End a pool made with shield_signals: its workers finish the few tasks in flight, then exit.
+    """End a pool made by make_pool: tasks not started are cancelled, the ones running finish.
 
-    (terminate() would wait for SIGTERM'd workers that ignore it, and killing a worker can leave the
-    task queue's lock held, so terminate() would hang on that instead.)
+    After a worker died the executor ends the others with SIGTERM, which shielded workers ignore,
+    and a survivor may wait forever on a queue lock the dead worker held: those are killed here.
+    (ProcessPoolExecutor has no public access to its processes and manager thread.)
     """
-    if pool is not None:
-        pool.close()
-        pool.join()
+    if pool is None:
+        return
+    processes = list((pool._processes or {}).values())  # shutdown() forgets both
+    manager = pool._executor_manager_thread
+    pool.shutdown(wait=False, cancel_futures=True)
+    while manager is not None and manager.is_alive():
+        if pool._broken:
+            for process in processes:
+                if process.is_alive():
+                    process.kill()
+        manager.join(0.1)
 
 
 def pool_size(pool):
-    return 0 if pool is None else pool._processes  # multiprocessing.Pool has no public accessor
+    return 0 if pool is None else pool._max_workers  # ProcessPoolExecutor has no public accessor
+
+
+@contextlib.contextmanager
+def _worker_deaths_reported():
+    """A worker's death (BrokenProcessPool from submit or result) becomes LoaderWorkerDied."""
+    try:
+        yield
+    except BrokenProcessPool as e:
+        raise LoaderWorkerDied(
+            "a loader worker process died (killed, e.g. out of memory, or crashed): lower --workers, "
+            "--batch-size or --chunk-frames, or check the node's memory limit") from e
+
+
+def _submit(pool, fn, task):
+    with _worker_deaths_reported():
+        return pool.submit(fn, task)
+
+
+def _result(future):
+    with _worker_deaths_reported():
+        return future.result()
 
 
 class Prefetcher:
@@ -415,15 +462,15 @@ class Prefetcher:
         pending = deque()
         tasks = iter(self.tasks)
         for task in tasks:
-            pending.append(self.pool.apply_async(self.fn, (task,)))
+            pending.append(_submit(self.pool, self.fn, task))
             if len(pending) >= self.depth:
                 break
         while pending:
             start = time.perf_counter()
-            result = pending.popleft().get()
+            result = _result(pending.popleft())
             self.wait_seconds += time.perf_counter() - start
             for task in tasks:  # refill before handing the result over: loading overlaps compute
-                pending.append(self.pool.apply_async(self.fn, (task,)))
+                pending.append(_submit(self.pool, self.fn, task))
                 break
             yield result
 
@@ -682,6 +729,6 @@ class VideoChunkLoader:
 __all__ = [
     "getUCF101", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
     "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
-    "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices", "normalize_numpy",
+    "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices", "normalize_numpy",
     "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
 ]

@@ -13,16 +13,18 @@ or decodes fewer than 95% of the frames its header declares (a truncated downloa
 and is reported at the end; the others are still converted and the exit status is 1.
 """
 import argparse
+import concurrent.futures
 import os
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from helperFunctions import READ_ERRORS, make_pool, video_info, write_video_hdf5
+from helperFunctions import READ_ERRORS, close_pool, make_pool, video_info, write_video_hdf5
 
 PROG = "prepare_ucf101.py"
 MIN_DECODED_FRACTION = 0.95  # of CAP_PROP_FRAME_COUNT; a truncated .avi decodes a fraction, quietly
@@ -170,7 +172,11 @@ def main(args):
     failures, bytes_written = [], 0
     start = time.perf_counter()
     pool = make_pool(args.workers)
-    results = pool.imap_unordered(convert_video, tasks) if pool is not None else map(convert_video, tasks)
+    if pool is None:
+        results = map(convert_video, tasks)
+    else:  # in the order they finish, as the progress bar counts them
+        results = (future.result() for future in
+                   concurrent.futures.as_completed([pool.submit(convert_video, task) for task in tasks]))
     try:
         with tqdm(total=len(tasks), unit="video", disable=not sys.stderr.isatty()) as progress:
             for name, status, detail, size in results:
@@ -181,15 +187,16 @@ def main(args):
                 progress.set_postfix(failed=counts["failed"], refresh=False)
                 progress.update()
     except KeyboardInterrupt:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        close_pool(pool)  # the workers got Ctrl-C too; the videos they were on are left unfinished
         remove_stale_temporaries(out_dir)
         print(f"{PROG}: interrupted; finished files are kept, run again to resume", file=sys.stderr)
         sys.exit(130)
-    if pool is not None:
-        pool.close()
-        pool.join()
+    except BrokenProcessPool:
+        close_pool(pool)
+        remove_stale_temporaries(out_dir)
+        sys.exit(f"{PROG}: error: a worker process died (killed, e.g. out of memory, or a crash in the "
+                 f"decoder); finished files are kept: run again to resume, with --workers 0 to find the video")
+    close_pool(pool)
     seconds = time.perf_counter() - start
 
     print(f"{PROG}: converted {counts['converted']}, skipped {counts['skipped']} (already done), "

@@ -185,7 +185,7 @@ def _workers_cpu(pool):
         return 0.0
     total = 0.0
     try:
-        for process in pool._pool:  # multiprocessing.Pool has no public accessor for its workers
+        for process in pool._processes.values():  # ProcessPoolExecutor has no public accessor
             with open(f"/proc/{process.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -223,9 +223,7 @@ def measure_batch_loader(paths, kind, workers, samples, batch_size, epochs):
                                 "epoch_s": elapsed, "cpu_ms_per_sample": cpu,
                                 "main_cpu_ms_per_sample": main_cpu * 1000.0 / samples})
     finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+        hf.close_pool(pool)
     return results
 
 

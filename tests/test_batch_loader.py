@@ -6,15 +6,16 @@ augmentation every returned frame says which video and which frame it came from.
 """
 import logging
 import os
+import signal
 import time
 
 import h5py
 import numpy as np
 import pytest
 
-from helperFunctions import (BatchLoader, Prefetcher, VideoChunkLoader, iter_video_chunks, load_chunk,
-                             loadFrameRaw, loadSequenceRaw, make_pool, read_frames, video_chunk_plan,
-                             video_info, write_video_hdf5)
+from helperFunctions import (BatchLoader, LoaderWorkerDied, Prefetcher, VideoChunkLoader, close_pool,
+                             iter_video_chunks, load_chunk, loadFrameRaw, loadSequenceRaw, make_pool, read_frames,
+                             video_chunk_plan, video_info, write_video_hdf5)
 
 HEIGHT, WIDTH, SIZE = 24, 32, 16
 NUM_LOADER_VIDEOS = 24
@@ -73,8 +74,7 @@ def bad_files(tmp_path_factory):
 def pool():
     worker_pool = make_pool(2)
     yield worker_pool
-    worker_pool.close()
-    worker_pool.join()
+    close_pool(worker_pool)
 
 
 def loader_inputs(videos, n):
@@ -412,6 +412,28 @@ def test_prefetcher_wait_seconds_grows_with_a_slow_producer(pool, tmp_path, use_
     minimum = 0.06 * (6 if worker_pool is None else 3)
     assert waits[0.06] >= 0.9 * minimum
     assert waits[0.0] < waits[0.06] / 2
+
+
+def _die_on_three(x):
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+    time.sleep(0.01)
+    return x
+
+
+@pytest.mark.parametrize("shield_signals", [False, True])
+def test_a_dead_worker_is_an_error_not_a_hang(shield_signals):
+    worker_pool = make_pool(2, shield_signals=shield_signals)
+    start = time.monotonic()
+    results = []
+    try:
+        with pytest.raises(LoaderWorkerDied, match="loader worker process died"):
+            for result in Prefetcher(worker_pool, _die_on_three, range(10), 2):
+                results.append(result)
+    finally:
+        close_pool(worker_pool)  # returns, though a shielded survivor ignores the executor's SIGTERM
+    assert results in ([0, 1], [0, 1, 2])  # task 2, in flight with 3, may be failed with it
+    assert time.monotonic() - start < 30
 
 
 # ----------------------------------------------------------------------------------------------

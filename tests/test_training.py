@@ -160,6 +160,35 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(data_dir, tmp_pa
     assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
 
 
+def child_pids(pid):
+    pids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    return pids
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task"), reason="needs Linux /proc")
+def test_a_killed_loader_worker_ends_the_run_with_one_line(data_dir, tmp_path):
+    # The out-of-memory killer takes a loader worker: the job must end (not wait for its walltime)
+    # with one line, keeping the last checkpoint.
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_single_frame.py", "--data-dir", data_dir, "--output-dir", str(out),
+           *SINGLE, "--workers", "2", "--epochs", "50", "--batch-size", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 1/"):
+            break
+    workers = child_pids(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("train_single_frame.py: error: a loader worker process died")
+    assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
+
+
 def test_frozen_batchnorm_statistics_do_not_drift(data_dir, tmp_path):
     out, drift = tmp_path / "frozen", tmp_path / "drift"
     train_single(data_dir, out, "--epochs", "1", "--trainable", "layer4.1,fc")
