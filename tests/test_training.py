@@ -180,9 +180,16 @@ def test_a_killed_loader_worker_ends_the_run_with_one_line(data_dir, tmp_path):
         if line.startswith("epoch 1/"):
             break
     workers = child_pids(proc.pid)
-    assert len(workers) == 2
-    os.kill(workers[0], signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:  # a hung run (the failure this test is about) must not outlive the test
+        for pid in [proc.pid] + workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("train_single_frame.py: error: a loader worker process died")
