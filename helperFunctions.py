@@ -40,6 +40,7 @@ KINETICS_STD = (1 / 255, 1 / 255, 1 / 255)
 IMAGE_SIZE = 224
 CLIP_LEN = 16
 BRIGHTNESS = 30  # the assignment's +/- 15
+SLAB_FRAMES = 32  # raw frames read at a time when loading a test chunk: bounds a loader's memory
 
 # What reading a broken or malformed video file can raise; anything else is a bug and propagates.
 READ_ERRORS = (OSError, KeyError, ValueError, cv2.error)
@@ -232,13 +233,15 @@ def _augment_params(rng, height, width):
     return crop, flip, brightness
 
 
-def _transform(frames, augment, rng, size):
-    """uint8 [n, H, W, 3] -> uint8 [n, size, size, 3]; one crop/flip/brightness for all frames."""
+def _transform(frames, augment, rng, size, out=None):
+    """uint8 [n, H, W, 3] -> uint8 [n, size, size, 3] (into `out` if given); one crop/flip/brightness
+    for all frames."""
     n, height, width, _ = frames.shape
     crop, flip, brightness = _augment_params(rng, height, width) if augment else (None, False, 0)
     if crop is not None:
         frames = frames[:, crop[0]:crop[1], crop[2]:crop[3]]
-    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    if out is None:
+        out = np.empty((n, size, size, 3), dtype=np.uint8)
     for i in range(n):
         cv2.resize(frames[i], (size, size), dst=out[i], interpolation=cv2.INTER_LINEAR)
         if flip:  # in place, while the frame is in cache; numpy's reversed-stride copy is ~40x slower
@@ -349,9 +352,24 @@ def iter_video_chunks(path, chunk_frames=200, size=IMAGE_SIZE):
         yield load_chunk(path, start, min(start + chunk_frames, frames), size)
 
 
+def _chunk_slabs(path, start, stop, size, out=None):
+    """Frames start..stop-1 (looping past the end) resized to size x size, as uint8 slabs of at
+    most SLAB_FRAMES frames (views of `out`, [stop - start, size, size, 3], when given): only one
+    slab of raw frames is in memory at a time, whatever the chunk's length."""
+    with h5py.File(path, "r") as f:
+        ds, storage, frames, _, _ = _video_dataset(f, path)
+        for first in range(start, stop, SLAB_FRAMES):
+            last = min(first + SLAB_FRAMES, stop)
+            raw = _read_indices(ds, storage, np.arange(first, last) % frames, path)
+            yield _transform(raw, False, None, size, None if out is None else out[first - start:last - start])
+
+
 def load_chunk(path, start, stop, size=IMAGE_SIZE):
     """Frames start..stop-1 resized to size x size (uint8); indices past the end loop around."""
-    return _transform(read_frames(path, np.arange(start, stop)), False, None, size)
+    out = np.empty((stop - start, size, size, 3), dtype=np.uint8)
+    for _ in _chunk_slabs(path, start, stop, size, out):
+        pass
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -513,11 +531,11 @@ class SharedSlots:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _write_rows(slot, rows):
-    """Worker side of SharedSlots: write uint8 rows ([n, ...] or a list of [...]) to `slot`."""
+def _write_rows(slot, rows, offset=0):
+    """Worker side of SharedSlots: write uint8 rows ([n, ...] or a list of [...]) to `slot`, from
+    byte `offset` on."""
     fd = os.open(slot[0], os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        offset = 0
         for row in rows:
             view = memoryview(np.ascontiguousarray(row)).cast("B")
             while view:  # pwrite may write less than asked
@@ -654,16 +672,22 @@ def _load_chunk_task(task):
     if isinstance(size, str):  # the plan already failed in the parent: pass the reason through
         return video_index, size
     try:
-        chunk = load_chunk(path, start, stop, size)
+        if slot is not None and stop - start <= slot[2]:
+            # Slab by slab into the slot: the worker never holds the whole chunk.
+            offset = 0
+            with contextlib.closing(_chunk_slabs(path, start, stop, size)) as slabs:
+                for slab in slabs:
+                    try:
+                        _write_rows(slot[:2], [slab], offset)
+                    except OSError as e:
+                        log.info("shared memory unavailable (%s): using the pipe", e)
+                        break
+                    offset += slab.nbytes
+                else:
+                    return video_index, stop - start
+        return video_index, load_chunk(path, start, stop, size)
     except READ_ERRORS as e:
         return video_index, f"{type(e).__name__}: {e}"
-    if slot is not None and len(chunk) <= slot[2]:
-        try:
-            _write_rows(slot[:2], [chunk])
-            return video_index, len(chunk)
-        except OSError as e:
-            log.info("shared memory unavailable (%s): using the pipe", e)
-    return video_index, chunk
 
 
 def video_chunk_plan(path, chunk_frames):

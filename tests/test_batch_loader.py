@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
+import helperFunctions
 from helperFunctions import (BatchLoader, LoaderWorkerDied, Prefetcher, VideoChunkLoader, close_pool,
                              iter_video_chunks, load_chunk, loadFrameRaw, loadSequenceRaw, make_pool, read_frames,
                              video_chunk_plan, video_info, write_video_hdf5)
@@ -452,14 +453,21 @@ def chunk_videos(videos, bad_files, tmp_path_factory):
     return paths, readable, broken
 
 
+@pytest.mark.parametrize("slab_frames", [32, 3])
 @pytest.mark.parametrize("use_pool, max_chunk", [(False, None), (True, None), (True, 20), (True, 10)])
-def test_video_chunk_loader(chunk_videos, pool, use_pool, max_chunk):
+def test_video_chunk_loader(chunk_videos, monkeypatch, use_pool, max_chunk, slab_frames):
     # max_chunk 20: every chunk through shared memory; 10: the larger ones fall back to the pipe.
+    # slab_frames 3: chunks are read and written to shared memory 3 frames at a time.
+    monkeypatch.setattr(helperFunctions, "SLAB_FRAMES", slab_frames)
     paths, readable, _ = chunk_videos
     chunk = 20
-    loader = VideoChunkLoader(paths, lambda path: video_chunk_plan(path, chunk),
-                              pool=pool if use_pool else None, size=SIZE, depth=2, max_chunk=max_chunk)
-    items = list(loader)
+    worker_pool = make_pool(2) if use_pool else None  # forked after the patch
+    try:
+        loader = VideoChunkLoader(paths, lambda path: video_chunk_plan(path, chunk), pool=worker_pool,
+                                  size=SIZE, depth=2, max_chunk=max_chunk)
+        items = list(loader)
+    finally:
+        close_pool(worker_pool)
     assert [(v, c, n) for v, c, n, _ in items] == [
         (0, 0, 3), (0, 1, 3), (0, 2, 3),  # 45 frames: 20 + 20 + 5
         (1, 0, 1),                        # 7 frames: one short chunk
@@ -480,8 +488,10 @@ def test_video_chunk_loader(chunk_videos, pool, use_pool, max_chunk):
         assert [decode(f) for f in frames] == [(video, t) for t in range(FRAMES[video])]
 
 
-def test_video_chunk_loader_custom_plan_loops_past_the_end(videos):
+@pytest.mark.parametrize("slab_frames", [32, 3])
+def test_video_chunk_loader_custom_plan_loops_past_the_end(videos, monkeypatch, slab_frames):
     """A plan may ask for frames past the end (looped): a 10-frame video as two 8-frame chunks."""
+    monkeypatch.setattr(helperFunctions, "SLAB_FRAMES", slab_frames)  # 3: a slab wraps around (9, 0, 1)
     loader = VideoChunkLoader([videos[SHORT]], lambda path: [(0, 8), (8, 16)], size=SIZE)
     items = list(loader)
     assert [(v, c, n) for v, c, n, _ in items] == [(0, 0, 2), (0, 1, 2)]
