@@ -117,8 +117,10 @@ def test_parser(defaults):
     g.add_argument("--output-dir", required=True, help="results.json and confusion_matrix.npy go here")
     g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
                    help=f"{defaults['unit']} per forward pass (default: {defaults['batch_size']})")
-    g.add_argument("--chunk-frames", type=positive_int, default=200,
-                   help="frames loaded at a time, so memory does not grow with video length (default: 200)")
+    g.add_argument("--chunk-frames", type=positive_int, default=defaults["chunk_frames"],
+                   help="frames loaded at a time, so memory does not grow with video length; up to "
+                   "max(3, workers + 1) chunks wait in /dev/shm, resized (default: "
+                   f"{defaults['chunk_frames']})")
     g.add_argument("--limit", type=int, default=0, help="test only the first N videos of the split (default: all)")
     return p
 

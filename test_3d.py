@@ -64,7 +64,8 @@ def clip_logits(mode, clip_len, stride, batch_size):
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Test the 3D model on whole test videos (part 2).",
-        parents=[engine.common_parser(), engine.test_parser({"batch_size": 32, "unit": "clips (sliding mode)"})])
+        parents=[engine.common_parser(), engine.test_parser({"batch_size": 32, "unit": "clips (sliding mode)",
+                                                        "chunk_frames": 200})])
     g = parser.add_argument_group("3D testing")
     g.add_argument("--mode", choices=("full", "sliding"), default="full",
                    help="full: whole video in one pass; sliding: every window at --stride (default: full)")

@@ -18,7 +18,8 @@ import train_single_frame
 def get_args_parser():
     return argparse.ArgumentParser(
         description="Test the single-frame model on every frame of every test video (part 1).",
-        parents=[engine.common_parser(), engine.test_parser({"batch_size": 100, "unit": "frames"})])
+        parents=[engine.common_parser(), engine.test_parser({"batch_size": 100, "unit": "frames",
+                                                        "chunk_frames": 100})])
 
 
 def frame_logits(batch_size):
