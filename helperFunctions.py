@@ -753,6 +753,7 @@ class VideoChunkLoader:
 __all__ = [
     "getUCF101", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
     "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
-    "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices", "normalize_numpy",
+    "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices",
+    "normalize_numpy",
     "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
 ]

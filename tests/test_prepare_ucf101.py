@@ -1,5 +1,7 @@
 """prepare_ucf101.py on the six real UCF-101 clips of ../shared/data (skipped when absent)."""
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +177,29 @@ def test_empty_videos_folder(tmp_path):
     result = run("--videos", tmp_path, "--out", tmp_path / "out")
     assert result.returncode != 0 and "no videos found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _crash_on_pushups(task):
+    if "PushUps" in str(task[0]):
+        os.kill(os.getpid(), signal.SIGKILL)  # a decoder crash or the out-of-memory killer
+    return _convert_video(task)
+
+
+_convert_video = prepare_ucf101.convert_video
+
+
+def test_a_dead_worker_is_one_line_and_finished_files_stay(samples, tmp_path, monkeypatch, capsys):
+    videos = copy_tree(samples, tmp_path / "videos", SMALL)
+    out = tmp_path / "out"
+    monkeypatch.setattr(prepare_ucf101, "convert_video", _crash_on_pushups)  # the workers fork after this
+    args = prepare_ucf101.get_args_parser().parse_args(["--videos", str(videos), "--out", str(out),
+                                                        "--workers", "2"])
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_ucf101.main(args)
+    assert str(exit_info.value.code).startswith("prepare_ucf101.py: error: a worker process died")
+    assert not list(out.rglob("*.tmp-*"))  # no half-written file left behind
+    monkeypatch.setattr(prepare_ucf101, "convert_video", _convert_video)
+    capsys.readouterr()
+    prepare_ucf101.main(args)  # run again without the crash: it resumes and finishes
+    assert "failed 0" in capsys.readouterr().out
+    assert sorted(p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*.hdf5")) == sorted(SMALL)
