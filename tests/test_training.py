@@ -125,14 +125,21 @@ def test_signal_between_epochs_stops_after_saving(data_dir, tmp_path, monkeypatc
     assert torch.load(out / "checkpoint.pth", weights_only=True)["epoch"] == 1
 
 
-def test_sigusr1_to_a_real_process_saves_and_exits_75(data_dir, tmp_path):
-    out = tmp_path / "run"
+def start_long_training(data_dir, out, *extra, **popen_kwargs):
+    """A 50-epoch train_single_frame.py process, returned once its first epoch is done."""
     cmd = [sys.executable, "train_single_frame.py", "--data-dir", data_dir, "--output-dir", str(out),
-           *SINGLE, "--epochs", "50", "--batch-size", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:  # wait until training has started
+           *SINGLE, *extra, "--epochs", "50", "--batch-size", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen_kwargs)
+    for line in proc.stdout:
         if line.startswith("epoch 1/"):
             break
+    return proc
+
+
+def test_sigusr1_to_a_real_process_saves_and_exits_75(data_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = start_long_training(data_dir, out)
     proc.send_signal(signal.SIGUSR1)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == engine.EXIT_PREEMPTED, stderr
@@ -146,13 +153,7 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(data_dir, tmp_pa
     # What Slurm and PBS do: every process of the job gets the signal, loader workers included.
     # The workers must neither die (a re-forked worker can deadlock) nor keep the job alive.
     out = tmp_path / "run"
-    cmd = [sys.executable, "train_single_frame.py", "--data-dir", data_dir, "--output-dir", str(out),
-           *SINGLE, "--workers", "2", "--epochs", "50", "--batch-size", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    for line in proc.stdout:
-        if line.startswith("epoch 1/"):
-            break
+    proc = start_long_training(data_dir, out, "--workers", "2", start_new_session=True)
     os.killpg(proc.pid, signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == engine.EXIT_PREEMPTED, stderr
@@ -173,12 +174,7 @@ def test_a_killed_loader_worker_ends_the_run_with_one_line(data_dir, tmp_path):
     # The out-of-memory killer takes a loader worker: the job must end (not wait for its walltime)
     # with one line, keeping the last checkpoint.
     out = tmp_path / "run"
-    cmd = [sys.executable, "train_single_frame.py", "--data-dir", data_dir, "--output-dir", str(out),
-           *SINGLE, "--workers", "2", "--epochs", "50", "--batch-size", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch 1/"):
-            break
+    proc = start_long_training(data_dir, out, "--workers", "2")
     workers = child_pids(proc.pid)
     try:
         assert len(workers) == 2
