@@ -14,6 +14,7 @@ import inspect
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -59,16 +60,59 @@ def _read_list(path):
         return [line.strip() for line in f.read().splitlines() if line.strip()]
 
 
-def getUCF101(base_directory="", split=1):
+HDF5_DIR = "UCF-101-hdf5"  # the course's converted copy: <Class>/<video>.hdf5
+VIDEO_DIR = "UCF-101"      # the original release: <Class>/<video>.avi (any container FFmpeg reads)
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+STORAGES = ("auto", "hdf5", "video")
+_GROUP = re.compile(r"_g(\d+)_c\d+$")
+
+
+def _folder_listing(directory, cache):
+    """File names in `directory` (cached per call of getUCF101: one listdir per class folder)."""
+    if directory not in cache:
+        try:
+            cache[directory] = set(os.listdir(directory))
+        except OSError:
+            cache[directory] = set()
+    return cache[directory]
+
+
+def _resolve_video(base_directory, folder, stem, listed_suffix, storage, cache):
+    """The file a list entry names: HDF5 first (auto), else the original video with the listed
+    suffix or any other video suffix; a path that does not exist when neither does (the loader
+    that opens it names it)."""
+    hdf5_dir = os.path.join(base_directory, HDF5_DIR, folder)
+    video_dir = os.path.join(base_directory, VIDEO_DIR, folder)
+    if storage in ("auto", "hdf5") and (storage == "hdf5" or stem + ".hdf5" in _folder_listing(hdf5_dir, cache)):
+        return os.path.join(hdf5_dir, stem + ".hdf5")
+    suffixes = [listed_suffix] + [s for s in VIDEO_SUFFIXES if s != listed_suffix]
+    names = _folder_listing(video_dir, cache)
+    for suffix in suffixes:
+        if stem + suffix in names:
+            return os.path.join(video_dir, stem + suffix)
+    if storage == "video" or (storage == "auto" and not os.path.isdir(os.path.join(base_directory, HDF5_DIR))
+                              and os.path.isdir(os.path.join(base_directory, VIDEO_DIR))):
+        return os.path.join(video_dir, stem + (listed_suffix or ".avi"))
+    return os.path.join(hdf5_dir, stem + ".hdf5")
+
+
+def getUCF101(base_directory="", split=1, storage="auto"):
     """Read the official split lists.
 
-    base_directory holds `ucfTrainTestlist/` (classInd.txt, trainlist0S.txt, testlist0S.txt) and
-    `UCF-101-hdf5/<ClassFolder>/<video>.hdf5`. Returns `class_list, (train_paths, train_labels),
-    (test_paths, test_labels)`: class names in classInd order (never sorted), HDF5 paths, and 0-based
-    labels. A test video's class is its folder (test lists carry no label).
+    base_directory holds `ucfTrainTestlist/` (classInd.txt, trainlist0S.txt, testlist0S.txt) and the
+    videos: `UCF-101-hdf5/<ClassFolder>/<video>.hdf5` (the course's copy), `UCF-101/<ClassFolder>/<video>.avi`
+    (the original release; any suffix in VIDEO_SUFFIXES), or both. `storage`: "auto" takes, per video,
+    the HDF5 file when it exists, else the original video; "hdf5" or "video" takes only that kind.
+    Returns `class_list, (train_paths, train_labels), (test_paths, test_labels)`: class names in
+    classInd order (never sorted), video paths, and 0-based labels. A test video's class is its
+    folder (test lists carry no label). The lists are read even when no video folder exists (e.g. to
+    combine prediction files on a laptop): the paths then name files that are missing, and the
+    loaders say so; a warning is logged.
     """
     if split not in (1, 2, 3):
         raise ValueError(f"split must be 1, 2 or 3, not {split!r}")
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGES)}, not {storage!r}")
     list_dir = os.path.join(base_directory, "ucfTrainTestlist")
     files = {name: os.path.join(list_dir, name)
              for name in ("classInd.txt", f"trainlist0{split}.txt", f"testlist0{split}.txt")}
@@ -76,31 +120,35 @@ def getUCF101(base_directory="", split=1):
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"{path} not found: --data-dir must hold ucfTrainTestlist/ (classInd.txt, "
-                f"trainlist0N.txt, testlist0N.txt) and UCF-101-hdf5/<Class>/<video>.hdf5")
-    video_dir = os.path.join(base_directory, "UCF-101-hdf5")
-    if not os.path.isdir(video_dir):
-        raise FileNotFoundError(
-            f"{video_dir} not found: convert the videos with prepare_ucf101.py --out {video_dir}")
+                f"trainlist0N.txt, testlist0N.txt) and the videos in {HDF5_DIR}/<Class>/<video>.hdf5 "
+                f"or {VIDEO_DIR}/<Class>/<video>.avi")
+    if not any(os.path.isdir(os.path.join(base_directory, d)) for d in (HDF5_DIR, VIDEO_DIR)):
+        log.warning("neither %s nor %s found: reading the split lists only (no video can be loaded; "
+                    "prediction files can still be combined)", os.path.join(base_directory, HDF5_DIR),
+                    os.path.join(base_directory, VIDEO_DIR))
 
     class_list = []
     for line in _read_list(files["classInd.txt"]):
-        index, name = line.split(maxsplit=1)
-        if int(index) != len(class_list) + 1:
-            raise ValueError(f"{files['classInd.txt']}: expected index {len(class_list) + 1}, got {line!r}")
-        class_list.append(name)
+        index, _, name = line.partition(" ") if " " in line else line.partition("\t")
+        if not index.isdigit() or int(index) != len(class_list) + 1 or not name.strip():
+            raise ValueError(f"{files['classInd.txt']}: expected '{len(class_list) + 1} <ClassName>', got {line!r}")
+        class_list.append(name.strip())
     class_index = {name: i for i, name in enumerate(class_list)}
+    cache = {}
 
     def video_path(entry, list_path):
         folder, _, file_name = entry.partition("/")
         if folder not in class_index or not file_name:
             raise ValueError(f"{list_path}: {entry!r} is not <ClassFolder>/<video>.avi of a classInd class")
-        return os.path.join(video_dir, folder, os.path.splitext(file_name)[0] + ".hdf5"), class_index[folder]
+        stem, suffix = os.path.splitext(file_name)
+        return _resolve_video(base_directory, folder, stem, suffix, storage, cache), class_index[folder]
 
     train_paths, train_labels = [], []
     for line in _read_list(files[f"trainlist0{split}.txt"]):
         entry, _, label = line.partition(" ")
         path, folder_label = video_path(entry, files[f"trainlist0{split}.txt"])
-        if label and int(label) - 1 != folder_label:
+        label = label.strip()
+        if label and (not label.isdigit() or int(label) - 1 != folder_label):
             raise ValueError(f"{files[f'trainlist0{split}.txt']}: label {label} does not match folder of {entry}")
         train_paths.append(path)
         train_labels.append(folder_label)
@@ -113,6 +161,66 @@ def getUCF101(base_directory="", split=1):
     return (np.asarray(class_list),
             (np.asarray(train_paths), np.asarray(train_labels, dtype=np.int64)),
             (np.asarray(test_paths), np.asarray(test_labels, dtype=np.int64)))
+
+
+def video_group(path):
+    """UCF-101's group number (the NN of `_gNN_cMM`) of a video path or list entry, or None."""
+    match = _GROUP.search(os.path.splitext(os.path.basename(os.fspath(path)))[0])
+    return int(match.group(1)) if match else None
+
+
+def parse_groups(text):
+    """'8-10' or '1,3,5-7' -> sorted tuple of group numbers; ValueError with a one-line reason."""
+    groups = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"{text!r} is not a list of group numbers like 8-10 or 1,3,5-7")
+        low, high = int(low), int(high) if dash else int(low)
+        if low > high:
+            raise ValueError(f"{part!r}: the range runs backwards")
+        groups.update(range(low, high + 1))
+    return tuple(sorted(groups))
+
+
+def split_by_groups(paths, labels, groups):
+    """(kept, held_out): the videos whose group is not / is in `groups`, as (paths, labels) pairs.
+
+    A group that no video has is a ValueError, and so is holding out every video, or a video without
+    a gNN group in its name: a validation set must be made of whole groups (UCF-101's groups are
+    clips cut from one longer video, so a video in both halves would leak).
+    """
+    paths, labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
+    video_groups = [video_group(p) for p in paths]
+    unnamed = [str(p) for p, g in zip(paths, video_groups) if g is None]
+    if unnamed:
+        raise ValueError(f"{unnamed[0]} has no _gNN_ group in its name: validation groups need UCF-101-style names")
+    present = set(video_groups)
+    absent = [g for g in groups if g not in present]
+    if absent:
+        raise ValueError(f"group(s) {', '.join(f'g{g:02d}' for g in absent)} are not in the training list "
+                         f"(it has g{min(present):02d}-g{max(present):02d})")
+    held = np.asarray([g in set(groups) for g in video_groups], dtype=bool)
+    if held.all():
+        raise ValueError("the validation groups hold every training video")
+    return (paths[~held], labels[~held]), (paths[held], labels[held])
+
+
+def subset_videos(base_directory, split, subset, val_groups=(), storage="auto"):
+    """(class_list, paths, labels) of one subset of a split: "test", "train" (without the held-out
+    validation groups) or "val" (the training videos of `val_groups`)."""
+    class_list, train, test = getUCF101(base_directory, split, storage)
+    if subset == "test":
+        return class_list, test[0], test[1]
+    if subset not in ("train", "val"):
+        raise ValueError(f"subset must be test, train or val, not {subset!r}")
+    if subset == "val" and not val_groups:
+        raise ValueError("the val subset needs validation groups (train with --val-groups)")
+    if not val_groups:
+        return class_list, train[0], train[1]
+    kept, held = split_by_groups(train[0], train[1], val_groups)
+    return (class_list,) + (held if subset == "val" else kept)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -751,7 +859,7 @@ class VideoChunkLoader:
 
 
 __all__ = [
-    "getUCF101", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
+    "getUCF101", "video_group", "parse_groups", "split_by_groups", "subset_videos", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
     "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
     "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices",
     "normalize_numpy",

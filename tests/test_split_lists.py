@@ -218,11 +218,49 @@ def test_missing_split_files_for_another_split(tmp_path):
         getUCF101(str(base), 2)
 
 
-def test_missing_video_folder(tmp_path):
+def test_lists_are_read_without_any_video_folder(tmp_path, caplog):
+    # combine_results on a laptop: the lists and the prediction folders, no videos.
     base = make_lists(tmp_path, "\n", video_dir=False)
-    with pytest.raises(FileNotFoundError) as error:
-        getUCF101(str(base), 1)
-    assert os.path.join(str(base), "UCF-101-hdf5") in str(error.value)
+    classes, (train_paths, _), (test_paths, test_labels) = getUCF101(str(base), 1)
+    assert list(classes) == CLASSES and len(train_paths) == len(TRAIN) and len(test_paths) == len(TEST)
+    assert list(test_paths) == [_expected_path(base, e) for e in TEST]
+    assert "neither" in caplog.text and "UCF-101-hdf5" in caplog.text
+
+
+def make_tree(base, folder, entries, suffix):
+    for entry in entries:
+        cls, name = entry.split("/")
+        (base / folder / cls).mkdir(parents=True, exist_ok=True)
+        (base / folder / cls / (os.path.splitext(name)[0] + suffix)).write_bytes(b"")
+
+
+def test_original_videos_are_found_in_any_container(tmp_path):
+    base = make_lists(tmp_path, "\n", video_dir=False)
+    entries = [e for e, _ in TRAIN] + list(TEST)
+    make_tree(base, "UCF-101", entries[:3], ".avi")
+    make_tree(base, "UCF-101", entries[3:], ".mp4")  # one's own data: the lists still say .avi
+    _, (train_paths, _), (test_paths, _) = getUCF101(str(base), 1)
+    found = list(train_paths) + list(test_paths)
+    for entry, path in zip(entries, found):
+        cls, name = entry.split("/")
+        stem = os.path.splitext(name)[0]
+        assert path in (str(base / "UCF-101" / cls / (stem + ".avi")), str(base / "UCF-101" / cls / (stem + ".mp4")))
+        assert os.path.exists(path)
+
+
+def test_hdf5_is_preferred_per_video_and_storage_chooses(tmp_path):
+    base = make_lists(tmp_path, "\n")
+    entries = [e for e, _ in TRAIN] + list(TEST)
+    make_tree(base, "UCF-101", entries, ".avi")
+    make_tree(base, "UCF-101-hdf5", entries[:2], ".hdf5")  # a half-finished conversion
+    _, (train_paths, _), _ = getUCF101(str(base), 1)
+    assert [p.endswith(".hdf5") for p in train_paths[:3]] == [True, True, False]
+    _, (only_video, _), _ = getUCF101(str(base), 1, storage="video")
+    assert all(p.endswith(".avi") for p in only_video)
+    _, (only_hdf5, _), _ = getUCF101(str(base), 1, storage="hdf5")
+    assert list(only_hdf5) == [_expected_path(base, e) for e, _ in TRAIN]
+    with pytest.raises(ValueError, match="storage"):
+        getUCF101(str(base), 1, storage="tape")
 
 
 @pytest.mark.parametrize("split", [0, 4, "1"])
@@ -243,3 +281,47 @@ def test_unknown_class_folder(tmp_path):
     base = make_lists(tmp_path, "\n", test=TEST + ["Juggling/v_Juggling_g02_c01.avi"])
     with pytest.raises(ValueError, match="Juggling"):
         getUCF101(str(base), 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation groups
+
+def test_group_numbers_and_ranges():
+    import helperFunctions as hf
+    assert hf.video_group("/x/UCF-101-hdf5/HandstandPushups/v_HandStandPushups_g08_c03.hdf5") == 8
+    assert hf.video_group("Archery/v_Archery_g25_c07.avi") == 25
+    assert hf.video_group("Label/my_own_video.mp4") is None
+    assert hf.parse_groups("8-10") == (8, 9, 10)
+    assert hf.parse_groups("1,3,5-7,3") == (1, 3, 5, 6, 7)
+    for bad in ("", "a-b", "10-8", "8-"):
+        with pytest.raises(ValueError):
+            hf.parse_groups(bad)
+
+
+def test_validation_groups_of_the_real_training_list(real_splits):
+    import helperFunctions as hf
+    _, (paths, labels), _ = real_splits[1]
+    (kept, kept_labels), (held, held_labels) = hf.split_by_groups(paths, labels, (8, 9, 10))
+    assert len(kept) + len(held) == len(paths) and len(held) > 0
+    assert {hf.video_group(p) for p in held} == {8, 9, 10}
+    assert not {hf.video_group(p) for p in kept} & {8, 9, 10}  # no group on both sides
+    assert set(held_labels) == set(labels)  # every class keeps validation videos
+    with pytest.raises(ValueError, match="g01"):  # split 1 tests on groups 1-7: not in the training list
+        hf.split_by_groups(paths, labels, (1, 9))
+
+
+def test_subset_videos(tmp_path):
+    import helperFunctions as hf
+    train = TRAIN + [("JumpRope/v_JumpRope_g03_c01.avi", 5), ("Hammering/v_Hammering_g03_c02.avi", 1)]
+    base = make_lists(tmp_path, "\n", train=train)
+    _, train_paths, _ = hf.subset_videos(str(base), 1, "train")
+    groups = sorted({hf.video_group(p) for p in train_paths})
+    assert groups == [1, 3]
+    _, val_paths, _ = hf.subset_videos(str(base), 1, "val", val_groups=(3,))
+    _, rest_paths, _ = hf.subset_videos(str(base), 1, "train", val_groups=(3,))
+    assert len(val_paths) == 2
+    assert sorted(list(val_paths) + list(rest_paths)) == sorted(train_paths)
+    _, test_paths, _ = hf.subset_videos(str(base), 1, "test")
+    assert len(test_paths) == len(TEST)
+    with pytest.raises(ValueError, match="val"):
+        hf.subset_videos(str(base), 1, "val")
