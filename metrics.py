@@ -52,8 +52,12 @@ def _atomic_write(path, write_fn):
         raise
 
 
-def write_predictions(path, logits):
-    """Atomically write ``logits`` (``[rows, classes]``; a 1-D array is one row) as float32."""
+def write_predictions(path, logits, attrs=None):
+    """Atomically write ``logits`` (``[rows, classes]``; a 1-D array is one row) as float32.
+
+    ``attrs`` (optional) become HDF5 attributes of the dataset, e.g. ``frames`` (the video's length),
+    ``rows`` ("frames", "windows" or "pieces") and ``crops`` (views averaged into each row).
+    """
     logits = np.asarray(logits, dtype=np.float32)
     if logits.ndim == 1:
         logits = logits[None, :]
@@ -62,7 +66,9 @@ def write_predictions(path, logits):
 
     def write(tmp_path):
         with h5py.File(tmp_path, "w") as f:
-            f.create_dataset(PREDICTIONS_KEY, data=logits)
+            dataset = f.create_dataset(PREDICTIONS_KEY, data=logits)
+            for key, value in (attrs or {}).items():
+                dataset.attrs[key] = value
 
     _atomic_write(path, write)
 
