@@ -1,26 +1,41 @@
-"""Convert the UCF-101 .avi videos to the per-video HDF5 files the loaders read.
+"""Convert the UCF-101 .avi videos (or one's own) to the per-video HDF5 files the loaders read.
 
     python prepare_ucf101.py --videos UCF-101/ --out UCF-101-hdf5/ [--workers N] [--storage raw|jpeg]
+                             [--segment-seconds S]
 
-Every `<Class>/<video>.avi` under --videos becomes `<Class>/<video>.hdf5` under --out holding one
-dataset `video`: every decoded frame, RGB, uint8 [T, H, W, 3] ("raw", the course's layout, ~500 GB for
-UCF-101) or one JPEG per frame ("jpeg", an order of magnitude smaller); the loaders read both.
+Every `<Class>/<video>.avi` (also .mp4 .mkv .mov .webm .mpg .mpeg .m4v) under --videos becomes
+`<Class>/<video>.hdf5` under --out holding one dataset `video`: every decoded frame, RGB, uint8
+[T, H, W, 3] ("raw", the course's layout, ~500 GB for UCF-101) or one JPEG per frame ("jpeg", an
+order of magnitude smaller); the loaders read both.
 
-The job is resumable and safe to kill: a video whose output file exists and opens is skipped, and
-each file is written under a temporary name and renamed when complete (stale temporary files are
+--segment-seconds S cuts each video into consecutive pieces of round(S x fps) frames, fps from the
+container's header, written as `<Class>/<video>-seg000.hdf5`, `-seg001.hdf5`, ... (make_split_lists.py
+keeps the pieces of one video on one side). A last piece shorter than half a segment joins the
+piece before it, so pieces hold 0.5 to 1.5 segments of frames; a video shorter than one segment is
+one piece. A video whose container declares no frame rate fails (the others are still converted).
+Each piece's file records where it comes from (file attributes source, fps, segment_seconds,
+segment_frames, first_frame, segment_index, segment_count). Only about two pieces are in memory
+at a time, not the whole video.
+
+The job is resumable and safe to kill: a video whose output file exists and opens (all its pieces,
+with --segment-seconds) is skipped, and each file is written under a temporary name and renamed when
+complete -- a video's pieces all at once, after the last one is decoded (stale temporary files are
 removed at start, so do not run two jobs on the same --out at once). A video that cannot be opened,
 or decodes fewer than 95% of the frames its header declares (a truncated download), gets no output
 and is reported at the end; the others are still converted and the exit status is 1.
 """
 import argparse
 import concurrent.futures
+import math
 import os
+import re
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -29,6 +44,9 @@ from helperFunctions import READ_ERRORS, close_pool, make_pool, video_info, writ
 PROG = "prepare_ucf101.py"
 MIN_DECODED_FRACTION = 0.95  # of CAP_PROP_FRAME_COUNT; a truncated .avi decodes a fraction, quietly
 TMP_MARKER = ".tmp-"         # write_video_hdf5 writes `<path>.tmp-<pid>` and renames it when done
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+PIECE_ATTRS = ("source", "fps", "segment_seconds", "segment_frames", "first_frame", "segment_index",
+               "segment_count")
 
 
 class DecodeError(ValueError):
@@ -78,12 +96,150 @@ def is_converted(hdf5_path):
     return True
 
 
-def convert_video(task):
-    """Worker: (name, video_path, hdf5_path, storage, quality) -> (name, status, detail, bytes).
+def container_fps(capture):
+    """Frames per second the container declares, or None when it declares none (OpenCV gives 0)."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if math.isfinite(fps) and fps > 0 else None
 
-    status is "skipped", "converted" (detail = frames) or "failed" (detail = the reason).
+
+def decode_pieces(capture, piece_frames, declared):
+    """Yield (first_frame, uint8 [n, H, W, 3] RGB) pieces of `piece_frames` frames from an open capture.
+
+    A last piece shorter than piece_frames / 2 joins the piece before it; a video shorter than one
+    piece is one piece. DecodeError (before the last piece is yielded) for inconsistent frame sizes,
+    no frame at all, or fewer than MIN_DECODED_FRACTION of the `declared` frames.
     """
-    name, video_path, hdf5_path, storage, quality = task
+    done, current, count = None, None, 0  # done: a full piece held back until the next one is known
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if current is None:
+            current = np.empty((piece_frames,) + frame.shape, dtype=np.uint8)
+        elif frame.shape != current.shape[1:]:
+            raise DecodeError(f"frame {count} is {frame.shape}, the first was {current.shape[1:]}")
+        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=current[count % piece_frames])
+        count += 1
+        if count % piece_frames == 0:
+            if done is not None:
+                yield count - 2 * piece_frames, done
+            done, current = current, np.empty_like(current)
+    if count == 0:
+        raise DecodeError("no frame could be decoded")
+    if current.ndim != 4 or current.shape[3] != 3:
+        raise DecodeError(f"frames are {current.shape[1:]}, expected [H, W, 3]")
+    if declared > 0 and count < MIN_DECODED_FRACTION * declared:
+        raise DecodeError(f"decoded {count} of the {declared} frames its header declares (truncated file?)")
+    rest = count % piece_frames
+    if done is None:
+        yield 0, current[:rest]
+    elif rest == 0:
+        yield count - piece_frames, done
+    elif rest < piece_frames / 2:
+        yield count - piece_frames - rest, np.concatenate([done, current[:rest]])
+    else:
+        yield count - piece_frames - rest, done
+        yield count - rest, current[:rest]
+
+
+def piece_path(hdf5_path, index):
+    """`<dir>/<stem>-segNNN.hdf5`, the index-th piece of the video whose whole output is hdf5_path."""
+    return hdf5_path.with_name(f"{hdf5_path.stem}-seg{index:03d}.hdf5")
+
+
+def piece_attrs(path):
+    """The piece attributes (PIECE_ATTRS) of a finished piece file, or None if it is not one."""
+    if not is_converted(path):
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return {key: f.attrs[key] for key in PIECE_ATTRS}
+    except READ_ERRORS:
+        return None
+
+
+def pieces_done(hdf5_path, segment_seconds):
+    """Number of pieces if all pieces of a video were written for this segment length, else None."""
+    first = piece_attrs(piece_path(hdf5_path, 0))
+    if first is None or float(first["segment_seconds"]) != segment_seconds:
+        return None
+    count = int(first["segment_count"])
+    for index in range(1, count):
+        attrs = piece_attrs(piece_path(hdf5_path, index))
+        if (attrs is None or int(attrs["segment_index"]) != index or int(attrs["segment_count"]) != count
+                or float(attrs["segment_seconds"]) != segment_seconds):
+            return None
+    return count
+
+
+def remove_pieces_from(hdf5_path, count):
+    """Delete pieces of this video numbered `count` and above (left by a run with shorter pieces)."""
+    piece = re.compile(re.escape(hdf5_path.stem) + r"-seg(\d{3,})\.hdf5")
+    for path in hdf5_path.parent.iterdir():
+        match = piece.fullmatch(path.name)
+        if match and int(match.group(1)) >= count:
+            path.unlink()
+
+
+def convert_video_pieces(name, video_path, hdf5_path, storage, quality, segment_seconds):
+    """--segment-seconds: (name, status, detail, bytes) as convert_video, detail = pieces when done.
+
+    The pieces go to temporary files and are renamed together once the whole video has decoded: a
+    failure or a kill leaves no piece of it (a kill may leave temporaries: removed at the next start).
+    """
+    done = pieces_done(hdf5_path, segment_seconds)
+    if done is not None:
+        return name, "skipped", done, 0
+    if not video_path.is_file():
+        return name, "failed", "not found under --videos", 0
+    temporaries = []  # (temporary path, first frame, frames)
+    try:
+        capture = cv2.VideoCapture(str(video_path))
+        try:
+            if not capture.isOpened():
+                raise DecodeError("cannot be opened as a video")
+            fps = container_fps(capture)
+            if fps is None:
+                raise DecodeError("the container declares no frame rate, so it cannot be cut into "
+                                  "seconds (convert it without --segment-seconds, or re-mux it with a frame rate)")
+            piece_frames = max(1, round(segment_seconds * fps))
+            declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            for index, (first_frame, frames) in enumerate(decode_pieces(capture, piece_frames, declared)):
+                tmp_path = f"{piece_path(hdf5_path, index)}{TMP_MARKER}{os.getpid()}"
+                temporaries.append((tmp_path, first_frame, len(frames)))
+                write_video_hdf5(tmp_path, frames, storage=storage, quality=quality)
+        finally:
+            capture.release()
+        size = 0
+        for index, (tmp_path, first_frame, _) in enumerate(temporaries):
+            with h5py.File(tmp_path, "r+") as f:
+                f.attrs.update(dict(source=name, fps=fps, segment_seconds=segment_seconds,
+                                    segment_frames=piece_frames, first_frame=first_frame,
+                                    segment_index=index, segment_count=len(temporaries)))
+            size += os.path.getsize(tmp_path)
+        for index, (tmp_path, _, _) in enumerate(temporaries):
+            os.replace(tmp_path, piece_path(hdf5_path, index))
+        remove_pieces_from(hdf5_path, len(temporaries))
+        return name, "converted", len(temporaries), size
+    except (DecodeError, OSError, ValueError, cv2.error) as e:
+        reason = str(e) if isinstance(e, DecodeError) else f"{type(e).__name__}: {e}"
+        return name, "failed", reason, 0
+    finally:
+        for tmp_path, _, _ in temporaries:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
+
+
+def convert_video(task):
+    """Worker: (name, video_path, hdf5_path, storage, quality, segment_seconds) -> (name, status,
+    detail, bytes).
+
+    status is "skipped", "converted" (detail = frames, or pieces with segment_seconds) or "failed"
+    (detail = the reason); a skipped video's detail is its number of pieces with segment_seconds.
+    """
+    name, video_path, hdf5_path, storage, quality, segment_seconds = task
+    if segment_seconds:
+        return convert_video_pieces(name, video_path, hdf5_path, storage, quality, segment_seconds)
     if is_converted(hdf5_path):
         return name, "skipped", None, 0
     if not video_path.is_file():
@@ -103,12 +259,38 @@ def read_video_list(list_path):
         return [line.split()[0] for line in f.read().splitlines() if line.strip()]
 
 
+def is_video(path):
+    return path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def resolve_entry(videos_dir, entry):
+    """A list entry `<Class>/<stem>.avi` as the video that is there: the entry itself, else
+    `<Class>/<stem>.<any video suffix>` (lists name every video .avi), else the entry unchanged."""
+    path = videos_dir / entry
+    if path.is_file() or not path.parent.is_dir():
+        return entry
+    stem = Path(entry).stem
+    matches = sorted(p.name for p in path.parent.iterdir() if Path(p.name).stem == stem and is_video(p))
+    return (Path(entry).parent / matches[0]).as_posix() if matches else entry
+
+
 def find_videos(videos_dir, list_path=None):
-    """Sorted relative paths `<Class>/<video>.avi` to convert."""
+    """Sorted relative paths `<Class>/<video>.<suffix>` to convert (hidden files are not videos)."""
     if list_path is not None:
-        return read_video_list(list_path)
+        return [resolve_entry(videos_dir, entry) for entry in read_video_list(list_path)]
     return sorted(p.relative_to(videos_dir).as_posix() for p in videos_dir.glob("*/*")
-                  if p.suffix.lower() == ".avi" and p.is_file())
+                  if is_video(p) and not p.parent.name.startswith("."))
+
+
+def same_output(names):
+    """The first two names that would be converted to the same file (a.avi and a.mp4), or None."""
+    seen = {}
+    for name in names:
+        key = Path(name).with_suffix("").as_posix()
+        if key in seen and seen[key] != name:
+            return seen[key], name
+        seen.setdefault(key, name)
+    return None
 
 
 def remove_stale_temporaries(out_dir):
@@ -147,13 +329,20 @@ def main(args):
         raise SystemExit(f"{PROG}: error: --list {args.list} is not a file")
     if out_dir.resolve() == videos_dir.resolve():
         raise SystemExit(f"{PROG}: error: --out must differ from --videos")
+    segment = args.segment_seconds
+    if segment is not None and not (math.isfinite(segment) and segment > 0):
+        raise SystemExit(f"{PROG}: error: --segment-seconds must be a positive number of seconds, not {segment}")
     try:
         names = find_videos(videos_dir, args.list)
     except (OSError, UnicodeDecodeError, IndexError) as e:
         raise SystemExit(f"{PROG}: error: cannot read --list {args.list}: {e}")
     if not names:
-        source = f"--list {args.list}" if args.list else f"{videos_dir}/<Class>/*.avi"
+        source = f"--list {args.list}" if args.list else f"{videos_dir}/<Class>/<video> ({' '.join(VIDEO_SUFFIXES)})"
         raise SystemExit(f"{PROG}: error: no videos found in {source}")
+    clash = same_output(names)
+    if clash:
+        raise SystemExit(f"{PROG}: error: {clash[0]} and {clash[1]} would both be converted to "
+                         f"{Path(clash[0]).with_suffix('.hdf5').as_posix()}: keep one of them")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         stale = remove_stale_temporaries(out_dir)
@@ -162,13 +351,16 @@ def main(args):
 
     print(f"{PROG}: {len(names)} videos from {videos_dir} -> {out_dir} "
           f"(storage {args.storage}{f', quality {args.quality}' if args.storage == 'jpeg' else ''}, "
-          f"{args.workers} workers)" + (f"; removed {stale} stale temporary files" if stale else ""))
+          f"{args.workers} workers"
+          + (f", pieces of {args.segment_seconds:g} s" if args.segment_seconds else "") + ")"
+          + (f"; removed {stale} stale temporary files" if stale else ""))
     # FFmpeg logs every damaged macroblock of a truncated file; the failure is reported below instead.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-    tasks = [(name, videos_dir / name, (out_dir / name).with_suffix(".hdf5"), args.storage, args.quality)
-             for name in names]
+    tasks = [(name, videos_dir / name, (out_dir / name).with_suffix(".hdf5"), args.storage, args.quality,
+              args.segment_seconds) for name in names]
     counts = {"converted": 0, "skipped": 0, "failed": 0}
+    pieces = {"converted": 0, "skipped": 0}
     failures, bytes_written = [], 0
     start = time.perf_counter()
     pool = make_pool(args.workers)
@@ -182,6 +374,8 @@ def main(args):
             for name, status, detail, size in results:
                 counts[status] += 1
                 bytes_written += size
+                if args.segment_seconds and status != "failed":
+                    pieces[status] += detail
                 if status == "failed":
                     failures.append((name, detail))
                 progress.set_postfix(failed=counts["failed"], refresh=False)
@@ -199,8 +393,13 @@ def main(args):
     close_pool(pool)
     seconds = time.perf_counter() - start
 
-    print(f"{PROG}: converted {counts['converted']}, skipped {counts['skipped']} (already done), "
-          f"failed {counts['failed']}; wrote {format_bytes(bytes_written)} in {seconds:.1f} s")
+    if args.segment_seconds:
+        print(f"{PROG}: converted {counts['converted']} ({pieces['converted']} pieces), skipped "
+              f"{counts['skipped']} (already done, {pieces['skipped']} pieces), failed {counts['failed']}; "
+              f"wrote {format_bytes(bytes_written)} in {seconds:.1f} s")
+    else:
+        print(f"{PROG}: converted {counts['converted']}, skipped {counts['skipped']} (already done), "
+              f"failed {counts['failed']}; wrote {format_bytes(bytes_written)} in {seconds:.1f} s")
     if failures:
         print(f"{PROG}: {len(failures)} videos failed (no output written):", file=sys.stderr)
         for name, reason in sorted(failures):
@@ -210,10 +409,12 @@ def main(args):
 
 def get_args_parser():
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Convert UCF-101 <Class>/<video>.avi files to <Class>/<video>.hdf5 "
-        "(dataset 'video', uint8 RGB, every frame). Resumable; failed videos are listed at the end.")
+        prog=PROG, description="Convert UCF-101 <Class>/<video>.avi files (or .mp4 .mkv .mov .webm .mpg "
+        ".mpeg .m4v) to <Class>/<video>.hdf5 (dataset 'video', uint8 RGB, every frame), optionally cut into "
+        "pieces of --segment-seconds. Resumable; failed videos are listed at the end.")
     parser.add_argument("--videos", required=True,
-                        help="folder holding <Class>/<video>.avi (e.g. UCF-101/); required")
+                        help="folder holding <Class>/<video>.avi, or another video suffix: "
+                        f"{' '.join(VIDEO_SUFFIXES)} (e.g. UCF-101/); required")
     parser.add_argument("--out", required=True,
                         help="output folder, gets <Class>/<video>.hdf5 (e.g. UCF-101-hdf5/); required")
     parser.add_argument("--workers", type=int, default=available_cpus(),
@@ -226,7 +427,12 @@ def get_args_parser():
                         help="JPEG quality 1-100 for --storage jpeg (default: 90)")
     parser.add_argument("--list", default=None, metavar="FILE",
                         help="convert only the videos of this split list, e.g. ucfTrainTestlist/"
-                        "testlist01.txt (default: every video under --videos)")
+                        "testlist01.txt; an entry <Class>/<stem>.avi also finds <stem> with another video "
+                        "suffix (default: every video under --videos)")
+    parser.add_argument("--segment-seconds", type=float, default=None, metavar="S",
+                        help="cut each video into pieces of round(S x fps) frames, <video>-seg000.hdf5, "
+                        "-seg001.hdf5, ...; a last piece under half a segment joins the one before; fps "
+                        "from the container (default: off, one file per video)")
     return parser
 
 

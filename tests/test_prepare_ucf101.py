@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -203,3 +204,190 @@ def test_a_dead_worker_is_one_line_and_finished_files_stay(samples, tmp_path, mo
     prepare_ucf101.main(args)  # run again without the crash: it resumes and finishes
     assert "failed 0" in capsys.readouterr().out
     assert sorted(p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*.hdf5")) == sorted(SMALL)
+
+
+# ----------------------------------------------------------------------------------------------
+# Other video suffixes and --segment-seconds. Generated videos (always run), then the real clip.
+
+GUITAR = "PlayingGuitar/v_PlayingGuitar_g16_c02"  # 250 frames at 25 fps
+
+
+def write_video(path, frames=23, fps=10, fourcc="mp4v", size=(32, 24)):
+    """A small real video file: frame i is a gradient shifted by i (every frame differs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    ramp = np.add.outer(np.arange(size[1]), np.arange(size[0])).astype(np.uint8)
+    for i in range(frames):
+        writer.write(np.stack([ramp + 7 * i, ramp * 2, 255 - ramp - 5 * i], axis=-1).astype(np.uint8))
+    writer.release()
+    return path
+
+
+def convert(videos, out, *extra, workers=0):
+    """prepare_ucf101.main in this process; returns what it printed (stdout)."""
+    args = prepare_ucf101.get_args_parser().parse_args(
+        ["--videos", str(videos), "--out", str(out), "--workers", str(workers), *map(str, extra)])
+    prepare_ucf101.main(args)
+
+
+def pieces_of(out, name):
+    """[(frames, attrs)] of the pieces `<name>-segNNN.hdf5` under out, in order."""
+    paths = sorted((out / name).parent.glob(f"{Path(name).name}-seg*.hdf5"))
+    assert [p.name for p in paths] == [f"{Path(name).name}-seg{i:03d}.hdf5" for i in range(len(paths))]
+    result = []
+    for path in paths:
+        frames = hf.read_frames(path, np.arange(hf.video_info(path)[0]))
+        with h5py.File(path, "r") as f:
+            result.append((frames, dict(f.attrs)))
+    return result
+
+
+@pytest.fixture
+def own_videos(tmp_path):
+    """A dataset of one's own: .mp4 and .mkv videos (10 fps, 23 frames), a hidden copy, a text file."""
+    videos = tmp_path / "videos"
+    write_video(videos / "Dog" / "walk.mp4")
+    write_video(videos / "Cat" / "nap.mkv", fourcc="XVID", frames=31)
+    shutil.copy(videos / "Dog" / "walk.mp4", videos / "Dog" / ".walk.mp4")  # e.g. macOS metadata
+    (videos / "Dog" / "notes.txt").write_text("not a video\n")
+    return videos
+
+
+def test_other_video_suffixes_are_converted(own_videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    convert(own_videos, out)
+    assert "converted 2, skipped 0 (already done), failed 0" in capsys.readouterr().out
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        ["Cat/nap.hdf5", "Dog/walk.hdf5"]
+    assert hf.video_info(out / "Dog/walk.hdf5") == (23, 24, 32, "raw")
+    assert hf.video_info(out / "Cat/nap.hdf5") == (31, 24, 32, "raw")
+
+
+def test_a_list_entry_finds_the_video_whatever_its_suffix(own_videos, tmp_path):
+    split = tmp_path / "trainlist01.txt"
+    split.write_bytes(b"Dog/walk.avi 2\r\n")  # make_split_lists.py names every video .avi
+    out = tmp_path / "out"
+    convert(own_videos, out, "--list", split)
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.hdf5")] == ["Dog/walk.hdf5"]
+
+
+def test_two_videos_of_the_same_stem_are_one_line(own_videos, tmp_path):
+    write_video(own_videos / "Dog" / "walk.avi", fourcc="MJPG")
+    result = run("--videos", own_videos, "--out", tmp_path / "out")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Dog/walk.avi and Dog/walk.mp4 would both be converted to Dog/walk.hdf5" in result.stderr
+    assert not list((tmp_path / "out").rglob("*.hdf5"))
+
+
+def test_pieces_hold_the_frames_of_the_whole_conversion(own_videos, tmp_path, capsys):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    convert(own_videos, whole)
+    convert(own_videos, cut, "--segment-seconds", 1)  # 10 frames a piece at 10 fps
+    assert "converted 2 (5 pieces), skipped 0 (already done, 0 pieces), failed 0" in capsys.readouterr().out
+    for name, lengths in (("Dog/walk", [10, 13]), ("Cat/nap", [10, 10, 11])):  # 23 = 10 + 10 + 3 -> 10 + 13
+        reference = hf.read_frames(whole / f"{name}.hdf5", np.arange(sum(lengths)))
+        pieces = pieces_of(cut, name)
+        assert [len(frames) for frames, _ in pieces] == lengths, name
+        first = 0
+        for index, (frames, attrs) in enumerate(pieces):
+            np.testing.assert_array_equal(frames, reference[first:first + len(frames)])
+            assert attrs["first_frame"] == first and attrs["segment_index"] == index
+            assert attrs["segment_count"] == len(lengths) and attrs["segment_frames"] == 10
+            assert attrs["fps"] == pytest.approx(10) and attrs["segment_seconds"] == 1.0
+            assert attrs["source"] == f"{name}{'.mp4' if name.startswith('Dog') else '.mkv'}"
+            first += len(frames)
+    assert not (cut / "Dog/walk.hdf5").exists() and not list(cut.rglob("*.tmp-*"))
+
+
+def test_pieces_are_resumed_and_recut_for_another_length(own_videos, tmp_path, capsys):
+    out = tmp_path / "out"
+    convert(own_videos, out, "--segment-seconds", 0.5)  # 5 frames: walk 23 -> 4 x 5 + 3, nap 31 -> 5 x 5 + 6
+    assert "converted 2 (11 pieces)" in capsys.readouterr().out
+    assert [len(f) for f, _ in pieces_of(out, "Dog/walk")] == [5, 5, 5, 5, 3]  # 3 >= 2.5: its own piece
+    assert [len(f) for f, _ in pieces_of(out, "Cat/nap")] == [5, 5, 5, 5, 5, 6]  # 1 < 2.5 joins
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.hdf5")}
+    convert(own_videos, out, "--segment-seconds", 0.5)
+    assert "converted 0 (0 pieces), skipped 2 (already done, 11 pieces)" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.hdf5")} == mtimes
+    (out / "Dog/walk-seg002.hdf5").unlink()  # an incomplete video is cut again
+    convert(own_videos, out, "--segment-seconds", 0.5)
+    assert "converted 1 (5 pieces), skipped 1 (already done, 6 pieces)" in capsys.readouterr().out
+    convert(own_videos, out, "--segment-seconds", 1)  # longer pieces: the extra old pieces go
+    assert "converted 2 (5 pieces)" in capsys.readouterr().out
+    assert [len(f) for f, _ in pieces_of(out, "Dog/walk")] == [10, 13]
+    assert [len(f) for f, _ in pieces_of(out, "Cat/nap")] == [10, 10, 11]
+
+
+def test_unknown_frame_rate_fails_that_video_only(own_videos, tmp_path, monkeypatch, capsys):
+    calls, real = [], prepare_ucf101.container_fps
+
+    def no_fps_for_the_first(capture):  # videos are converted in sorted order: Cat/nap.mkv first
+        calls.append(1)
+        return None if len(calls) == 1 else real(capture)
+    monkeypatch.setattr(prepare_ucf101, "container_fps", no_fps_for_the_first)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        convert(own_videos, out, "--segment-seconds", 1)
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert "converted 1 (2 pieces), skipped 0 (already done, 0 pieces), failed 1" in captured.out
+    assert "Cat/nap.mkv: the container declares no frame rate" in captured.err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        ["Dog/walk-seg000.hdf5", "Dog/walk-seg001.hdf5"]
+
+
+_write_video_hdf5 = prepare_ucf101.write_video_hdf5
+
+
+def _killed_at_second_piece_of_walk(path, frames, **kwargs):
+    if "walk-seg001" in str(path):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _write_video_hdf5(path, frames, **kwargs)
+
+
+def test_a_kill_while_cutting_leaves_no_piece_and_no_temporary(own_videos, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    monkeypatch.setattr(prepare_ucf101, "write_video_hdf5", _killed_at_second_piece_of_walk)  # before the fork
+    with pytest.raises(SystemExit) as exit_info:
+        convert(own_videos, out, "--segment-seconds", 1, workers=2)
+    assert str(exit_info.value.code).startswith("prepare_ucf101.py: error: a worker process died")
+    assert not list(out.rglob("*.tmp-*")) and not list(out.rglob("walk-seg*"))  # seg000 was written, unnamed
+    monkeypatch.setattr(prepare_ucf101, "write_video_hdf5", _write_video_hdf5)
+    capsys.readouterr()
+    convert(own_videos, out, "--segment-seconds", 1, workers=2)
+    assert "failed 0" in capsys.readouterr().out
+    assert [len(f) for f, _ in pieces_of(out, "Dog/walk")] == [10, 13]
+
+
+@pytest.mark.parametrize("seconds", ["0", "-2", "nan", "inf"])
+def test_segment_seconds_must_be_positive(own_videos, tmp_path, seconds):
+    result = run("--videos", own_videos, "--out", tmp_path / "out", "--segment-seconds", seconds)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "--segment-seconds must be a positive" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("seconds, lengths", [
+    (3, [75, 75, 100]),   # 250 = 3 x 75 + 25; 25 < 75 / 2 joins the piece before
+    (4, [100, 100, 50]),  # 50 is half a segment, not shorter: a piece of its own
+    (8, [250]),           # 200 + 50, 50 < 100 joins
+    (20, [250]),          # shorter than one segment: one piece
+])
+def test_real_clip_is_cut_as_documented(samples, raw_out, tmp_path, capsys, seconds, lengths):
+    capture = cv2.VideoCapture(str(samples / f"{GUITAR}.avi"))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    assert fps == 25.0
+    videos = copy_tree(samples, tmp_path / "videos", [GUITAR])
+    out = tmp_path / "out"
+    convert(videos, out, "--segment-seconds", seconds)
+    assert f"converted 1 ({len(lengths)} pieces)" in capsys.readouterr().out
+    reference = hf.read_frames(raw_out / f"{GUITAR}.hdf5", np.arange(250))
+    pieces = pieces_of(out, GUITAR)
+    assert [len(frames) for frames, _ in pieces] == lengths
+    starts = np.cumsum([0] + lengths[:-1])
+    for (frames, attrs), start in zip(pieces, starts):
+        assert attrs["first_frame"] == start and attrs["segment_frames"] == round(seconds * fps)
+        np.testing.assert_array_equal(frames, reference[start:start + len(frames)])
