@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import cv2
 import h5py
@@ -254,8 +254,59 @@ def _video_dataset(f, path):
     return ds, storage, shape[0], height, width
 
 
+class _Hdf5Video:
+    """An open per-video HDF5 file (raw or JPEG storage): frames, height, width, storage, read()."""
+
+    def __init__(self, path):
+        self.path = path
+        self._file = h5py.File(path, "r")
+        try:
+            self._ds, self.storage, self.frames, self.height, self.width = _video_dataset(self._file, path)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def read(self, indices):
+        """uint8 [n, H, W, 3] RGB of frames `indices` (0 <= i < frames; any order, repeats allowed)."""
+        return _read_indices(self._ds, self.storage, indices, self.path)
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def is_hdf5_path(path):
+    return os.path.splitext(os.fspath(path))[1].lower() in (".hdf5", ".h5", ".hdf")
+
+
+def open_video(path):
+    """An open video, whatever its storage: a context manager with `frames`, `height`, `width`,
+    `storage` ("raw", "jpeg" or "video") and `read(indices)` -> uint8 [n, H, W, 3] RGB.
+
+    HDF5 files (.hdf5) are read with h5py; the original videos (.avi or any suffix in VIDEO_SUFFIXES)
+    are decoded (video_decode.VideoReader), frame-accurately. Open it in the process that reads it:
+    every loader opens and closes its own, so nothing crosses a fork.
+    """
+    path = os.fspath(path)
+    if not is_hdf5_path(path) and os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES:
+        import video_decode  # only users of the original videos need the decoder
+        return video_decode.VideoReader(path)
+    return _Hdf5Video(path)
+
+
 def video_info(path):
-    """(frames, height, width, storage) of a video file, reading only its header."""
+    """(frames, height, width, storage) of a video file, reading only its header (HDF5) or probing
+    the container without decoding every frame (original videos)."""
+    path = os.fspath(path)
+    if not is_hdf5_path(path) and os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES:
+        import video_decode
+        frames, height, width, _ = video_decode.probe(path)
+        return frames, height, width, "video"
     with h5py.File(path, "r") as f:
         _, storage, frames, height, width = _video_dataset(f, path)
     return frames, height, width, storage
@@ -285,9 +336,8 @@ def _read_indices(ds, storage, indices, path):
 
 def read_frames(path, indices):
     """Frames `indices` of a video file as uint8 [n, H, W, 3] RGB; indices wrap around (loop)."""
-    with h5py.File(path, "r") as f:
-        ds, storage, frames, _, _ = _video_dataset(f, path)
-        return _read_indices(ds, storage, np.asarray(indices) % frames, path)
+    with open_video(path) as video:
+        return video.read(np.asarray(indices) % video.frames)
 
 
 def write_video_hdf5(path, frames, storage="raw", quality=90):
@@ -367,10 +417,9 @@ def _transform(frames, augment, rng, size, out=None):
 
 def _frame_raw(path, augment, rng, size=IMAGE_SIZE, frame_index=None):
     """uint8 [size, size, 3]: one frame drawn uniformly from all frames (the last included)."""
-    with h5py.File(path, "r") as f:
-        ds, storage, frames, _, _ = _video_dataset(f, path)
-        index = int(rng.integers(frames)) if frame_index is None else frame_index % frames
-        frame = _read_indices(ds, storage, [index], path)
+    with open_video(path) as video:
+        index = int(rng.integers(video.frames)) if frame_index is None else frame_index % video.frames
+        frame = video.read([index])
     return _transform(frame, augment, rng, size)[0]
 
 
@@ -381,12 +430,76 @@ def clip_indices(num_frames, clip_len, start):
 
 def _clip_raw(path, augment, rng, size=IMAGE_SIZE, clip_len=CLIP_LEN, start=None):
     """uint8 [clip_len, size, size, 3]: consecutive frames from a uniformly drawn start."""
-    with h5py.File(path, "r") as f:
-        ds, storage, frames, _, _ = _video_dataset(f, path)
+    with open_video(path) as video:
         if start is None:
-            start = int(rng.integers(max(frames - clip_len, 0) + 1))
-        clip = _read_indices(ds, storage, clip_indices(frames, clip_len, start), path)
+            start = int(rng.integers(max(video.frames - clip_len, 0) + 1))
+        clip = video.read(clip_indices(video.frames, clip_len, start))
     return _transform(clip, augment, rng, size)
+
+
+def segment_centres(num_frames, segments):
+    """Frame k of `segments` at the centre of the k-th of equal segments: int((k + 0.5) * T / K)
+    (TSN's test frames; every frame once when segments >= T... repeats when T < K)."""
+    return ((np.arange(segments) + 0.5) * num_frames / segments).astype(np.int64)
+
+
+def segment_offsets(num_frames, segments, rng):
+    """One frame at a uniformly random offset in each of `segments` equal segments (TSN training)."""
+    bounds = np.floor(np.arange(segments + 1) * num_frames / segments).astype(np.int64)
+    starts, lengths = bounds[:-1], np.maximum(np.diff(bounds), 1)
+    return np.minimum(starts + (rng.random(segments) * lengths).astype(np.int64), num_frames - 1)
+
+
+def _segments_raw(path, augment, rng, size=IMAGE_SIZE, segments=3, centres=False):
+    """uint8 [segments, size, size, 3]: TSN's sample, one frame per equal segment of the video (at a
+    random offset, or the segment centres), all with the same crop/flip/brightness."""
+    with open_video(path) as video:
+        indices = (segment_centres(video.frames, segments) if centres
+                   else segment_offsets(video.frames, segments, rng))
+        frames = video.read(indices)
+    return _transform(frames, augment, rng, size)
+
+
+FEATURES_KEY = "features"
+
+
+def feature_info(path):
+    """(frames, dims) of a feature file written by extract_features.py, reading only its header."""
+    with h5py.File(path, "r") as f:
+        ds = _feature_dataset(f, path)
+        return ds.shape[0], ds.shape[1]
+
+
+def _feature_dataset(f, path):
+    ds = f.get(FEATURES_KEY)
+    if not isinstance(ds, h5py.Dataset) or ds.ndim != 2 or ds.shape[0] == 0:
+        raise VideoReadError(f"{path}: no 'features' dataset of [frames, dims] (written by extract_features.py)")
+    return ds
+
+
+def feature_window(num_frames, max_frames, frame_stride, rng=None):
+    """Frame indices of one feature sequence: every `frame_stride`-th frame from an offset, at most
+    `max_frames` of them. With `rng` (training): a random stride offset and a random window; without:
+    offset 0 and the window in the middle of the video."""
+    offset = int(rng.integers(frame_stride)) if rng is not None else 0
+    indices = np.arange(min(offset, num_frames - 1), num_frames, frame_stride)
+    if len(indices) > max_frames:
+        first = int(rng.integers(len(indices) - max_frames + 1)) if rng is not None \
+            else (len(indices) - max_frames) // 2
+        indices = indices[first:first + max_frames]
+    return indices
+
+
+def _features_raw(path, augment, rng, max_frames=250, frame_stride=1):
+    """float16 [L, dims]: a window of a video's per-frame features (L <= max_frames); random when
+    augmenting (training), else the middle window."""
+    with h5py.File(path, "r") as f:
+        ds = _feature_dataset(f, path)
+        indices = feature_window(ds.shape[0], max_frames, frame_stride, rng if augment else None)
+        features = ds[int(indices[0]):int(indices[-1]) + 1:frame_stride]
+    if not np.isfinite(features).all():
+        raise VideoReadError(f"{path}: non-finite values in 'features'")
+    return np.asarray(features, dtype=np.float16)
 
 
 def _rng_from_args(args):
@@ -453,6 +566,58 @@ def loadSequence(args, size=IMAGE_SIZE, clip_len=CLIP_LEN):
     return normalize_channels_first(clip, CLIP_MEAN, CLIP_STD)
 
 
+CROPS = (1, 3, 10)
+TEN_CROP_SCALE = 256 / 224  # TSN's 10-crop test: short side 256 for 224 crops
+
+
+def crop_boxes(height, width, size, crops):
+    """How a frame becomes `crops` views of size x size: (resize_hw, [(y, x, flip), ...]).
+
+    1: the whole frame resized to size x size (aspect not kept; what training sees);
+    3: short side resized to `size`, then the left, centre and right squares (top/centre/bottom for
+       a portrait frame);
+    10: short side resized to size * 256/224, then the 4 corners and the centre, each also mirrored.
+    """
+    if crops == 1:
+        return (size, size), [(0, 0, False)]
+    short = size if crops == 3 else int(round(size * TEN_CROP_SCALE))
+    scale = short / min(height, width)
+    resized = (max(short, int(round(height * scale))), max(short, int(round(width * scale))))
+    h, w = resized
+    if crops == 3:
+        if w >= h:
+            boxes = [(0, x, False) for x in (0, (w - size) // 2, w - size)]
+        else:
+            boxes = [(y, 0, False) for y in (0, (h - size) // 2, h - size)]
+        return resized, boxes
+    if crops != 10:
+        raise ValueError(f"crops must be one of {CROPS}, not {crops!r}")
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    return resized, [(y, x, flip) for flip in (False, True) for y, x in corners]
+
+
+def _crop_views(frames, size, crops, out):
+    """uint8 [n, H, W, 3] -> the `crops` views of each frame in `out` [n, crops, size, size, 3]."""
+    resized_hw, boxes = crop_boxes(frames.shape[1], frames.shape[2], size, crops)
+    resized = np.empty(resized_hw + (3,), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        cv2.resize(frame, resized_hw[::-1], dst=resized, interpolation=cv2.INTER_LINEAR)
+        for c, (y, x, flip) in enumerate(boxes):
+            view = resized[y:y + size, x:x + size]
+            if flip:
+                cv2.flip(view, 1, dst=out[i, c])
+            else:
+                out[i, c] = view
+    return out
+
+
+def _as_indices(frame_range):
+    """A chunk of a plan, (start, stop) or an index array, as an int64 index array."""
+    if isinstance(frame_range, tuple):
+        return np.arange(frame_range[0], frame_range[1], dtype=np.int64)
+    return np.asarray(frame_range, dtype=np.int64)
+
+
 def iter_video_chunks(path, chunk_frames=200, size=IMAGE_SIZE):
     """Stream a whole video as uint8 [<=chunk_frames, size, size, 3] chunks (no augmentation)."""
     frames = video_info(path)[0]
@@ -460,22 +625,31 @@ def iter_video_chunks(path, chunk_frames=200, size=IMAGE_SIZE):
         yield load_chunk(path, start, min(start + chunk_frames, frames), size)
 
 
-def _chunk_slabs(path, start, stop, size, out=None):
-    """Frames start..stop-1 (looping past the end) resized to size x size, as uint8 slabs of at
-    most SLAB_FRAMES frames (views of `out`, [stop - start, size, size, 3], when given): only one
-    slab of raw frames is in memory at a time, whatever the chunk's length."""
-    with h5py.File(path, "r") as f:
-        ds, storage, frames, _, _ = _video_dataset(f, path)
-        for first in range(start, stop, SLAB_FRAMES):
-            last = min(first + SLAB_FRAMES, stop)
-            raw = _read_indices(ds, storage, np.arange(first, last) % frames, path)
-            yield _transform(raw, False, None, size, None if out is None else out[first - start:last - start])
+def _chunk_slabs(path, indices, size, out=None, crops=1):
+    """Frames `indices` (looping past the end) resized to size x size (or cut into `crops` views:
+    crop_boxes), as uint8 slabs of at most SLAB_FRAMES frames, [n, size, size, 3] or [n, crops, size,
+    size, 3] (views of `out`, shaped for all of `indices`, when given): only one slab of raw frames
+    is in memory at a time, whatever the chunk's length."""
+    indices = np.asarray(indices, dtype=np.int64)
+    view_shape = (size, size, 3) if crops == 1 else (crops, size, size, 3)
+    with open_video(path) as video:
+        for first in range(0, len(indices), SLAB_FRAMES):
+            last = min(first + SLAB_FRAMES, len(indices))
+            raw = video.read(indices[first:last] % video.frames)
+            slab = (np.empty((last - first,) + view_shape, dtype=np.uint8) if out is None else out[first:last])
+            if crops == 1:
+                yield _transform(raw, False, None, size, slab)
+            else:
+                yield _crop_views(raw, size, crops, slab)
 
 
-def load_chunk(path, start, stop, size=IMAGE_SIZE):
-    """Frames start..stop-1 resized to size x size (uint8); indices past the end loop around."""
-    out = np.empty((stop - start, size, size, 3), dtype=np.uint8)
-    for _ in _chunk_slabs(path, start, stop, size, out):
+def load_chunk(path, start, stop=None, size=IMAGE_SIZE, crops=1):
+    """Frames start..stop-1 (or the index array `start`) resized to size x size (uint8), or cut into
+    `crops` views each ([n, crops, size, size, 3]); indices past the end loop around."""
+    indices = _as_indices((start, stop) if stop is not None else start)
+    view_shape = (size, size, 3) if crops == 1 else (crops, size, size, 3)
+    out = np.empty((len(indices),) + view_shape, dtype=np.uint8)
+    for _ in _chunk_slabs(path, indices, size, out, crops):
         pass
     return out
 
@@ -484,7 +658,11 @@ def load_chunk(path, start, stop, size=IMAGE_SIZE):
 # Worker pool and prefetching
 
 def _init_worker(shield_signals):
+    global _global_rng
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+    # A forked worker inherits the parent's generator state: every worker would draw the same
+    # augmentations for the assignment-style `(path, augment)` calls. Fresh OS entropy per worker.
+    _global_rng = np.random.default_rng()
     if shield_signals:
         # Slurm, PBS and Ctrl-C signal the whole process group. The parent saves and stops; a worker
         # that died instead would break the pool mid-step (with multiprocessing.Pool it was re-forked
@@ -514,11 +692,19 @@ def make_pool(workers, shield_signals=False):
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                                   initargs=(shield_signals,))
-    # The executor starts its workers on the first submit(s): start them all now, before the caller
-    # makes threads, a model or CUDA state for a later fork to copy. The short sleeps keep every worker
-    # busy so that Python versions that spawn on demand start one process per task.
-    for future in [_submit(pool, time.sleep, 0.05) for _ in range(workers)]:
-        _result(future)
+    # OpenCV's own thread pool, once the parent has used it (a large resize), does not survive a
+    # fork: the child's cv2.setNumThreads then waits forever on the parent's threads. Stop it for
+    # the fork and restore it afterwards.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        # The executor starts its workers on the first submit(s): start them all now, before the caller
+        # makes threads, a model or CUDA state for a later fork to copy. The short sleeps keep every
+        # worker busy so that Python versions that spawn on demand start one process per task.
+        for future in [_submit(pool, time.sleep, 0.05) for _ in range(workers)]:
+            _result(future)
+    finally:
+        cv2.setNumThreads(threads)
     return pool
 
 
@@ -601,7 +787,7 @@ class Prefetcher:
             yield result
 
 
-SAMPLE_LOADERS = {"frame": _frame_raw, "clip": _clip_raw}
+SAMPLE_LOADERS = {"frame": _frame_raw, "clip": _clip_raw, "segments": _segments_raw, "features": _features_raw}
 
 
 class SharedSlots:
@@ -609,14 +795,14 @@ class SharedSlots:
 
     Pickling an array through the pool's pipe runs at ~200 MB/s and costs more CPU than loading it
     (a 77 MB clip batch: ~12 ms per clip against ~1.5 ms to load); a worker writes its array into a
-    slot with pwrite instead and returns a few bytes, and the parent reads it back once. Plain file
-    I/O, not memory maps: neither side's resident memory grows with what passed through, and a full
-    tmpfs is an OSError (the worker then falls back to the pipe), not a SIGBUS. The ring holds one
-    slot per task in flight plus the one being read. Without /dev/shm, `enabled` is False.
+    slot with pwrite instead and returns its shape and dtype, and the parent reads it back once.
+    Plain file I/O, not memory maps: neither side's resident memory grows with what passed through,
+    and a full tmpfs is an OSError (the worker then falls back to the pipe), not a SIGBUS. The ring
+    holds one slot per task in flight plus the one being read. Without /dev/shm, `enabled` is False.
     """
 
-    def __init__(self, pool, count, shape):
-        self.shape, self.count, self.dir = tuple(shape), count, None
+    def __init__(self, pool, count):
+        self.count, self.dir = count, None
         if pool is None or not os.path.isdir("/dev/shm"):
             return
         self.dir = tempfile.mkdtemp(prefix="ucf101-slots-", dir="/dev/shm")
@@ -626,13 +812,13 @@ class SharedSlots:
         return self.dir is not None
 
     def slot(self, number):
-        """What a worker needs to write the `number`-th task's array: (path, row shape), or None."""
-        return (os.path.join(self.dir, f"slot{number % self.count}"), self.shape[1:]) if self.enabled else None
+        """The file a worker writes the `number`-th task's array to, or None."""
+        return os.path.join(self.dir, f"slot{number % self.count}") if self.enabled else None
 
-    def read(self, slot, length):
-        """The first `length` rows written to `slot`, as a new array."""
-        row = int(np.prod(slot[1]))
-        return np.fromfile(slot[0], dtype=np.uint8, count=length * row).reshape((length,) + slot[1])
+    @staticmethod
+    def read(slot, shape, dtype):
+        """The array of `shape` and `dtype` written to `slot`, as a new array."""
+        return np.fromfile(slot, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
     def close(self):
         if self.dir is not None:
@@ -640,9 +826,9 @@ class SharedSlots:
 
 
 def _write_rows(slot, rows, offset=0):
-    """Worker side of SharedSlots: write uint8 rows ([n, ...] or a list of [...]) to `slot`, from
-    byte `offset` on."""
-    fd = os.open(slot[0], os.O_WRONLY | os.O_CREAT, 0o600)
+    """Worker side of SharedSlots: write the bytes of `rows` ([n, ...] or a list of arrays) to the
+    file `slot`, from byte `offset` on."""
+    fd = os.open(slot, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         for row in rows:
             view = memoryview(np.ascontiguousarray(row)).cast("B")
@@ -653,10 +839,21 @@ def _write_rows(slot, rows, offset=0):
         os.close(fd)
 
 
-def _load_batch(task):
-    """Worker side of BatchLoader: (kind, kwargs, items, slot) -> (data | None, indices, failures).
+def _pad_sequences(samples):
+    """Variable-length [L_i, ...] samples -> zero-padded [n, max L, ...] and int64 lengths [n]."""
+    lengths = np.asarray([len(x) for x in samples], dtype=np.int64)
+    out = np.zeros((len(samples), int(lengths.max())) + samples[0].shape[1:], dtype=samples[0].dtype)
+    for i, x in enumerate(samples):
+        out[i, :len(x)] = x
+    return out, lengths
 
-    With a slot the samples go to that shared-memory file and `data` is None.
+
+def _load_batch(task):
+    """Worker side of BatchLoader: (kind, kwargs, items, slot) -> (data, indices, failures, lengths).
+
+    `data` is the stacked array, or (shape, dtype) when it went to the shared-memory file `slot`.
+    Feature sequences ("features") have different lengths: they are zero-padded to the batch's
+    longest and `lengths` says how long each is (None for the other kinds).
     """
     kind, kwargs, items, slot = task
     loader = SAMPLE_LOADERS[kind]
@@ -669,21 +866,24 @@ def _load_batch(task):
             failures.append((index, path, f"{type(e).__name__}: {e}"))
     indices = np.asarray(indices, dtype=np.int64)
     if not samples:
-        return None, indices, failures
+        return None, indices, failures, None
+    data, lengths = _pad_sequences(samples) if kind == "features" else (np.stack(samples), None)
     if slot is not None:
         try:
-            _write_rows(slot, samples)
-            return None, indices, failures
+            _write_rows(slot, [data])
+            return (data.shape, data.dtype.str), indices, failures, lengths
         except OSError as e:  # /dev/shm full: hand the batch over through the pipe
             log.info("shared memory unavailable (%s): using the pipe", e)
-    return np.stack(samples), indices, failures
+    return data, indices, failures, lengths
 
 
 class Batch(NamedTuple):
-    data: np.ndarray     # uint8 [n, size, size, 3] frames or [n, T, size, size, 3] clips
+    data: np.ndarray     # uint8 [n, size, size, 3] frames, [n, T, size, size, 3] clips or segments,
+    #                      float16 [n, L, dims] feature sequences (zero-padded)
     labels: np.ndarray   # int64 [n]
     indices: np.ndarray  # int64 [n], positions in the loader's path list
     global_size: int     # samples in this step summed over all ranks (before failures)
+    lengths: Optional[np.ndarray] = None  # int64 [n]: valid steps of each feature sequence
 
 
 def sample_seed(seed, epoch, index):
@@ -694,7 +894,8 @@ def sample_seed(seed, epoch, index):
 
 
 class BatchLoader:
-    """Prefetching batches of frames or clips on a process pool; frames and clips, training and test.
+    """Prefetching batches on a process pool: frames, clips, TSN segments or feature sequences, for
+    training and evaluation.
 
     Each epoch (`set_epoch`) draws one permutation from (seed, epoch), identical on every rank. A step
     takes the next `batch_size * world_size` samples and deals them round-robin to the ranks, so every
@@ -723,6 +924,7 @@ class BatchLoader:
         self.epoch, self.start_step = 0, 0
         self.failed = {}  # path -> reason, over the loader's life
         self.wait_seconds = 0.0
+        self._empty = None  # an empty batch's data, shaped like the others
 
     def set_epoch(self, epoch, start_step=0):
         """Select the epoch's permutation; `start_step` skips steps already done (mid-epoch resume)."""
@@ -749,103 +951,119 @@ class BatchLoader:
                       sample_seed(self.seed, None if self.fixed else self.epoch, int(i))) for i in mine]
             yield self.kind, self.loader_kwargs, items, slots.slot(number)
 
+    def _empty_data(self):
+        if self._empty is not None:
+            return self._empty
+        size = self.loader_kwargs.get("size", IMAGE_SIZE)
+        views = {"frame": (), "clip": (self.loader_kwargs.get("clip_len", CLIP_LEN),),
+                 "segments": (self.loader_kwargs.get("segments", 3),)}.get(self.kind)
+        return np.zeros((0,) + views + (size, size, 3), dtype=np.uint8) if views is not None else \
+            np.zeros((0, 1, 1), dtype=np.float16)
+
     def __iter__(self):
         steps = self._steps()[self.start_step:]
-        size = self.loader_kwargs.get("size", IMAGE_SIZE)
-        clip = () if self.kind == "frame" else (self.loader_kwargs.get("clip_len", CLIP_LEN),)
-        # A tail step merged into the one before can give a rank one sample more than batch_size.
-        largest = max([len(step[self.rank::self.world_size]) for step in steps] + [self.batch_size])
-        slots = SharedSlots(self.pool, self.prefetch + 1, (largest,) + clip + (size, size, 3))
+        slots = SharedSlots(self.pool, self.prefetch + 1)
         prefetcher = Prefetcher(self.pool, _load_batch, self._tasks(steps, slots), self.prefetch)
         self.epoch_failed = 0
         try:
-            for number, (step, (data, indices, failures)) in enumerate(zip(steps, prefetcher)):
+            for number, (step, (data, indices, failures, lengths)) in enumerate(zip(steps, prefetcher)):
                 for index, path, reason in failures:
                     log.warning("skipping %s: %s", path, reason)
                     self.failed[path] = reason
                 self.epoch_failed += len(failures)
                 if len(indices) == 0:  # every sample of this rank's share failed
-                    data = np.zeros((0,) + slots.shape[1:], dtype=np.uint8)
-                elif data is None:
-                    data = slots.read(slots.slot(number), len(indices))
-                yield Batch(data, self.labels[indices], indices, len(step))
+                    data, lengths = self._empty_data(), (None if self.kind != "features" else np.zeros(0, np.int64))
+                else:
+                    if isinstance(data, tuple):  # (shape, dtype) of what the worker wrote to its slot
+                        data = slots.read(slots.slot(number), *data)
+                    # Kept for a later step whose share all failed: an empty batch of the same layout.
+                    self._empty = np.zeros((0, 1) + data.shape[2:] if self.kind == "features"
+                                           else (0,) + data.shape[1:], dtype=data.dtype)
+                yield Batch(data, self.labels[indices], indices, len(step), lengths)
         finally:
             self.wait_seconds = prefetcher.wait_seconds
             slots.close()
 
 
 def _load_chunk_task(task):
-    """Worker side of VideoChunkLoader: -> (video_index, array | rows written to the slot | reason)."""
-    video_index, path, start, stop, size, slot = task
-    if isinstance(size, str):  # the plan already failed in the parent: pass the reason through
-        return video_index, size
+    """Worker side of VideoChunkLoader -> (video_index, result, seconds): result is the array, or
+    (shape, dtype) when it went to the shared-memory slot, or the reason a video cannot be read;
+    seconds is the time spent reading and resizing it."""
+    video_index, path, indices, size, crops, slot, capacity = task
+    start = time.perf_counter()
+    if isinstance(indices, str):  # the video's header already failed in the parent: pass it on
+        return video_index, indices, 0.0
+    shape = (len(indices),) + ((size, size, 3) if crops == 1 else (crops, size, size, 3))
     try:
-        if slot is not None and stop - start <= slot[2]:
+        if slot is not None and len(indices) <= capacity:
             # Slab by slab into the slot: the worker never holds the whole chunk.
             offset = 0
-            with contextlib.closing(_chunk_slabs(path, start, stop, size)) as slabs:
+            with contextlib.closing(_chunk_slabs(path, indices, size, crops=crops)) as slabs:
                 for slab in slabs:
                     try:
-                        _write_rows(slot[:2], [slab], offset)
+                        _write_rows(slot, [slab], offset)
                     except OSError as e:
                         log.info("shared memory unavailable (%s): using the pipe", e)
                         break
                     offset += slab.nbytes
                 else:
-                    return video_index, stop - start
-        return video_index, load_chunk(path, start, stop, size)
+                    return video_index, (shape, np.dtype(np.uint8).str), time.perf_counter() - start
+        return video_index, load_chunk(path, indices, size=size, crops=crops), time.perf_counter() - start
     except READ_ERRORS as e:
-        return video_index, f"{type(e).__name__}: {e}"
+        return video_index, f"{type(e).__name__}: {e}", time.perf_counter() - start
 
 
-def video_chunk_plan(path, chunk_frames):
+def video_chunk_plan(frames, chunk_frames):
     """Default plan: consecutive chunks of at most chunk_frames frames covering the video once."""
-    frames = video_info(path)[0]
     return [(start, min(start + chunk_frames, frames)) for start in range(0, frames, chunk_frames)]
 
 
 class VideoChunkLoader:
     """Streams whole test videos chunk by chunk while the model works on the previous chunk.
 
-    `plan(path)` returns the (start, stop) frame ranges to load for one video (stop may pass the end:
-    frames loop); yields `(video_index, chunk_number, num_chunks, uint8 array)` with the array
-    replaced by an error string for an unreadable video (its remaining chunks are skipped).
-    At most `depth` chunks are in flight; chunks of up to `max_chunk` frames travel through shared
-    memory, so the parent holds only the chunk it is working on, whatever the video length.
+    `plan(frames)` returns, for a video of `frames` frames, the chunks to load: (start, stop) ranges or
+    arrays of frame indices (indices past the end loop). Yields `(video_index, chunk_number,
+    num_chunks, uint8 array)`, the array [n, size, size, 3], or [n, crops, size, size, 3] for
+    crops > 1 (crop_boxes), replaced by an error string for an unreadable video (its remaining chunks
+    are skipped). At most `depth` chunks are in flight; chunks of up to `max_chunk` frames travel
+    through shared memory, so the parent holds only the chunk it is working on, whatever the video
+    length. `frames[video_index]` is each video's length once its header was read, `load_seconds`
+    the worker time spent loading it.
     """
 
-    def __init__(self, paths, plan, pool=None, size=IMAGE_SIZE, depth=2, max_chunk=None):
+    def __init__(self, paths, plan, pool=None, size=IMAGE_SIZE, depth=2, max_chunk=None, crops=1):
+        if crops not in CROPS:
+            raise ValueError(f"crops must be one of {CROPS}, not {crops!r}")
         self.paths, self.plan, self.pool, self.size, self.depth = list(paths), plan, pool, size, depth
-        self.max_chunk = max_chunk
+        self.max_chunk, self.crops = max_chunk, crops
         self.wait_seconds = 0.0
+        self.frames, self.load_seconds = {}, {}
         self._chunks = {}
 
     def _tasks(self, slots):
         number = 0
         for video_index, path in enumerate(self.paths):
             try:
-                ranges = self.plan(path)
+                self.frames[video_index] = video_info(path)[0]
+                chunks = [_as_indices(c) for c in self.plan(self.frames[video_index])]
+                if not chunks or any(len(c) == 0 for c in chunks):
+                    raise RuntimeError(f"the chunk plan for {path} is empty or has an empty chunk")
             except READ_ERRORS as e:
-                ranges = None
-                reason = f"{type(e).__name__}: {e}"
-            if ranges is not None and (not ranges or any(stop <= start for start, stop in ranges)):
-                raise ValueError(f"the chunk plan for {path} is empty or has an empty range: {ranges}")
-            self._chunks[video_index] = len(ranges) if ranges else 1
-            for start, stop in ranges or [(0, 0)]:
-                slot = slots.slot(number)
-                yield (video_index, path, start, stop, self.size if ranges else reason,
-                       slot + (self.max_chunk,) if slot else None)
+                chunks = [f"{type(e).__name__}: {e}"]
+            self._chunks[video_index] = len(chunks)
+            for indices in chunks:
+                yield (video_index, path, indices, self.size, self.crops, slots.slot(number), self.max_chunk or 0)
                 number += 1
 
     def __iter__(self):
         counts, broken = {}, set()
-        slots = SharedSlots(self.pool if self.max_chunk else None, self.depth + 1,
-                            (self.max_chunk or 1, self.size, self.size, 3))
+        slots = SharedSlots(self.pool if self.max_chunk else None, self.depth + 1)
         prefetcher = Prefetcher(self.pool, _load_chunk_task, self._tasks(slots), self.depth)
         try:
-            for number, (video_index, result) in enumerate(prefetcher):
-                if isinstance(result, int):
-                    result = slots.read(slots.slot(number), result)
+            for number, (video_index, result, seconds) in enumerate(prefetcher):
+                self.load_seconds[video_index] = self.load_seconds.get(video_index, 0.0) + seconds
+                if isinstance(result, tuple):
+                    result = slots.read(slots.slot(number), *result)
                 if video_index in broken:
                     continue
                 chunk_number = counts.get(video_index, 0)
@@ -862,6 +1080,7 @@ __all__ = [
     "getUCF101", "video_group", "parse_groups", "split_by_groups", "subset_videos", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
     "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
     "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices",
-    "normalize_numpy",
+    "normalize_numpy", "open_video", "segment_centres", "segment_offsets", "crop_boxes", "feature_info",
+    "feature_window", "VIDEO_SUFFIXES", "CROPS",
     "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
 ]

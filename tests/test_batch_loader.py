@@ -463,7 +463,7 @@ def test_video_chunk_loader(chunk_videos, monkeypatch, use_pool, max_chunk, slab
     chunk = 20
     worker_pool = make_pool(2) if use_pool else None  # forked after the patch
     try:
-        loader = VideoChunkLoader(paths, lambda path: video_chunk_plan(path, chunk), pool=worker_pool,
+        loader = VideoChunkLoader(paths, lambda frames: video_chunk_plan(frames, chunk), pool=worker_pool,
                                   size=SIZE, depth=2, max_chunk=max_chunk)
         items = list(loader)
     finally:
@@ -492,7 +492,7 @@ def test_video_chunk_loader(chunk_videos, monkeypatch, use_pool, max_chunk, slab
 def test_video_chunk_loader_custom_plan_loops_past_the_end(videos, monkeypatch, slab_frames):
     """A plan may ask for frames past the end (looped): a 10-frame video as two 8-frame chunks."""
     monkeypatch.setattr(helperFunctions, "SLAB_FRAMES", slab_frames)  # 3: a slab wraps around (9, 0, 1)
-    loader = VideoChunkLoader([videos[SHORT]], lambda path: [(0, 8), (8, 16)], size=SIZE)
+    loader = VideoChunkLoader([videos[SHORT]], lambda frames: [(0, 8), (8, 16)], size=SIZE)
     items = list(loader)
     assert [(v, c, n) for v, c, n, _ in items] == [(0, 0, 2), (0, 1, 2)]
     frames = np.concatenate([r for *_, r in items])
