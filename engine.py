@@ -1,18 +1,22 @@
-"""What the 2D and 3D scripts share: flags, devices, DDP, the training and evaluation loops, the
-per-video test loop, checkpoints, resume and scheduler signals.
+"""What every model's scripts share: flags, devices, DDP, the training and evaluation loops, the
+optimizers and learning-rate schedules, TensorBoard, the per-video test and feature-extraction loop,
+checkpoints, resume and scheduler signals.
 
-The scripts differ only in how they build the model and which loader kind they use ("frame" or
-"clip"); everything here serves both.
+The scripts differ only in how they build the model and which loader kind they use ("frame",
+"clip", "segments" for TSN, "features" for the RNN); everything here serves all of them.
 """
 import argparse
+import contextlib
 import ctypes
 import datetime
 import json
 import math
 import os
+import pickle
 import signal
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,6 +28,7 @@ from tqdm import tqdm
 import helperFunctions as hf
 import metrics
 
+DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a scheduler signal after saving; run again to continue
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_NAME = "checkpoint.pth"
@@ -34,10 +39,10 @@ class UserError(Exception):
     """A mistake the user can fix (bad path, bad value): reported as one line, no traceback."""
 
 
-def run_main(main, parser):
+def run_main(main, parser, argv=None):
     """Parse the command line and run `main(args)`; a UserError becomes one line and exit status 2,
     a dead loader worker one line and exit status 1 (the last checkpoint is kept: run again to resume)."""
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         return main(args)
     except UserError as e:
@@ -55,25 +60,64 @@ def run_main(main, parser):
 # Flags
 
 def positive_int(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
     return value
 
 
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
+
+
+def positive_float(text):
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def lr_steps(text):
+    """'30,60' (epochs at which the lr is multiplied by --lr-gamma) or 'every:10'."""
+    text = text.strip()
+    if text.startswith("every:"):
+        return ("every", positive_int(text[len("every:"):]))
+    try:
+        steps = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        steps = ()
+    if not steps or min(steps) <= 0 or list(steps) != sorted(set(steps)):
+        raise argparse.ArgumentTypeError(f"must be increasing epochs like 30,60 or every:10, not {text!r}")
+    return steps
+
+
 def common_parser():
-    """Flags shared by every training and test script (parts 1 and 2)."""
+    """Flags shared by every training and test script."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("data and devices")
     g.add_argument("--data-dir", default=None,
-                   help="folder holding ucfTrainTestlist/ and UCF-101-hdf5/ (default: data; test scripts: the training run's)")
+                   help="folder holding ucfTrainTestlist/ and the videos: UCF-101-hdf5/ (the course's HDF5 files) "
+                        "and/or UCF-101/ (the original .avi release) (default: data; test scripts: the training run's)")
+    g.add_argument("--storage", choices=hf.STORAGES, default="auto",
+                   help="which videos to read: auto = the HDF5 file where it exists, else the original video; "
+                        "hdf5 or video = only those (default: auto)")
     g.add_argument("--split", type=int, choices=(1, 2, 3), default=None,
                    help="official split (default: 1; test scripts: the training run's)")
     g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="auto: CUDA when present, else CPU with a warning (default: auto)")
-    g.add_argument("--workers", type=int, default=8, help="loader processes; 0 loads in the main process (default: 8)")
+    g.add_argument("--workers", type=int, default=None,
+                   help=f"loader processes; 0 loads in the main process (default: {DEFAULT_WORKERS})")
     g.add_argument("--image-size", type=positive_int, default=None,
-                   help="frame size fed to the model (default: 224; test scripts: the training run's)")
+                   help="frame size fed to the model (default: 224; C3D: 112; test scripts: the training run's)")
     g.add_argument("--seed", type=int, default=0, help="seed for shuffling, augmentation and evaluation frames (default: 0)")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision: bf16 where supported, else fp16 with a loss scaler "
@@ -82,29 +126,64 @@ def common_parser():
 
 
 def train_parser(defaults):
-    """Training flags; `defaults` sets the model-specific defaults (batch size, trainable layers)."""
+    """Training flags; `defaults` sets the model-specific defaults (batch size, trainable layers, and
+    optionally lr, epochs, optimizer, weight_decay, clip_grad_norm)."""
+    d = {"lr": 1e-4, "epochs": 10, "optimizer": "adam", "weight_decay": 0.0, "clip_grad_norm": None,
+         "lr_schedule": "constant", **defaults}
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("training")
-    g.add_argument("--output-dir", default=defaults["output_dir"],
-                   help=f"checkpoint.pth and log.jsonl go here (default: {defaults['output_dir']})")
-    g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
-                   help=f"samples per step on each GPU/process (default: {defaults['batch_size']})")
-    g.add_argument("--epochs", type=positive_int, default=10, help="total epochs (default: 10)")
-    g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
-    g.add_argument("--trainable", default=defaults["trainable"],
+    g.add_argument("--output-dir", default=d["output_dir"],
+                   help=f"checkpoint.pth, log.jsonl and tensorboard/ go here (default: {d['output_dir']})")
+    g.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
+                   help=f"samples per step on each GPU/process (default: {d['batch_size']})")
+    g.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"total epochs (default: {d['epochs']})")
+    g.add_argument("--trainable", default=d["trainable"],
                    help="comma-separated parameter-name prefixes to train, or 'all' (default: "
-                        f"{defaults['trainable'] or 'layer4.2,fc: the last block of layer4 and the classifier'})")
+                        f"{d.get('trainable_help') or d['trainable']})")
     g.add_argument("--bn-drift", action="store_true",
                    help="let frozen layers' BatchNorm statistics update as the assignment's code does "
                         "(default: frozen BatchNorm stays in eval mode)")
+    g.add_argument("--partial-bn", action="store_true",
+                   help="TSN's partial BN: every BatchNorm but the first stays in eval mode with frozen affine "
+                        "parameters, for runs that train all layers on little data (default: off)")
     g.add_argument("--eval-every", type=positive_int, default=1,
-                   help="test accuracy every N epochs and after the last (default: 1)")
+                   help="test (or validation) accuracy every N epochs and after the last (default: 1)")
     g.add_argument("--eval-batch-size", type=positive_int, default=None,
                    help="batch size for the per-epoch test accuracy (default: --batch-size)")
+    g.add_argument("--val-groups", default=None,
+                   help="hold these groups (gNN) of the training list out of training, e.g. 8-10 or 1,3,5-7: the "
+                        "per-epoch accuracy is then measured on them (val_acc) instead of on the test videos, so "
+                        "no choice (epochs, fusion weights) is made on the test set (default: none)")
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUTPUT_DIR/checkpoint.pth when present (default: on)")
     g.add_argument("--max-steps", type=int, default=0,
                    help="stop each epoch after N steps, for smoke tests (default: 0 = whole epoch)")
+    g.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="write TensorBoard event files to OUTPUT_DIR/tensorboard/ (default: on; "
+                        "look with: tensorboard --logdir runs/)")
+    g.add_argument("--tensorboard-every", type=positive_int, default=10,
+                   help="steps between points of the per-step training loss curve (default: 10)")
+    o = p.add_argument_group("optimizer and learning-rate schedule")
+    o.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"],
+                   help=f"adam (the assignment's) or sgd with --momentum (default: {d['optimizer']})")
+    o.add_argument("--lr", type=positive_float, default=d["lr"], help=f"learning rate (default: {d['lr']:g})")
+    o.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD momentum (default: 0.9)")
+    o.add_argument("--weight-decay", type=non_negative_float, default=d["weight_decay"],
+                   help=f"L2 weight decay (default: {d['weight_decay']:g})")
+    o.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default=d["lr_schedule"],
+                   help="constant; step: times --lr-gamma at each of --lr-steps; cosine: down to 0 at the last "
+                        f"epoch (default: {d['lr_schedule']})")
+    o.add_argument("--lr-steps", type=lr_steps, default=None,
+                   help="epochs at which the step schedule multiplies the lr by --lr-gamma: 30,60 or every:10 "
+                        "(required with --lr-schedule step)")
+    o.add_argument("--lr-gamma", type=positive_float, default=0.1, help="step schedule factor (default: 0.1)")
+    o.add_argument("--warmup-epochs", type=non_negative_float, default=0.0,
+                   help="linear warm-up from 0 to --lr over this many epochs, step by step (default: 0)")
+    o.add_argument("--clip-grad-norm", type=positive_float, default=d["clip_grad_norm"],
+                   help="clip the global gradient norm to this value "
+                        f"(default: {d['clip_grad_norm'] if d['clip_grad_norm'] else 'off'})")
+    o.add_argument("--head-lr-mult", type=positive_float, default=1.0,
+                   help="learning-rate factor of the new classifier (C3D's recipe: 10) (default: 1)")
     return p
 
 
@@ -113,15 +192,27 @@ def test_parser(defaults):
     g = p.add_argument_group("testing")
     g.add_argument("--checkpoint", required=True, help="checkpoint.pth written by the training script")
     g.add_argument("--predictions-dir", required=True,
-                   help="per-video prediction files go here: <Class>/<video>.hdf5, dataset 'predictions'")
+                   help="per-video prediction files go here: <Class>/<video>.hdf5, dataset 'predictions', "
+                        "and model.json (what was tested, how, and how fast)")
     g.add_argument("--output-dir", required=True, help="results.json and confusion_matrix.npy go here")
+    g.add_argument("--subset", choices=("test", "val", "train"), default="test",
+                   help="videos to test: the split's test list; val = the groups the training run held out "
+                        "(--val-groups); train = the training videos, to see how far a model over-fits "
+                        "(default: test)")
     g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
                    help=f"{defaults['unit']} per forward pass (default: {defaults['batch_size']})")
-    g.add_argument("--chunk-frames", type=positive_int, default=defaults["chunk_frames"],
-                   help="frames loaded at a time, so memory does not grow with video length; up to "
-                   "max(3, workers + 1) chunks wait in /dev/shm, resized (default: "
-                   f"{defaults['chunk_frames']})")
-    g.add_argument("--limit", type=int, default=0, help="test only the first N videos of the split (default: all)")
+    if defaults.get("chunk_frames"):
+        g.add_argument("--chunk-frames", type=positive_int, default=defaults["chunk_frames"],
+                       help="frames loaded at a time, so memory does not grow with video length; up to "
+                       "max(3, workers + 1) chunks wait in /dev/shm, resized (default: "
+                       f"{defaults['chunk_frames']})")
+    if defaults.get("crops", True):
+        g.add_argument("--crops", type=int, choices=hf.CROPS, default=1,
+                       help="views per frame, logits averaged: 1 = the whole frame resized (as in training); "
+                            "3 = left/centre/right squares of the frame resized to short side --image-size; "
+                            "10 = 4 corners + centre of the frame resized to short side --image-size*256/224, "
+                            "each also mirrored (TSN's test) (default: 1)")
+    g.add_argument("--limit", type=int, default=0, help="test only the first N videos of the subset (default: all)")
     return p
 
 
@@ -129,8 +220,10 @@ def fill_defaults(args, trained_args=None):
     """Defaults that test scripts take from the training run; training uses the assignment's."""
     base = {"data_dir": "data", "split": 1, "image_size": hf.IMAGE_SIZE}
     for key, value in base.items():
-        if getattr(args, key) is None:
+        if getattr(args, key, None) is None:
             setattr(args, key, (trained_args or {}).get(key, value))
+    if getattr(args, "workers", 0) is None:
+        args.workers = DEFAULT_WORKERS
     return args
 
 
@@ -207,15 +300,20 @@ def autocast(device, amp):
 class Normalize(nn.Module):
     """uint8 channels-last batches -> normalised float (N, 3, H, W) or (N, 3, T, H, W) on the device.
 
-    Loaders ship uint8 (4x fewer bytes than float32, no float work on the CPU); this does the rest.
+    Loaders ship uint8 RGB (4x fewer bytes than float32, no float work on the CPU); this does the rest:
+    (x / 255 - mean) / std per channel, with mean and std on [0, 1] in the order the model expects.
+    `bgr=True` flips the channels first (C3D's weights were trained on OpenCV's BGR frames).
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean, std, bgr=False):
         super().__init__()
+        self.bgr = bgr
         self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std)), persistent=False)
         self.register_buffer("shift", torch.tensor(mean) / torch.tensor(std), persistent=False)
 
     def forward(self, x):
+        if self.bgr:
+            x = x.flip(-1)
         x = x.movedim(-1, 1)  # (N, H, W, 3) -> (N, 3, H, W); (N, T, H, W, 3) -> (N, 3, T, H, W)
         shape = (1, 3) + (1,) * (x.dim() - 2)
         x = x.float() * self.scale.view(shape) - self.shift.view(shape)
@@ -223,6 +321,45 @@ class Normalize(nn.Module):
         if x.is_cuda:
             return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
         return x.contiguous()
+
+
+class FeatureInput(nn.Module):
+    """float16 feature sequences (N, L, dims) -> float32 on the device (the RNN's "normalisation")."""
+
+    def forward(self, x):
+        return x.float()
+
+
+class Forward:
+    """How a batch becomes logits, for every model: normalise on the device, then the model.
+
+    - frames (N, H, W, 3) and clips (N, T, H, W, 3): `model(normalize(x))`;
+    - TSN segments (N, K, H, W, 3) with segments=K > 1: the backbone on all N*K frames, and the K logit
+      vectors of a video averaged (segmental consensus, before the softmax and the loss);
+    - feature sequences (N, L, dims) with lengths: `model(x, lengths)`; with frame_loss, training also
+      adds the mean cross-entropy over each video's valid steps to its loss.
+    Returns (logits (N, classes), extra per-sample loss (N,) or None).
+    """
+
+    def __init__(self, normalize, segments=1, frame_loss=False):
+        self.normalize, self.segments, self.frame_loss = normalize, segments, frame_loss
+
+    def __call__(self, model, batch, device, labels=None):
+        x = to_device(batch.data, device)
+        if batch.lengths is not None:
+            lengths = torch.from_numpy(batch.lengths)  # on the CPU: pack_padded_sequence wants them there
+            if self.frame_loss and labels is not None:
+                logits, step_logits, mask = model(self.normalize(x), lengths, return_steps=True)
+                steps = F.cross_entropy(step_logits.float().transpose(1, 2), labels[:, None].expand(mask.shape),
+                                        reduction="none")  # (N, L)
+                extra = (steps * mask).sum(1) / mask.sum(1).clamp(min=1)
+                return logits, extra
+            return model(self.normalize(x), lengths), None
+        if self.segments > 1:
+            n, k = x.shape[:2]
+            logits = model(self.normalize(x.reshape((n * k,) + x.shape[2:])))  # (N*K, classes)
+            return logits.view(n, k, -1).mean(1), None
+        return model(self.normalize(x)), None
 
 
 def to_device(array, device):
@@ -270,6 +407,21 @@ def frozen_batchnorms(model):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters())]
 
 
+def batchnorms(model):
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def apply_partial_bn(model):
+    """TSN's partial BN: freeze the affine parameters of every BatchNorm but the first; being frozen,
+    they then stay in eval mode (set_train_mode), so their statistics do not change either."""
+    norms = batchnorms(model)
+    if not norms:
+        raise UserError("--partial-bn: this model has no BatchNorm layer")
+    for m in norms[1:]:
+        for p in m.parameters():
+            p.requires_grad = False
+
+
 def set_train_mode(model, bn_drift):
     model.train()
     if not bn_drift:
@@ -277,27 +429,115 @@ def set_train_mode(model, bn_drift):
             m.eval()
 
 
+def head_parameters(model, head):
+    """(body, head) trainable parameters; `head` is the new classifier's name prefix (e.g. fc, fc8)."""
+    body, head_params = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (head_params if name == head or name.startswith(head + ".") else body).append(param)
+    return body, head_params
+
+
+def build_optimizer(args, model, head):
+    """Adam or SGD over the trainable parameters; the classifier in a group of its own with lr x
+    --head-lr-mult. Each group records its base lr ("initial_lr"), which the schedule scales."""
+    body, head_params = head_parameters(model, head)
+    groups = [{"params": ps, "lr": args.lr * mult, "initial_lr": args.lr * mult}
+              for ps, mult in ((body, 1.0), (head_params, args.head_lr_mult)) if ps]
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def lr_factor(args, epoch, step, steps_per_epoch):
+    """The schedule's factor for `step` (0-based) of `epoch` (0-based): a pure function of the position
+    in training, so a resumed run sees exactly the lr of an uninterrupted one.
+
+    step: --lr-gamma ** (milestones passed); cosine: half a cosine from 1 at the end of the warm-up to
+    0 at the last epoch; warm-up: linear, reaching 1 at --warmup-epochs.
+    """
+    done = epoch + step / max(steps_per_epoch, 1)  # epochs completed before this step
+    factor = 1.0
+    if args.lr_schedule == "step":
+        if args.lr_steps[:1] == ("every",):
+            passed = int(done // args.lr_steps[1])
+        else:
+            passed = sum(done >= m for m in args.lr_steps)
+        factor = args.lr_gamma ** passed
+    elif args.lr_schedule == "cosine":
+        span = max(args.epochs - args.warmup_epochs, 1e-9)
+        t = min(max(done - args.warmup_epochs, 0.0) / span, 1.0)
+        factor = 0.5 * (1.0 + math.cos(math.pi * t))
+    if args.warmup_epochs and done < args.warmup_epochs:
+        factor *= (done + 1 / max(steps_per_epoch, 1)) / args.warmup_epochs
+    return factor
+
+
+def set_lr(optimizer, factor):
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+
+
+def check_schedule_args(args):
+    if args.lr_schedule == "step" and not args.lr_steps:
+        raise UserError("--lr-schedule step needs --lr-steps (e.g. 30,60 or every:10)")
+    if args.warmup_epochs and args.warmup_epochs >= args.epochs:
+        raise UserError(f"--warmup-epochs {args.warmup_epochs:g} must be below --epochs {args.epochs}")
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkpoints and logs
 
 def save_checkpoint(path, state):
-    """Atomic: a killed job leaves the previous checkpoint or the new one, never half a file."""
+    """Atomic: a killed job leaves the previous checkpoint or the new one, never half a file. A write
+    that fails (disk full, permissions) keeps the previous checkpoint, removes the temporary file and
+    becomes one line."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        kept = " (the previous checkpoint is kept)" if os.path.exists(path) else ""
+        raise UserError(f"cannot write checkpoint {path}: {one_line(e)}{kept}") from None
 
 
-def load_checkpoint(path):
+def one_line(error):
+    """The first line of an exception's message (its type when it has none), at most 200 characters."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+# What torch's weights-only unpickler raises on a file that is not a checkpoint depends on the bytes:
+# random bytes, text and JSON reach the unpickler ("Unsupported operand", IndexError, ...), a truncated
+# zip fails in the zip reader (RuntimeError), an empty file with EOFError.
+UNPICKLE_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, IndexError, KeyError,
+                   TypeError, AttributeError, UnicodeDecodeError, OverflowError, MemoryError)
+
+
+def load_checkpoint(path, what="checkpoint"):
+    """torch.load(path, weights_only=True) on the CPU, or one line (UserError) that names the file and
+    says what was expected. weights_only refuses anything but tensors and plain containers, so a file
+    crafted to run code when unpickled is refused without running it."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a directory, not a .pth file")
+    if not os.path.exists(path):
+        raise UserError(f"{what} {path} not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"checkpoint {path} not found")
-    except (RuntimeError, OSError, EOFError) as e:  # torch reports a damaged zip file as RuntimeError
-        raise UserError(f"{path} is not a readable checkpoint ({e})")
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be read ({e.strerror or e})") from None
+    except UNPICKLE_ERRORS as e:
+        raise UserError(f"{what} {path} is not a PyTorch checkpoint saved with torch.save ({one_line(e)})") from None
 
 
 def args_for_checkpoint(args):
-    return {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))}
+    """The run's flags as plain values (what a test script needs to rebuild the model)."""
+    plain = (int, float, str, bool, type(None))
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+            if isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(x, plain) for x in v))}
 
 
 def read_log(path):
@@ -351,29 +591,39 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ranks, stop, *,
-                    start_step=0, partial=None, max_steps=0, on_step=None):
+def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,
+                    start_step=0, partial=None, max_steps=0, on_step=None, schedule=None, clip_grad_norm=None,
+                    log_step=None):
     """One epoch (or its rest, after a mid-epoch resume). Returns a stats dict, with 'stopped' set
-    when a signal stopped it early (the stats then cover the steps done and can be continued)."""
+    when a signal stopped it early (the stats then cover the steps done and can be continued).
+
+    schedule(step) -> lr factor for that 0-based step of the epoch; log_step(step, mean loss of the
+    step over all ranks) is called after every step (TensorBoard).
+    """
     totals = dict(partial or {"loss_sum": 0.0, "correct": 0.0, "samples": 0.0, "seconds": 0.0, "wait": 0.0})
     step = start_step
     start = time.perf_counter()
     batches = progress(loader, ranks, total=len(loader) - start_step, desc="train", leave=False)
     stopped = False
     loss_sum = correct = count = 0.0
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for batch in batches:
-        x = normalize(to_device(batch.data, device))
+        if schedule is not None:
+            set_lr(optimizer, schedule(step))
         y = to_device(batch.labels, device)
         with autocast(device, amp):
-            logits = model(x)
+            logits, extra = forward(model, batch, device, labels=y)
         losses = F.cross_entropy(logits.float(), y, reduction="none")
+        if extra is not None:
+            losses = losses + extra.float()
         step += 1
         if on_step is not None:  # a test hook: "a signal arrives during this step"
             on_step(step)
         batch_loss = losses.detach().sum().item()
         # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN);
         # it comes before the update, so a non-finite loss never reaches the weights.
-        flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0], device)
+        flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0,
+                                  batch_loss if math.isfinite(batch_loss) else 0.0, float(len(y))], device)
         if flags[0]:
             raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping before it reaches the "
                                 f"weights (try a lower --lr or --no-amp)")
@@ -382,11 +632,16 @@ def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ra
         loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if clip_grad_norm:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
         loss_sum += batch_loss
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
+        if log_step is not None:
+            log_step(step, flags[2] / max(flags[3], 1))
         if ranks.main and step % 10 == 0:
             batches.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", acc=f"{correct / max(count, 1):.3f}")
         if flags[1]:
@@ -405,56 +660,121 @@ def train_one_epoch(model, loader, optimizer, scaler, normalize, device, amp, ra
 
 
 @torch.no_grad()
-def evaluate(model, loader, normalize, device, amp, ranks):
-    """Accuracy of single samples (one fixed frame or clip per video), reduced over ranks."""
+def evaluate(model, loader, forward, device, amp, ranks, name="test"):
+    """Accuracy of single samples (one fixed frame, clip, set of segment centres or feature window
+    per video), reduced over ranks: {name}_acc, {name}_samples."""
     model.eval()
     correct = count = 0.0
     for batch in progress(loader, ranks, desc="eval", leave=False):
         with autocast(device, amp):
-            logits = model(normalize(to_device(batch.data, device)))
+            logits, _ = forward(model, batch, device)
         correct += (logits.argmax(1).cpu().numpy() == batch.labels).sum()
         count += len(batch.labels)
     correct, count = ranks.all_reduce([correct, count], device)
-    return {"test_acc": correct / max(count, 1), "test_samples": int(count)}
+    return {f"{name}_acc": correct / max(count, 1), f"{name}_samples": int(count)}
 
 
-def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs):
+def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None):
     (train_paths, train_labels), (test_paths, test_labels) = split_data
     train = hf.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
                            seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size,
                            size=args.image_size, **loader_kwargs)
     test = hf.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
                           shuffle=False, seed=args.seed, pool=pool, rank=ranks.rank,
-                          world_size=ranks.world_size, fixed=True, size=args.image_size, **loader_kwargs)
+                          world_size=ranks.world_size, fixed=True, size=args.image_size,
+                          **{**loader_kwargs, **(eval_kwargs or {})})
     return train, test
 
 
-def load_split(args, ranks):
+def load_split(args, ranks, paths_of=None):
+    """(class_list, train, held_out, held_out_name): the training videos and those the per-epoch
+    accuracy is measured on, the split's test videos or, with --val-groups, the held-out groups.
+    `paths_of(paths)` maps video paths to what the loader reads (the RNN's feature files)."""
     try:
-        class_list, train, test = hf.getUCF101(args.data_dir, args.split)
+        class_list, train, test = hf.getUCF101(args.data_dir, args.split, getattr(args, "storage", "auto"))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e))
-    if ranks.world_size > min(len(train[0]), len(test[0])):
-        raise UserError(f"{ranks.world_size} processes but only {len(test[0])} test videos")
-    return [str(c) for c in class_list], train, test
+    held_out, name = test, "test"
+    if getattr(args, "val_groups", None):
+        try:
+            groups = hf.parse_groups(args.val_groups)
+            train, held_out = hf.split_by_groups(train[0], train[1], groups)
+        except ValueError as e:
+            raise UserError(f"--val-groups {args.val_groups}: {e}")
+        name = "val"
+        if ranks.main:
+            print(f"validation: groups {', '.join(f'g{g:02d}' for g in groups)} held out of training "
+                  f"({len(held_out[0])} videos; {len(train[0])} left for training)", flush=True)
+    if paths_of is not None:
+        train, held_out = (paths_of(train[0]), train[1]), (paths_of(held_out[0]), held_out[1])
+    if ranks.world_size > min(len(train[0]), len(held_out[0])):
+        raise UserError(f"{ranks.world_size} processes but only {min(len(train[0]), len(held_out[0]))} "
+                        f"videos to share")
+    return [str(c) for c in class_list], train, held_out, name
 
 
-def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=None):
-    """The training driver of both train scripts.
+class TensorBoard:
+    """TensorBoard scalars of a training run in OUTPUT_DIR/tensorboard/ (rank 0 only; a no-op when off).
 
-    build_model(args, num_classes, ranks) -> nn.Module with pretrained weights loaded (CPU).
-    kind: "frame" or "clip"; norm: (mean, std) on [0, 1].
-    Writes OUTPUT_DIR/checkpoint.pth every epoch (and on a stop signal), log.jsonl, COMPLETE at the end.
-    Returns the last log entry.
+    Every point is at the global step (optimizer steps since the start of training), per-epoch tags
+    included, so that a resumed run can purge what a killed run wrote after its last checkpoint:
+    `purge_step` makes TensorBoard's reader drop those points, and the curves continue without
+    duplicated steps.
+    """
+
+    def __init__(self, args, ranks, global_step):
+        self.writer = None
+        if not (getattr(args, "tensorboard", False) and ranks.main):
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise UserError(f"TensorBoard logging needs the tensorboard package ({e}): pip install tensorboard, "
+                            f"or pass --no-tensorboard") from None
+        self.every = args.tensorboard_every
+        self.writer = SummaryWriter(os.path.join(args.output_dir, "tensorboard"),
+                                    purge_step=global_step if global_step else None)
+
+    def step(self, global_step, loss):
+        if self.writer is not None and global_step % self.every == 0:
+            self.writer.add_scalar("train/loss_step", loss, global_step)
+
+    def epoch(self, global_step, entry):
+        if self.writer is None:
+            return
+        for key, tag in (("train_loss", "train/loss"), ("train_acc", "train/acc"), ("test_acc", "test/acc"),
+                         ("val_acc", "val/acc"), ("lr", "lr"), ("samples_per_s", "samples_per_s"),
+                         ("data_wait_fraction", "data_wait_fraction")):
+            if key in entry:
+                self.writer.add_scalar(tag, entry[key], global_step)
+        self.writer.flush()
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs=None, after_trainable=None,
+          head="fc", forward=None, paths_of=None):
+    """The training driver of every train script.
+
+    build_model(args, num_classes, ranks, pretrained) -> nn.Module with pretrained weights loaded (CPU).
+    kind: the loader's sample kind ("frame", "clip", "segments", "features"); normalize: the module
+    that turns a uint8 batch into the model's input on the device; forward: a Forward (default: one
+    built from `normalize`); head: the new classifier's parameter prefix (for --head-lr-mult).
+    Writes OUTPUT_DIR/checkpoint.pth every epoch (and on a stop signal), log.jsonl, tensorboard/,
+    COMPLETE at the end. Returns the last log entry.
     """
     ranks = Dist()
     pool = hf.make_pool(args.workers, shield_signals=True)  # before CUDA and the model: workers are forked
     stop = StopSignals().__enter__()  # from the start: a signal during set-up must not kill the job unsaved
+    board = None
     try:
+        check_schedule_args(args)
         device = resolve_device(args.device, ranks)
         ranks.init(device)
         torch.manual_seed(args.seed)
-        class_list, train_data, test_data = load_split(args, ranks)
+        class_list, train_data, eval_data, eval_name = load_split(args, ranks, paths_of)
         if ranks.main:
             print_args(args)
             os.makedirs(args.output_dir, exist_ok=True)
@@ -465,31 +785,49 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
         checkpoint = None
         if args.resume and os.path.exists(ckpt_path):
             checkpoint = load_checkpoint(ckpt_path)
+            if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+                raise UserError(f"{ckpt_path} is not a checkpoint of the training scripts; use another --output-dir "
+                                f"or --no-resume")
             if checkpoint.get("class_list") != class_list:
                 raise UserError(f"{ckpt_path} was trained on other classes; use another --output-dir or --no-resume")
+            if checkpoint.get("kind", kind) != kind:
+                raise UserError(f"{ckpt_path} holds a {checkpoint['kind']} model, not a {kind} model; use another "
+                                f"--output-dir or --no-resume")
 
         model = build_model(args, len(class_list), ranks, pretrained=checkpoint is None)
         trainable = set_trainable(model, args.trainable)
         if after_trainable is not None:
             after_trainable(model)
-            trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        if args.partial_bn:
+            apply_partial_bn(model)
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
+            try:
+                model.load_state_dict(checkpoint["model"])
+            except RuntimeError as e:
+                raise UserError(f"{ckpt_path} does not fit this model ({one_line(e)}); use the same model flags, "
+                                f"another --output-dir or --no-resume") from None
         model = prepare_model(model, device)
         raw_model = model
         if ranks.enabled:
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
-        params = [p for p in raw_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=args.lr)
+        optimizer = build_optimizer(args, raw_model, head)
         amp = amp_settings(args, device)
         # fp16 needs loss scaling; with bf16 or fp32 the scaler is a no-op passthrough.
         scaler = torch.amp.GradScaler(device.type, enabled=amp[0] and amp[1] == torch.float16)
-        normalize = Normalize(*norm).to(device)
+        forward = forward or Forward(normalize)
+        forward.normalize = forward.normalize.to(device)
 
         start_epoch, start_step, partial = 0, 0, None
         if checkpoint is not None:
-            optimizer.load_state_dict(checkpoint["optimizer"])
+            try:
+                optimizer.load_state_dict(checkpoint["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise UserError(f"{ckpt_path}: its optimizer state does not fit --optimizer {args.optimizer} / "
+                                f"--trainable / --head-lr-mult ({one_line(e)}); use the same flags or --no-resume") from None
+            for group, mult in zip(optimizer.param_groups, (1.0, args.head_lr_mult)):
+                group["initial_lr"] = args.lr * mult  # the flags of this run decide the base lr
             scaler.load_state_dict(checkpoint["scaler"])
             start_epoch, start_step = checkpoint["epoch"], checkpoint.get("step", 0)
             partial = checkpoint.get("partial")
@@ -506,25 +844,34 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
             write_log(log_path, log_entries)  # drops lines of epochs the checkpoint does not hold
             if start_epoch < args.epochs and os.path.exists(marker):
                 os.remove(marker)
+            params = [p for p in raw_model.parameters() if p.requires_grad]
             print(f"{sum(p.numel() for p in params):,} trainable parameters of "
                   f"{sum(p.numel() for p in raw_model.parameters()):,} in {len(trainable)} tensors; "
                   f"device {device}, amp {amp[1] if amp[0] else 'off'}, {ranks.world_size} process(es)", flush=True)
 
-        train_loader, test_loader = build_loaders(args, kind, (train_data, test_data), pool, ranks,
-                                                  loader_kwargs or {})
+        train_loader, eval_loader = build_loaders(args, kind, (train_data, eval_data), pool, ranks,
+                                                  loader_kwargs or {}, eval_kwargs)
+        steps_per_epoch = min(len(train_loader), args.max_steps) if args.max_steps else len(train_loader)
+        board = TensorBoard(args, ranks, start_epoch * steps_per_epoch + start_step)
 
         def state(epoch, step=0, partial_totals=None):
             return {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "epoch": epoch, "step": step, "partial": partial_totals,
                     "args": args_for_checkpoint(args), "class_list": class_list, "kind": kind,
-                    "global_batch": args.batch_size * ranks.world_size}
+                    "global_batch": args.batch_size * ranks.world_size,
+                    "val_groups": list(hf.parse_groups(args.val_groups)) if args.val_groups else [],
+                    "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": steps_per_epoch,
+                                    "factor": lr_factor(args, epoch, step, steps_per_epoch)}}
 
         entry = log_entries[-1] if log_entries else None
         for epoch in range(start_epoch, args.epochs):
             set_train_mode(model, args.bn_drift)
             train_loader.set_epoch(epoch, start_step)
-            result = train_one_epoch(model, train_loader, optimizer, scaler, normalize, device, amp, ranks,
-                                     stop, start_step=start_step, partial=partial, max_steps=args.max_steps)
+            result = train_one_epoch(
+                model, train_loader, optimizer, scaler, forward, device, amp, ranks, stop, start_step=start_step,
+                partial=partial, max_steps=args.max_steps, clip_grad_norm=args.clip_grad_norm,
+                schedule=lambda step, e=epoch: lr_factor(args, e, step, steps_per_epoch),
+                log_step=lambda step, loss, e=epoch: board.step(e * steps_per_epoch + step, loss))
             start_step, partial = 0, None
             if result["stopped"]:
                 if ranks.main:
@@ -544,12 +891,13 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
                      "failed_samples": len(train_loader.failed),
                      "lr": optimizer.param_groups[0]["lr"]}
             if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-                test_loader.set_epoch(0)
-                entry.update(evaluate(model, test_loader, normalize, device, amp, ranks))
+                eval_loader.set_epoch(0)
+                entry.update(evaluate(model, eval_loader, forward, device, amp, ranks, eval_name))
             if ranks.main:
                 log_entries.append(entry)
-                write_log(log_path, log_entries)
                 save_checkpoint(ckpt_path, state(epoch + 1))
+                write_log(log_path, log_entries)
+                board.epoch((epoch + 1) * steps_per_epoch, entry)
                 print(format_entry(entry, args.epochs), flush=True)
             ranks.barrier()
             if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0] and epoch + 1 < args.epochs:
@@ -570,29 +918,49 @@ def train(args, build_model, kind, norm, loader_kwargs=None, after_trainable=Non
     except NonFiniteLoss as e:
         raise UserError(str(e))
     finally:
+        if board is not None:
+            board.close()
         stop.__exit__()
         hf.close_pool(pool)
 
 
 def format_entry(entry, epochs):
     text = (f"epoch {entry['epoch']}/{epochs}: loss {entry['train_loss']:.4f} train acc {entry['train_acc']:.4f}")
-    if "test_acc" in entry:
-        text += f" test acc {entry['test_acc']:.4f}"
+    for name in ("test", "val"):
+        if f"{name}_acc" in entry:
+            text += f" {name} acc {entry[f'{name}_acc']:.4f}"
     return text + (f" | {entry['samples']} samples, {entry['samples_per_s']:.1f}/s, "
-                   f"waited on data {100 * entry['data_wait_fraction']:.0f}%")
+                   f"waited on data {100 * entry['data_wait_fraction']:.0f}%, lr {entry['lr']:.3g}")
 
 
 # ----------------------------------------------------------------------------------------------
 # Testing whole videos
 
+TEST_SCRIPTS = {"frame": "test_single_frame.py", "clip": "test_3d.py", "features": "test_rnn.py"}
+
+
 def load_trained(args, ranks, expected_kind):
-    """Checkpoint of a training script: (checkpoint dict, its training args)."""
+    """Checkpoint of a training script: (checkpoint dict, its training args). A file of another model
+    kind (a 3D checkpoint given to the single-frame test, say) is one line naming the right script."""
     checkpoint = load_checkpoint(args.checkpoint)
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "class_list" not in checkpoint:
-        raise UserError(f"{args.checkpoint} is not a checkpoint written by the training scripts")
-    if checkpoint.get("kind", expected_kind) != expected_kind:
-        raise UserError(f"{args.checkpoint} holds a {checkpoint['kind']} model; use the other test script")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict) \
+            or "class_list" not in checkpoint:
+        raise UserError(f"{args.checkpoint} is not a checkpoint written by the training scripts "
+                        f"(expected their checkpoint.pth: a dict with 'model', 'class_list', 'args')")
+    kind = checkpoint.get("kind", expected_kind)
+    if kind == "segments":  # a TSN model is a frame model at test time
+        kind = "frame"
+    if kind != expected_kind:
+        raise UserError(f"{args.checkpoint} holds a {kind} model; test it with {TEST_SCRIPTS.get(kind, 'its test script')}")
     return checkpoint, checkpoint.get("args", {})
+
+
+def load_model_state(model, state, path):
+    """model.load_state_dict(state), or one line when the checkpoint's weights do not fit the model."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: its weights do not fit the model its arguments describe ({one_line(e)})") from None
 
 
 def return_freed_memory():
@@ -612,14 +980,32 @@ def return_freed_memory():
     libc.mallopt(m_trim_threshold, 128 * 1024)
 
 
-def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, row_name, checkpoint_path):
-    """The test driver of both test scripts.
+def device_name(device):
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
 
-    plan(path) -> [(start, stop)] frame ranges to load, each at most max_chunk frames;
-    rows_fn(model, frames, normalize) -> logits rows for one uint8 chunk (F, H, W, 3) on the device,
-    normalised batch by batch so memory follows the batch size, not the chunk. A video's rows are written to PREDICTIONS_DIR/<Class>/<video>.hdf5 once all
-    its chunks are done; videos with a complete file are skipped (resume). Rank 0 then computes
-    results.json and confusion_matrix.npy from the prediction files.
+
+class VideoPass(NamedTuple):
+    """What stream_videos did on this rank (and, gathered, on all): see stream_videos."""
+    ranks: Dist
+    device: torch.device
+    failed: dict      # path -> reason, all ranks
+    written: list     # videos written per rank
+    timing: dict      # totals over all ranks
+
+
+def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
+                  desc="test", unit="frames", noun="predictions"):
+    """The per-video driver of the test scripts and of feature extraction.
+
+    Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
+    loaded chunk by chunk on the loader pool as `plan(frames)` says, each uint8 chunk (F, size, size, 3)
+    (or (F, crops, size, size, 3)) goes through `rows_fn(model, chunk_on_device)`, and once its last
+    chunk is done the video's rows are checked (all finite) and written with
+    `write(output_path(path), rows, {"frames": length, "crops": crops})`, atomically. Videos are split
+    over torchrun ranks. SIGTERM/SIGUSR1: the video in progress is finished, then exit 75. Returns a
+    VideoPass; the caller's rank 0 then summarises.
     """
     return_freed_memory()
     ranks = Dist()
@@ -628,49 +1014,56 @@ def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, ro
     try:
         device = resolve_device(args.device, ranks)
         ranks.init(device)
-        try:
-            _, _, (paths, labels) = hf.getUCF101(args.data_dir, args.split)
-        except (FileNotFoundError, ValueError) as e:
-            raise UserError(str(e))
-        if args.limit:
-            paths, labels = paths[:args.limit], labels[:args.limit]
-        if ranks.main:
-            print_args(args)
         model = prepare_model(model, device).eval()
-        normalize = normalize.to(device)
         amp = amp_settings(args, device)
-        num_classes = len(class_list)
-
         mine = list(range(ranks.rank, len(paths), ranks.world_size))
-        todo = [i for i in mine if not metrics.predictions_complete(
-            metrics.prediction_path(args.predictions_dir, paths[i]), num_classes)]
+        todo = [i for i in mine if not complete(output_path(paths[i]))]
         if ranks.main and len(todo) < len(mine):
-            print(f"{len(mine) - len(todo)} videos already have predictions: skipping them", flush=True)
+            print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
         loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
-                                     depth=max(2, args.workers), max_chunk=max_chunk)
-        failed, rows, computed, written = {}, [], 0, 0
+                                     depth=max(2, args.workers), max_chunk=max_chunk, crops=crops)
+        failed, rows, written, computed, model_seconds = {}, [], 0, 0, 0.0
         start = time.perf_counter()
         with torch.no_grad():
-            for video_index, number, count, chunk in progress(loader, ranks, desc="test", unit="chunk"):
+            for video_index, number, count, chunk in progress(loader, ranks, desc=desc, unit="chunk"):
                 path = paths[todo[video_index]]
                 if isinstance(chunk, str):
                     failed[str(path)] = chunk
-                    hf.log.warning("cannot test %s: %s", path, chunk)
+                    hf.log.warning("cannot read %s: %s", path, chunk)
                     rows = []
                     continue
+                started = time.perf_counter()
                 with autocast(device, amp):
-                    logits = rows_fn(model, to_device(chunk, device), normalize)
-                rows.append(logits.float().cpu().numpy())
+                    out = rows_fn(model, to_device(chunk, device))
+                rows.append(out.float().cpu().numpy())  # .cpu() waits for the GPU: the time below is its work
+                model_seconds += time.perf_counter() - started
                 computed += len(chunk)
-                if number + 1 == count:  # the video's last chunk: its file is complete
-                    metrics.write_predictions(metrics.prediction_path(args.predictions_dir, path),
-                                              np.concatenate(rows))
-                    rows, written = [], written + 1
-                    if stop.received:
-                        break
+                if number + 1 < count:
+                    continue
+                video_rows, rows = np.concatenate(rows), []  # the video's last chunk: its file is complete
+                if not np.isfinite(video_rows).all():
+                    bad = int((~np.isfinite(video_rows)).sum())
+                    raise UserError(f"the model's outputs for {path} are not finite ({bad} of {video_rows.size} "
+                                    f"values; nothing written for it, finished videos are kept): rerun with "
+                                    f"--no-amp (fp16 overflow is the usual cause) or check the checkpoint")
+                target = output_path(path)
+                try:
+                    write(target, video_rows, {"frames": loader.frames[video_index], "crops": crops})
+                except OSError as e:
+                    raise UserError(f"cannot write {target}: {e.strerror or e} (finished videos are kept; "
+                                    f"free space and run again to continue)") from None
+                written += 1
+                if stop.received:
+                    break
         seconds = time.perf_counter() - start
+        loaded = [loader.load_seconds.get(i, 0.0) for i in range(len(todo))]
+        timing = {"videos": written, "frames": computed, "wall_seconds": seconds, "model_seconds": model_seconds,
+                  "load_seconds": float(sum(loaded))}
         failed = gather(failed, ranks)
         written_per_rank = gather(written, ranks)
+        totals = gather(timing, ranks, merge=False)
+        timing = {k: sum(t[k] for t in totals) for k in timing}
+        timing["wall_seconds"] = max(t["wall_seconds"] for t in totals)
         if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0]:  # any rank stopped: all stop
             if ranks.main:
                 print(f"{stop.received or 'signal'}: stopped; finished videos are saved, "
@@ -678,29 +1071,96 @@ def test_videos(args, model, normalize, plan, max_chunk, rows_fn, class_list, ro
             sys.exit(EXIT_PREEMPTED)
         ranks.barrier()
         if ranks.main:
-            print(f"wrote predictions for {sum(written_per_rank)} videos (per rank: "
-                  f"{', '.join(map(str, written_per_rank))}); {computed} frames in {seconds:.1f} s "
-                  f"({computed / max(seconds, 1e-9):.1f} frames/s), loader wait {loader.wait_seconds:.1f} s",
-                  flush=True)
-            return summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed)
-        return None
+            print(f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
+                  f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
+                  f"loader wait {loader.wait_seconds:.1f} s", flush=True)
+        return VideoPass(ranks, device, failed, written_per_rank, timing)
     finally:
         stop.__exit__()
         hf.close_pool(pool)
 
 
-def gather(value, ranks):
-    """Every rank's `value`: a dict is merged, anything else listed by rank."""
+def gather(value, ranks, merge=True):
+    """Every rank's `value`: a dict is merged (unless merge=False), anything else listed by rank."""
     gathered = [value]
     if ranks.enabled:
         gathered = [None] * ranks.world_size
         dist.all_gather_object(gathered, value)
-    if isinstance(value, dict):
+    if isinstance(value, dict) and merge:
         return {k: v for part in gathered for k, v in part.items()}
     return gathered
 
 
-def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed):
+def test_subset(args, trained):
+    """(class_list, paths, labels) of the subset to test: the split's test list, the groups the training
+    run held out (val), or its training videos (train)."""
+    val_groups = trained.get("val_groups") or ()
+    if isinstance(val_groups, str):
+        val_groups = hf.parse_groups(val_groups)
+    try:
+        class_list, paths, labels = hf.subset_videos(args.data_dir, args.split, args.subset, val_groups,
+                                                     getattr(args, "storage", "auto"))
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(f"--subset {args.subset}: {e}" if args.subset == "val" else str(e)) from None
+    if args.limit:
+        paths, labels = paths[:args.limit], labels[:args.limit]
+    return [str(c) for c in class_list], paths, labels, list(val_groups)
+
+
+def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info):
+    """The test driver of every test script: predictions of every video of --subset, then (rank 0)
+    results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
+
+    rows_fn(model, frames, normalize) -> logits rows of one uint8 chunk on the device (normalised batch
+    by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
+    tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces", test: {...}).
+    """
+    trained = checkpoint.get("args", {})
+    class_list, paths, labels, val_groups = test_subset(args, {**trained, "val_groups": checkpoint.get(
+        "val_groups") or trained.get("val_groups")})
+    if [str(c) for c in checkpoint["class_list"]] != class_list:
+        raise UserError(f"{args.checkpoint} was trained on {len(checkpoint['class_list'])} classes, but "
+                        f"{args.data_dir}/ucfTrainTestlist/classInd.txt lists {len(class_list)} (or other names): "
+                        f"use the --data-dir it was trained on")
+    if Dist().main:
+        print_args(args)
+    normalize_on = [None]
+
+    def rows(model, frames):
+        if normalize_on[0] is None:
+            normalize_on[0] = normalize.to(frames.device)
+        return rows_fn(model, frames, normalize_on[0])
+
+    num_classes = len(class_list)
+    crops = getattr(args, "crops", 1)
+    result = stream_videos(
+        args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
+        output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
+        write=lambda target, logits, attrs: metrics.write_predictions(target, logits, {**attrs, "rows": info["rows"]}),
+        complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops)
+    if not result.ranks.main:
+        return None
+    t = result.timing
+    timing = {"device": device_name(result.device), "batch_size": args.batch_size,
+              "amp": str(amp_settings(args, result.device)[1]).replace("torch.", "") if amp_settings(args, result.device)[0] else "off",
+              "workers": args.workers, "processes": result.ranks.world_size, "crops": crops,
+              "videos": t["videos"], "frames": t["frames"],
+              "load_seconds_per_video": t["load_seconds"] / max(t["videos"], 1),
+              "model_seconds_per_video": t["model_seconds"] / max(t["videos"], 1),
+              "wall_seconds": t["wall_seconds"],
+              "fps_end_to_end": t["frames"] / max(t["wall_seconds"], 1e-9),
+              "fps_model": t["frames"] / max(t["model_seconds"], 1e-9)}
+    log_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), LOG_NAME)
+    model_info = {**{k: v for k, v in info.items() if k != "rows"}, "rows": info["rows"], "subset": args.subset,
+                  "split": args.split, "val_groups": val_groups, "checkpoint": os.path.abspath(args.checkpoint),
+                  "log": log_path if os.path.isfile(log_path) else None, "timing": timing if t["videos"] else None}
+    results = summarize_predictions(args, paths, labels, class_list, "frame" if info["rows"] == "frames" else "clip",
+                                    args.checkpoint, result.failed, model_info)
+    metrics.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
+    return results
+
+
+def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed, model_info=None):
     """results.json and confusion_matrix.npy, recomputed from the prediction files alone."""
     num_classes = len(class_list)
     scored = [i for i, p in enumerate(paths)
@@ -718,8 +1178,11 @@ def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_
                "mean_class_accuracy": summary["mean_class_accuracy"],
                f"{row_name}_accuracy": row_correct / max(row_count, 1), "videos": len(scored),
                "failed_videos": sorted(failed), "failed": len(failed), "split": args.split,
+               "subset": getattr(args, "subset", "test"),
                "checkpoint": os.path.abspath(checkpoint_path), "predictions_dir": os.path.abspath(args.predictions_dir),
                **{k: v for k, v in summary.items() if k not in ("top1", "top5", "top10", "mean_class_accuracy", "videos")}}
+    if model_info is not None:
+        results["model"] = model_info
     os.makedirs(args.output_dir, exist_ok=True)
     metrics.write_json(os.path.join(args.output_dir, "results.json"), results)
     np.save(os.path.join(args.output_dir, "confusion_matrix.npy"), cm)
@@ -734,3 +1197,8 @@ def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_
 def batched(x, batch_size):
     """Split a tensor along dim 0 into pieces of at most batch_size."""
     return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+
+
+def crop_mean(logits, crops):
+    """Logits of rows x crops views (rows*crops, C) -> the mean over each row's views (rows, C)."""
+    return logits if crops == 1 else logits.view(-1, crops, logits.shape[-1]).mean(1)

@@ -1,12 +1,14 @@
-"""Part 2 test: whole test videos through the 3D model.
+"""Part 2 test: whole test videos through the 3D model (3D ResNet or C3D).
 
     python test_3d.py --checkpoint runs/split1/3d/checkpoint.pth --mode full \
         --predictions-dir runs/split1/3d/predictions --output-dir runs/split1/3d/test
 
 --mode full: the whole video in one pass (adaptive pooling), one row of logits; videos longer than
 --max-frames are cut into consecutive pieces of about equal length, one row each.
---mode sliding: every --clip-len window at --stride, one row each.
-Videos shorter than the clip are looped. Same files, resume and summary as test_single_frame.py.
+--mode sliding: every --clip-len window at --stride, one row each (the only mode for C3D, whose fc6
+takes one 16-frame clip).
+Videos shorter than the clip are looped. With --crops 3 or 10 every window (piece) is tested on each
+crop and the logits averaged. Same files, resume and summary as test_single_frame.py.
 """
 import argparse
 import math
@@ -20,8 +22,7 @@ import train_3d
 
 def full_plan(clip_len, max_frames):
     """Pieces of about equal length, each at most max_frames and at least clip_len (looped) frames."""
-    def plan(path):
-        frames = hf.video_info(path)[0]
+    def plan(frames):
         pieces = math.ceil(frames / max_frames)
         bounds = [round(i * frames / pieces) for i in range(pieces + 1)]
         return [(a, max(b, a + clip_len)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -42,8 +43,8 @@ def sliding_plan(clip_len, stride, chunk_frames):
     """Chunks of whole windows at `stride`; an unaligned last window is a chunk of its own."""
     per_chunk = max(1, (chunk_frames - clip_len) // stride + 1)
 
-    def plan(path):
-        starts = window_starts(hf.video_info(path)[0], clip_len, stride)
+    def plan(frames):
+        starts = window_starts(frames, clip_len, stride)
         aligned = [s for s in starts if s % stride == 0]
         ranges = [(group[0], group[-1] + clip_len)
                   for group in (aligned[i:i + per_chunk] for i in range(0, len(aligned), per_chunk))]
@@ -52,50 +53,90 @@ def sliding_plan(clip_len, stride, chunk_frames):
     return plan
 
 
-def clip_logits(mode, clip_len, stride, batch_size):
-    def rows(model, frames, normalize):  # uint8 frames (F, H, W, 3)
-        if mode == "full":
-            return model(normalize(frames[None]))  # (1, 3, F, H, W) -> (1, classes)
-        windows = frames.unfold(0, clip_len, stride).permute(0, 4, 1, 2, 3)  # (windows, clip_len, H, W, 3)
-        return torch.cat([model(normalize(x)) for x in engine.batched(windows, batch_size)])
+def clip_logits(mode, clip_len, stride, batch_size, crops):
+    def rows(model, frames, normalize):  # uint8 frames (F, H, W, 3), or (F, crops, H, W, 3)
+        views = frames[:, None] if crops == 1 else frames
+        logits = []
+        for c in range(views.shape[1]):
+            clip = views[:, c]  # (F, H, W, 3)
+            if mode == "full":
+                logits.append(model(normalize(clip[None])))  # (1, 3, F, H, W) -> (1, classes)
+                continue
+            windows = clip.unfold(0, clip_len, stride).permute(0, 4, 1, 2, 3)  # (windows, clip_len, H, W, 3)
+            logits.append(torch.cat([model(normalize(x)) for x in engine.batched(windows, batch_size)]))
+        return torch.stack(logits).mean(0)  # averaged over the crops
     return rows
 
 
 def get_args_parser():
     parser = argparse.ArgumentParser(
-        description="Test the 3D model on whole test videos (part 2).",
+        description="Test the 3D model (3D ResNet or C3D) on whole test videos (part 2).",
         parents=[engine.common_parser(), engine.test_parser({"batch_size": 32, "unit": "clips (sliding mode)",
                                                         "chunk_frames": 200})])
     g = parser.add_argument_group("3D testing")
-    g.add_argument("--mode", choices=("full", "sliding"), default="full",
-                   help="full: whole video in one pass; sliding: every window at --stride (default: full)")
+    g.add_argument("--mode", choices=("full", "sliding"), default=None,
+                   help="full: whole video in one pass; sliding: every window at --stride "
+                        "(default: full for the 3D ResNet, sliding for C3D)")
     g.add_argument("--stride", type=engine.positive_int, default=8, help="sliding-window stride (default: 8)")
     g.add_argument("--max-frames", type=engine.positive_int, default=512,
                    help="full mode: longer videos are cut into pieces of at most this many frames (default: 512)")
     g.add_argument("--layer4-blocks", type=int, choices=(1, 2, 3), default=None,
-                   help="layer4 blocks to run (default: the training run's)")
+                   help="3D ResNet: layer4 blocks to run (default: the training run's)")
     return parser
+
+
+def describe(trained, args, clip_len):
+    is_c3d = trained.get("arch") == "c3d"
+    if args.mode == "full":
+        test = f"full video in one pass, pieces of at most {args.max_frames} frames"
+    else:
+        test = f"sliding {clip_len}-frame windows, stride {args.stride}"
+    if args.crops > 1:
+        test += f", {args.crops} crops"
+    depth = trained.get("depth", 50)
+    return {"name": "c3d" if is_c3d else "3d", "title": "C3D" if is_c3d else f"3D ResNet-{depth}",
+            "kind": "clip", "temporal": True, "arch": "c3d" if is_c3d else f"resnet3d-{depth}",
+            "rows": "pieces" if args.mode == "full" else "windows",
+            "test": {"description": test, "mode": args.mode, "clip_len": clip_len, "stride": args.stride,
+                     "max_frames": args.max_frames, "crops": args.crops}}
 
 
 def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "clip")
     engine.fill_defaults(args, trained)
-    model_args = argparse.Namespace(depth=trained.get("depth", 50), layer4_blocks=trained.get("layer4_blocks", 1))
+    is_c3d = trained.get("arch") == "c3d"
+    if is_c3d:
+        model_args = argparse.Namespace(arch="c3d", c3d_dropout=trained.get("c3d_dropout", 0.5),
+                                        c3d_width=trained.get("c3d_width", 1.0),
+                                        c3d_adaptive_pool=trained.get("c3d_adaptive_pool", False))
+        if args.layer4_blocks:
+            raise engine.UserError("--layer4-blocks is for the 3D ResNet; this checkpoint holds a C3D")
+        args.mode = args.mode or "sliding"
+        if args.mode == "full" and not model_args.c3d_adaptive_pool:
+            raise engine.UserError("C3D's fc6 takes one 16-frame 112x112 clip, not a whole video: use --mode sliding")
+        if args.image_size != trained.get("image_size") and not model_args.c3d_adaptive_pool:
+            raise engine.UserError(f"C3D was trained at {trained.get('image_size')}x{trained.get('image_size')}; "
+                                   f"its fc6 takes no other --image-size")
+    else:
+        model_args = argparse.Namespace(arch="resnet", depth=trained.get("depth", 50),
+                                        layer4_blocks=trained.get("layer4_blocks", 1))
+        args.mode = args.mode or "full"
     model = train_3d.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
-    model.load_state_dict(checkpoint.pop("model"))  # free the copy: ~75 MB for the whole test
+    engine.load_model_state(model, checkpoint.pop("model"), args.checkpoint)  # and free the copy: ~75 MB
     if args.layer4_blocks:
         model.layer4_blocks = args.layer4_blocks
-    clip_len = trained.get("clip_len", hf.CLIP_LEN)
+    clip_len = trained.get("clip_len") or hf.CLIP_LEN
     if args.max_frames < clip_len:
         raise engine.UserError(f"--max-frames must be at least the clip length {clip_len}")
     if args.mode == "full":
         plan, max_chunk = full_plan(clip_len, args.max_frames), args.max_frames
     else:
         plan, max_chunk = sliding_plan(clip_len, args.stride, args.chunk_frames), max(args.chunk_frames, clip_len)
-    return engine.test_videos(args, model, engine.Normalize(*train_3d.NORMS[trained.get("norm", "assignment")]),
-                              plan, max_chunk, clip_logits(args.mode, clip_len, args.stride, args.batch_size),
-                              checkpoint["class_list"], "clip", args.checkpoint)
+    norm = trained.get("norm") or ("c3d" if is_c3d else "assignment")
+    return engine.test_videos(args, checkpoint, model, train_3d.normalizer(norm), plan, max_chunk,
+                              clip_logits(args.mode, clip_len, args.stride, args.batch_size, args.crops),
+                              describe(trained, args, clip_len))
 
 
 if __name__ == "__main__":

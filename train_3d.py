@@ -1,47 +1,88 @@
-"""Part 2: fine-tune the Kinetics 3D ResNet-50 (Hara et al.) on 16-frame UCF-101 clips.
+"""Part 2: fine-tune the Kinetics 3D ResNet-50 (Hara et al.) on 16-frame UCF-101 clips; or C3D.
 
     python train_3d.py --data-dir data --output-dir runs/split1/3d
         (reads data/resnet-50-kinetics.pth, the released checkpoint, by default)
+    # C3D from its released Sports-1M weights (data/c3d-pretrained.pth), the released repository's recipe:
+    python train_3d.py --arch c3d --optimizer sgd --lr 1e-3 --momentum 0.9 --weight-decay 5e-4 \\
+        --head-lr-mult 10 --lr-schedule step --lr-steps every:10 --epochs 100 --batch-size 20 \\
+        --output-dir runs/split1/c3d
 
 Same output folder, resume, signal and DDP behaviour as train_single_frame.py.
 """
 import argparse
 import os
 
+import c3d
 import engine
 import helperFunctions as hf
 import resnet_3d
 
-NORMS = {"assignment": (hf.CLIP_MEAN, hf.CLIP_STD), "kinetics": (hf.KINETICS_MEAN, hf.KINETICS_STD)}
+# Per normalisation: (mean, std) on [0, 1] and whether the model wants BGR.
+NORMS = {"assignment": (hf.CLIP_MEAN, hf.CLIP_STD, False), "kinetics": (hf.KINETICS_MEAN, hf.KINETICS_STD, False),
+         # C3D: BGR on 0..255 minus (90, 98, 102), no std, written on [0, 1] like the others
+         "c3d": (tuple(m / 255 for m in c3d.MEAN_BGR), (1 / 255,) * 3, True)}
+ARCHS = ("resnet", "c3d")
 
 
-def kinetics_path(args):
-    if args.kinetics_checkpoint is None:
-        return os.path.join(args.data_dir, "resnet-50-kinetics.pth")
-    return None if args.kinetics_checkpoint == "none" else args.kinetics_checkpoint
+def normalizer(norm):
+    mean, std, bgr = NORMS[norm]
+    return engine.Normalize(mean, std, bgr=bgr)
+
+
+def pretrained_path(args):
+    """The released weights to start from, or None (from scratch)."""
+    given = args.c3d_checkpoint if args.arch == "c3d" else args.kinetics_checkpoint
+    if given is None:
+        return os.path.join(args.data_dir, "c3d-pretrained.pth" if args.arch == "c3d" else "resnet-50-kinetics.pth")
+    return None if given == "none" else given
 
 
 def build_model(args, num_classes, ranks, pretrained=True):
+    if getattr(args, "arch", "resnet") == "c3d":
+        return build_c3d(args, num_classes, ranks, pretrained)
     model = resnet_3d.generate_model(args.depth, shortcut_type="B" if args.depth >= 50 else "A",
                                      num_classes=num_classes, layer4_blocks=args.layer4_blocks)
-    path = kinetics_path(args) if pretrained else None
+    path = pretrained_path(args) if pretrained else None
     if path is not None:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise engine.UserError(
                 f"Kinetics checkpoint {path} not found: put resnet-50-kinetics.pth (Hara et al., "
                 f"3D-ResNets-PyTorch) there, pass --kinetics-checkpoint PATH, or --kinetics-checkpoint none")
+        state = engine.load_checkpoint(path, what="--kinetics-checkpoint")
         try:
-            info = resnet_3d.load_pretrained(model, path)
+            info = resnet_3d.load_pretrained(model, state)
         except ValueError as e:
-            raise engine.UserError(str(e))
+            raise engine.UserError(f"--kinetics-checkpoint {path}: {e}")
         if ranks.main:
             print(f"loaded {info['loaded']} tensors from {path} (arch {info['arch']}, epoch {info['epoch']})"
                   + ("; new classifier" if info["dropped_fc"] else ""), flush=True)
     return model
 
 
+def build_c3d(args, num_classes, ranks, pretrained):
+    model = c3d.C3D(num_classes=num_classes, dropout=args.c3d_dropout, width=args.c3d_width,
+                    adaptive_pool=args.c3d_adaptive_pool)
+    path = pretrained_path(args) if pretrained else None
+    if path is not None:
+        if not os.path.exists(path):
+            raise engine.UserError(
+                f"C3D checkpoint {path} not found: put c3d-pretrained.pth (the Sports-1M C3D of "
+                f"pytorch-video-recognition) there, pass --c3d-checkpoint PATH, or --c3d-checkpoint none")
+        state = engine.load_checkpoint(path, what="--c3d-checkpoint")
+        try:
+            info = c3d.load_pretrained(model, state)
+        except ValueError as e:
+            raise engine.UserError(f"--c3d-checkpoint {path}: {e}")
+        if ranks.main:
+            print(f"loaded {len(info['loaded'])} tensors from {path} ({info['format']} format)"
+                  + ("; new classifier (fc8)" if info["dropped_fc8"] else ""), flush=True)
+    return model
+
+
 def freeze_unused_blocks(model):
     """Blocks of layer4 past --layer4-blocks never run: freeze them so DDP sees no unused gradients."""
+    if not isinstance(model, resnet_3d.ResNet):
+        return
     for block in model.layer4[model.layer4_blocks or len(model.layer4):]:
         for p in block.parameters():
             p.requires_grad = False
@@ -49,29 +90,67 @@ def freeze_unused_blocks(model):
 
 def get_args_parser():
     parser = argparse.ArgumentParser(
-        description="Fine-tune a Kinetics 3D ResNet-50 on 16-frame UCF-101 clips (part 2).",
+        description="Fine-tune a Kinetics 3D ResNet-50 (or C3D) on 16-frame UCF-101 clips (part 2).",
         parents=[engine.common_parser(),
-                 engine.train_parser({"output_dir": "runs/split1/3d", "batch_size": 32,
-                                      "trainable": "layer4.0,fc"})])
+                 engine.train_parser({"output_dir": "runs/split1/3d", "batch_size": 32, "trainable": None,
+                                      "trainable_help": "layer4.0,fc for the 3D ResNet (the first block of layer4 and "
+                                                        "the classifier); all for C3D"})])
     g = parser.add_argument_group("model")
-    g.add_argument("--kinetics-checkpoint", default=None,
+    g.add_argument("--arch", choices=ARCHS, default="resnet",
+                   help="resnet: Hara et al.'s 3D ResNet; c3d: Tran et al.'s C3D (default: resnet)")
+    g.add_argument("--clip-len", type=engine.positive_int, default=None,
+                   help=f"frames per clip (default: {hf.CLIP_LEN})")
+    g.add_argument("--norm", choices=tuple(NORMS), default=None,
+                   help="assignment: its mean/std on [0,1]; kinetics: Hara's 0-255 minus mean; c3d: BGR 0-255 minus "
+                        "(90, 98, 102), what the released C3D weights expect (default: assignment; c3d for C3D)")
+    r = parser.add_argument_group("3D ResNet")
+    r.add_argument("--kinetics-checkpoint", default=None,
                    help="Hara et al.'s released checkpoint, or 'none' to train from scratch "
                         "(default: DATA_DIR/resnet-50-kinetics.pth)")
-    g.add_argument("--depth", type=int, choices=(10, 18, 34, 50, 101, 152, 200), default=50,
+    r.add_argument("--depth", type=int, choices=(10, 18, 34, 50, 101, 152, 200), default=50,
                    help="3D ResNet depth (default: 50, the released Kinetics model)")
-    g.add_argument("--clip-len", type=engine.positive_int, default=16, help="frames per clip (default: 16)")
-    g.add_argument("--layer4-blocks", type=int, choices=(1, 2, 3), default=1,
+    r.add_argument("--layer4-blocks", type=int, choices=(1, 2, 3), default=1,
                    help="run only the first k blocks of layer4; 1 is the assignment's truncation for a small "
                         "GPU, 3 the whole network (default: 1)")
-    g.add_argument("--norm", choices=tuple(NORMS), default="assignment",
-                   help="assignment: its mean/std on [0,1]; kinetics: Hara's 0-255 minus mean (default: assignment)")
+    c = parser.add_argument_group("C3D")
+    c.add_argument("--c3d-checkpoint", default=None,
+                   help="the released c3d-pretrained.pth (Sports-1M; see the README on what it may hold), or "
+                        "'none' to train from scratch (default: DATA_DIR/c3d-pretrained.pth)")
+    c.add_argument("--c3d-dropout", type=float, default=0.5, help="dropout after fc6 and fc7 (default: 0.5)")
+    c.add_argument("--c3d-width", type=float, default=1.0,
+                   help="channel multiplier of every layer, for a small C3D trained from scratch on a CPU "
+                        "(default: 1, the released architecture)")
+    c.add_argument("--c3d-adaptive-pool", action="store_true",
+                   help="average-pool pool5 to 1x4x4 so that clips other than 16x112x112 fit fc6 "
+                        "(default: off: the released architecture takes only 16 frames of 112x112)")
     return parser
 
 
+def resolve_arch_defaults(args):
+    """Defaults that depend on --arch (C3D: 112x112 clips, all layers trained, its own normalisation)."""
+    if args.arch == "c3d":
+        args.image_size = args.image_size or c3d.IMAGE_SIZE
+        args.clip_len = args.clip_len or c3d.CLIP_LEN
+        args.norm = args.norm or "c3d"
+        args.trainable = args.trainable or "all"
+        if not args.c3d_adaptive_pool and (args.image_size, args.clip_len) != (c3d.IMAGE_SIZE, c3d.CLIP_LEN):
+            raise engine.UserError(
+                f"C3D's fc6 takes clips of {c3d.CLIP_LEN} frames of {c3d.IMAGE_SIZE}x{c3d.IMAGE_SIZE}, not "
+                f"{args.clip_len} of {args.image_size}x{args.image_size}: use those, or --c3d-adaptive-pool")
+        if not 0 < args.c3d_width <= 4 or not 0 <= args.c3d_dropout < 1:
+            raise engine.UserError("--c3d-width must be in (0, 4] and --c3d-dropout in [0, 1)")
+    else:
+        args.clip_len = args.clip_len or hf.CLIP_LEN
+        args.norm = args.norm or "assignment"
+        args.trainable = args.trainable or "layer4.0,fc"
+    return args
+
+
 def main(args):
+    resolve_arch_defaults(args)
     engine.fill_defaults(args)
-    return engine.train(args, build_model, "clip", NORMS[args.norm], loader_kwargs={"clip_len": args.clip_len},
-                        after_trainable=freeze_unused_blocks)
+    return engine.train(args, build_model, "clip", normalizer(args.norm), loader_kwargs={"clip_len": args.clip_len},
+                        after_trainable=freeze_unused_blocks, head=c3d.HEAD if args.arch == "c3d" else "fc")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,17 @@
-"""Part 1: fine-tune an ImageNet ResNet-50 on single frames of UCF-101.
+"""Part 1: fine-tune an ImageNet ResNet-50 on single frames of UCF-101; with --segments K, TSN.
 
     python train_single_frame.py --data-dir data --output-dir runs/split1/single_frame
     torchrun --nproc_per_node 4 train_single_frame.py --data-dir data --output-dir ...
+    # TSN (Wang et al. 2016), RGB, the tsn-pytorch recipe on a ResNet-50:
+    python train_single_frame.py --segments 3 --dropout 0.8 --partial-bn --trainable all \
+        --optimizer sgd --lr 1e-3 --weight-decay 5e-4 --lr-schedule step --lr-steps 30,60 --epochs 80 \
+        --clip-grad-norm 20 --output-dir runs/split1/tsn
 
-Runs again on the same --output-dir continue from its checkpoint.pth (also after SIGTERM/SIGUSR1).
+A TSN training sample is K frames of one video, one at a random offset in each of K equal segments,
+all with the same augmentation; the backbone runs on all of them and the K logit vectors are averaged
+before the loss (segmental consensus). Either way the checkpoint holds a per-frame model, tested by
+test_single_frame.py. Runs again on the same --output-dir continue from its checkpoint.pth (also
+after SIGTERM/SIGUSR1).
 """
 import argparse
 import os
@@ -46,15 +54,16 @@ def imagenet_state_dict(arch, ranks):
             if ranks.local_rank == 0 and ranks.enabled:
                 ranks.barrier()
         return state
-    return torch.load(cached, map_location="cpu", weights_only=True)
+    return engine.load_checkpoint(cached, what="cached ImageNet weights")
 
 
 def load_state_dict_file(path):
-    if not os.path.isfile(path):
-        raise engine.UserError(f"--weights {path}: no such file")
-    state = engine.load_checkpoint(path)
+    state = engine.load_checkpoint(path, what="--weights")
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # one of our checkpoints
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise engine.UserError(f"--weights {path}: expected a state_dict of tensors (torchvision's ImageNet file "
+                               f"or one of our checkpoints)")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -62,9 +71,18 @@ def build_model(args, num_classes, ranks, pretrained=True):
     model = getattr(torchvision.models, args.arch)(weights=None)
     if pretrained and (args.weights or args.pretrained == "imagenet"):
         state = load_state_dict_file(args.weights) if args.weights else imagenet_state_dict(args.arch, ranks)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise engine.UserError(f"--weights {args.weights}: not a torchvision {args.arch} state_dict "
+                                   f"({engine.one_line(e)})") from None
     # A new classifier for the dataset's classes (the ImageNet head has 1000).
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    fc = nn.Linear(model.fc.in_features, num_classes)
+    if getattr(args, "segments", 1) > 1:  # TSN initialises its new classifier N(0, 0.001)
+        nn.init.normal_(fc.weight, 0.0, 0.001)
+        nn.init.zeros_(fc.bias)
+    dropout = getattr(args, "dropout", 0.0)
+    model.fc = nn.Sequential(nn.Dropout(dropout), fc) if dropout > 0 else fc
     return model
 
 
@@ -73,13 +91,20 @@ def get_args_parser():
         description="Fine-tune an ImageNet ResNet-50 on single UCF-101 frames (part 1).",
         parents=[engine.common_parser(),
                  engine.train_parser({"output_dir": "runs/split1/single_frame", "batch_size": 100,
-                                      "trainable": None})])
+                                      "trainable": None,
+                                      "trainable_help": "layer4.2,fc: the last block of layer4 and the classifier"})])
     g = parser.add_argument_group("model")
     g.add_argument("--arch", choices=ARCHS, default="resnet50", help="torchvision ResNet (default: resnet50)")
     g.add_argument("--pretrained", choices=("imagenet", "none"), default="imagenet",
                    help="start from torchvision's ImageNet weights or from scratch (default: imagenet)")
     g.add_argument("--weights", default=None,
                    help="a local state_dict (.pth) to start from instead of downloading (default: none)")
+    g.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout before the classifier (TSN: 0.8) (default: 0, the assignment's head)")
+    t = parser.add_argument_group("TSN")
+    t.add_argument("--segments", type=engine.positive_int, default=1,
+                   help="K segments per training sample, one frame from each, logits averaged (TSN: 3) "
+                        "(default: 1, the assignment's single-frame model)")
     return parser
 
 
@@ -87,7 +112,13 @@ def main(args):
     engine.fill_defaults(args)
     if args.trainable is None:  # the assignment's: the last block of layer4 and the classifier
         args.trainable = "layer4.1,fc" if args.arch == "resnet18" else "layer4.2,fc"
-    return engine.train(args, build_model, "frame", (hf.FRAME_MEAN, hf.FRAME_STD))
+    if not 0 <= args.dropout < 1:
+        raise engine.UserError(f"--dropout must be in [0, 1), not {args.dropout}")
+    normalize = engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
+    if args.segments == 1:
+        return engine.train(args, build_model, "frame", normalize)
+    return engine.train(args, build_model, "segments", normalize, loader_kwargs={"segments": args.segments},
+                        eval_kwargs={"centres": True}, forward=engine.Forward(normalize, segments=args.segments))
 
 
 if __name__ == "__main__":

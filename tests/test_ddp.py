@@ -83,7 +83,8 @@ def test_two_processes_train_each_sample_once_with_single_process_metrics(runs):
 
 def test_only_rank_zero_writes(runs):
     _, two, result = runs
-    assert sorted(os.listdir(two)) == ["COMPLETE", "checkpoint.pth", "log.jsonl"]
+    assert sorted(os.listdir(two)) == ["COMPLETE", "checkpoint.pth", "log.jsonl", "tensorboard"]
+    assert len(os.listdir(two / "tensorboard")) == 1  # one event file, from rank 0
     assert [e["epoch"] for e in read_log(two)] == [1, 2]
     assert result.stdout.count("epoch 1/2") == 1 and result.stdout.count("arguments:") == 1
 
@@ -113,7 +114,7 @@ def test_test_script_splits_videos_over_ranks(runs, data_dir, tmp_path):
     per_rank = re.search(r"wrote predictions for (\d+) videos \(per rank: (\d+), (\d+)\)", double.stdout)
     assert per_rank and int(per_rank.group(1)) == len(paths)
     assert int(per_rank.group(2)) + int(per_rank.group(3)) == len(paths) and int(per_rank.group(3)) > 0
-    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "p2") for f in files]
+    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "p2") for f in files if f != "model.json"]
     assert len(written) == len(paths) and not [f for f in written if ".tmp" in f]
     for path in paths:
         a = metrics.read_predictions(metrics.prediction_path(tmp_path / "p1", path))

@@ -314,8 +314,8 @@ def test_interrupted_test_resumes_to_identical_results(data_dir, single_checkpoi
     resumed = tmp_path / "resumed"
     original, calls = metrics.write_predictions, []
 
-    def write_then_signal(path, logits):
-        original(path, logits)
+    def write_then_signal(path, logits, attrs=None):
+        original(path, logits, attrs)
         calls.append(path)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -411,15 +411,7 @@ def test_window_and_piece_plans():
     assert test_3d.window_starts(40, 16, 8) == [0, 8, 16, 24]
     assert test_3d.window_starts(30, 16, 8) == [0, 8, 14]
     assert test_3d.window_starts(9, 16, 8) == [0]
-    import helperFunctions as hf
-    original = hf.video_info
-    try:
-        hf.video_info = lambda path: (1000, 240, 320, "raw")
-        assert test_3d.full_plan(16, 512)("x") == [(0, 500), (500, 1000)]
-        hf.video_info = lambda path: (9, 240, 320, "raw")
-        assert test_3d.full_plan(16, 512)("x") == [(0, 16)]  # looped to a whole clip
-        hf.video_info = lambda path: (30, 240, 320, "raw")
-        plan = test_3d.sliding_plan(16, 8, 200)("x")
-        assert plan == [(0, 24), (14, 30)]  # windows 0 and 8 together; the unaligned tail alone
-    finally:
-        hf.video_info = original
+    assert test_3d.full_plan(16, 512)(1000) == [(0, 500), (500, 1000)]
+    assert test_3d.full_plan(16, 512)(9) == [(0, 16)]  # looped to a whole clip
+    plan = test_3d.sliding_plan(16, 8, 200)(30)
+    assert plan == [(0, 24), (14, 30)]  # windows 0 and 8 together; the unaligned tail alone
