@@ -227,3 +227,144 @@ def test_format_class_table_worst_first():
 def test_format_topk_table():
     text = metrics.format_topk_table({"combined": {"top1": 0.85, "top5": 0.97, "top10": 0.99}})
     assert "combined" in text and "85.00%" in text and "99.00%" in text
+
+
+# ---------------------------------------------------------------------------
+# Attributes and scanning a folder
+# ---------------------------------------------------------------------------
+def test_prediction_attrs_round_trip(tmp_path):
+    path = str(tmp_path / "C" / "v.hdf5")
+    metrics.write_predictions(path, np.zeros((2, 3)), attrs={"frames": 164, "rows": "frames", "crops": 1, "x": None})
+    logits, attrs = metrics.read_prediction_file(path)
+    assert logits.shape == (2, 3) and attrs == {"frames": 164, "rows": "frames", "crops": 1}
+    assert isinstance(attrs["frames"], int) and isinstance(attrs["rows"], str)
+    metrics.write_predictions(path, np.zeros((2, 3)))  # older files: no attributes
+    assert metrics.read_prediction_file(path)[1] == {}
+
+
+def test_scan_predictions_sorts_problems(tmp_path):
+    videos = [f"/d/UCF-101-hdf5/C/v_{i}.hdf5" for i in range(6)]
+    paths = [metrics.prediction_path(tmp_path, v) for v in videos]
+    metrics.write_predictions(paths[0], [[0.0, 1.0, 2.0]], attrs={"frames": 10})
+    metrics.write_predictions(paths[1], [[0.0, 1.0]])                      # wrong class count
+    metrics.write_predictions(paths[2], [[0.0, np.nan, 1.0]])               # NaN
+    metrics.write_predictions(paths[3], [[0.0, np.inf, 1.0], [0, 0, 0]])    # inf
+    with h5py.File(paths[4], "w") as f:
+        f.create_dataset("predictions", data=np.zeros(3))                   # 1-D
+    # paths[5] missing
+    scan = metrics.scan_predictions(tmp_path, videos, 3)
+    assert not scan.ok and scan.scores is None
+    assert scan.missing == [videos[5]]
+    assert scan.wrong_columns == {videos[1]: 2}
+    assert scan.non_finite == [videos[2], videos[3]]
+    assert scan.wrong_shape == {videos[4]: (3,)}
+    assert scan.attrs[0] == {"frames": 10} and scan.attr_values("frames") is None  # not every file has it
+    good = metrics.scan_predictions(tmp_path, videos[:1], 3)
+    assert good.ok and good.rows.tolist() == [1] and good.attr_values("frames") == [10]
+    np.testing.assert_allclose(good.scores[0], metrics.video_score([[0.0, 1.0, 2.0]]))
+
+
+# ---------------------------------------------------------------------------
+# Precision, recall, F1
+# ---------------------------------------------------------------------------
+def test_macro_precision_recall_f1_by_hand_with_a_class_never_predicted():
+    # Classes a, b, c, d: d has test videos but is never predicted; e has neither videos nor predictions.
+    labels = [0, 0, 0, 1, 1, 2, 3, 3]
+    predictions = [0, 0, 1, 1, 0, 2, 2, 1]
+    cm = metrics.confusion_matrix(labels, predictions, 5)
+    report = metrics.classification_report(cm)
+    # By hand: a: tp 2, predicted 3, support 3; b: tp 1, predicted 3, support 2; c: tp 1, predicted 2,
+    # support 1; d: tp 0, predicted 0, support 2.
+    precision = [2 / 3, 1 / 3, 1 / 2, 0.0, 0.0]
+    recall = [2 / 3, 1 / 2, 1.0, 0.0]
+    f1 = [2 / 3, 2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2), 2 * 0.5 / 1.5, 0.0]
+    np.testing.assert_allclose(report["precision"], precision)
+    np.testing.assert_allclose(report["recall"][:4], recall)
+    assert math.isnan(report["recall"][4]) and math.isnan(report["f1"][4])
+    np.testing.assert_allclose(report["f1"][:4], f1)
+    assert report["support"].tolist() == [3, 2, 1, 2, 0] and report["predicted"].tolist() == [3, 3, 2, 0, 0]
+    macro = metrics.macro_averages(report)  # over the four classes with test videos
+    assert macro["macro_precision"] == pytest.approx(np.mean(precision[:4]))
+    assert macro["macro_recall"] == pytest.approx(np.mean(recall))
+    assert macro["macro_f1"] == pytest.approx(np.mean(f1))
+
+    names = ["a", "b", "c", "d", "e"]
+    summary, _ = metrics.summarize(one_hot_scores(predictions, 5), labels, names)
+    assert summary["mean_class_accuracy"] == summary["macro_recall"] == pytest.approx(np.mean(recall))
+    assert summary["macro_f1"] == pytest.approx(np.mean(f1))
+    assert summary["never_predicted"] == ["d"]  # e has no videos: not counted as never predicted
+    assert summary["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2, "predicted": 0}
+    assert summary["per_class"]["e"]["recall"] is None
+    json.dumps(summary, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------
+# Fusion and the choice of weights
+# ---------------------------------------------------------------------------
+def test_fuse_scores_three_models_by_hand():
+    rng = np.random.default_rng(1)
+    s = [np.log(rng.dirichlet(np.ones(4), size=5)) for _ in range(3)]
+    w = [0.2, 0.5, 0.3]
+    p = [np.exp(x) / np.exp(x).sum(axis=1, keepdims=True) for x in s]
+    np.testing.assert_allclose(metrics.fuse_scores(s, "logmean", w), 0.2 * s[0] + 0.5 * s[1] + 0.3 * s[2])
+    np.testing.assert_allclose(metrics.fuse_scores(s, "logmean"), (s[0] + s[1] + s[2]) / 3)
+    np.testing.assert_allclose(metrics.fuse_scores(s, "prob", [2, 5, 3]), 0.2 * p[0] + 0.5 * p[1] + 0.3 * p[2])
+    np.testing.assert_allclose(metrics.fuse_scores(s, "max", [2, 5, 3]),
+                               np.maximum(np.maximum(0.2 * p[0], 0.5 * p[1]), 0.3 * p[2]))
+    with pytest.raises(ValueError):
+        metrics.fuse_scores(s, "median")
+    with pytest.raises(ValueError):
+        metrics.fuse_scores(s, "logmean", [0.5, 0.5])
+
+
+def test_simplex_grid():
+    grid = metrics.simplex_grid(2, 0.05)
+    assert grid.shape == (21, 2) and grid[0].tolist() == [1.0, 0.0] and grid[-1].tolist() == [0.0, 1.0]
+    for m, step, size in ((3, 0.05, 231), (4, 0.1, 286), (5, 0.1, 1001)):
+        grid = metrics.simplex_grid(m, step)
+        assert grid.shape == (size, m)
+        np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+        assert len({tuple(r) for r in np.round(grid, 9)}) == size
+    assert [metrics.default_weight_step(m) for m in (2, 3, 4, 6, 7)] == [0.05, 0.05, 0.1, 0.1, 0.2]
+    with pytest.raises(ValueError):
+        metrics.simplex_grid(2, 0.3)
+
+
+def two_class_scores(differences):
+    """Scores [N, 2] whose class-0-minus-class-1 difference is each of ``differences``."""
+    d = np.asarray(differences, dtype=np.float64)
+    return np.stack([d / 2, -d / 2], axis=1)
+
+
+def test_choose_weights_finds_the_only_best_grid_point():
+    # Logmean with weights (w, 1 - w) ranks class 0 first iff w * dA + (1 - w) * dB > 0.
+    # Video 0 (label 0): dA = 1, dB = -3.5 -> right iff w > 0.778; video 1 (label 1): dA = 1, dB = -5 ->
+    # right iff w < 0.833; video 2 (label 0) is right for every w. Only w = 0.8 gets all three.
+    a, b = two_class_scores([1, 1, 1]), two_class_scores([-3.5, -5, 2])
+    choice = metrics.choose_weights([a, b], [0, 1, 0], "logmean")
+    assert choice["weights"] == [0.8, 0.2] and choice["top1"] == 1.0 and choice["tied"] == 1
+    assert choice["equal_weights_top1"] == pytest.approx(2 / 3)
+    assert choice["step"] == 0.05 and choice["grid_points"] == 21
+
+
+def test_choose_weights_breaks_ties_towards_equal_weights():
+    a, b = two_class_scores([1, -1]), two_class_scores([1, -1])  # every weight gets both right
+    for rule in ("logmean", "prob", "max"):
+        choice = metrics.choose_weights([a, b], [0, 1], rule)
+        assert choice["weights"] == [0.5, 0.5] and choice["tied"] == 21
+    # Three models, a coarse grid: equal thirds are not on the 0.5 grid; the nearest points tie at equal
+    # distance and the first in grid order wins.
+    s = [two_class_scores([1])] * 3
+    choice = metrics.choose_weights(s, [0], "logmean", step=0.5)
+    assert choice["weights"] == [0.5, 0.5, 0.0] and choice["grid_points"] == 6
+
+
+def test_choose_weights_max_rule():
+    # max rule, weights (wa, wb): video 0 is right iff 0.7 * wb > 0.9 * wa, i.e. wb > 0.5625; video 1 is
+    # right for every weight. The accurate weights closest to equal: wb = 0.6.
+    a = np.log([[0.1, 0.9], [0.9, 0.1]])
+    b = np.log([[0.7, 0.3], [0.6, 0.4]])
+    choice = metrics.choose_weights([a, b], [0, 0], "max")
+    assert choice["weights"] == [0.4, 0.6] and choice["top1"] == 1.0
+    assert choice["tied"] == 9  # wb = 0.6, 0.65, ..., 1.0
+    assert choice["equal_weights_top1"] == 0.5
