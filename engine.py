@@ -676,13 +676,13 @@ def evaluate(model, loader, forward, device, amp, ranks, name="test"):
 
 def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None):
     (train_paths, train_labels), (test_paths, test_labels) = split_data
+    if kind != "features":  # feature sequences have no frame size
+        loader_kwargs = {"size": args.image_size, **loader_kwargs}
     train = hf.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
-                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size,
-                           size=args.image_size, **loader_kwargs)
+                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size, **loader_kwargs)
     test = hf.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
                           shuffle=False, seed=args.seed, pool=pool, rank=ranks.rank,
-                          world_size=ranks.world_size, fixed=True, size=args.image_size,
-                          **{**loader_kwargs, **(eval_kwargs or {})})
+                          world_size=ranks.world_size, fixed=True, **{**loader_kwargs, **(eval_kwargs or {})})
     return train, test
 
 
@@ -996,7 +996,7 @@ class VideoPass(NamedTuple):
 
 
 def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
-                  desc="test", unit="frames", noun="predictions"):
+                  desc="test", unit="frames", noun="predictions", features=False):
     """The per-video driver of the test scripts and of feature extraction.
 
     Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
@@ -1021,13 +1021,16 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         if ranks.main and len(todo) < len(mine):
             print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
         loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
-                                     depth=max(2, args.workers), max_chunk=max_chunk, crops=crops)
+                                     depth=max(2, args.workers), max_chunk=max_chunk, crops=crops, features=features)
         failed, rows, written, computed, model_seconds = {}, [], 0, 0, 0.0
         start = time.perf_counter()
         with torch.no_grad():
             for video_index, number, count, chunk in progress(loader, ranks, desc=desc, unit="chunk"):
                 path = paths[todo[video_index]]
                 if isinstance(chunk, str):
+                    if hf.NON_FINITE in chunk:  # a damaged feature file: refuse it rather than skip it
+                        raise UserError(f"{path} holds {hf.NON_FINITE}: extract its features again "
+                                        f"(delete the file and rerun extract_features.py)")
                     failed[str(path)] = chunk
                     hf.log.warning("cannot read %s: %s", path, chunk)
                     rows = []
@@ -1107,13 +1110,14 @@ def test_subset(args, trained):
     return [str(c) for c in class_list], paths, labels, list(val_groups)
 
 
-def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info):
+def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None):
     """The test driver of every test script: predictions of every video of --subset, then (rank 0)
     results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
 
     rows_fn(model, frames, normalize) -> logits rows of one uint8 chunk on the device (normalised batch
     by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
-    tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces", test: {...}).
+    tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces", test: {...});
+    paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>).
     """
     trained = checkpoint.get("args", {})
     class_list, paths, labels, val_groups = test_subset(args, {**trained, "val_groups": checkpoint.get(
@@ -1133,11 +1137,14 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
 
     num_classes = len(class_list)
     crops = getattr(args, "crops", 1)
+    if paths_of is not None:
+        paths = paths_of(paths)
     result = stream_videos(
         args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
         output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
         write=lambda target, logits, attrs: metrics.write_predictions(target, logits, {**attrs, "rows": info["rows"]}),
-        complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops)
+        complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
+        features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames")
     if not result.ranks.main:
         return None
     t = result.timing

@@ -280,32 +280,75 @@ class _Hdf5Video:
         self.close()
 
 
-def is_hdf5_path(path):
-    return os.path.splitext(os.fspath(path))[1].lower() in (".hdf5", ".h5", ".hdf")
+_decoded_frames = {}   # path -> frames that really decode (video_decode.probe), per process
+_worker_reader = None  # a loader worker's last decoded-video reader, kept open for the next chunk
+_in_worker = False
+
+
+class _KeptOpen:
+    """A worker's reader handed out again: leaving the `with` block keeps it open (and positioned)."""
+
+    def __init__(self, reader):
+        self.reader = reader
+
+    def __enter__(self):
+        return self.reader
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:  # after a failure start afresh next time
+            _drop_worker_reader()
+
+
+def _drop_worker_reader():
+    global _worker_reader
+    if _worker_reader is not None:
+        _worker_reader.close()
+        _worker_reader = None
+
+
+def _open_decoded(path):
+    """A video_decode.VideoReader whose `frames` is the count that really decodes (probed once per
+    process: a truncated file's header promises more). In a loader worker the last reader stays open,
+    so the next chunk of the same video continues decoding instead of seeking back to a keyframe."""
+    global _worker_reader
+    import video_decode  # only users of the original videos need the decoder
+    if path not in _decoded_frames:
+        _decoded_frames[path] = video_decode.probe(path)[0]
+    if not _in_worker:
+        return video_decode.VideoReader(path, frames=_decoded_frames[path])
+    if _worker_reader is None or _worker_reader.path != path:
+        _drop_worker_reader()
+        _worker_reader = video_decode.VideoReader(path, frames=_decoded_frames[path])
+    return _KeptOpen(_worker_reader)
+
+
+def is_video_path(path):
+    """True for the original videos (any suffix of VIDEO_SUFFIXES), False for HDF5 files."""
+    return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_SUFFIXES
 
 
 def open_video(path):
-    """An open video, whatever its storage: a context manager with `frames`, `height`, `width`,
-    `storage` ("raw", "jpeg" or "video") and `read(indices)` -> uint8 [n, H, W, 3] RGB.
+    """An open video, whatever its storage: a context manager with `frames`, `height`, `width` and
+    `read(indices)` -> uint8 [n, H, W, 3] RGB.
 
     HDF5 files (.hdf5) are read with h5py; the original videos (.avi or any suffix in VIDEO_SUFFIXES)
     are decoded (video_decode.VideoReader), frame-accurately. Open it in the process that reads it:
-    every loader opens and closes its own, so nothing crosses a fork.
+    every loader opens its own, so nothing crosses a fork.
     """
     path = os.fspath(path)
-    if not is_hdf5_path(path) and os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES:
-        import video_decode  # only users of the original videos need the decoder
-        return video_decode.VideoReader(path)
+    if is_video_path(path):
+        return _open_decoded(path)
     return _Hdf5Video(path)
 
 
 def video_info(path):
-    """(frames, height, width, storage) of a video file, reading only its header (HDF5) or probing
-    the container without decoding every frame (original videos)."""
+    """(frames, height, width, storage) of a video file, reading only its header (HDF5) or counting
+    the packets of the container without decoding them (original videos: ~1 ms)."""
     path = os.fspath(path)
-    if not is_hdf5_path(path) and os.path.splitext(path)[1].lower() in VIDEO_SUFFIXES:
+    if is_video_path(path):
         import video_decode
         frames, height, width, _ = video_decode.probe(path)
+        _decoded_frames[path] = frames
         return frames, height, width, "video"
     with h5py.File(path, "r") as f:
         _, storage, frames, height, width = _video_dataset(f, path)
@@ -658,7 +701,8 @@ def load_chunk(path, start, stop=None, size=IMAGE_SIZE, crops=1):
 # Worker pool and prefetching
 
 def _init_worker(shield_signals):
-    global _global_rng
+    global _global_rng, _in_worker, _worker_reader
+    _in_worker, _worker_reader = True, None  # never use a reader the parent opened before the fork
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
     # A forked worker inherits the parent's generator state: every worker would draw the same
     # augmentations for the assignment-style `(path, augment)` calls. Fresh OS entropy per worker.
@@ -968,7 +1012,8 @@ class BatchLoader:
         try:
             for number, (step, (data, indices, failures, lengths)) in enumerate(zip(steps, prefetcher)):
                 for index, path, reason in failures:
-                    log.warning("skipping %s: %s", path, reason)
+                    if path not in self.failed:  # named once, not every epoch
+                        log.warning("skipping %s: %s", path, reason)
                     self.failed[path] = reason
                 self.epoch_failed += len(failures)
                 if len(indices) == 0:  # every sample of this rank's share failed
@@ -985,6 +1030,20 @@ class BatchLoader:
             slots.close()
 
 
+NON_FINITE = "non-finite values"
+
+
+def read_features(path, indices):
+    """float16 [n, dims]: the per-frame features `indices` (increasing) of a feature file."""
+    with h5py.File(path, "r") as f:
+        ds = _feature_dataset(f, path)
+        indices = np.asarray(indices, dtype=np.int64) % ds.shape[0]
+        features = ds[indices] if len(indices) and np.all(np.diff(indices) > 0) else ds[()][indices]
+    if not np.isfinite(features).all():
+        raise VideoReadError(f"{path}: {NON_FINITE} in '{FEATURES_KEY}'")
+    return np.asarray(features, dtype=np.float16)
+
+
 def _load_chunk_task(task):
     """Worker side of VideoChunkLoader -> (video_index, result, seconds): result is the array, or
     (shape, dtype) when it went to the shared-memory slot, or the reason a video cannot be read;
@@ -993,6 +1052,16 @@ def _load_chunk_task(task):
     start = time.perf_counter()
     if isinstance(indices, str):  # the video's header already failed in the parent: pass it on
         return video_index, indices, 0.0
+    if size is None:  # feature files: rows of features, no frames
+        try:
+            features = read_features(path, indices)
+        except READ_ERRORS as e:
+            return video_index, f"{type(e).__name__}: {e}", time.perf_counter() - start
+        if slot is not None and len(indices) <= capacity:
+            with contextlib.suppress(OSError):
+                _write_rows(slot, [features])
+                return video_index, (features.shape, features.dtype.str), time.perf_counter() - start
+        return video_index, features, time.perf_counter() - start
     shape = (len(indices),) + ((size, size, 3) if crops == 1 else (crops, size, size, 3))
     try:
         if slot is not None and len(indices) <= capacity:
@@ -1031,10 +1100,14 @@ class VideoChunkLoader:
     the worker time spent loading it.
     """
 
-    def __init__(self, paths, plan, pool=None, size=IMAGE_SIZE, depth=2, max_chunk=None, crops=1):
+    def __init__(self, paths, plan, pool=None, size=IMAGE_SIZE, depth=2, max_chunk=None, crops=1, features=False):
         if crops not in CROPS:
             raise ValueError(f"crops must be one of {CROPS}, not {crops!r}")
-        self.paths, self.plan, self.pool, self.size, self.depth = list(paths), plan, pool, size, depth
+        # features=True: the paths are feature files (extract_features.py) and chunks are float16
+        # [n, dims] rows of features instead of frames.
+        self.features = features
+        self.paths, self.plan, self.pool, self.depth = list(paths), plan, pool, depth
+        self.size = None if features else size
         self.max_chunk, self.crops = max_chunk, crops
         self.wait_seconds = 0.0
         self.frames, self.load_seconds = {}, {}
@@ -1044,7 +1117,7 @@ class VideoChunkLoader:
         number = 0
         for video_index, path in enumerate(self.paths):
             try:
-                self.frames[video_index] = video_info(path)[0]
+                self.frames[video_index] = (feature_info if self.features else video_info)(path)[0]
                 chunks = [_as_indices(c) for c in self.plan(self.frames[video_index])]
                 if not chunks or any(len(c) == 0 for c in chunks):
                     raise RuntimeError(f"the chunk plan for {path} is empty or has an empty chunk")
@@ -1081,6 +1154,6 @@ __all__ = [
     "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
     "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices",
     "normalize_numpy", "open_video", "segment_centres", "segment_offsets", "crop_boxes", "feature_info",
-    "feature_window", "VIDEO_SUFFIXES", "CROPS",
+    "feature_window", "read_features", "VIDEO_SUFFIXES", "CROPS",
     "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
 ]

@@ -137,6 +137,9 @@ def resolve_arch_defaults(args):
             raise engine.UserError(
                 f"C3D's fc6 takes clips of {c3d.CLIP_LEN} frames of {c3d.IMAGE_SIZE}x{c3d.IMAGE_SIZE}, not "
                 f"{args.clip_len} of {args.image_size}x{args.image_size}: use those, or --c3d-adaptive-pool")
+        if args.clip_len < c3d.CLIP_LEN or args.image_size < 16:
+            raise engine.UserError(f"C3D's pools divide time and space by 16: it needs --clip-len of at least "
+                                   f"{c3d.CLIP_LEN} and --image-size of at least 16")
         if not 0 < args.c3d_width <= 4 or not 0 <= args.c3d_dropout < 1:
             raise engine.UserError("--c3d-width must be in (0, 4] and --c3d-dropout in [0, 1)")
     else:
