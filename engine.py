@@ -469,7 +469,7 @@ def lr_factor(args, epoch, step, steps_per_epoch):
         t = min(max(done - args.warmup_epochs, 0.0) / span, 1.0)
         factor = 0.5 * (1.0 + math.cos(math.pi * t))
     if args.warmup_epochs and done < args.warmup_epochs:
-        factor *= (done + 1 / max(steps_per_epoch, 1)) / args.warmup_epochs
+        factor *= min(1.0, (done + 1 / max(steps_per_epoch, 1)) / args.warmup_epochs)
     return factor
 
 
@@ -593,12 +593,13 @@ class NonFiniteLoss(RuntimeError):
 
 def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,
                     start_step=0, partial=None, max_steps=0, on_step=None, schedule=None, clip_grad_norm=None,
-                    log_step=None):
+                    log_step=None, step_seed=None):
     """One epoch (or its rest, after a mid-epoch resume). Returns a stats dict, with 'stopped' set
     when a signal stopped it early (the stats then cover the steps done and can be continued).
 
     schedule(step) -> lr factor for that 0-based step of the epoch; log_step(step, mean loss of the
-    step over all ranks) is called after every step (TensorBoard).
+    step over all ranks) is called after every step (TensorBoard); step_seed(step) -> the seed of
+    torch's generator for that step, so dropout draws the same masks after a resume.
     """
     totals = dict(partial or {"loss_sum": 0.0, "correct": 0.0, "samples": 0.0, "seconds": 0.0, "wait": 0.0})
     step = start_step
@@ -610,6 +611,8 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
     for batch in batches:
         if schedule is not None:
             set_lr(optimizer, schedule(step))
+        if step_seed is not None:
+            torch.manual_seed(step_seed(step))
         y = to_device(batch.labels, device)
         with autocast(device, amp):
             logits, extra = forward(model, batch, device, labels=y)
@@ -722,7 +725,7 @@ class TensorBoard:
     duplicated steps.
     """
 
-    def __init__(self, args, ranks, global_step):
+    def __init__(self, args, ranks, purge_step):
         self.writer = None
         if not (getattr(args, "tensorboard", False) and ranks.main):
             return
@@ -732,8 +735,7 @@ class TensorBoard:
             raise UserError(f"TensorBoard logging needs the tensorboard package ({e}): pip install tensorboard, "
                             f"or pass --no-tensorboard") from None
         self.every = args.tensorboard_every
-        self.writer = SummaryWriter(os.path.join(args.output_dir, "tensorboard"),
-                                    purge_step=global_step if global_step else None)
+        self.writer = SummaryWriter(os.path.join(args.output_dir, "tensorboard"), purge_step=purge_step or None)
 
     def step(self, global_step, loss):
         if self.writer is not None and global_step % self.every == 0:
@@ -852,7 +854,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
         train_loader, eval_loader = build_loaders(args, kind, (train_data, eval_data), pool, ranks,
                                                   loader_kwargs or {}, eval_kwargs)
         steps_per_epoch = min(len(train_loader), args.max_steps) if args.max_steps else len(train_loader)
-        board = TensorBoard(args, ranks, start_epoch * steps_per_epoch + start_step)
+        board = TensorBoard(args, ranks, start_epoch * steps_per_epoch + start_step + 1 if checkpoint else 0)
 
         def state(epoch, step=0, partial_totals=None):
             return {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -871,7 +873,8 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                 model, train_loader, optimizer, scaler, forward, device, amp, ranks, stop, start_step=start_step,
                 partial=partial, max_steps=args.max_steps, clip_grad_norm=args.clip_grad_norm,
                 schedule=lambda step, e=epoch: lr_factor(args, e, step, steps_per_epoch),
-                log_step=lambda step, loss, e=epoch: board.step(e * steps_per_epoch + step, loss))
+                log_step=lambda step, loss, e=epoch: board.step(e * steps_per_epoch + step, loss),
+                step_seed=lambda step, e=epoch: hf.sample_seed(args.seed, e, step * ranks.world_size + ranks.rank))
             start_step, partial = 0, None
             if result["stopped"]:
                 if ranks.main:

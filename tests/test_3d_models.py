@@ -1,0 +1,193 @@
+"""3D models through the engine: C3D trains, resumes and stops on SIGTERM like the 3D ResNet; test_3d's
+prediction rows equal direct forward passes of the documented windows and pieces (both models); C3D's
+normalisation and the refusals. CPU, tiny inputs (a C3D of width 1/8 with adaptive pooling)."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import c3d
+import engine
+import helperFunctions as hf
+import make_synthetic_ucf101
+import metrics
+import test_3d
+import train_3d
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "2", "--no-tensorboard"]
+C3D = FAST + ["--arch", "c3d", "--c3d-checkpoint", "none", "--c3d-width", "0.125", "--c3d-adaptive-pool",
+              "--batch-size", "4"]
+RESNET = FAST + ["--depth", "10", "--kinetics-checkpoint", "none", "--batch-size", "4", "--clip-len", "8",
+                 "--trainable", "all"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    make_synthetic_ucf101.make_dataset(str(out), classes=4, train_per_class=6, test_per_class=3, frames=24,
+                                       size=(32, 40), seed=0)
+    return str(out)
+
+
+def train(data_dir, out, flags, *extra):
+    return train_3d.main(train_3d.get_args_parser().parse_args(
+        ["--data-dir", data_dir, "--output-dir", str(out), *flags, *extra]))
+
+
+def read_log(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def c3d_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("c3d")
+    train(data_dir, out, C3D, "--epochs", "2")
+    return out
+
+
+@pytest.fixture(scope="module")
+def resnet_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("resnet")
+    train(data_dir, out, RESNET, "--epochs", "1")
+    return out
+
+
+def test_c3d_trains_and_records_its_architecture(c3d_run):
+    log = read_log(c3d_run)
+    assert [e["epoch"] for e in log] == [1, 2] and all(e["samples"] == 24 for e in log)
+    ckpt = torch.load(c3d_run / "checkpoint.pth", weights_only=True)
+    assert ckpt["kind"] == "clip" and ckpt["args"]["arch"] == "c3d" and ckpt["args"]["norm"] == "c3d"
+    assert ckpt["args"]["clip_len"] == 16 and ckpt["args"]["trainable"] == "all"
+    assert "fc8.weight" in ckpt["model"] and "conv5b.weight" in ckpt["model"]
+
+
+def test_c3d_resumes_after_sigterm_like_an_uninterrupted_run(data_dir, c3d_run, tmp_path, monkeypatch):
+    out = tmp_path / "stopped"
+    original = engine.train_one_epoch
+
+    def stop_at_step_2(*args, **kwargs):
+        def on_step(step):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, on_step=on_step, **kwargs)
+    monkeypatch.setattr(engine, "train_one_epoch", stop_at_step_2)
+    with pytest.raises(SystemExit) as exit_info:
+        train(data_dir, out, C3D, "--epochs", "2")
+    assert exit_info.value.code == engine.EXIT_PREEMPTED
+    assert torch.load(out / "checkpoint.pth", weights_only=True)["step"] == 2
+    monkeypatch.undo()
+    train(data_dir, out, C3D, "--epochs", "2")
+    for x, y in zip(read_log(c3d_run), read_log(out)):
+        for key in ("train_loss", "train_acc", "test_acc"):
+            assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-6), key  # dropout 0.5 included
+    a = torch.load(c3d_run / "checkpoint.pth", weights_only=True)["model"]
+    b = torch.load(out / "checkpoint.pth", weights_only=True)["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_c3d_sigterm_to_a_real_process_exits_75(data_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train_3d.py", "--data-dir", data_dir, "--output-dir", str(out), *C3D, "--epochs", "50",
+           "--batch-size", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch 1/"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == engine.EXIT_PREEMPTED, stderr
+    assert "SIGTERM: saved" in stdout and "Traceback" not in stderr
+
+
+def direct_rows(model, normalize, path, mode, clip_len, stride, max_frames):
+    """What test_3d.py must write for a video, computed straight from its documented definition."""
+    frames = hf.video_info(path)[0]
+    video = torch.from_numpy(hf.load_chunk(path, 0, max(frames, clip_len), 32))  # looped when short
+    rows = []
+    with torch.no_grad():
+        if mode == "sliding":
+            for start in test_3d.window_starts(frames, clip_len, stride):
+                rows.append(model(normalize(video[start:start + clip_len][None]))[0])
+        else:
+            for start, stop in test_3d.full_plan(clip_len, max_frames)(frames):
+                piece = torch.from_numpy(hf.load_chunk(path, start, stop, 32))
+                rows.append(model(normalize(piece[None]))[0])
+    return torch.stack(rows).numpy()
+
+
+def rebuild(run):
+    ckpt = torch.load(run / "checkpoint.pth", weights_only=True)
+    args = argparse.Namespace(**ckpt["args"])
+    model = train_3d.build_model(args, 4, engine.Dist(), pretrained=False)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), train_3d.normalizer(args.norm), args.clip_len
+
+
+@pytest.mark.parametrize("which, mode", [("resnet", "full"), ("resnet", "sliding"), ("c3d", "sliding")])
+def test_3d_prediction_rows_equal_direct_forward_passes(data_dir, resnet_run, c3d_run, tmp_path, which, mode):
+    run = resnet_run if which == "resnet" else c3d_run
+    # Small chunks and pieces so that windows straddle chunk borders and videos have several pieces.
+    test_3d.main(test_3d.get_args_parser().parse_args(
+        ["--checkpoint", str(run / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p"), "--output-dir",
+         str(tmp_path / "o"), "--workers", "2", "--device", "cpu", "--mode", mode, "--stride", "3",
+         "--max-frames", "16" if which == "c3d" else "10", "--chunk-frames", "20"]))
+    model, normalize, clip_len = rebuild(run)
+    _, _, (paths, _) = hf.getUCF101(data_dir, 1)
+    for path in paths[::3]:
+        stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
+        expected = direct_rows(model, normalize, path, mode, clip_len, 3, 16 if which == "c3d" else 10)
+        np.testing.assert_allclose(stored, expected, rtol=1e-4, atol=1e-4)
+    info = json.loads((tmp_path / "p" / "model.json").read_text())
+    assert info["name"] == ("c3d" if which == "c3d" else "3d") and info["temporal"] is True
+    assert info["rows"] == ("pieces" if mode == "full" else "windows") and info["test"]["mode"] == mode
+
+
+def test_c3d_defaults_to_sliding_and_refuses_full_mode_without_adaptive_pooling(tmp_path):
+    model = c3d.C3D(num_classes=4, width=0.125)  # the released architecture: fixed fc6
+    ckpt = {"model": model.state_dict(), "class_list": ["a", "b", "c", "d"], "kind": "clip",
+            "args": {"arch": "c3d", "c3d_width": 0.125, "c3d_adaptive_pool": False, "image_size": 112,
+                     "clip_len": 16, "norm": "c3d", "data_dir": str(tmp_path)}}
+    torch.save(ckpt, tmp_path / "c3d.pth")
+    result = subprocess.run([sys.executable, "test_3d.py", "--checkpoint", str(tmp_path / "c3d.pth"), "--mode", "full",
+                             "--predictions-dir", str(tmp_path / "p"), "--output-dir", str(tmp_path / "o")],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--mode sliding" in result.stderr.strip().splitlines()[-1]
+
+
+def test_c3d_size_needs_the_explicit_option(data_dir, tmp_path):
+    with pytest.raises(engine.UserError, match="--c3d-adaptive-pool"):
+        train(data_dir, tmp_path / "run", FAST + ["--arch", "c3d", "--c3d-checkpoint", "none"])
+    with pytest.raises(engine.UserError, match="clip-len"):
+        train(data_dir, tmp_path / "run", C3D + ["--clip-len", "8"])
+
+
+def test_c3d_normalisation_is_bgr_minus_the_mean():
+    mean, std, bgr = train_3d.NORMS["c3d"]
+    normalize = engine.Normalize(mean, std, bgr=bgr)
+    pixel = torch.tensor([[[[200, 100, 50]]]], dtype=torch.uint8)  # (1, 1, 1, 1, 3) as (N, T, H, W, RGB)
+    out = normalize(pixel[None])[0, :, 0, 0, 0]  # (3,)
+    torch.testing.assert_close(out, torch.tensor([50 - 90.0, 100 - 98.0, 200 - 102.0]), atol=1e-3, rtol=1e-5)
+
+
+def test_a_released_c3d_file_starts_training(data_dir, tmp_path):
+    # The released layout (features.N / classifier.N, 487 classes) of a small-width model: loaded, fc8 new.
+    source = c3d.C3D(num_classes=487, width=0.125, adaptive_pool=True)
+    state = {c3d.LAYER_TO_SEQUENTIAL[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in source.state_dict().items()}
+    torch.save(state, tmp_path / "c3d-pretrained.pth")
+    out = tmp_path / "run"
+    flags = [f for f in C3D if f not in ("--c3d-checkpoint", "none")]
+    train(data_dir, out, flags, "--c3d-checkpoint", str(tmp_path / "c3d-pretrained.pth"), "--epochs", "1",
+          "--max-steps", "1", "--trainable", "fc8")
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)["model"]
+    assert torch.equal(ckpt["conv1.weight"], source.conv1.weight) and ckpt["fc8.weight"].shape == (4, 4096 // 8)
