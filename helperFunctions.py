@@ -313,13 +313,27 @@ def _open_decoded(path):
     global _worker_reader
     import video_decode  # only users of the original videos need the decoder
     if path not in _decoded_frames:
-        _decoded_frames[path] = video_decode.probe(path)[0]
+        _decoded_frames[path] = _probe(path)[0]
     if not _in_worker:
         return video_decode.VideoReader(path, frames=_decoded_frames[path])
     if _worker_reader is None or _worker_reader.path != path:
         _drop_worker_reader()
         _worker_reader = video_decode.VideoReader(path, frames=_decoded_frames[path])
     return _KeptOpen(_worker_reader)
+
+
+MIN_DECODED_FRACTION = 0.95  # of the header's frame count: below it a video is a truncated download
+
+
+def _probe(path):
+    """video_decode.probe, and a truncated file (it still opens and decodes its first frames) refused
+    like prepare_ucf101.py refuses it; a small difference from the header takes the decoded count."""
+    import video_decode
+    frames, height, width, _, declared = video_decode.probe(path, declared=True)
+    if declared and frames < MIN_DECODED_FRACTION * declared:
+        raise VideoReadError(f"{path}: only {frames} of the {declared} frames its header declares can be "
+                             f"decoded (a truncated file?)")
+    return frames, height, width
 
 
 def is_video_path(path):
@@ -346,8 +360,7 @@ def video_info(path):
     the packets of the container without decoding them (original videos: ~1 ms)."""
     path = os.fspath(path)
     if is_video_path(path):
-        import video_decode
-        frames, height, width, _ = video_decode.probe(path)
+        frames, height, width = _probe(path)
         _decoded_frames[path] = frames
         return frames, height, width, "video"
     with h5py.File(path, "r") as f:
