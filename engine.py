@@ -267,7 +267,15 @@ class Dist:
             dist.barrier()
 
 
-def resolve_device(name, ranks):
+def resolve_device(name, ranks, fixed_shapes=True):
+    """The torch.device for --device; on CUDA, cuDNN's benchmark mode only for fixed input shapes.
+
+    Benchmark mode times every candidate kernel the first time it sees a shape, then reuses the
+    fastest: a win when every step has the same shape (training, single frames, sliding windows), a
+    loss when every input is new (test_3d.py --mode full: one pass per video, and videos differ in
+    length, so it would autotune again for nearly every video). bench/bench_gpu.py measures both
+    settings over videos of many lengths; the same predictions come out either way.
+    """
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available")
     if name == "auto":
@@ -277,7 +285,7 @@ def resolve_device(name, ranks):
                   file=sys.stderr, flush=True)
     if name == "cuda":
         torch.cuda.set_device(ranks.local_rank)
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = fixed_shapes
         return torch.device("cuda", ranks.local_rank)
     return torch.device("cpu")
 
@@ -999,7 +1007,7 @@ class VideoPass(NamedTuple):
 
 
 def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
-                  desc="test", unit="frames", noun="predictions", features=False):
+                  desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True):
     """The per-video driver of the test scripts and of feature extraction.
 
     Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
@@ -1008,14 +1016,15 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
     chunk is done the video's rows are checked (all finite) and written with
     `write(output_path(path), rows, {"frames": length, "crops": crops})`, atomically. Videos are split
     over torchrun ranks. SIGTERM/SIGUSR1: the video in progress is finished, then exit 75. Returns a
-    VideoPass; the caller's rank 0 then summarises.
+    VideoPass; the caller's rank 0 then summarises. fixed_shapes=False: the chunks' shapes vary (whole
+    pieces of videos), see resolve_device.
     """
     return_freed_memory()
     ranks = Dist()
     pool = hf.make_pool(args.workers, shield_signals=True)
     stop = StopSignals().__enter__()
     try:
-        device = resolve_device(args.device, ranks)
+        device = resolve_device(args.device, ranks, fixed_shapes)
         ranks.init(device)
         model = prepare_model(model, device).eval()
         amp = amp_settings(args, device)
@@ -1113,7 +1122,7 @@ def test_subset(args, trained):
     return [str(c) for c in class_list], paths, labels, list(val_groups)
 
 
-def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None):
+def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None, fixed_shapes=True):
     """The test driver of every test script: predictions of every video of --subset, then (rank 0)
     results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
 
@@ -1147,7 +1156,8 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
         output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
         write=lambda target, logits, attrs: metrics.write_predictions(target, logits, {**attrs, "rows": info["rows"]}),
         complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
-        features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames")
+        features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
+        fixed_shapes=fixed_shapes)
     if not result.ranks.main:
         return None
     t = result.timing

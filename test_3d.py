@@ -136,7 +136,7 @@ def main(args):
     norm = trained.get("norm") or ("c3d" if is_c3d else "assignment")
     return engine.test_videos(args, checkpoint, model, train_3d.normalizer(norm), plan, max_chunk,
                               clip_logits(args.mode, clip_len, args.stride, args.batch_size, args.crops),
-                              describe(trained, args, clip_len))
+                              describe(trained, args, clip_len), fixed_shapes=args.mode != "full")
 
 
 if __name__ == "__main__":
