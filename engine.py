@@ -9,10 +9,12 @@ import argparse
 import contextlib
 import ctypes
 import datetime
+import errno
 import json
 import math
 import os
 import pickle
+import re
 import signal
 import sys
 import time
@@ -39,14 +41,27 @@ class UserError(Exception):
     """A mistake the user can fix (bad path, bad value): reported as one line, no traceback."""
 
 
+# Errors of a path itself (not of a bug): a file where a folder is expected, permissions, a full disk.
+PATH_ERRNOS = {errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+               errno.EDQUOT}
+
+
 def run_main(main, parser, argv=None):
-    """Parse the command line and run `main(args)`; a UserError becomes one line and exit status 2,
-    a dead loader worker one line and exit status 1 (the last checkpoint is kept: run again to resume)."""
+    """Parse the command line and run `main(args)`; a UserError, or an OSError of a path itself
+    (PATH_ERRNOS), becomes one line and exit status 2, a dead loader worker one line and exit status 1
+    (the last checkpoint is kept: run again to resume)."""
     args = parser.parse_args(argv)
     try:
         return main(args)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        # A path the user chose that cannot be used (a file where a folder goes, no permission, a
+        # full or read-only disk): one line naming it. Other OS errors are bugs and keep their traceback.
+        if e.filename is None or e.errno not in PATH_ERRNOS:
+            raise
+        print(f"{parser.prog}: error: cannot use {e.filename}: {e.strerror}", file=sys.stderr)
         sys.exit(2)
     except hf.LoaderWorkerDied as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
@@ -538,7 +553,35 @@ def load_checkpoint(path, what="checkpoint"):
     except OSError as e:
         raise UserError(f"{what} {path} cannot be read ({e.strerror or e})") from None
     except UNPICKLE_ERRORS as e:
-        raise UserError(f"{what} {path} is not a PyTorch checkpoint saved with torch.save ({one_line(e)})") from None
+        raise UserError(f"{what} {path} {_why_not_a_checkpoint(path, e)}") from None
+
+
+def _why_not_a_checkpoint(path, error):
+    """What is wrong with a file torch.load refused, in words (torch's own message advises
+    weights_only=False, which is exactly what must not be done with a file one does not trust)."""
+    refused = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+    if refused:
+        return (f"holds pickled Python objects, not only tensors and plain values (it would call "
+                f"{refused.group(1)}): refused without running them; expected a .pth file of weights "
+                f"(torch.save of a state_dict or of a dict of them)")
+    expected = "expected a .pth file written by torch.save"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        head = b""
+    if not head:
+        return f"is empty; {expected}"
+    if head.startswith(b"PK\x03\x04") or isinstance(error, (RuntimeError, EOFError)):
+        return f"is truncated or damaged ({one_line(error)[:120]}); {expected}"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        kind = "a JSON file" if text.lstrip()[:1] in ("{", "[") else "a text file"
+        return f"is {kind}, not a PyTorch checkpoint; {expected}"
+    return f"is not a PyTorch checkpoint (its bytes are not a torch.save file); {expected}"
 
 
 def args_for_checkpoint(args):
@@ -950,28 +993,63 @@ def format_entry(entry, epochs):
 TEST_SCRIPTS = {"frame": "test_single_frame.py", "clip": "test_3d.py", "features": "test_rnn.py"}
 
 
-def load_trained(args, ranks, expected_kind):
-    """Checkpoint of a training script: (checkpoint dict, its training args). A file of another model
-    kind (a 3D checkpoint given to the single-frame test, say) is one line naming the right script."""
-    checkpoint = load_checkpoint(args.checkpoint)
+def check_trained(checkpoint, path, expected_kind=None):
+    """(checkpoint, training args, kind) of a loaded training-script checkpoint, kind being "frame" (single
+    frame and TSN: a TSN model is a frame model at test time), "clip" or "features"; the optimizer state
+    is dropped (as large as the model, or twice for Adam). A file of another model kind than
+    `expected_kind` (a 3D checkpoint given to the single-frame test, say) is one line naming the right
+    script."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict) \
-            or "class_list" not in checkpoint:
-        raise UserError(f"{args.checkpoint} is not a checkpoint written by the training scripts "
+            or not isinstance(checkpoint.get("class_list"), (list, tuple)) \
+            or not isinstance(checkpoint.get("args") or {}, dict) or not isinstance(checkpoint.get("kind") or "", str):
+        raise UserError(f"{path} is not a checkpoint written by the training scripts "
                         f"(expected their checkpoint.pth: a dict with 'model', 'class_list', 'args')")
-    kind = checkpoint.get("kind", expected_kind)
-    if kind == "segments":  # a TSN model is a frame model at test time
-        kind = "frame"
-    if kind != expected_kind:
-        raise UserError(f"{args.checkpoint} holds a {kind} model; test it with {TEST_SCRIPTS.get(kind, 'its test script')}")
-    return checkpoint, checkpoint.get("args", {})
+    checkpoint.pop("optimizer", None)
+    trained = checkpoint.get("args") or {}
+    kind = checkpoint.get("kind")
+    if kind is None:  # written before checkpoints recorded their kind
+        kind = "features" if "features" in trained else "clip" if "clip_len" in trained else (expected_kind or "frame")
+    kind = "frame" if kind == "segments" else kind
+    if kind not in TEST_SCRIPTS:
+        raise UserError(f"{path} holds a {kind!r} model, which no test script knows")
+    if expected_kind is not None and kind != expected_kind:
+        raise UserError(f"{path} holds a {kind} model; test it with {TEST_SCRIPTS[kind]}")
+    return checkpoint, trained, kind
+
+
+def load_trained(args, ranks, expected_kind):
+    """Checkpoint of a training script (--checkpoint): (checkpoint dict, its training args)."""
+    checkpoint, trained, _ = check_trained(load_checkpoint(args.checkpoint, what="--checkpoint"), args.checkpoint,
+                                           expected_kind)
+    return checkpoint, trained
 
 
 def load_model_state(model, state, path):
     """model.load_state_dict(state), or one line when the checkpoint's weights do not fit the model."""
     try:
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as e:
-        raise UserError(f"{path}: its weights do not fit the model its arguments describe ({one_line(e)})") from None
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{path}: its weights do not fit the model its arguments describe "
+                        f"({state_dict_misfit(model, state) or one_line(e)})") from None
+
+
+def state_dict_misfit(model, state, shown=3):
+    """How a state_dict differs from the model's, on one line ('' when the keys and shapes agree):
+    torch's own message is many lines, of which the first says nothing."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a state_dict"
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [str(k) for k in state if k not in own]
+    shapes = [f"{k} {tuple(getattr(v, 'shape', ()))} vs {tuple(own[k].shape)}" for k, v in state.items()
+              if k in own and getattr(v, "shape", None) != own[k].shape]
+
+    def few(names):
+        return ", ".join(names[:shown]) + (f", ... (+{len(names) - shown})" if len(names) > shown else "")
+    parts = ([f"{len(missing)} of the model's {len(own)} keys missing ({few(missing)})"] if missing else []) \
+        + ([f"{len(unexpected)} unexpected ({few(unexpected)})"] if unexpected else []) \
+        + ([f"shapes file vs model: {few(shapes)}"] if shapes else [])
+    return "; ".join(parts)
 
 
 def return_freed_memory():

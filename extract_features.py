@@ -31,6 +31,7 @@ import torch.nn as nn
 import engine
 import helperFunctions as hf
 import metrics
+import test_single_frame
 import train_single_frame
 
 FEATURES_INFO = "features.json"
@@ -64,14 +65,15 @@ def get_args_parser():
 
 
 def backbone(args, ranks):
-    """(2D ResNet up to its global average pool, description of its weights)."""
+    """(2D ResNet up to its global average pool, description of its weights); args.source says what
+    they are ("imagenet", "weights" for a local ImageNet file, "checkpoint" for a part-1 model, "none")."""
+    torch.manual_seed(getattr(args, "seed", 0))  # --pretrained none: the same random CNN for the same seed
+    args.source = ("checkpoint" if args.checkpoint else "weights" if getattr(args, "weights", None)
+                   else getattr(args, "pretrained", "imagenet"))
     if args.checkpoint:
         checkpoint, trained = engine.load_trained(argparse.Namespace(checkpoint=args.checkpoint), ranks, "frame")
-        model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
-                                        dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
-        model = train_single_frame.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
-        engine.load_model_state(model, checkpoint["model"], args.checkpoint)
-        args.arch, source = model_args.arch, os.path.abspath(args.checkpoint)
+        model = test_single_frame.load_model(checkpoint, trained, ranks, args.checkpoint)
+        args.arch, source = trained.get("arch", "resnet50"), os.path.abspath(args.checkpoint)
         if args.image_size is None:
             args.image_size = trained.get("image_size")
     else:
@@ -130,9 +132,10 @@ def main(args):
     paths = [p for s in subsets for p in (chosen[s][:args.limit] if args.limit else chosen[s])]
     if ranks.main:
         engine.print_args(args)
-    info = {"arch": args.arch, "weights": source, "image_size": args.image_size, "frame_stride": args.frame_stride,
+    info = {"arch": args.arch, "source": args.source, "weights": source, "image_size": args.image_size,
+            "frame_stride": args.frame_stride, "seed": args.seed,
             "split": args.split, "subsets": subsets, "normalisation": "ImageNet mean/std on RGB in [0, 1]"}
-    attrs = {k: v for k, v in info.items() if k not in ("subsets", "split", "normalisation")}
+    attrs = {k: v for k, v in info.items() if k not in ("subsets", "split", "normalisation", "seed")}
     result = engine.stream_videos(
         args, model, paths, plan=stride_plan(args.frame_stride, args.chunk_frames), max_chunk=args.chunk_frames,
         rows_fn=lambda m, frames, n=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD): feature_rows(args.batch_size)(

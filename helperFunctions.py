@@ -281,8 +281,7 @@ class _Hdf5Video:
 
 
 _decoded_frames = {}   # path -> frames that really decode (video_decode.probe), per process
-_worker_reader = None  # a loader worker's last decoded-video reader, kept open for the next chunk
-_in_worker = False
+_worker_reader = None  # this process's last decoded-video reader, kept open for the next chunk
 
 
 class _KeptOpen:
@@ -308,14 +307,13 @@ def _drop_worker_reader():
 
 def _open_decoded(path):
     """A video_decode.VideoReader whose `frames` is the count that really decodes (probed once per
-    process: a truncated file's header promises more). In a loader worker the last reader stays open,
-    so the next chunk of the same video continues decoding instead of seeking back to a keyframe."""
+    process: a truncated file's header promises more). The last reader stays open, so the next chunk
+    of the same video continues decoding instead of seeking back to a keyframe (make_pool closes the
+    parent's before forking: a reader never crosses a fork)."""
     global _worker_reader
     import video_decode  # only users of the original videos need the decoder
     if path not in _decoded_frames:
         _decoded_frames[path] = _probe(path)[0]
-    if not _in_worker:
-        return video_decode.VideoReader(path, frames=_decoded_frames[path])
     if _worker_reader is None or _worker_reader.path != path:
         _drop_worker_reader()
         _worker_reader = video_decode.VideoReader(path, frames=_decoded_frames[path])
@@ -714,8 +712,8 @@ def load_chunk(path, start, stop=None, size=IMAGE_SIZE, crops=1):
 # Worker pool and prefetching
 
 def _init_worker(shield_signals):
-    global _global_rng, _in_worker, _worker_reader
-    _in_worker, _worker_reader = True, None  # never use a reader the parent opened before the fork
+    global _global_rng, _worker_reader
+    _worker_reader = None  # (make_pool closed the parent's; nothing of it is used here)
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
     # A forked worker inherits the parent's generator state: every worker would draw the same
     # augmentations for the assignment-style `(path, augment)` calls. Fresh OS entropy per worker.
@@ -745,6 +743,7 @@ def make_pool(workers, shield_signals=False):
     """
     if workers <= 0:
         return None
+    _drop_worker_reader()  # FFmpeg state must not be shared with the children
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,

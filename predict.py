@@ -33,15 +33,13 @@ import test_rnn
 import test_single_frame
 import train_3d
 import train_rnn
-import train_single_frame
 
-KINDS = ("frame", "clip", "features")
 BATCH_SIZES = {"frame": 100, "clip": 32, "features": 64}  # the test scripts' defaults
 CHUNK_FRAMES = {"frame": 100, "clip": 200}  # frames decoded at a time: memory flat in video length
 MAX_FRAMES_FULL = 512  # test_3d's --max-frames default; only its description uses it here
 PRETRAINED_SOURCE = re.compile(r"^(imagenet|none) \((\w+)\)$")  # extract_features' "imagenet (resnet50)"
 
-EPILOG = f"""\
+EPILOG = """\
 how each checkpoint kind is run (the way its test script tests it, one view per frame or window):
   single frame / TSN  every frame, or --frames N frames at the segment centres int((k + 0.5) * T / N)
                       (test_single_frame.py); one row of logits per frame
@@ -175,20 +173,7 @@ def get_args_parser():
 def read_checkpoint(path):
     """(checkpoint, training args, kind) of a training script's checkpoint; kind is "frame" (single frame
     and TSN), "clip" or "features". A UserError line for anything else."""
-    checkpoint = engine.load_checkpoint(path)
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict) \
-            or "class_list" not in checkpoint:
-        raise engine.UserError(f"{path} is not a checkpoint written by the training scripts "
-                               f"(expected their checkpoint.pth: a dict with 'model', 'class_list', 'args')")
-    checkpoint.pop("optimizer", None)  # as large as the model, or twice (Adam): free it now
-    trained = checkpoint.get("args") or {}
-    kind = checkpoint.get("kind")
-    if kind is None:  # written before checkpoints recorded their kind
-        kind = "features" if "features" in trained else "clip" if "clip_len" in trained else "frame"
-    kind = "frame" if kind == "segments" else kind  # a TSN model is a frame model at test time
-    if kind not in KINDS:
-        raise engine.UserError(f"{path} holds a {kind!r} model, which predict.py does not know")
-    return checkpoint, trained, kind
+    return engine.check_trained(engine.load_checkpoint(path), path)
 
 
 def model_names(paths):
@@ -220,11 +205,7 @@ def image_size_of(args, trained):
 
 
 def frame_predictor(checkpoint, trained, args, ranks, path):
-    # What test_single_frame.main does (a load_model() there would be reused here).
-    model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
-                                    dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
-    model = train_single_frame.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
-    engine.load_model_state(model, checkpoint.pop("model"), path)
+    model = test_single_frame.load_model(checkpoint, trained, ranks, path)
     batch_size = args.batch_size or BATCH_SIZES["frame"]
     title = test_single_frame.describe(trained, argparse.Namespace(frames=args.frames, crops=1))["title"]
     return dict(title=title, model=model, normalize=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
@@ -235,22 +216,8 @@ def frame_predictor(checkpoint, trained, args, ranks, path):
 
 def clip_predictor(checkpoint, trained, args, ranks, path):
     # What test_3d.main does for --mode sliding.
-    is_c3d = trained.get("arch") == "c3d"
     image_size = image_size_of(args, trained)
-    if is_c3d:
-        model_args = argparse.Namespace(arch="c3d", c3d_dropout=trained.get("c3d_dropout", 0.5),
-                                        c3d_width=trained.get("c3d_width", 1.0),
-                                        c3d_adaptive_pool=trained.get("c3d_adaptive_pool", False))
-        if image_size != trained.get("image_size") and not model_args.c3d_adaptive_pool:
-            size = trained.get("image_size")
-            raise engine.UserError(f"{path}: C3D was trained at {size}x{size}; its fc6 takes no other --image-size")
-    else:
-        model_args = argparse.Namespace(arch="resnet", depth=trained.get("depth", 50),
-                                        layer4_blocks=trained.get("layer4_blocks", 1))
-    model = train_3d.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
-    engine.load_model_state(model, checkpoint.pop("model"), path)
-    clip_len = trained.get("clip_len") or hf.CLIP_LEN
-    norm = trained.get("norm") or ("c3d" if is_c3d else "assignment")
+    model, clip_len, norm = test_3d.load_model(checkpoint, trained, ranks, path, image_size)
     batch_size = args.batch_size or BATCH_SIZES["clip"]
     described = test_3d.describe(trained, argparse.Namespace(mode="sliding", stride=args.stride,
                                                              max_frames=MAX_FRAMES_FULL, crops=1), clip_len)
@@ -301,21 +268,13 @@ def features_predictor(checkpoint, trained, args, ranks, path):
     except engine.UserError as e:
         raise engine.UserError(f"{path}: its features.json (which CNN made the RNN's features) cannot be read: "
                                f"{e}") from None
-    if info["dims"] != trained.get("input_size"):
-        raise engine.UserError(f"{path}: {features_dir} holds {info['dims']}-dimensional features, but the RNN "
-                               f"reads {trained.get('input_size')}: not the features it was trained on")
+    model, max_frames, rnn_stride = test_rnn.load_model(checkpoint, trained, ranks, path, info["dims"])
     cnn, cnn_size = feature_cnn(info, features_dir, args, ranks)
-    model_args = argparse.Namespace(**{k: trained.get(k, d) for k, d in (
-        ("input_size", info["dims"]), ("cell", "gru"), ("layers", 2), ("hidden", 256), ("bidirectional", False),
-        ("dropout", 0.0), ("head", "last"))})
-    model = train_rnn.build_model(model_args, len(checkpoint["class_list"]), ranks)
-    engine.load_model_state(model, checkpoint.pop("model"), path)
-    max_frames = trained.get("max_frames", 250)
     batch_size = args.batch_size or BATCH_SIZES["features"]
-    return dict(title=f"{model_args.cell.upper()} over {info['arch']} features", model=model,
+    return dict(title=f"{trained.get('cell', 'gru').upper()} over {info['arch']} features", model=model,
                 normalize=engine.FeatureInput(), image_size=None, plan=None,
                 rows=test_rnn.window_logits(max_frames, batch_size), max_frames=max_frames,
-                rnn_stride=trained.get("frame_stride", 1), cnn=cnn, cnn_size=cnn_size,
+                rnn_stride=rnn_stride, cnn=cnn, cnn_size=cnn_size,
                 cnn_normalize=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
                 cnn_plan=extract_features.stride_plan(info.get("frame_stride", 1), CHUNK_FRAMES["frame"]),
                 cnn_rows=extract_features.feature_rows(args.batch_size or BATCH_SIZES["frame"]),

@@ -101,39 +101,46 @@ def describe(trained, args, clip_len):
                      "max_frames": args.max_frames, "crops": args.crops}}
 
 
+def load_model(checkpoint, trained, ranks, path, image_size):
+    """(the trained 3D ResNet or C3D of a checkpoint on the CPU, its clip length, its normalisation name).
+    A C3D with the released fixed fc6 takes only the image size it was trained at."""
+    if trained.get("arch") == "c3d":
+        model_args = argparse.Namespace(arch="c3d", c3d_dropout=trained.get("c3d_dropout", 0.5),
+                                        c3d_width=trained.get("c3d_width", 1.0),
+                                        c3d_adaptive_pool=trained.get("c3d_adaptive_pool", False))
+        if image_size != trained.get("image_size") and not model_args.c3d_adaptive_pool:
+            size = trained.get("image_size")
+            raise engine.UserError(f"{path}: C3D was trained at {size}x{size}; its fc6 takes no other --image-size")
+    else:
+        model_args = argparse.Namespace(arch="resnet", depth=trained.get("depth", 50),
+                                        layer4_blocks=trained.get("layer4_blocks", 1))
+    model = train_3d.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
+    engine.load_model_state(model, checkpoint.pop("model"), path)  # and free the copy
+    norm = trained.get("norm") or ("c3d" if model_args.arch == "c3d" else "assignment")
+    return model, trained.get("clip_len") or hf.CLIP_LEN, norm
+
+
 def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "clip")
     engine.fill_defaults(args, trained)
-    is_c3d = trained.get("arch") == "c3d"
-    if is_c3d:
-        model_args = argparse.Namespace(arch="c3d", c3d_dropout=trained.get("c3d_dropout", 0.5),
-                                        c3d_width=trained.get("c3d_width", 1.0),
-                                        c3d_adaptive_pool=trained.get("c3d_adaptive_pool", False))
+    if trained.get("arch") == "c3d":
         if args.layer4_blocks:
             raise engine.UserError("--layer4-blocks is for the 3D ResNet; this checkpoint holds a C3D")
         args.mode = args.mode or "sliding"
-        if args.mode == "full" and not model_args.c3d_adaptive_pool:
+        if args.mode == "full" and not trained.get("c3d_adaptive_pool", False):
             raise engine.UserError("C3D's fc6 takes one 16-frame 112x112 clip, not a whole video: use --mode sliding")
-        if args.image_size != trained.get("image_size") and not model_args.c3d_adaptive_pool:
-            raise engine.UserError(f"C3D was trained at {trained.get('image_size')}x{trained.get('image_size')}; "
-                                   f"its fc6 takes no other --image-size")
     else:
-        model_args = argparse.Namespace(arch="resnet", depth=trained.get("depth", 50),
-                                        layer4_blocks=trained.get("layer4_blocks", 1))
         args.mode = args.mode or "full"
-    model = train_3d.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
-    engine.load_model_state(model, checkpoint.pop("model"), args.checkpoint)  # and free the copy: ~75 MB
+    model, clip_len, norm = load_model(checkpoint, trained, ranks, args.checkpoint, args.image_size)
     if args.layer4_blocks:
         model.layer4_blocks = args.layer4_blocks
-    clip_len = trained.get("clip_len") or hf.CLIP_LEN
     if args.max_frames < clip_len:
         raise engine.UserError(f"--max-frames must be at least the clip length {clip_len}")
     if args.mode == "full":
         plan, max_chunk = full_plan(clip_len, args.max_frames), args.max_frames
     else:
         plan, max_chunk = sliding_plan(clip_len, args.stride, args.chunk_frames), max(args.chunk_frames, clip_len)
-    norm = trained.get("norm") or ("c3d" if is_c3d else "assignment")
     return engine.test_videos(args, checkpoint, model, train_3d.normalizer(norm), plan, max_chunk,
                               clip_logits(args.mode, clip_len, args.stride, args.batch_size, args.crops),
                               describe(trained, args, clip_len), fixed_shapes=args.mode != "full")

@@ -46,6 +46,20 @@ def window_logits(max_frames, batch_size):
     return rows
 
 
+def load_model(checkpoint, trained, ranks, path, dims):
+    """(the trained RNN of a checkpoint on the CPU, its window length, its feature stride), for features
+    of `dims` values per frame (which must be what it was trained on)."""
+    if dims != trained.get("input_size"):
+        raise engine.UserError(f"{path}: the features hold {dims} values per frame, but the checkpoint's model reads "
+                               f"{trained.get('input_size')}: use the features it was trained on")
+    model_args = argparse.Namespace(**{k: trained.get(k, d) for k, d in (
+        ("input_size", dims), ("cell", "gru"), ("layers", 2), ("hidden", 256), ("bidirectional", False),
+        ("dropout", 0.0), ("head", "last"))})
+    model = train_rnn.build_model(model_args, len(checkpoint["class_list"]), ranks)
+    engine.load_model_state(model, checkpoint.pop("model"), path)
+    return model, trained.get("max_frames", 250), trained.get("frame_stride", 1)
+
+
 def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "features")
@@ -54,24 +68,16 @@ def main(args):
     if not args.features:
         raise engine.UserError("--features is needed: the checkpoint does not say where its features are")
     info = train_rnn.read_features_info(args.features)
-    if info["dims"] != trained.get("input_size"):
-        raise engine.UserError(f"--features {args.features} holds {info['dims']}-dimensional features, but the "
-                               f"checkpoint's model reads {trained.get('input_size')}: use the features it was "
-                               f"trained on")
-    args.max_frames = args.max_frames or trained.get("max_frames", 250)
-    stride = trained.get("frame_stride", 1)
-    model_args = argparse.Namespace(**{k: trained.get(k, d) for k, d in (
-        ("input_size", info["dims"]), ("cell", "gru"), ("layers", 2), ("hidden", 256), ("bidirectional", False),
-        ("dropout", 0.0), ("head", "last"))})
-    model = train_rnn.build_model(model_args, len(checkpoint["class_list"]), ranks)
-    engine.load_model_state(model, checkpoint.pop("model"), args.checkpoint)
+    model, max_frames, stride = load_model(checkpoint, trained, ranks, args.checkpoint, info["dims"])
+    args.max_frames = args.max_frames or max_frames
+    cell = trained.get("cell", "gru")
     description = (f"whole sequence in windows of at most {args.max_frames} steps"
                    + (f", every {stride}th feature" if stride > 1 else "") + f" ({info['arch']} features)")
     return engine.test_videos(
         args, checkpoint, model, engine.FeatureInput(), window_plan(stride), None,
         window_logits(args.max_frames, args.batch_size),
-        {"name": "rnn", "title": f"{model_args.cell.upper()} over {info['arch']} features", "kind": "features",
-         "temporal": True, "arch": model_args.cell, "rows": "windows",
+        {"name": "rnn", "title": f"{cell.upper()} over {info['arch']} features", "kind": "features",
+         "temporal": True, "arch": cell, "rows": "windows",
          "test": {"description": description, "mode": "windows", "max_frames": args.max_frames,
                   "frame_stride": stride, "features": info}},
         paths_of=train_rnn.feature_paths(args.features))

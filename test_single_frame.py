@@ -60,16 +60,23 @@ def describe(trained, args):
                      "mode": "frames", "frames": args.frames, "crops": args.crops}}
 
 
+def load_model(checkpoint, trained, ranks, path):
+    """The trained frame model (single frame or TSN) of a checkpoint, on the CPU. The checkpoint's copy
+    of the weights is dropped once loaded (~100 MB for a ResNet-50)."""
+    model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
+                                    dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
+    model = train_single_frame.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
+    engine.load_model_state(model, checkpoint.pop("model"), path)
+    return model
+
+
 def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "frame")
     engine.fill_defaults(args, trained)
     if args.frames < 0:
         raise engine.UserError(f"--frames must be 0 (every frame) or a positive count, not {args.frames}")
-    model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
-                                    dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
-    model = train_single_frame.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
-    engine.load_model_state(model, checkpoint.pop("model"), args.checkpoint)  # and free the copy: ~75 MB
+    model = load_model(checkpoint, trained, ranks, args.checkpoint)
     return engine.test_videos(args, checkpoint, model, engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
                               frame_plan(args.frames, args.chunk_frames), args.chunk_frames,
                               frame_logits(args.batch_size, args.crops), describe(trained, args))
