@@ -351,41 +351,61 @@ wait_launchers() {
 # it sets the WORKERS that ARGS usually contain).
 # KIND=local: CMD runs as is on this node (CPU stages).
 # MARKER is the file that proves the stage complete ("" = exit status 0 is enough).
+# A stage of several commands (a test and then its validation run) calls begin_stage, run_step
+# for each command while the previous one succeeded, then end_stage.
 run_stage() {
-    local output_dir=$1 marker=$2 kind=$3
+    local output_dir=$1 marker=$2 kind=$3 status=0
     shift 3
-    if [[ $kind == torchrun ]]; then
-        [[ -n ${NPROC_PER_NODE:-} ]] || die "run_stage torchrun needs discover_nodes first"
-        build_torchrun "$@"
-    fi
+    begin_stage "$output_dir" "$marker"
+    run_step "$kind" "$@" || status=$?
+    end_stage "$status" "$marker"
+}
+
+# begin_stage OUTPUT_DIR MARKER: the stop file, the output folder and (PBS) the warning timer.
+begin_stage() {
+    local output_dir=$1 marker=$2
     # On the shared file system (every node polls it), away from the outputs.
     STOP_FILE="$RUNS_DIR/logs/.stop-$STAGE-${JOB_ID//[^A-Za-z0-9_.-]/_}"
-    if [[ $DRY_RUN == 1 ]]; then
-        if [[ $kind == torchrun ]]; then launch_torchrun; else start_launcher local "$@"; fi
-        return 0
-    fi
-
+    [[ $DRY_RUN != 1 ]] || return 0
     mkdir -p "$output_dir" || die "cannot create $output_dir"
     rm -f "$STOP_FILE"
     if [[ -n $marker && -e $marker ]]; then
         log "$marker exists; running anyway (the script decides whether work is left)"
     fi
     start_warning_timer
-    local status=0
-    if ((STOP_REQUESTED)); then
-        status=$EX_STOPPED  # warned before anything started
-    else
-        if [[ $kind == torchrun ]]; then
-            log "nodes=${HOSTS[*]} nproc_per_node=$NPROC_PER_NODE rendezvous=$MASTER_ADDR:$MASTER_PORT workers=$WORKERS"
-            launch_torchrun
-        else
-            start_launcher local "$@"
-        fi
-        wait_launchers || status=$?
+}
+
+# run_step KIND CMD...: launch CMD (see run_stage) and wait; returns its status, EX_STOPPED
+# without starting it when a stop was already requested. DRY_RUN=1: print it, return 0.
+run_step() {
+    local kind=$1
+    shift
+    if [[ $kind == torchrun ]]; then
+        [[ -n ${NPROC_PER_NODE:-} ]] || die "run_step torchrun needs discover_nodes first"
+        build_torchrun "$@"
     fi
+    if [[ $DRY_RUN == 1 ]]; then
+        if [[ $kind == torchrun ]]; then launch_torchrun; else start_launcher local "$@"; fi
+        return 0
+    fi
+    ((STOP_REQUESTED == 0)) || return "$EX_STOPPED"  # warned before this step started
+    LAUNCHER_PIDS=()
+    LOCAL_PIDS=()
+    if [[ $kind == torchrun ]]; then
+        log "nodes=${HOSTS[*]} nproc_per_node=$NPROC_PER_NODE rendezvous=$MASTER_ADDR:$MASTER_PORT workers=$WORKERS"
+        launch_torchrun
+    else
+        start_launcher local "$@"
+    fi
+    wait_launchers
+}
+
+# end_stage STATUS MARKER: stop the timer, remove the stop file, then finish_stage (exits).
+end_stage() {
+    [[ $DRY_RUN != 1 ]] || return 0
     [[ -z $TIMER_PID ]] || kill "$TIMER_PID" 2>/dev/null || true
     rm -f "$STOP_FILE"
-    finish_stage "$status" "$marker"
+    finish_stage "$1" "$2"
 }
 
 # finish_stage STATUS MARKER: exit 0 when done, requeue when stopped, fail otherwise.
@@ -476,9 +496,11 @@ pbs_job_vars() {
     local name value
     local -a vars=()
     for name in REPO_DIR DATA_DIR RUNS_DIR SPLIT PYTHON MAX_RESTARTS GPUS_PER_NODE WORKERS \
-        VIDEOS_DIR STORAGE KINETICS_CHECKPOINT TEST_3D_MODE PREPARE_ARGS TRAIN_SF_ARGS \
-        TEST_SF_ARGS TRAIN_3D_ARGS TEST_3D_ARGS COMBINE_ARGS WARN_SECONDS STOP_SIGNAL \
-        STOP_POLL_SECONDS PBS_LAUNCHER MASTER_PORT TORCHRUN TORCH_HOME QSUB_ARGS; do
+        VIDEOS_DIR STORAGE KINETICS_CHECKPOINT C3D_CHECKPOINT FEATURES_DIR VAL_GROUPS \
+        TEST_3D_MODE PREPARE_ARGS TRAIN_SF_ARGS TEST_SF_ARGS TRAIN_TSN_ARGS TEST_TSN_ARGS \
+        TRAIN_3D_ARGS TEST_3D_ARGS TRAIN_C3D_ARGS TEST_C3D_ARGS EXTRACT_ARGS TRAIN_RNN_ARGS \
+        TEST_RNN_ARGS COMBINE_ARGS SUMMARY_ARGS WARN_SECONDS STOP_SIGNAL STOP_POLL_SECONDS \
+        PBS_LAUNCHER MASTER_PORT TORCHRUN TORCH_HOME QSUB_ARGS; do
         [[ -n ${!name:-} ]] || continue
         value=${!name}
         [[ $value != *,* ]] || die "$name contains a comma, which qsub -v cannot carry: '$value'"
@@ -492,8 +514,9 @@ pbs_job_vars() {
 # parse_submit_args SCHEDULER_CMD SPLIT_VAR SPLITS_VAR ARGS...: the options of submit_all.sh,
 # into the caller's variables (which hold the defaults): --split N into SPLIT_VAR, --splits LIST
 # into SPLITS_VAR (PBS names the same variable twice: the last one given wins), --prepare sets
-# prepare=1, and the options after -- go to the array scheduler_args, for every SCHEDULER_CMD.
-# shellcheck disable=SC2034  # prepare and scheduler_args are read by submit_all.sh
+# prepare=1, --models LIST into models, and the options after -- go to the array
+# scheduler_args, for every SCHEDULER_CMD.
+# shellcheck disable=SC2034  # prepare, models and scheduler_args are read by submit_all.sh
 parse_submit_args() {
     local command=$1 split_var=$2 splits_var=$3
     shift 3
@@ -510,6 +533,10 @@ parse_submit_args() {
             --prepare)
                 prepare=1
                 shift
+                ;;
+            --models)
+                models=${2:-}
+                shift 2 || die "$1 needs a value"
                 ;;
             -h | --help)
                 sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
@@ -543,7 +570,61 @@ pbs_resubmit() {
     done
 }
 
-# Pre-flight checks: one clear line instead of a traceback an hour into the queue.
+# --- the study ---------------------------------------------------------------------------------
+
+# The models of the study, in the order submit_all.sh queues them and combine lists them.
+STUDY_MODELS=(single_frame tsn 3d c3d rnn)
+
+is_study_model() {
+    local known
+    for known in "${STUDY_MODELS[@]}"; do
+        [[ $1 == "$known" ]] && return 0
+    done
+    return 1
+}
+
+# parse_models LIST: "all" or a comma list of STUDY_MODELS into the array MODELS_CHOSEN, in
+# study order, each once; an unknown name is one line and exit 2.
+parse_models() {
+    local list=$1 name
+    local -a given
+    local IFS=,
+    [[ $list != all ]] || list="${STUDY_MODELS[*]}"
+    read -ra given <<<"$list"
+    ((${#given[@]})) || die "--models needs a comma list of ${STUDY_MODELS[*]}, or all"
+    for name in "${given[@]}"; do
+        is_study_model "$name" || die "--models: unknown model '$name' (choose from ${STUDY_MODELS[*]}, or all)"
+    done
+    MODELS_CHOSEN=()
+    for name in "${STUDY_MODELS[@]}"; do
+        [[ ",$list," != *",$name,"* ]] || MODELS_CHOSEN+=("$name")
+    done
+}
+
+# expand_splits SPEC: the splits of "2", "1,3", "1-3", "1-2,3"..., one per line, each once, in
+# order; status 1 for anything else.
+expand_splits() {
+    local spec=$1 item low high split
+    local -a items marked=()
+    [[ $spec =~ ^[1-3](-[1-3])?(,[1-3](-[1-3])?)*$ ]] || return 1
+    IFS=, read -ra items <<<"$spec"
+    for item in "${items[@]}"; do
+        low=${item%-*}
+        high=${item#*-}
+        ((low <= high)) || return 1
+        for ((split = low; split <= high; split++)); do marked[split]=1; done
+    done
+    for split in 1 2 3; do
+        [[ -z ${marked[split]:-} ]] || echo "$split"
+    done
+}
+
+features_dir() { printf '%s\n' "${FEATURES_DIR:-$(stage_dir features)}"; }
+kinetics_checkpoint() { printf '%s\n' "${KINETICS_CHECKPOINT:-$DATA_DIR/resnet-50-kinetics.pth}"; }
+c3d_checkpoint() { printf '%s\n' "${C3D_CHECKPOINT:-$DATA_DIR/c3d-pretrained.pth}"; }
+
+# Pre-flight checks: one clear line instead of a traceback an hour into the queue. Each is a
+# no-op with DRY_RUN=1, except where said.
 require_file() { [[ -e $1 ]] || die "$1 not found. $2"; }
 
 check_python() {
@@ -551,37 +632,127 @@ check_python() {
     [[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not executable; create the venv (python -m venv .venv && .venv/bin/pip install -r requirements.txt) or set PYTHON"
 }
 
-check_dataset() {
+# The split lists: enough for the stages that read features or predictions, not videos.
+check_lists() {
     [[ $DRY_RUN == 1 ]] && return 0
     check_python
     require_file "$DATA_DIR/ucfTrainTestlist" "Set DATA_DIR to the folder holding ucfTrainTestlist/ and UCF-101-hdf5/."
-    require_file "$DATA_DIR/UCF-101-hdf5" "Run the prepare job first (jobs/*/prepare.sh) or set DATA_DIR."
 }
 
-# Compute nodes are often offline: the ImageNet weights must already be in torchvision's cache
-# unless OUTPUT_DIR holds a checkpoint (a resumed run does not load them) or the run asks for
-# --pretrained none.
+# The videos: the course's HDF5 files (prepare.sh) or the original .avi release. Also at submit time.
+require_videos() {
+    [[ -e $DATA_DIR/UCF-101-hdf5 || -e $DATA_DIR/UCF-101 ]] ||
+        die "$DATA_DIR/UCF-101-hdf5 not found (nor the original videos, $DATA_DIR/UCF-101). Run the prepare job first (jobs/*/prepare.sh) or set DATA_DIR."
+}
+
+check_dataset() {
+    [[ $DRY_RUN == 1 ]] && return 0
+    check_lists
+    require_videos
+}
+
+# require_pretrained PATH VARIABLE FILE: the released weights a training stage starts from,
+# unless PATH is "none" (from scratch). Also at submit time.
+require_pretrained() {
+    [[ $1 == none || -e $1 ]] || die "$1 not found. Put $3 in DATA_DIR or set $2 (none: train from scratch)."
+}
+
+# Whether the flags in the variable ARGS_VAR leave the run loading torchvision's ImageNet weights
+# (they do unless --pretrained none, --weights FILE, or extract_features' --checkpoint FILE).
+uses_imagenet_weights() {
+    local own=' --(pretrained[= ]none|weights|checkpoint)[= ]'
+    [[ ! " ${!1:-} " =~ $own ]]
+}
+
+# warn_imagenet_weights OUTPUT_DIR ARGS_VAR: compute nodes are often offline, so the ImageNet
+# weights must already be in torchvision's cache, unless OUTPUT_DIR holds a checkpoint (a
+# resumed run does not load them) or ARGS_VAR's flags say other weights. Also at submit time
+# (OUTPUT_DIR empty).
 warn_imagenet_weights() {
-    [[ $DRY_RUN == 1 || -e $1/checkpoint.pth || ${TRAIN_SF_ARGS:-} =~ --pretrained[=\ ]none ]] && return 0
+    [[ ${DRY_RUN:-0} == 1 || ( -n $1 && -e $1/checkpoint.pth ) ]] && return 0
+    uses_imagenet_weights "$2" || return 0
     local cache=${TORCH_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/torch}/hub/checkpoints
     if ! compgen -G "$cache/resnet50-*.pth" >/dev/null; then
-        log "warning: no ResNet-50 ImageNet weights in $cache; if this node is offline, fetch them on a login node first:"
-        log "  $PYTHON -c 'from torchvision.models import resnet50, ResNet50_Weights; resnet50(weights=ResNet50_Weights.IMAGENET1K_V1)'"
+        log "warning: no ResNet-50 ImageNet weights in $cache; if the compute nodes are offline, fetch them on a login node first:"
+        log "  ${PYTHON:-$REPO_DIR/.venv/bin/python} -c 'from torchvision.models import resnet50, ResNet50_Weights; resnet50(weights=ResNet50_Weights.IMAGENET1K_V1)'"
     fi
 }
 
-# The checkpoint the test stage evaluates; a missing COMPLETE only warrants a warning.
+# check_trained DIR CHECK: the checkpoint a test stage evaluates, after CHECK (check_dataset or
+# check_lists); a missing COMPLETE only warrants a warning.
 check_trained() {
     [[ $DRY_RUN == 1 ]] && return 0
-    check_dataset
+    "$2"
     require_file "$1/checkpoint.pth" "Train first (jobs/*/train_*.sh) with the same RUNS_DIR and SPLIT."
     [[ -e $1/COMPLETE ]] || log "warning: $1/COMPLETE is missing: testing a model whose training has not finished"
+}
+
+# preflight_study PREPARE MODEL...: submit_all.sh, on the login node, before anything is queued:
+# what the chosen models will need, so a missing file is one line and exit 2 now rather than a
+# failed job later. Warnings (ImageNet weights not in this node's cache) come after every check.
+preflight_study() {
+    local prepare=$1 model python=${PYTHON:-$REPO_DIR/.venv/bin/python}
+    shift
+    [[ -x $python ]] || die "PYTHON=$python is not executable; create the venv (python -m venv .venv && .venv/bin/pip install -r requirements.txt) or set PYTHON"
+    require_file "$DATA_DIR/ucfTrainTestlist" "Set DATA_DIR to the folder holding ucfTrainTestlist/ and UCF-101-hdf5/."
+    if [[ $prepare == 1 ]]; then
+        require_file "${VIDEOS_DIR:-$DATA_DIR/UCF-101}" "Download and unpack UCF-101 there, or set VIDEOS_DIR."
+    else
+        require_videos
+    fi
+    for model; do
+        case $model in
+            3d) require_pretrained "$(kinetics_checkpoint)" KINETICS_CHECKPOINT resnet-50-kinetics.pth ;;
+            c3d) require_pretrained "$(c3d_checkpoint)" C3D_CHECKPOINT c3d-pretrained.pth ;;
+        esac
+    done
+    local -A imagenet_args=([single_frame]=TRAIN_SF_ARGS [tsn]=TRAIN_TSN_ARGS [rnn]=EXTRACT_ARGS)
+    for model; do
+        if [[ -n ${imagenet_args[$model]:-} ]] && uses_imagenet_weights "${imagenet_args[$model]}"; then
+            warn_imagenet_weights "" "${imagenet_args[$model]}"
+            break
+        fi
+    done
 }
 
 # --- the stages --------------------------------------------------------------------------------
 # One function per stage, the same for every scheduler: each job script is its scheduler's
 # resource lines, `init_job SCHEDULER STAGE`, then `stage_STAGE`. Each function checks its
-# inputs, reads its *_ARGS, and ends in run_stage, which exits (except with DRY_RUN=1).
+# inputs, reads its *_ARGS, and ends in run_stage (or end_stage), which exits (except with
+# DRY_RUN=1).
+#
+# The published recipes are the stages' default flags; a stage's *_ARGS come after them and win
+# (argparse keeps the last value of a flag).
+
+# TSN, RGB (tsn-pytorch's README, there on BN-Inception; here on ImageNet ResNet-50): 3 segments,
+# dropout 0.8 before fc, partial BN, every layer trained, SGD lr 1e-3 momentum 0.9 weight decay
+# 5e-4, /10 at epochs 30 and 60 of 80, gradient norm clipped at 20, batch 128.
+TSN_TRAIN_RECIPE=(--segments 3 --dropout 0.8 --partial-bn --trainable all --optimizer sgd --lr 1e-3
+    --momentum 0.9 --weight-decay 5e-4 --lr-schedule step --lr-steps "30,60" --epochs 80
+    --clip-grad-norm 20)
+TSN_GLOBAL_BATCH=128  # over all GPUs, where it divides evenly; else TSN_FALLBACK_BATCH per GPU
+TSN_FALLBACK_BATCH=32
+TSN_TEST_RECIPE=(--frames 25 --crops 10)  # 25 frames at the segment centres x 10 crops
+# C3D (pytorch-video-recognition's training): SGD lr 1e-3 (1e-2 for the new fc8) momentum 0.9
+# weight decay 5e-4, /10 every 10 epochs, 100 epochs, batch 20 per GPU; tested on every
+# 16-frame window (stride 8).
+C3D_TRAIN_RECIPE=(--optimizer sgd --lr 1e-3 --momentum 0.9 --weight-decay 5e-4 --head-lr-mult 10
+    --lr-schedule step --lr-steps every:10 --epochs 100 --batch-size 20)
+C3D_TEST_RECIPE=(--mode sliding)
+# The recurrent model's features: every video of the split (training list, validation groups
+# included, and test list), from the frozen ImageNet ResNet-50 (extract_features.py's defaults).
+EXTRACT_SUBSETS=train,test
+
+# TSN's --batch-size per GPU: the recipe's global batch shared out when it divides evenly over
+# the job's GPUs (1, 2, 4, 8, 16, ...), else TSN_FALLBACK_BATCH per GPU.
+tsn_batch_size() {
+    local world=$((NNODES * NPROC_PER_NODE))
+    if ((TSN_GLOBAL_BATCH % world == 0)); then
+        echo $((TSN_GLOBAL_BATCH / world))
+    else
+        echo "$TSN_FALLBACK_BATCH"
+    fi
+}
 
 stage_prepare() {
     local videos_dir=${VIDEOS_DIR:-$DATA_DIR/UCF-101}
@@ -597,62 +768,169 @@ stage_prepare() {
     run_stage "$DATA_DIR/UCF-101-hdf5" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
 }
 
-stage_train_single_frame() {
-    local output_dir
-    output_dir=$(stage_dir single_frame)
-    check_dataset
-    warn_imagenet_weights "$output_dir"
-    discover_nodes
-    read_extra_args TRAIN_SF_ARGS
-    run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_single_frame.py \
+# run_train_stage MODEL SCRIPT ARGS_VAR [FLAGS...]: train into stage_dir MODEL with FLAGS (the
+# model and its recipe), --val-groups VAL_GROUPS when set, then the flags in the variable
+# ARGS_VAR; complete when MODEL/COMPLETE exists. Call discover_nodes first.
+run_train_stage() {
+    local output_dir script=$2 args_var=$3
+    local -a val_args=()
+    output_dir=$(stage_dir "$1")
+    shift 3
+    [[ -z ${VAL_GROUPS:-} ]] || val_args=(--val-groups "$VAL_GROUPS")
+    read_extra_args "$args_var"
+    run_stage "$output_dir" "$output_dir/COMPLETE" torchrun "$script" \
         --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
-        "${EXTRA_ARGS[@]}"
+        "$@" "${val_args[@]}" "${EXTRA_ARGS[@]}"
+}
+
+stage_train_single_frame() {
+    check_dataset
+    warn_imagenet_weights "$(stage_dir single_frame)" TRAIN_SF_ARGS
+    discover_nodes
+    run_train_stage single_frame train_single_frame.py TRAIN_SF_ARGS
+}
+
+stage_train_tsn() {
+    local batch
+    check_dataset
+    warn_imagenet_weights "$(stage_dir tsn)" TRAIN_TSN_ARGS
+    discover_nodes
+    batch=$(tsn_batch_size)
+    [[ $DRY_RUN == 1 ]] || log "TSN batch: $batch per GPU x $((NNODES * NPROC_PER_NODE)) GPUs (recipe: $TSN_GLOBAL_BATCH in all)"
+    run_train_stage tsn train_single_frame.py TRAIN_TSN_ARGS "${TSN_TRAIN_RECIPE[@]}" --batch-size "$batch"
 }
 
 stage_train_3d() {
-    local output_dir kinetics_checkpoint=${KINETICS_CHECKPOINT:-$DATA_DIR/resnet-50-kinetics.pth}
-    output_dir=$(stage_dir 3d)
+    local kinetics
+    kinetics=$(kinetics_checkpoint)
     check_dataset
-    if [[ $DRY_RUN != 1 && $kinetics_checkpoint != none ]]; then  # "none": train from scratch
-        require_file "$kinetics_checkpoint" "Put resnet-50-kinetics.pth in DATA_DIR or set KINETICS_CHECKPOINT."
+    [[ $DRY_RUN == 1 ]] || require_pretrained "$kinetics" KINETICS_CHECKPOINT resnet-50-kinetics.pth
+    discover_nodes
+    run_train_stage 3d train_3d.py TRAIN_3D_ARGS --kinetics-checkpoint "$kinetics"
+}
+
+stage_train_c3d() {
+    local weights
+    weights=$(c3d_checkpoint)
+    check_dataset
+    [[ $DRY_RUN == 1 ]] || require_pretrained "$weights" C3D_CHECKPOINT c3d-pretrained.pth
+    discover_nodes
+    run_train_stage c3d train_3d.py TRAIN_C3D_ARGS --arch c3d --c3d-checkpoint "$weights" \
+        "${C3D_TRAIN_RECIPE[@]}"
+}
+
+stage_extract_features() {
+    local features
+    features=$(features_dir)
+    check_dataset
+    warn_imagenet_weights "" EXTRACT_ARGS
+    discover_nodes
+    read_extra_args EXTRACT_ARGS
+    run_stage "$features" "" torchrun extract_features.py \
+        --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$features" --workers "$WORKERS" \
+        --subsets "$EXTRACT_SUBSETS" "${EXTRA_ARGS[@]}"
+}
+
+stage_train_rnn() {
+    local features
+    features=$(features_dir)
+    check_lists
+    if [[ $DRY_RUN != 1 ]]; then
+        require_file "$features/features.json" "Run the extract_features job first (jobs/*/extract_features.sh) with the same RUNS_DIR, SPLIT and FEATURES_DIR."
     fi
     discover_nodes
-    read_extra_args TRAIN_3D_ARGS
-    run_stage "$output_dir" "$output_dir/COMPLETE" torchrun train_3d.py \
-        --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
-        --kinetics-checkpoint "$kinetics_checkpoint" "${EXTRA_ARGS[@]}"
+    run_train_stage rnn train_rnn.py TRAIN_RNN_ARGS --features "$features"
 }
 
 # run_test_stage MODEL SCRIPT ARGS_VAR [FLAGS...]: the test stages. SCRIPT evaluates the
-# checkpoint in stage_dir MODEL with FLAGS, then the flags in the variable ARGS_VAR.
+# checkpoint in stage_dir MODEL with FLAGS, then the flags in the variable ARGS_VAR, on the test
+# videos; with VAL_GROUPS set, then also on the groups its training held out (--subset val,
+# into MODEL/val_predictions and MODEL/val), for combine's --weights auto.
 run_test_stage() {
-    local train_dir script=$2 args_var=$3
+    local train_dir script=$2 args_var=$3 inputs=check_dataset status=0
     train_dir=$(stage_dir "$1")
+    [[ $1 != rnn ]] || inputs=check_lists  # reads features, not videos
     shift 3
-    check_trained "$train_dir"
+    check_trained "$train_dir" "$inputs"
     discover_nodes
     read_extra_args "$args_var"
-    run_stage "$train_dir/test" "" torchrun "$script" \
-        --data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth" \
-        --predictions-dir "$train_dir/predictions" --output-dir "$train_dir/test" --workers "$WORKERS" \
-        "$@" "${EXTRA_ARGS[@]}"
+    local -a common=(--data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth")
+    begin_stage "$train_dir/test" ""
+    run_step torchrun "$script" "${common[@]}" --predictions-dir "$train_dir/predictions" \
+        --output-dir "$train_dir/test" --workers "$WORKERS" "$@" "${EXTRA_ARGS[@]}" || status=$?
+    if [[ -n ${VAL_GROUPS:-} ]] && ((status == 0)); then
+        run_step torchrun "$script" "${common[@]}" --predictions-dir "$train_dir/val_predictions" \
+            --output-dir "$train_dir/val" --workers "$WORKERS" "$@" "${EXTRA_ARGS[@]}" \
+            --subset val || status=$?
+    fi
+    end_stage "$status" ""
 }
 
 stage_test_single_frame() { run_test_stage single_frame test_single_frame.py TEST_SF_ARGS; }
 
+stage_test_tsn() { run_test_stage tsn test_single_frame.py TEST_TSN_ARGS "${TSN_TEST_RECIPE[@]}"; }
+
 stage_test_3d() { run_test_stage 3d test_3d.py TEST_3D_ARGS --mode "${TEST_3D_MODE:-full}"; }
 
+stage_test_c3d() { run_test_stage c3d test_3d.py TEST_C3D_ARGS "${C3D_TEST_RECIPE[@]}"; }
+
+stage_test_rnn() { run_test_stage rnn test_rnn.py TEST_RNN_ARGS; }
+
+# Every model of the study whose test predictions are there; the assignment's fusion
+# (single_frame,3d) when both are, the fusion of all of them; with VAL_GROUPS the fusion weights
+# are chosen on the validation predictions (--weights auto), otherwise they are equal: never
+# tuned on the test set.
 stage_combine() {
-    local single_frame_predictions predictions_3d
-    single_frame_predictions=$(stage_dir single_frame)/predictions
-    predictions_3d=$(stage_dir 3d)/predictions
-    if [[ $DRY_RUN != 1 ]]; then
-        check_python
-        require_file "$single_frame_predictions" "Run test_single_frame first."
-        require_file "$predictions_3d" "Run test_3d first."
+    local name report
+    local -a present=() cmd
+    report=$(stage_dir report)
+    for name in "${STUDY_MODELS[@]}"; do
+        [[ ! -d $(stage_dir "$name")/predictions ]] || present+=("$name")
+    done
+    if ((${#present[@]} == 0)); then
+        [[ $DRY_RUN == 1 ]] || die "no test predictions in $RUNS_DIR/split$SPLIT/{$(IFS=,; echo "${STUDY_MODELS[*]}")}/predictions; run the test jobs first"
+        present=("${STUDY_MODELS[@]}")  # a dry run before any test: the whole study
+    fi
+    check_python
+    cmd=("$PYTHON" "$REPO_DIR/combine_results.py" --data-dir "$DATA_DIR" --split "$SPLIT")
+    for name in "${present[@]}"; do
+        cmd+=(--model "$name=$(stage_dir "$name")/predictions")
+    done
+    if [[ -n ${VAL_GROUPS:-} ]]; then
+        for name in "${present[@]}"; do
+            if [[ $DRY_RUN != 1 ]]; then
+                require_file "$(stage_dir "$name")/val_predictions" "Run test_$name with VAL_GROUPS set (it writes them after the test predictions), or unset VAL_GROUPS for equal fusion weights."
+            fi
+            cmd+=(--val "$name=$(stage_dir "$name")/val_predictions")
+        done
+    fi
+    local present_text=" ${present[*]} "
+    if [[ $present_text == *" single_frame "* && $present_text == *" 3d "* ]]; then
+        cmd+=(--fuse "single_frame,3d")  # the assignment's question
+    fi
+    if ((${#present[@]} > 2)) || [[ ${#present[@]} == 2 && $present_text != " single_frame 3d " ]]; then
+        cmd+=(--fuse all)
+    fi
+    if [[ -n ${VAL_GROUPS:-} ]] && ((${#present[@]} > 1)); then
+        cmd+=(--weights auto)
     fi
     read_extra_args COMBINE_ARGS
-    run_stage "$(stage_dir report)" "" local "$PYTHON" "$REPO_DIR/combine_results.py" \
-        --data-dir "$DATA_DIR" --split "$SPLIT" --single-frame "$single_frame_predictions" \
-        --3d "$predictions_3d" --output-dir "$(stage_dir report)" "${EXTRA_ARGS[@]}"
+    run_stage "$report" "" local "${cmd[@]}" --output-dir "$report" "${EXTRA_ARGS[@]}"
+}
+
+# The mean and spread over the splits whose report is there (two or more), into $RUNS_DIR/summary.
+stage_summarize() {
+    local split summary=$RUNS_DIR/summary
+    local -a reports=()
+    for split in 1 2 3; do
+        [[ ! -e $RUNS_DIR/split$split/report/results.json ]] || reports+=("$RUNS_DIR/split$split/report")
+    done
+    if ((${#reports[@]} < 2)); then
+        [[ $DRY_RUN == 1 ]] || die "the summary needs the reports of two splits or more, found ${#reports[@]} ($RUNS_DIR/split{1,2,3}/report/results.json); run the combine jobs first"
+        reports=("$RUNS_DIR"/split{1,2,3}/report)  # a dry run before any report
+    fi
+    check_python
+    read_extra_args SUMMARY_ARGS
+    run_stage "$summary" "" local "$PYTHON" "$REPO_DIR/combine_results.py" \
+        --summarize "${reports[@]}" --output-dir "$summary" "${EXTRA_ARGS[@]}"
 }
