@@ -20,6 +20,8 @@ JOBS = REPO / "jobs"
 LAUNCH_NODE = JOBS / "launch_node.sh"
 ALL_SCRIPTS = sorted(JOBS.rglob("*.sh"))
 STAGES = ["prepare", "train_single_frame", "test_single_frame", "train_3d", "test_3d", "combine"]
+STUDY_STAGES = ["train_tsn", "test_tsn", "train_c3d", "test_c3d", "extract_features", "train_rnn", "test_rnn",
+                "summarize"]  # tests/test_jobs_study.py
 GPU_STAGES = ["train_single_frame", "test_single_frame", "train_3d", "test_3d"]
 BASH = shutil.which("bash")
 TIMEOUT = 30
@@ -184,7 +186,7 @@ def test_shellcheck():
 
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
 def test_every_stage_has_a_job_script(scheduler):
-    assert {p.stem for p in (JOBS / scheduler).glob("*.sh")} == {*STAGES, "submit_all"}
+    assert {p.stem for p in (JOBS / scheduler).glob("*.sh")} == {*STAGES, *STUDY_STAGES, "submit_all"}
 
 
 @pytest.mark.parametrize("stage", STAGES[:-1])
@@ -284,12 +286,15 @@ def test_prepare_command(cluster):
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
 def test_combine_command(cluster, scheduler):
     cluster.slurm() if scheduler == "slurm" else cluster.pbs()
-    [cmd] = cluster.dry_run(f"{scheduler}/combine.sh", SPLIT="3")
     runs = cluster.runs / "split3"
+    for model in ("single_frame", "3d"):  # combine takes the models that have predictions
+        (runs / model / "predictions").mkdir(parents=True)
+    [cmd] = cluster.dry_run(f"{scheduler}/combine.sh", SPLIT="3")
     assert cmd == [str(REPO / ".venv/bin/python"), str(REPO / "combine_results.py"),
                    "--data-dir", str(cluster.data), "--split", "3",
-                   "--single-frame", f"{runs}/single_frame/predictions",
-                   "--3d", f"{runs}/3d/predictions", "--output-dir", f"{runs}/report"]
+                   "--model", f"single_frame={runs}/single_frame/predictions",
+                   "--model", f"3d={runs}/3d/predictions", "--fuse", "single_frame,3d",
+                   "--output-dir", f"{runs}/report"]
 
 
 def test_extra_args_reach_the_script(cluster):
@@ -417,7 +422,11 @@ def wait_for(path, process, seconds=TIMEOUT):
 # --- submit_all ------------------------------------------------------------------------------
 
 def submit_all(cluster, scheduler, *args, **extra_env):
-    result = subprocess.run([BASH, str(JOBS / scheduler / "submit_all.sh"), *args],
+    """The assignment's study (--models single_frame,3d), with the inputs submit_all.sh checks for."""
+    cluster.make_dataset()
+    (cluster.data / "UCF-101").mkdir()  # what --prepare decodes
+    (cluster.data / "resnet-50-kinetics.pth").touch()
+    result = subprocess.run([BASH, str(JOBS / scheduler / "submit_all.sh"), "--models", "single_frame,3d", *args],
                             env={**cluster.env, **extra_env}, cwd=cluster.root,
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
@@ -455,9 +464,10 @@ def test_slurm_submit_all_without_prepare(cluster):
 def test_slurm_submit_all_array_over_splits(cluster):
     submit_all(cluster, "slurm", "--splits", "1-3", PREPARE="1", SPLIT="2")
     calls = cluster.calls("sbatch")
-    assert [option(call, "array") for call in calls] == [None] + ["1-3"] * 5
+    assert [option(call, "array") for call in calls] == [None] + ["1-3"] * 5 + [None]  # + summarize
     assert [option(call, "dependency") for call in calls] == [
-        None, "afterok:101", "aftercorr:102", "afterok:101", "aftercorr:104", "aftercorr:103:105"]
+        None, "afterok:101", "aftercorr:102", "afterok:101", "aftercorr:104", "aftercorr:103:105",
+        "afterok:106"]
     assert {call[0] for call in calls} == {"SPLIT=unset"}  # tasks take SLURM_ARRAY_TASK_ID
     assert option(calls[1], "output") == f"{cluster.runs}/logs/%x-%A_%a.log"
 
@@ -473,8 +483,8 @@ def test_pbs_submit_all_chains_with_afterok(cluster):
     printed = submit_all(cluster, "pbs", "--splits", "1,3", "--prepare", "--", "-A", "proj")
     calls = cluster.calls("qsub")
     stages = [Path(call[-1]).stem for call in calls]
-    assert stages == STAGES + STAGES[1:]
-    ids = [f"{n}.pbs01" for n in range(201, 212)]
+    assert stages == STAGES + STAGES[1:] + ["summarize"]
+    ids = [f"{n}.pbs01" for n in range(201, 213)]
     assert [line[2] for line in printed] == ids
     depends = [call[call.index("-W") + 1] if "-W" in call else None for call in calls]
     assert depends == [
@@ -483,8 +493,9 @@ def test_pbs_submit_all_chains_with_afterok(cluster):
         f"depend=afterok:{ids[3]}", f"depend=afterok:{ids[2]}:{ids[4]}",
         f"depend=afterok:{ids[0]}", f"depend=afterok:{ids[6]}", f"depend=afterok:{ids[0]}",
         f"depend=afterok:{ids[8]}", f"depend=afterok:{ids[7]}:{ids[9]}",
+        f"depend=afterok:{ids[5]}:{ids[10]}",
     ]
-    for call, split in zip(calls, ["1"] * 6 + ["3"] * 5):
+    for call, split in zip(calls, ["1"] * 6 + ["3"] * 6):
         variables = dict(item.split("=", 1) for item in call[call.index("-v") + 1].split(","))
         assert variables["SPLIT"] == split and variables["RUNS_DIR"] == str(cluster.runs)
         assert variables["REPO_DIR"] == str(REPO) and variables["QSUB_ARGS"] == "-A proj"
