@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import re
+import shutil
 import signal
 import sys
 import time
@@ -41,9 +42,12 @@ class UserError(Exception):
     """A mistake the user can fix (bad path, bad value): reported as one line, no traceback."""
 
 
-# Errors of a path itself (not of a bug): a file where a folder is expected, permissions, a full disk.
-PATH_ERRNOS = {errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
-               errno.EDQUOT}
+# Errors of a path itself (not of a bug), with what to do: a file where a folder is expected, permissions,
+# a full disk.
+PATH_ERRNOS = {errno.EEXIST: "a file is where a folder is expected", errno.ENOTDIR: "a file is where a folder is expected",
+               errno.EISDIR: "a folder is where a file is expected", errno.EACCES: "choose a folder you can write to",
+               errno.EPERM: "choose a folder you can write to", errno.EROFS: "choose a folder you can write to",
+               errno.ENOSPC: "free some space and run again", errno.EDQUOT: "free some space and run again"}
 
 
 def run_main(main, parser, argv=None):
@@ -59,9 +63,11 @@ def run_main(main, parser, argv=None):
     except OSError as e:
         # A path the user chose that cannot be used (a file where a folder goes, no permission, a
         # full or read-only disk): one line naming it. Other OS errors are bugs and keep their traceback.
-        if e.filename is None or e.errno not in PATH_ERRNOS:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)  # a write to an open file names no file
+        if e.errno not in PATH_ERRNOS or (e.filename is None and not full):
             raise
-        print(f"{parser.prog}: error: cannot use {e.filename}: {e.strerror}", file=sys.stderr)
+        where = f"cannot use {e.filename}" if e.filename is not None else "cannot write"
+        print(f"{parser.prog}: error: {where}: {write_failure(e, e.filename or '.')}", file=sys.stderr)
         sys.exit(2)
     except hf.LoaderWorkerDied as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
@@ -522,8 +528,21 @@ def save_checkpoint(path, state):
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        kept = " (the previous checkpoint is kept)" if os.path.exists(path) else ""
-        raise UserError(f"cannot write checkpoint {path}: {one_line(e)}{kept}") from None
+        kept = "the previous checkpoint is kept" if os.path.exists(path) else "no checkpoint was written"
+        raise UserError(f"cannot write checkpoint {path}: {write_failure(e, path)}; {kept}") from None
+
+
+def write_failure(error, path):
+    """Why writing `path` failed, on one line, with what to do: h5py's message of a full disk is several
+    lines and torch's ("[enforce fail at inline_container.cc] . unexpected pos") names no cause, so the
+    errno's own words are used, and for torch the free space is given."""
+    if isinstance(error, OSError) and error.errno:
+        return f"{os.strerror(error.errno)} ({PATH_ERRNOS.get(error.errno, 'check the disk and run again')})"
+    try:
+        free = f"{shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free / 1e6:.0f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return f"{one_line(error)} (a full disk is the usual cause: {free})"
 
 
 def one_line(error):
@@ -573,7 +592,7 @@ def _why_not_a_checkpoint(path, error):
     if not head:
         return f"is empty; {expected}"
     if head.startswith(b"PK\x03\x04") or isinstance(error, (RuntimeError, EOFError)):
-        return f"is truncated or damaged ({one_line(error)[:120]}); {expected}"
+        return f"is truncated or damaged ({one_line(error).split('. ')[0][:120]}); {expected}"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -1143,8 +1162,8 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
                 try:
                     write(target, video_rows, {"frames": loader.frames[video_index], "crops": crops})
                 except OSError as e:
-                    raise UserError(f"cannot write {target}: {e.strerror or e} (finished videos are kept; "
-                                    f"free space and run again to continue)") from None
+                    raise UserError(f"cannot write {target}: {write_failure(e, target)}; finished videos are "
+                                    f"kept: run again to continue") from None
                 written += 1
                 if stop.received:
                     break

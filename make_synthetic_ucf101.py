@@ -251,6 +251,12 @@ def parse_size(text):
     return int(height), int(width)
 
 
+def fail(message):
+    """A usage error: one line on stderr, exit status 2."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(args):
     start = time.perf_counter()
     try:
@@ -258,9 +264,9 @@ def main(args):
                               test_per_class=args.test_per_class, frames=args.frames, size=args.size,
                               seed=args.seed, storage=args.storage, progress=True)
     except ValueError as e:
-        raise SystemExit(f"{PROG}: error: {e}")
+        fail(e)
     except OSError as e:
-        raise SystemExit(f"{PROG}: error: cannot write to --out {args.out}: {e}")
+        fail(f"cannot write to --out {args.out}: {e}")
     print(f"{PROG}: wrote {args.classes} classes ({len(result['appearance'])} appearance, "
           f"{len(result['motion'])} motion), {result['train_videos']} train + {result['test_videos']} "
           f"test videos of {args.frames} frames {args.size[0]}x{args.size[1]} ({args.storage}, "

@@ -22,7 +22,8 @@ with --segment-seconds) is skipped, and each file is written under a temporary n
 complete -- a video's pieces all at once, after the last one is decoded (stale temporary files are
 removed at start, so do not run two jobs on the same --out at once). A video that cannot be opened,
 or decodes fewer than 95% of the frames its header declares (a truncated download), gets no output
-and is reported at the end; the others are still converted and the exit status is 1.
+and is reported at the end; the others are still converted and the exit status is 1. A usage
+error (a folder or --list that is not what it should be) is one line and exit status 2.
 """
 import argparse
 import concurrent.futures
@@ -254,9 +255,20 @@ def convert_video(task):
 
 
 def read_video_list(list_path):
-    """Relative `<Class>/<video>.avi` entries of a split list (train lists carry a label: dropped)."""
+    """Relative `<Class>/<video>.avi` entries of a split list (train lists carry a label: dropped).
+    An entry of another form is a ValueError naming the line: the file is not a split list."""
     with open(list_path, "r", encoding="utf-8") as f:
-        return [line.split()[0] for line in f.read().splitlines() if line.strip()]
+        lines = f.read().splitlines()
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        entry = line.split()[0]
+        folder, _, name = entry.partition("/")
+        if not folder or "/" in name or Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"line {number} is {line.strip()[:60]!r}, not <Class>/<video>.avi as in a split list")
+        entries.append(entry)
+    return entries
 
 
 def is_video(path):
@@ -317,37 +329,43 @@ def format_bytes(n):
         n /= 1000
 
 
+def fail(message):
+    """A usage error: one line on stderr and exit status 2 (1 is for videos that failed)."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(args):
     videos_dir, out_dir = Path(args.videos), Path(args.out)
     if args.workers < 0:
-        raise SystemExit(f"{PROG}: error: --workers must be >= 0, not {args.workers}")
+        fail(f"--workers must be >= 0, not {args.workers}")
     if not 1 <= args.quality <= 100:
-        raise SystemExit(f"{PROG}: error: --quality must be in 1..100, not {args.quality}")
+        fail(f"--quality must be in 1..100, not {args.quality}")
     if not videos_dir.is_dir():
-        raise SystemExit(f"{PROG}: error: --videos {videos_dir} is not a directory (expected UCF-101/<Class>/<video>.avi)")
+        fail(f"--videos {videos_dir} is not a directory (expected UCF-101/<Class>/<video>.avi)")
     if args.list is not None and not Path(args.list).is_file():
-        raise SystemExit(f"{PROG}: error: --list {args.list} is not a file")
+        fail(f"--list {args.list} is not a file")
     if out_dir.resolve() == videos_dir.resolve():
-        raise SystemExit(f"{PROG}: error: --out must differ from --videos")
+        fail("--out must differ from --videos")
     segment = args.segment_seconds
     if segment is not None and not (math.isfinite(segment) and segment > 0):
-        raise SystemExit(f"{PROG}: error: --segment-seconds must be a positive number of seconds, not {segment}")
+        fail(f"--segment-seconds must be a positive number of seconds, not {segment}")
     try:
         names = find_videos(videos_dir, args.list)
-    except (OSError, UnicodeDecodeError, IndexError) as e:
-        raise SystemExit(f"{PROG}: error: cannot read --list {args.list}: {e}")
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError: not a text file
+        fail(f"cannot read --list {args.list}: {e}")
     if not names:
         source = f"--list {args.list}" if args.list else f"{videos_dir}/<Class>/<video> ({' '.join(VIDEO_SUFFIXES)})"
-        raise SystemExit(f"{PROG}: error: no videos found in {source}")
+        fail(f"no videos found in {source}")
     clash = same_output(names)
     if clash:
-        raise SystemExit(f"{PROG}: error: {clash[0]} and {clash[1]} would both be converted to "
-                         f"{Path(clash[0]).with_suffix('.hdf5').as_posix()}: keep one of them")
+        fail(f"{clash[0]} and {clash[1]} would both be converted to "
+             f"{Path(clash[0]).with_suffix('.hdf5').as_posix()}: keep one of them")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         stale = remove_stale_temporaries(out_dir)
     except OSError as e:
-        raise SystemExit(f"{PROG}: error: cannot use --out {out_dir}: {e}")
+        fail(f"cannot use --out {out_dir}: {e}")
 
     print(f"{PROG}: {len(names)} videos from {videos_dir} -> {out_dir} "
           f"(storage {args.storage}{f', quality {args.quality}' if args.storage == 'jpeg' else ''}, "

@@ -37,6 +37,11 @@ def pretrained_path(args):
     return None if given == "none" else given
 
 
+def released_weights_problem(error):
+    """load_pretrained's ValueError about a state it was given, worded for the file it came from."""
+    return str(error).replace("given state_dict: ", "").replace("given state_dict ", "it ")
+
+
 def build_model(args, num_classes, ranks, pretrained=True):
     if getattr(args, "arch", "resnet") == "c3d":
         return build_c3d(args, num_classes, ranks, pretrained)
@@ -52,7 +57,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
         try:
             info = resnet_3d.load_pretrained(model, state)
         except ValueError as e:
-            raise engine.UserError(f"--kinetics-checkpoint {path}: {e}")
+            raise engine.UserError(f"--kinetics-checkpoint {path}: {released_weights_problem(e)}") from None
         if ranks.main:
             print(f"loaded {info['loaded']} tensors from {path} (arch {info['arch']}, epoch {info['epoch']})"
                   + ("; new classifier" if info["dropped_fc"] else ""), flush=True)
@@ -72,7 +77,7 @@ def build_c3d(args, num_classes, ranks, pretrained):
         try:
             info = c3d.load_pretrained(model, state)
         except ValueError as e:
-            raise engine.UserError(f"--c3d-checkpoint {path}: {e}")
+            raise engine.UserError(f"--c3d-checkpoint {path}: {released_weights_problem(e)}") from None
         if ranks.main:
             print(f"loaded {len(info['loaded'])} tensors from {path} ({info['format']} format)"
                   + ("; new classifier (fc8)" if info["dropped_fc8"] else ""), flush=True)

@@ -29,13 +29,19 @@ ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101")
 FETCH_HINT = ('python -c "from torchvision.models import {arch}, {weights}; {arch}(weights={weights}.IMAGENET1K_V1)"')
 
 
+def imagenet_cache_path(arch):
+    """Where torchvision keeps (or would download) the ImageNet weights of `arch`: $TORCH_HOME/hub/checkpoints."""
+    weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+
+
 def imagenet_state_dict(arch, ranks):
     """torchvision's ImageNet weights from the cache ($TORCH_HOME), downloading them once if possible.
 
     Compute nodes are often offline: instead of a traceback or a hang, say how to fetch them.
     """
     weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    cached = imagenet_cache_path(arch)
     if not os.path.exists(cached):
         if ranks.local_rank != 0:  # one download per node; the others wait for it
             ranks.barrier()
@@ -54,7 +60,10 @@ def imagenet_state_dict(arch, ranks):
             if ranks.local_rank == 0 and ranks.enabled:
                 ranks.barrier()
         return state
-    return engine.load_checkpoint(cached, what="cached ImageNet weights")
+    try:
+        return engine.load_checkpoint(cached, what="cached ImageNet weights")
+    except engine.UserError as e:
+        raise engine.UserError(f"{e} (delete it and run again to download it again)") from None
 
 
 def load_state_dict_file(path):
@@ -73,9 +82,10 @@ def build_model(args, num_classes, ranks, pretrained=True):
         state = load_state_dict_file(args.weights) if args.weights else imagenet_state_dict(args.arch, ranks)
         try:
             model.load_state_dict(state)
-        except RuntimeError as e:
-            raise engine.UserError(f"--weights {args.weights}: not a torchvision {args.arch} state_dict "
-                                   f"({engine.one_line(e)})") from None
+        except (RuntimeError, TypeError, AttributeError) as e:  # TypeError, AttributeError: not a dict
+            source = f"--weights {args.weights}" if args.weights else f"cached ImageNet weights {imagenet_cache_path(args.arch)}"
+            raise engine.UserError(f"{source}: not a torchvision {args.arch} state_dict "
+                                   f"({engine.state_dict_misfit(model, state) or engine.one_line(e)})") from None
     # A new classifier for the dataset's classes (the ImageNet head has 1000).
     fc = nn.Linear(model.fc.in_features, num_classes)
     if getattr(args, "segments", 1) > 1:  # TSN initialises its new classifier N(0, 0.001)

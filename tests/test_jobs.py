@@ -369,6 +369,25 @@ def test_stop_file_reaches_workers_on_other_nodes(cluster):
     assert (cluster.root / "worker-stopped").read_text() == "TERM\n"
 
 
+WALLTIME = 3600  # seconds the PBS tests' warning timer would wait: it fires when the fake worker is ready
+
+
+def gate_warning_timer_on_the_worker(cluster, delay):
+    """A `sleep` on the fake cluster's PATH: the warning timer's wait (`sleep DELAY`) ends as soon as the
+    fake worker has set its trap, as the Slurm test waits for it before signalling, instead of after a
+    fixed second that a loaded machine may not give it; every other sleep is the real one."""
+    real = shutil.which("sleep", path="/usr/bin:/bin")
+    path = cluster.bin / "sleep"
+    path.write_text(f"""#!/bin/bash
+if [[ $1 == {delay} ]]; then
+    until [[ -e $FAKE_DIR/worker-started ]]; do {real} 0.02; done
+    exit 0
+fi
+exec {real} "$@"
+""")
+    path.chmod(0o755)
+
+
 def test_pbs_timer_stops_and_resubmits_with_dependents_handed_over(cluster):
     cluster.pbs().make_dataset()
     qstat = cluster.root / "qstat"
@@ -381,8 +400,9 @@ def test_pbs_timer_stops_and_resubmits_with_dependents_handed_over(cluster):
         "Job Id: 8124.pbs01\n    depend = afterok:8123.pbs01@pbs01,beforeok:8130.pbs01@pbs01\n")
     (qstat / "8126.pbs01").write_text(
         "Job Id: 8126.pbs01\n    depend = afterok:8125.pbs01@pbs01:8123.pbs01@pbs01\n")
+    gate_warning_timer_on_the_worker(cluster, WALLTIME)
     job = subprocess.Popen([BASH, str(JOBS / "pbs/train_single_frame.sh")],
-                           env={**cluster.env, "FAKE_MODE": "worker", "WALLTIME_SECONDS": "1",
+                           env={**cluster.env, "FAKE_MODE": "worker", "WALLTIME_SECONDS": str(WALLTIME),
                                 "WARN_SECONDS": "0", "QSUB_ARGS": "-A proj"},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = job.communicate(timeout=TIMEOUT)
