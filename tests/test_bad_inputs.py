@@ -1,11 +1,14 @@
 """Every script x every file or folder argument it takes x every bad kind of file: one line on stderr
 that names the file, exit status 2 (or the status the README documents), no traceback, and nothing
-already written lost or half-written.
+already written lost or half-written; a file crafted to run code when unpickled is refused without
+running it. Then: writes that fail on a full disk, non-finite model outputs, and a few real processes.
 
-The matrix is data: SCRIPTS says how to run a script in this process, ARGS lists each file or folder
-argument with the bad kinds that apply to it and how to build its command line; adding a script or
-an argument is one entry. Cases run in-process (the same code path as the command line: the script's
-`__main__` line, with the program name it prints); a few real subprocesses prove the CLI path.
+The matrix is data. To add a script: one SCRIPTS entry (its module, and whether its `__main__` goes
+through engine.run_main), then one ARGS entry per file or folder argument: the kinds of plant() that
+apply, a build(world, tmp) -> (argv, path of the bad thing) and, where the documented outcome is not
+"exit 2, one line naming the path", an Expect per kind. Cases run in this process through the
+script's own command-line entry (the program name it prints included), which costs milliseconds
+instead of the ~3 s of a torch import per subprocess.
 """
 import errno
 import hashlib
@@ -269,6 +272,9 @@ def assert_one_line(code, stderr, prog, expected_code, needles):
     assert stderr.strip().splitlines()[-1] == lines[0], stderr[-3000:]  # nothing after the error
     for needle in needles:
         assert str(needle) in lines[0], (needle, lines[0])
+    # torch's own message advises loading with weights_only=False (running whatever the file holds), in
+    # terminal colours: never pass it on
+    assert "weights_only" not in lines[0] and "\x1b[" not in lines[0], lines[0]
     return lines[0]
 
 
