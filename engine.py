@@ -611,18 +611,34 @@ def args_for_checkpoint(args):
 
 
 def read_log(path):
+    """The entries of a training run's log.jsonl ([] when there is none), or one line naming the file
+    when it is not one (a log is written whole, so a bad line is damage, not a killed write)."""
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UserError(f"{path} is not a log.jsonl of the training scripts ({one_line(e)}): move it away "
+                        f"(the checkpoint is enough to resume; the log then restarts) or use --no-resume") from None
+    if not all(isinstance(e, dict) and isinstance(e.get("epoch"), int) for e in entries):
+        raise UserError(f"{path} is not a log.jsonl of the training scripts (a line without an epoch): move it "
+                        f"away (the checkpoint is enough to resume; the log then restarts) or use --no-resume")
+    return entries
 
 
 def write_log(path, entries):
+    """Atomic, as the checkpoint: a failed write (a full disk) keeps the previous log, and no temporary."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        for entry in entries:
-            f.write(json.dumps(entry) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for entry in entries:
+                f.write(json.dumps(entry) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise UserError(f"cannot write {path}: {write_failure(e, path)}; the previous log is kept") from None
 
 
 class StopSignals:

@@ -78,6 +78,7 @@ class World(NamedTuple):
     files: dict         # kind -> a file of that kind (checkpoints, released weights)
     predictions: dict   # model name -> prediction folder of the test videos (combine_results)
     val_predictions: dict  # model name -> prediction folder of the validation videos (group 3)
+    trained_run: str    # OUTPUT_DIR of a one-epoch train_single_frame.py run (checkpoint.pth, log.jsonl)
 
 
 def training_checkpoint(model, kind, args, class_list):
@@ -136,8 +137,12 @@ def world(tmp_path_factory):
             if hf.video_group(path) == 3:
                 metrics.write_predictions(metrics.prediction_path(val_predictions[name], path),
                                           rng.normal(size=(3, CLASSES)))
+    run = str(root / "trained")
+    train_single_frame.main(train_single_frame.get_args_parser().parse_args(
+        ["--data-dir", data, "--output-dir", run, "--epochs", "1", "--max-steps", "1", "--image-size", "32",
+         "--no-tensorboard", "--arch", "resnet18", "--pretrained", "none", "--batch-size", "8", *CPU]))
     return World(str(root), data, class_list, [str(p) for p in test_paths], features, files, predictions,
-                 val_predictions)
+                 val_predictions, run)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,6 +383,15 @@ def resume_arg(script):
     return build
 
 
+def log_arg(world, tmp):
+    """OUTPUT_DIR/log.jsonl of a real one-epoch run (its checkpoint resumes): the checkpoint must survive."""
+    run = os.path.join(tmp, "run")
+    shutil.copytree(world.trained_run, run)
+    os.remove(os.path.join(run, engine.LOG_NAME))
+    return train_argv(world, tmp, "train_single_frame.py", ["--epochs", "2", "--max-steps", "1"]), \
+        os.path.join(run, engine.LOG_NAME)
+
+
 def data_dir_arg(script):
     def build(world, tmp):
         path = bad(tmp, "data")
@@ -506,6 +520,10 @@ def output_file_arg(script, flag):
         path = bad(tmp, "out")
         if script.startswith("train_"):
             return train_argv(world, tmp, script, output=path), path
+        if script == "extract_features.py":
+            argv = argv_with_data(world, tmp, script, world.data)
+            argv[argv.index(flag) + 1] = path
+            return argv, path
         argv = argv_of_test_script(world, tmp, world.files[{"test_single_frame.py": "frame-ckpt", "test_3d.py": "clip-ckpt",
                                                   "test_rnn.py": "rnn-ckpt"}[script]],
                          ["--features", world.features] if script == "test_rnn.py" else [])
@@ -614,6 +632,7 @@ ARGS = [
     Arg("train_single_frame.py", "--weights", WEIGHT_KINDS, weights_arg("train_single_frame.py", "--weights")),
     Arg("train_single_frame.py", "OUTPUT_DIR/checkpoint.pth", RESUME_KINDS + FRAME_OTHERS + ("stripped-frame-ckpt",),
         resume_arg("train_single_frame.py")),
+    Arg("train_single_frame.py", "OUTPUT_DIR/log.jsonl", ("random", "text", "json", "directory"), log_arg),
     Arg("train_single_frame.py", "$TORCH_HOME/hub/checkpoints/<ImageNet weights>",
         ("random", "empty", "truncated", "tensor", "evil-zip", "directory", "c3d-file"), imagenet_cache_arg),
     Arg("train_3d.py", "--kinetics-checkpoint", CHECKPOINT_KINDS + ("c3d-file", "imagenet-file", "frame-ckpt"),
@@ -650,7 +669,7 @@ ARGS = [
     *[Arg(script, flag, ("file",), output_file_arg(script, flag))
       for script, flag in (("train_single_frame.py", "--output-dir"), ("test_single_frame.py", "--predictions-dir"),
                            ("test_single_frame.py", "--output-dir"), ("test_3d.py", "--predictions-dir"),
-                           ("test_rnn.py", "--predictions-dir"))],
+                           ("test_rnn.py", "--predictions-dir"), ("extract_features.py", "--output-dir"))],
     # data preparation
     Arg("prepare_ucf101.py", "--videos", ("missing", "file"), prepare_arg("--videos")),
     Arg("prepare_ucf101.py", "--list", ("missing", "directory", "random", "empty", "text", "json"), prepare_arg("--list")),
@@ -756,6 +775,19 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_checkpoint(world, tmp_
     assert len(calls) == 2 and sorted(os.listdir(run)) == [engine.CHECKPOINT_NAME, engine.LOG_NAME]  # no temporary
     kept = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert kept["epoch"] == 1 and [e["epoch"] for e in engine.read_log(run / engine.LOG_NAME)] == [1]
+
+
+def test_a_log_write_that_fails_keeps_the_previous_log(tmp_path, monkeypatch):
+    log = tmp_path / engine.LOG_NAME
+    engine.write_log(log, [{"epoch": 1, "train_loss": 1.0}])
+    before = log.read_bytes()
+
+    def full_disk(obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(engine.json, "dumps", full_disk)
+    with pytest.raises(engine.UserError, match="No space left on device.*the previous log is kept"):
+        engine.write_log(log, [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5}])
+    assert log.read_bytes() == before and os.listdir(tmp_path) == [engine.LOG_NAME]
 
 
 def files_under(folder):
