@@ -872,7 +872,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
 
         checkpoint = None
         if args.resume and os.path.exists(ckpt_path):
-            checkpoint = load_checkpoint(ckpt_path)
+            checkpoint = load_checkpoint(ckpt_path, what="the checkpoint to resume from (or use --no-resume)")
             if not isinstance(checkpoint, dict) or "model" not in checkpoint:
                 raise UserError(f"{ckpt_path} is not a checkpoint of the training scripts; use another --output-dir "
                                 f"or --no-resume")

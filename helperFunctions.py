@@ -55,9 +55,17 @@ class VideoReadError(ValueError):
 # Split lists
 
 def _read_list(path):
-    """Lines of a split file, CRLF or LF, blank lines dropped."""
-    with open(path, "r", encoding="utf-8") as f:
-        return [line.strip() for line in f.read().splitlines() if line.strip()]
+    """Lines of a split file, CRLF or LF, blank lines dropped; ValueError naming a file that is not text
+    or lists nothing."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            lines = [line.strip() for line in f.read().splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not a text file ({e.reason} at byte {e.start}): expected an official "
+                         f"split list") from None
+    if not lines:
+        raise ValueError(f"{path} lists nothing: expected an official split list")
+    return lines
 
 
 HDF5_DIR = "UCF-101-hdf5"  # the course's converted copy: <Class>/<video>.hdf5

@@ -181,8 +181,9 @@ def predictions_complete(path, num_classes):
                 return False
             if dataset.ndim != 2 or dataset.shape[0] < 1 or dataset.shape[1] != num_classes:
                 return False
-            dataset[()]  # reading the data catches files truncated after the header
-            return True
+            # Reading the data catches files truncated after the header; a file holding NaN or inf
+            # (an fp16 overflow, a disk fault) is not a finished prediction either: a rerun redoes it.
+            return bool(np.isfinite(dataset[()]).all())
     except (OSError, KeyError, ValueError, TypeError, RuntimeError):
         return False
 

@@ -686,20 +686,7 @@ ARGS = [
     Arg("combine_results.py", "--summarize DIR/results.json", ("random", "empty", "text", "json", "directory"),
         summarize_results_arg),
 ]
-# Split lists that are not text, or list nothing: getUCF101 (helperFunctions.py) reports the first with
-# the codec's message alone and the second as a problem of another file (or not at all).
-LIST_FIX = ("helperFunctions.getUCF101: a list that is not UTF-8 text must be a ValueError naming it, and an empty "
-            "classInd/trainlist/testlist a ValueError naming it (see the report of issue 13)")
-
-
-def marks(arg, kind):
-    if "ucfTrainTestlist" in arg.name and kind in ("random", "empty"):
-        return [pytest.mark.xfail(strict=True, reason=LIST_FIX)]
-    return []
-
-
-CASES = [pytest.param(arg, kind, id=f"{arg.script} {arg.name} {kind}", marks=marks(arg, kind))
-         for arg in ARGS for kind in arg.kinds]
+CASES = [pytest.param(arg, kind, id=f"{arg.script} {arg.name} {kind}") for arg in ARGS for kind in arg.kinds]
 
 
 @pytest.mark.parametrize("arg, kind", CASES)

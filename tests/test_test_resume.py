@@ -133,8 +133,6 @@ def test_a_rerun_of_a_finished_test_computes_nothing(world, tmp_path, monkeypatc
     assert frames == [] and written == []
 
 
-@pytest.mark.xfail(strict=True, reason="metrics.predictions_complete accepts a file holding NaN or inf, so a resumed "
-                                       "test skips it and scores it; it must also check np.isfinite (report of issue 13)")
 def test_a_prediction_file_holding_nan_is_redone_not_scored(world, tmp_path, monkeypatch):
     run_test(test_single_frame, world["frame"], tmp_path)
     first = prediction_files(tmp_path / "predictions")
