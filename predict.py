@@ -558,6 +558,8 @@ def load_predictors(args, ranks, device):
         try:
             p = load_predictor(path, name, args, ranks, device)
         except engine.UserError as e:
+            if len(args.checkpoint) == 1:  # nothing left to predict with: the usage error, one line
+                raise
             say(f"checkpoint left out: {e}")
             left_out += 1
             continue

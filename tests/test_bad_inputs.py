@@ -35,6 +35,7 @@ import helperFunctions as hf
 import make_split_lists
 import make_synthetic_ucf101
 import metrics
+import predict
 import prepare_ucf101
 import resnet_3d
 import test_3d
@@ -240,6 +241,7 @@ SCRIPTS = {
     "make_split_lists.py": Script(make_split_lists, False),
     "make_synthetic_ucf101.py": Script(make_synthetic_ucf101, False),
     "combine_results.py": Script(combine_results, False),
+    "predict.py": Script(predict, True),
 }
 
 
@@ -251,10 +253,10 @@ def run_script(name, argv, monkeypatch, capsys):
     try:
         parser = script.module.get_args_parser()
         if script.engine_cli:
-            engine.run_main(script.module.main, parser, argv)
+            result = engine.run_main(script.module.main, parser, argv)
         else:
-            script.module.main(parser.parse_args(argv))
-        code = 0
+            result = script.module.main(parser.parse_args(argv))
+        code = result if type(result) is int else 0  # predict.py's main returns its exit status
     except SystemExit as e:
         code = e.code
         if isinstance(code, str):  # what the interpreter does with sys.exit("message")
@@ -685,6 +687,34 @@ ARGS = [
     Arg("combine_results.py", "--summarize DIR", FOLDER_KINDS, summarize_arg),
     Arg("combine_results.py", "--summarize DIR/results.json", ("random", "empty", "text", "json", "directory"),
         summarize_results_arg),
+]
+
+
+def predict_checkpoint_arg(world, tmp):
+    """predict.py's only --checkpoint: nothing left to predict with, so a usage error naming it."""
+    path = bad(tmp, "checkpoint.pth")
+    return [world.test_videos[0], "--checkpoint", path, "--device", "cpu"], path
+
+
+def predict_video_arg(world, tmp):
+    """A bad video among good ones: named in one line, the others predicted, exit status 1."""
+    path = bad(tmp, "my_video.avi")
+    return [path, world.test_videos[0], "--checkpoint", world.files["frame-ckpt"], "--json", "--device", "cpu"], path
+
+
+def named_and_the_others_predicted(world, case, code, out, err, caplog):
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if case.bad in line]
+    assert len(lines) == 1 and lines[0].startswith("predict.py: "), err[-3000:]
+    predicted = [json.loads(line)["path"] for line in out.splitlines() if line.startswith("{")]
+    assert predicted == [world.test_videos[0]]
+
+
+ARGS += [
+    Arg("predict.py", "--checkpoint", TEST_CHECKPOINT_KINDS + ("kinetics-file", "c3d-file", "imagenet-file"),
+        predict_checkpoint_arg),
+    Arg("predict.py", "VIDEO", ("missing", "random", "empty", "text", "directory"), predict_video_arg,
+        {k: Expect(1, named_and_the_others_predicted) for k in ("missing", "random", "empty", "text", "directory")}),
 ]
 CASES = [pytest.param(arg, kind, id=f"{arg.script} {arg.name} {kind}") for arg in ARGS for kind in arg.kinds]
 

@@ -301,8 +301,14 @@ def test_usage_errors_exit_2(ws, capsys, tmp_path, argv, message):
 
 
 def test_no_usable_checkpoint_exits_2(ws, capsys, tmp_path):
+    # One checkpoint that does not load: that is the usage error, in one line naming it.
     status, out, err = run_predict([ws["videos"][0], "--checkpoint", tmp_path / "no.pth", "--device", "cpu"], capsys)
-    assert status == 2 and out == "" and len(err) == 2 and "no checkpoint could be used" in err[1]
+    assert status == 2 and out == "" and len(err) == 1 and str(tmp_path / "no.pth") in err[0]
+    # Several, none usable: each left out by name, then the usage error.
+    status, out, err = run_predict([ws["videos"][0], "--checkpoint", tmp_path / "no.pth", "--checkpoint",
+                                    tmp_path / "neither.pth", "--device", "cpu"], capsys)
+    assert status == 2 and out == "" and len(err) == 3 and "no checkpoint could be used" in err[2]
+    assert str(tmp_path / "neither.pth") in err[1]
 
 
 # ----------------------------------------------------------------------------------------------
