@@ -41,7 +41,7 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4
 LIST_SUFFIX = ".avi"                    # what the official lists say; getUCF101 keeps only the stem
 UCF_GROUP = re.compile(r"_g(\d\d)_")    # v_<Class>_g<NN>_c<NN>
 PIECE = re.compile(r"^(.+)-seg\d{3,}$")  # prepare_ucf101.py --segment-seconds: <stem>-seg000, ...
-MAX_SPLITS = 9                          # trainlist0N.txt has one digit
+MAX_SPLITS = 3                          # the scripts' --split takes 1, 2 or 3, as UCF-101 has
 RULES = ("pattern", "ucf", "piece", "single")
 RULE_NAMES = {"pattern": "from --group-pattern", "ucf": "UCF-101 _gNN_",
               "piece": "source videos of -segNNN pieces", "single": "single videos"}

@@ -189,8 +189,8 @@ def test_a_name_the_group_pattern_misses_is_an_error(tmp_path):
     ({"A/a.mp4": None}, ["--test-fraction", "1"], "--test-fraction must be between 0 and 1"),
     ({"A/a.mp4": None}, ["--test-fraction", "1.5"], "--test-fraction must be between 0 and 1"),
     ({"A/a.mp4": None}, ["--group-pattern", "(p"], "is not a valid regular expression"),
-    ({"A/a.mp4": None}, ["--splits", "0"], "--splits must be in 1..9"),
-    ({"A/a.mp4": None}, ["--splits", "10"], "--splits must be in 1..9"),
+    ({"A/a.mp4": None}, ["--splits", "0"], "--splits must be in 1..3"),
+    ({"A/a.mp4": None}, ["--splits", "4"], "--splits must be in 1..3"),
     ({"A/my video.mp4": None}, [], "contains whitespace"),
     ({"A/a.mp4": None, "A/a.hdf5": None}, [], "have the same stem"),
 ])
