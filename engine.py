@@ -317,8 +317,15 @@ def amp_settings(args, device):
     if not enabled:
         return False, torch.float32
     if device.type == "cuda":
-        return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 in hardware only (Ampere and later): torch's default also says yes where it is emulated
+        # (V100, T4), which is slower than fp16 with the loss scaler.
+        return True, torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     return True, torch.bfloat16
+
+
+def grad_scaler(device, amp):
+    """fp16 needs loss scaling; with bf16 or fp32 the scaler is a no-op passthrough."""
+    return torch.amp.GradScaler(device.type, enabled=amp[0] and amp[1] == torch.float16)
 
 
 def autocast(device, amp):
@@ -902,8 +909,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                 model, device_ids=[device.index] if device.type == "cuda" else None)
         optimizer = build_optimizer(args, raw_model, head)
         amp = amp_settings(args, device)
-        # fp16 needs loss scaling; with bf16 or fp32 the scaler is a no-op passthrough.
-        scaler = torch.amp.GradScaler(device.type, enabled=amp[0] and amp[1] == torch.float16)
+        scaler = grad_scaler(device, amp)
         forward = forward or Forward(normalize)
         forward.normalize = forward.normalize.to(device)
 

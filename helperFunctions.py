@@ -1029,6 +1029,7 @@ class BatchLoader:
         slots = SharedSlots(self.pool, self.prefetch + 1)
         prefetcher = Prefetcher(self.pool, _load_batch, self._tasks(steps, slots), self.prefetch)
         self.epoch_failed = 0
+        read_seconds = 0.0  # reading a batch back from /dev/shm also keeps the step waiting
         try:
             for number, (step, (data, indices, failures, lengths)) in enumerate(zip(steps, prefetcher)):
                 for index, path, reason in failures:
@@ -1040,13 +1041,15 @@ class BatchLoader:
                     data, lengths = self._empty_data(), (None if self.kind != "features" else np.zeros(0, np.int64))
                 else:
                     if isinstance(data, tuple):  # (shape, dtype) of what the worker wrote to its slot
+                        started = time.perf_counter()
                         data = slots.read(slots.slot(number), *data)
+                        read_seconds += time.perf_counter() - started
                     # Kept for a later step whose share all failed: an empty batch of the same layout.
                     self._empty = np.zeros((0, 1) + data.shape[2:] if self.kind == "features"
                                            else (0,) + data.shape[1:], dtype=data.dtype)
                 yield Batch(data, self.labels[indices], indices, len(step), lengths)
         finally:
-            self.wait_seconds = prefetcher.wait_seconds
+            self.wait_seconds = prefetcher.wait_seconds + read_seconds
             slots.close()
 
 

@@ -470,7 +470,7 @@ def run_training(ctx, spec, precision, compiled, loader, clock):
     optimizer = engine.build_optimizer(argparse.Namespace(**{**vars(spec.args), "lr": 0.0}), model, spec.head)
     amp = PRECISIONS[precision]
     # fp16 needs loss scaling, bf16 and fp32 do not: as engine.train builds it.
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp[0] and amp[1] == torch.float16)
+    scaler = engine.grad_scaler(ctx.device, amp)
     forward = engine.Forward(spec.normalize().to(ctx.device))
     engine.train_one_epoch(net, loader, optimizer, scaler, forward, ctx.device, amp, engine.Dist(), NoStop(),
                            log_step=clock)
