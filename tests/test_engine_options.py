@@ -230,3 +230,35 @@ def test_the_val_subset_needs_a_run_with_validation_groups(data_dir, tmp_path):
         test_single_frame.main(test_single_frame.get_args_parser().parse_args(
             ["--checkpoint", str(out / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p"),
              "--output-dir", str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--subset", "val"]))
+
+
+@pytest.mark.parametrize("script", ["train_3d.py resnet", "train_3d.py c3d", "train_rnn.py", "train_single_frame.py tsn"])
+def test_every_training_script_writes_the_tensorboard_tags(data_dir, tmp_path, script):
+    import train_3d
+    import train_rnn
+    out = tmp_path / "run"
+    base = ["--data-dir", data_dir, "--output-dir", str(out), "--workers", "0", "--device", "cpu", "--epochs", "1",
+            "--tensorboard-every", "1"]
+    if script == "train_3d.py resnet":
+        train_3d.main(train_3d.get_args_parser().parse_args(base + [
+            "--image-size", "32", "--depth", "10", "--kinetics-checkpoint", "none", "--clip-len", "8", "--batch-size", "6"]))
+    elif script == "train_3d.py c3d":
+        train_3d.main(train_3d.get_args_parser().parse_args(base + [
+            "--image-size", "32", "--arch", "c3d", "--c3d-checkpoint", "none", "--c3d-width", "0.125",
+            "--c3d-adaptive-pool", "--clip-len", "16", "--batch-size", "6"]))
+    elif script == "train_rnn.py":
+        import extract_features
+        features = tmp_path / "features"
+        extract_features.main(extract_features.get_args_parser().parse_args(
+            ["--data-dir", data_dir, "--pretrained", "none", "--arch", "resnet18", "--image-size", "32", "--output-dir",
+             str(features), "--workers", "0", "--device", "cpu"]))
+        train_rnn.main(train_rnn.get_args_parser().parse_args(base + [
+            "--features", str(features), "--hidden", "8", "--batch-size", "6", "--val-groups", "3"]))
+    else:
+        train(data_dir, out, "--epochs", "1", "--segments", "3", "--tensorboard-every", "1", "--batch-size", "6")
+    curves = scalars(out)
+    held_out = "val/acc" if script == "train_rnn.py" else "test/acc"
+    for tag in ("train/loss", "train/acc", held_out, "lr", "samples_per_s", "data_wait_fraction", "train/loss_step"):
+        assert curves.get(tag), tag
+    steps = [s for s, _ in curves["train/loss_step"]]
+    assert steps == list(range(1, len(steps) + 1)) and [s for s, _ in curves["train/loss"]] == [steps[-1]]
