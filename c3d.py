@@ -21,10 +21,11 @@ Public API: ``C3D``, ``load_pretrained(model, path_or_state)`` and the constants
 ``IMAGE_SIZE``, ``RESIZE_HW``, ``MEAN_BGR``, ``HEAD``, ``LAST_CONV``.
 """
 import os
-import pickle
 
 import torch
 import torch.nn as nn
+
+from weights_file import read_weights, summarise
 
 __all__ = ["C3D", "load_pretrained", "CLIP_LEN", "IMAGE_SIZE", "RESIZE_HW", "MEAN_BGR",
            "HEAD", "LAST_CONV"]
@@ -142,24 +143,11 @@ class C3D(nn.Module):
 
 
 def _summarise(items, limit=4):
-    """'count (first, second, ...)' on one line."""
-    items = list(items)
-    shown = ", ".join(items[:limit])
-    more = f", ... (+{len(items) - limit} more)" if len(items) > limit else ""
-    return f"{len(items)} ({shown}{more})"
+    return summarise(items, limit, sort=False)
 
 
 def _read_checkpoint(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    # What the unpickler raises on bytes that are not a checkpoint varies with the bytes;
-    # OSError (missing file, permissions) is not caught and already names the path.
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError,
-            IndexError, KeyError, TypeError, OverflowError) as exc:
-        detail = str(exc).strip().splitlines()[0][:150] if str(exc).strip() else ""
-        raise ValueError(f"{os.fspath(path)}: not a weights-only PyTorch checkpoint "
-                         f"({type(exc).__name__}: {detail}); expected C3D weights such as "
-                         f"c3d-pretrained.pth or c3d.pickle") from None
+    return read_weights(path, "C3D weights such as c3d-pretrained.pth or c3d.pickle")
 
 
 def _to_layer_name(key, sequential):

@@ -100,16 +100,6 @@ class VideoFailed(Exception):
 # ----------------------------------------------------------------------------------------------
 # Flags
 
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text}")
-    return value
-
-
 def get_args_parser():
     parser = argparse.ArgumentParser(
         prog="predict.py",
@@ -139,7 +129,7 @@ def get_args_parser():
                    help="W1,W2,... one non-negative weight per --checkpoint, or a combine_results.py results.json "
                         "(default: equal weights)")
     t = parser.add_argument_group("how the models see the video")
-    t.add_argument("--frames", type=non_negative_int, default=0,
+    t.add_argument("--frames", type=engine.non_negative_int, default=0,
                    metavar="N",
                    help="single frame / TSN: N frames at the segment centres; 0 = every frame (default: 0)")
     t.add_argument("--stride", type=engine.positive_int, default=8,

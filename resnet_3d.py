@@ -16,12 +16,13 @@ Public API: ``ResNet``, ``BasicBlock``, ``Bottleneck``, ``resnet10`` ... ``resne
 ``generate_model(depth, **kwargs)`` and ``load_pretrained(model, path_or_state)``.
 """
 import os
-import pickle
 import re
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from weights_file import read_weights, summarise
 
 __all__ = [
     "ResNet", "BasicBlock", "Bottleneck", "generate_model", "load_pretrained",
@@ -225,23 +226,7 @@ def generate_model(depth, **kwargs):
 
 
 def _summarise(names, limit=5):
-    names = sorted(names)
-    shown = ", ".join(names[:limit])
-    more = f", ... (+{len(names) - limit} more)" if len(names) > limit else ""
-    return f"{len(names)} ({shown}{more})"
-
-
-def _read_checkpoint(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    # What the unpickler raises on bytes that are not a checkpoint varies with the bytes;
-    # OSError (missing file, permissions) is not caught and already names the path.
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError,
-            IndexError, KeyError, TypeError) as exc:
-        detail = str(exc).strip().splitlines()[0][:150] if str(exc).strip() else ""
-        raise ValueError(f"{os.fspath(path)}: not a weights-only PyTorch checkpoint "
-                         f"({type(exc).__name__}: {detail}); expected a .pth file holding a "
-                         f"state_dict or Hara's {{'arch', 'epoch', 'state_dict'}} dict") from None
+    return summarise(names, limit)
 
 
 def load_pretrained(model, path_or_state, strict_fc=False):
@@ -259,7 +244,8 @@ def load_pretrained(model, path_or_state, strict_fc=False):
     """
     if isinstance(path_or_state, (str, os.PathLike)):
         source = os.fspath(path_or_state)
-        checkpoint = _read_checkpoint(path_or_state)
+        checkpoint = read_weights(path_or_state, "a .pth file holding a state_dict or Hara's "
+                                                 "{'arch', 'epoch', 'state_dict'} dict")
     else:
         source = "given state_dict"
         checkpoint = path_or_state

@@ -42,45 +42,44 @@ def released_weights_problem(error):
     return str(error).replace("given state_dict: ", "").replace("given state_dict ", "it ")
 
 
+# Per architecture: the flag naming its released weights, what the file is, how to load it, what loaded.
+RELEASED = {
+    "resnet": ("--kinetics-checkpoint", "resnet-50-kinetics.pth (Hara et al., 3D-ResNets-PyTorch)",
+               resnet_3d.load_pretrained,
+               lambda info: f"{info['loaded']} tensors (arch {info['arch']}, epoch {info['epoch']})"
+                            + ("; new classifier" if info["dropped_fc"] else "")),
+    "c3d": ("--c3d-checkpoint", "c3d-pretrained.pth (the Sports-1M C3D of pytorch-video-recognition)",
+            c3d.load_pretrained,
+            lambda info: f"{len(info['loaded'])} tensors ({info['format']} format)"
+                         + ("; new classifier (fc8)" if info["dropped_fc8"] else "")),
+}
+
+
+def load_released(model, arch, path, ranks):
+    """The released weights at `path` into `model`, or one line saying what is wrong with the file."""
+    flag, what, load, loaded = RELEASED[arch]
+    if not os.path.exists(path):
+        raise engine.UserError(f"{path} not found: put {what} there, pass {flag} PATH, or {flag} none")
+    state = engine.load_checkpoint(path, what=flag)
+    try:
+        info = load(model, state)
+    except ValueError as e:
+        raise engine.UserError(f"{flag} {path}: {released_weights_problem(e)}") from None
+    if ranks.main:
+        print(f"loaded {loaded(info)} from {path}", flush=True)
+
+
 def build_model(args, num_classes, ranks, pretrained=True):
-    if getattr(args, "arch", "resnet") == "c3d":
-        return build_c3d(args, num_classes, ranks, pretrained)
-    model = resnet_3d.generate_model(args.depth, shortcut_type="B" if args.depth >= 50 else "A",
-                                     num_classes=num_classes, layer4_blocks=args.layer4_blocks)
+    arch = getattr(args, "arch", "resnet")
+    if arch == "c3d":
+        model = c3d.C3D(num_classes=num_classes, dropout=args.c3d_dropout, width=args.c3d_width,
+                        adaptive_pool=args.c3d_adaptive_pool)
+    else:
+        model = resnet_3d.generate_model(args.depth, shortcut_type="B" if args.depth >= 50 else "A",
+                                         num_classes=num_classes, layer4_blocks=args.layer4_blocks)
     path = pretrained_path(args) if pretrained else None
     if path is not None:
-        if not os.path.exists(path):
-            raise engine.UserError(
-                f"Kinetics checkpoint {path} not found: put resnet-50-kinetics.pth (Hara et al., "
-                f"3D-ResNets-PyTorch) there, pass --kinetics-checkpoint PATH, or --kinetics-checkpoint none")
-        state = engine.load_checkpoint(path, what="--kinetics-checkpoint")
-        try:
-            info = resnet_3d.load_pretrained(model, state)
-        except ValueError as e:
-            raise engine.UserError(f"--kinetics-checkpoint {path}: {released_weights_problem(e)}") from None
-        if ranks.main:
-            print(f"loaded {info['loaded']} tensors from {path} (arch {info['arch']}, epoch {info['epoch']})"
-                  + ("; new classifier" if info["dropped_fc"] else ""), flush=True)
-    return model
-
-
-def build_c3d(args, num_classes, ranks, pretrained):
-    model = c3d.C3D(num_classes=num_classes, dropout=args.c3d_dropout, width=args.c3d_width,
-                    adaptive_pool=args.c3d_adaptive_pool)
-    path = pretrained_path(args) if pretrained else None
-    if path is not None:
-        if not os.path.exists(path):
-            raise engine.UserError(
-                f"C3D checkpoint {path} not found: put c3d-pretrained.pth (the Sports-1M C3D of "
-                f"pytorch-video-recognition) there, pass --c3d-checkpoint PATH, or --c3d-checkpoint none")
-        state = engine.load_checkpoint(path, what="--c3d-checkpoint")
-        try:
-            info = c3d.load_pretrained(model, state)
-        except ValueError as e:
-            raise engine.UserError(f"--c3d-checkpoint {path}: {released_weights_problem(e)}") from None
-        if ranks.main:
-            print(f"loaded {len(info['loaded'])} tensors from {path} ({info['format']} format)"
-                  + ("; new classifier (fc8)" if info["dropped_fc8"] else ""), flush=True)
+        load_released(model, arch, path, ranks)
     return model
 
 
