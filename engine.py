@@ -32,6 +32,9 @@ import helperFunctions as hf
 import metrics
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
+# On the CPU the forward pass takes 20-80 ms of CPU per frame against 0.1-0.2 ms to load it: loader
+# processes only take cores from the model (bench/README.md, test-script benchmark), so none by default.
+DEFAULT_WORKERS_CPU = 0
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a scheduler signal after saving; run again to continue
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_NAME = "checkpoint.pth"
@@ -146,7 +149,8 @@ def common_parser():
     g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="auto: CUDA when present, else CPU with a warning (default: auto)")
     g.add_argument("--workers", type=int, default=None,
-                   help=f"loader processes; 0 loads in the main process (default: {DEFAULT_WORKERS})")
+                   help=f"loader processes; 0 loads in the main process (default: {DEFAULT_WORKERS} on CUDA, "
+                        f"{DEFAULT_WORKERS_CPU} on the CPU)")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="frame size fed to the model (default: 224; C3D: 112; test scripts: the training run's)")
     g.add_argument("--seed", type=int, default=0, help="seed for shuffling, augmentation and evaluation frames (default: 0)")
@@ -230,8 +234,10 @@ def test_parser(defaults):
                    help="videos to test: the split's test list; val = the groups the training run held out "
                         "(--val-groups); train = the training videos, to see how far a model over-fits "
                         "(default: test)")
-    g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
-                   help=f"{defaults['unit']} per forward pass (default: {defaults['batch_size']})")
+    cpu_batch = defaults.get("batch_size_cpu")
+    g.add_argument("--batch-size", type=positive_int, default=None if cpu_batch else defaults["batch_size"],
+                   help=f"{defaults['unit']} per forward pass (default: {defaults['batch_size']}"
+                        + (f" on CUDA, {cpu_batch} on the CPU)" if cpu_batch else ")"))
     if defaults.get("chunk_frames"):
         g.add_argument("--chunk-frames", type=positive_int, default=defaults["chunk_frames"],
                        help="frames loaded at a time, so memory does not grow with video length; up to "
@@ -254,8 +260,14 @@ def fill_defaults(args, trained_args=None):
         if getattr(args, key, None) is None:
             setattr(args, key, (trained_args or {}).get(key, value))
     if getattr(args, "workers", 0) is None:
-        args.workers = DEFAULT_WORKERS
+        args.workers = DEFAULT_WORKERS if uses_cuda(args) else DEFAULT_WORKERS_CPU
     return args
+
+
+def uses_cuda(args):
+    """Whether --device (auto, cuda or cpu) will run on CUDA (resolve_device checks that it exists)."""
+    device = getattr(args, "device", "auto")
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
 def print_args(args):

@@ -234,3 +234,8 @@ def save_maps(maps, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.save(path, np.asarray(maps, dtype=np.float32))
     return path
+
+
+if __name__ == "__main__":
+    raise SystemExit("gradcam.py is the library behind predict.py --explain OUT_DIR; run that instead "
+                     "(python predict.py --help)")

@@ -19,6 +19,9 @@ import engine
 import helperFunctions as hf
 import train_3d
 
+BATCH_CUDA = 32  # sliding windows per forward pass on CUDA
+BATCH_CPU = 8  # on the CPU a pass's activations are host memory: 8 windows keep it flat in video length
+
 
 def full_plan(clip_len, max_frames):
     """Pieces of about equal length, each at most max_frames and at least clip_len (looped) frames."""
@@ -71,8 +74,8 @@ def clip_logits(mode, clip_len, stride, batch_size, crops):
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Test the 3D model (3D ResNet or C3D) on whole test videos (part 2).",
-        parents=[engine.common_parser(), engine.test_parser({"batch_size": 32, "unit": "clips (sliding mode)",
-                                                        "chunk_frames": 200})])
+        parents=[engine.common_parser(), engine.test_parser({"batch_size": BATCH_CUDA, "batch_size_cpu": BATCH_CPU,
+                                                             "unit": "clips (sliding mode)", "chunk_frames": 200})])
     g = parser.add_argument_group("3D testing")
     g.add_argument("--mode", choices=("full", "sliding"), default=None,
                    help="full: whole video in one pass; sliding: every window at --stride "
@@ -124,6 +127,8 @@ def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "clip")
     engine.fill_defaults(args, trained)
+    if args.batch_size is None:  # on the CPU the windows of a pass are the memory bound, not the speed
+        args.batch_size = BATCH_CUDA if engine.uses_cuda(args) else BATCH_CPU
     if trained.get("arch") == "c3d":
         if args.layer4_blocks:
             raise engine.UserError("--layer4-blocks is for the 3D ResNet; this checkpoint holds a C3D")

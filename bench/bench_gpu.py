@@ -196,8 +196,9 @@ def test_spec(name, dry_run=False):
         plan = test_3d.full_plan(clip_len, t.max_frames)
     else:
         plan = test_3d.sliding_plan(clip_len, t.stride, t.chunk_frames)
-    return TestSpec(name, spec, mode, t.batch_size, plan,
-                    test_3d.clip_logits(mode, clip_len, t.stride, t.batch_size, t.crops),
+    batch_size = t.batch_size or test_3d.BATCH_CUDA
+    return TestSpec(name, spec, mode, batch_size, plan,
+                    test_3d.clip_logits(mode, clip_len, t.stride, batch_size, t.crops),
                     "pieces" if mode == "full" else "windows")
 
 

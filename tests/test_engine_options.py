@@ -40,6 +40,20 @@ def read_log(out):
 
 
 # ----------------------------------------------------------------------------------------------
+# Device-dependent defaults
+
+@pytest.mark.parametrize("device, cuda, workers", [("cpu", True, 0), ("auto", False, 0), ("auto", True, 8),
+                                                   ("cuda", True, 8)])
+def test_loader_workers_follow_the_device(monkeypatch, device, cuda, workers):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    args = engine.fill_defaults(argparse.Namespace(device=device, workers=None))
+    assert args.workers == workers
+    assert engine.uses_cuda(args) == (workers == 8)
+    explicit = engine.fill_defaults(argparse.Namespace(device=device, workers=3))
+    assert explicit.workers == 3
+
+
+# ----------------------------------------------------------------------------------------------
 # Schedules
 
 def schedule_args(**kwargs):

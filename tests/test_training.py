@@ -396,6 +396,7 @@ def test_3d_test_modes_write_consistent_files(data_dir, clip_checkpoint, tmp_pat
          str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--mode", mode, "--stride", "4",
          "--max-frames", "12", "--chunk-frames", "14"])
     results = test_3d.main(args)
+    assert args.batch_size == test_3d.BATCH_CPU  # no --batch-size on the CPU: 8 windows per pass
     import helperFunctions as hf
     class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
     for path in paths:
