@@ -452,6 +452,17 @@ def timing_of(meta):
     return timing if isinstance(timing, dict) and timing else None
 
 
+def distinguish_titles(models):
+    """Models of one title (one checkpoint tested in two 3D modes, say) get their test mode, else their
+    name, after the title, so that no two rows of a table read alike."""
+    keys = {name: (m["title"], (m.get("test") or {}).get("mode")) for name, m in models.items()}
+    titles = [title for title, _ in keys.values()]
+    for name, (title, mode) in keys.items():
+        if titles.count(title) > 1:
+            unique_mode = isinstance(mode, str) and list(keys.values()).count((title, mode)) == 1
+            models[name]["title"] = f"{title} ({mode if unique_mode else name})"
+
+
 def describe_model(name, directory, meta, scan, log_path, json_path):
     title, kind, temporal = model_identity(name, meta)
     meta = meta or {}
@@ -1924,6 +1935,7 @@ def evaluate_split(args):
         records = read_log(log_path) if log_path else []
         if records:
             logs[name] = records
+    distinguish_titles(results["models"])
     results["inputs"]["logs"] = {n: results["models"][n]["log"] for n in names}
 
     scores = {name: test_scans[name].scores for name in names}

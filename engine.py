@@ -1175,7 +1175,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
             print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
         loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
                                      depth=max(2, args.workers), max_chunk=max_chunk, crops=crops, features=features)
-        failed, rows, written, computed, model_seconds = {}, [], 0, 0, 0.0
+        failed, rows, written, rows_written, computed, model_seconds = {}, [], 0, 0, 0, 0.0
         start = time.perf_counter()
         with torch.no_grad():
             for video_index, number, count, chunk in progress(loader, ranks, desc=desc, unit="chunk"):
@@ -1209,12 +1209,13 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
                     raise UserError(f"cannot write {target}: {write_failure(e, target)}; finished videos are "
                                     f"kept: run again to continue") from None
                 written += 1
+                rows_written += len(video_rows)
                 if stop.received:
                     break
         seconds = time.perf_counter() - start
         loaded = [loader.load_seconds.get(i, 0.0) for i in range(len(todo))]
-        timing = {"videos": written, "frames": computed, "wall_seconds": seconds, "model_seconds": model_seconds,
-                  "load_seconds": float(sum(loaded))}
+        timing = {"videos": written, "frames": computed, "rows": rows_written, "wall_seconds": seconds,
+                  "model_seconds": model_seconds, "load_seconds": float(sum(loaded))}
         failed = gather(failed, ranks)
         written_per_rank = gather(written, ranks)
         totals = gather(timing, ranks, merge=False)
@@ -1306,6 +1307,7 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
               "amp": str(amp_settings(args, result.device)[1]).replace("torch.", "") if amp_settings(args, result.device)[0] else "off",
               "workers": args.workers, "processes": result.ranks.world_size, "crops": crops,
               "videos": t["videos"], "frames": t["frames"],
+              "views_per_video": t["rows"] * crops / max(t["videos"], 1),  # rows (frames, pieces, windows) x crops
               "load_seconds_per_video": t["load_seconds"] / max(t["videos"], 1),
               "model_seconds_per_video": t["model_seconds"] / max(t["videos"], 1),
               "wall_seconds": t["wall_seconds"],

@@ -477,6 +477,16 @@ def test_latex_tables_are_valid_and_escaped(default_run):
             assert len(re.findall(r"(?<!\\)&", line)) == columns - 1, line
 
 
+def test_one_checkpoint_in_two_test_modes_gets_two_titles():
+    models = {"3d": {"title": "3D ResNet-50", "test": {"mode": "sliding"}},
+              "3d_full": {"title": "3D ResNet-50", "test": {"mode": "full"}},
+              "a": {"title": "C3D", "test": {"mode": "sliding"}}, "b": {"title": "C3D", "test": {"mode": "sliding"}},
+              "single_frame": {"title": "Single frame (ResNet-50)", "test": None}}
+    combine_results.distinguish_titles(models)
+    assert [m["title"] for m in models.values()] == ["3D ResNet-50 (sliding)", "3D ResNet-50 (full)", "C3D (a)",
+                                                      "C3D (b)", "Single frame (ResNet-50)"]
+
+
 def test_latex_escape():
     assert combine_results.latex_escape(r"a_b&c%d#e$f{g}h~i^j\k") == \
         r"a\_b\&c\%d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"

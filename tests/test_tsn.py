@@ -268,4 +268,5 @@ def test_tsn_checkpoint_is_tested_with_frames_and_crops(data_dir, tmp_path):
     info = json.loads((tmp_path / "p" / "model.json").read_text())
     assert info["name"] == "tsn" and info["test"]["description"] == "5 frames at segment centres, 10 crops"
     assert info["timing"]["crops"] == 10 and info["timing"]["videos"] == len(paths)
+    assert info["timing"]["views_per_video"] == 5 * 10  # 5 frames x 10 crops, what the report's speed table shows
     assert results["videos"] == len(paths) and results["model"]["name"] == "tsn"
