@@ -1663,7 +1663,8 @@ def figure_specs(results, cms, logs):
             f"The {len(indices)} classes of the most confused pairs of {ref} ({entry_title(results, ref)}), taken "
             f"pair by pair from the largest off-diagonal counts; counts in the cells, colour as in the full matrix.")
     specs["per_class_accuracy"] = (
-        min(9.4, 1.2 + 0.105 * len(classes)), lambda fig, rect: draw_per_class_heatmap(fig, rect, results),
+        min(9.4, max(3.4, 1.2 + 0.105 * len(classes))),  # at least ~0.3 in per row for a few classes
+        lambda fig, rect: draw_per_class_heatmap(fig, rect, results),
         "Per-class accuracy (%) of every model and fusion, classInd order.")
     return specs
 
