@@ -25,6 +25,7 @@ import resnet_3d
 import test_3d
 import test_single_frame
 import train_single_frame
+from helpers import child_pids, kill_all
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = ["--workers", "0", "--device", "cpu"]
@@ -170,14 +171,6 @@ def test_3d_test_stops_on_a_signal_and_resumes_to_the_same_results(world, tmp_pa
     assert {k: results(resumed)[k] for k in SCORES} == {k: results(straight)[k] for k in SCORES}
 
 
-def child_pids(pid):
-    pids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            pids += [int(p) for p in f.read().split()]
-    return pids
-
-
 @pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task"), reason="needs Linux /proc")
 def test_a_loader_worker_killed_during_a_test_ends_it_with_one_line(world, tmp_path):
     # One frame per chunk and per forward pass: the test runs for seconds, long enough to kill a worker
@@ -199,11 +192,7 @@ def test_a_loader_worker_killed_during_a_test_ends_it_with_one_line(world, tmp_p
         os.kill(workers[0], signal.SIGKILL)  # what the out-of-memory killer does
         _, stderr = proc.communicate(timeout=120)
     finally:  # a hung run (the failure this test is about) must not outlive the test
-        for pid in [proc.pid] + workers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all([proc.pid] + workers)
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     lines = [line for line in stderr.strip().splitlines() if ": error: " in line]

@@ -21,6 +21,7 @@ import test_3d
 import test_single_frame
 import train_3d
 import train_single_frame
+from helpers import child_pids, kill_all
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3"]
@@ -161,14 +162,6 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(data_dir, tmp_pa
     assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
 
 
-def child_pids(pid):
-    pids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            pids += [int(p) for p in f.read().split()]
-    return pids
-
-
 @pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task"), reason="needs Linux /proc")
 def test_a_killed_loader_worker_ends_the_run_with_one_line(data_dir, tmp_path):
     # The out-of-memory killer takes a loader worker: the job must end (not wait for its walltime)
@@ -181,11 +174,7 @@ def test_a_killed_loader_worker_ends_the_run_with_one_line(data_dir, tmp_path):
         os.kill(workers[0], signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=120)
     finally:  # a hung run (the failure this test is about) must not outlive the test
-        for pid in [proc.pid] + workers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all([proc.pid] + workers)
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("train_single_frame.py: error: a loader worker process died")
