@@ -34,7 +34,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 
-BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: clip_batch_size
+BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: test_3d.windows_per_pass
 CHUNK_FRAMES = {"frame": 100, "clip": 200}  # frames decoded at a time: memory flat in video length
 MAX_FRAMES_FULL = 512  # test_3d's --max-frames default; only its description uses it here
 PRETRAINED_SOURCE = re.compile(r"^(imagenet|none) \((\w+)\)$")  # extract_features' "imagenet (resnet50)"
@@ -204,16 +204,11 @@ def frame_predictor(checkpoint, trained, args, ranks, path):
                 rows=test_single_frame.frame_logits(batch_size, 1))
 
 
-def clip_batch_size(args):
-    """--batch-size, else test_3d.py's default for the device: 32 windows on CUDA, 8 on the CPU."""
-    return args.batch_size or (test_3d.BATCH_CUDA if engine.uses_cuda(args) else test_3d.BATCH_CPU)
-
-
 def clip_predictor(checkpoint, trained, args, ranks, path):
     # What test_3d.main does for --mode sliding.
     image_size = image_size_of(args, trained)
     model, clip_len, norm = test_3d.load_model(checkpoint, trained, ranks, path, image_size)
-    batch_size = clip_batch_size(args)
+    batch_size = test_3d.windows_per_pass(args)
     described = test_3d.describe(trained, argparse.Namespace(mode="sliding", stride=args.stride,
                                                              max_frames=MAX_FRAMES_FULL, crops=1), clip_len)
     return dict(title=described["title"], model=model, normalize=train_3d.normalizer(norm), image_size=image_size,
@@ -479,7 +474,7 @@ def explain_clips(p, path, frames, target, args, device):
     chunk = hf.load_chunk(path, indices.ravel(), size=p.image_size)
     clips = engine.to_device(chunk.reshape(indices.shape + chunk.shape[1:]), device)  # (clips, T, S, S, 3)
     maps = np.concatenate([gradcam.grad_cam(p.model, p.normalize(batch), target)[0]
-                           for batch in engine.batched(clips, clip_batch_size(args))])
+                           for batch in engine.batched(clips, test_3d.windows_per_pass(args))])
     return gradcam.upsample(maps, (p.clip_len, p.image_size, p.image_size)), indices
 
 

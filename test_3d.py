@@ -23,6 +23,12 @@ BATCH_CUDA = 32  # sliding windows per forward pass on CUDA
 BATCH_CPU = 8  # on the CPU a pass's activations are host memory: 8 windows keep it flat in video length
 
 
+def windows_per_pass(args):
+    """--batch-size, else the default for the device: on the CPU the windows of a pass are the memory
+    bound, not the speed."""
+    return args.batch_size or (BATCH_CUDA if engine.uses_cuda(args) else BATCH_CPU)
+
+
 def full_plan(clip_len, max_frames):
     """Pieces of about equal length, each at most max_frames and at least clip_len (looped) frames."""
     def plan(frames):
@@ -127,8 +133,7 @@ def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "clip")
     engine.fill_defaults(args, trained)
-    if args.batch_size is None:  # on the CPU the windows of a pass are the memory bound, not the speed
-        args.batch_size = BATCH_CUDA if engine.uses_cuda(args) else BATCH_CPU
+    args.batch_size = windows_per_pass(args)
     if trained.get("arch") == "c3d":
         if args.layer4_blocks:
             raise engine.UserError("--layer4-blocks is for the 3D ResNet; this checkpoint holds a C3D")

@@ -42,15 +42,15 @@ def read_log(out):
 # ----------------------------------------------------------------------------------------------
 # Device-dependent defaults
 
-@pytest.mark.parametrize("device, cuda, workers", [("cpu", True, 0), ("auto", False, 0), ("auto", True, 8),
-                                                   ("cuda", True, 8)])
-def test_loader_workers_follow_the_device(monkeypatch, device, cuda, workers):
+@pytest.mark.parametrize("device, cuda, workers, windows", [("cpu", True, 0, 8), ("auto", False, 0, 8),
+                                                            ("auto", True, 8, 32), ("cuda", True, 8, 32)])
+def test_loader_workers_and_3d_windows_per_pass_follow_the_device(monkeypatch, device, cuda, workers, windows):
+    import test_3d  # its rule serves test_3d.py and predict.py
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    args = engine.fill_defaults(argparse.Namespace(device=device, workers=None))
-    assert args.workers == workers
-    assert engine.uses_cuda(args) == (workers == 8)
-    explicit = engine.fill_defaults(argparse.Namespace(device=device, workers=3))
-    assert explicit.workers == 3
+    args = engine.fill_defaults(argparse.Namespace(device=device, workers=None, batch_size=None))
+    assert args.workers == workers and test_3d.windows_per_pass(args) == windows
+    explicit = engine.fill_defaults(argparse.Namespace(device=device, workers=3, batch_size=5))
+    assert explicit.workers == 3 and test_3d.windows_per_pass(explicit) == 5
 
 
 # ----------------------------------------------------------------------------------------------

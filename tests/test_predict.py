@@ -380,10 +380,3 @@ def test_feature_cnn_from_each_source_features_json_names(ws, monkeypatch, tmp_p
     with pytest.raises(engine.UserError, match="randomly initialised"):
         predict.feature_cnn({"arch": "resnet18", "weights": "none (resnet18)"}, "f", args, ranks)
 
-
-def test_clip_batch_follows_test_3d_on_each_device(monkeypatch):
-    import argparse
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert predict.clip_batch_size(argparse.Namespace(batch_size=None, device="cpu")) == test_3d.BATCH_CPU == 8
-    assert predict.clip_batch_size(argparse.Namespace(batch_size=None, device="auto")) == test_3d.BATCH_CUDA == 32
-    assert predict.clip_batch_size(argparse.Namespace(batch_size=5, device="cpu")) == 5
