@@ -333,8 +333,18 @@ def resolve_device(name, ranks, fixed_shapes=True):
     return torch.device("cpu")
 
 
-def amp_settings(args, device):
-    """(enabled, dtype): bf16 where the GPU supports it, else fp16 (which needs the loss scaler)."""
+# oneDNN's bf16 3D-convolution backward (torch 2.14.1's oneDNN, jit:avx512_core / avx512_core_bf16 kernels,
+# i.e. x86 CPUs with AVX-512 but without AMX) writes past its buffers for some shapes and aborts the
+# process with a heap corruption (bench/README.md has the minimal script); bf16 without oneDNN is ~75x
+# slower than float32. So on the CPU a model with 3D convolutions runs in float32 even under --amp.
+CPU_3D_AMP_NOTE = ("note: --amp is off for 3D convolutions on the CPU (oneDNN's bf16 3D-convolution backward "
+                   "corrupts memory on some CPUs; see bench/README.md): float32 instead")
+
+
+def amp_settings(args, device, model=None, ranks=None):
+    """(enabled, dtype): bf16 where the GPU supports it, else fp16 (which needs the loss scaler); on the
+    CPU bf16, except for a model with 3D convolutions (model_amp). With `ranks`, rank 0 says why when
+    --amp was asked for and the model cannot have it."""
     enabled = device.type == "cuda" if args.amp is None else args.amp
     if not enabled:
         return False, torch.float32
@@ -342,7 +352,19 @@ def amp_settings(args, device):
         # bf16 in hardware only (Ampere and later): torch's default also says yes where it is emulated
         # (V100, T4), which is slower than fp16 with the loss scaler.
         return True, torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    return True, torch.bfloat16
+    amp = model_amp((True, torch.bfloat16), device, model)
+    if not amp[0] and ranks is not None and ranks.main:
+        print(CPU_3D_AMP_NOTE, file=sys.stderr, flush=True)
+    return amp
+
+
+def model_amp(amp, device, model):
+    """The precision `model` runs in on `device` when `amp` is asked for: float32 for 3D convolutions
+    on the CPU (CPU_3D_AMP_NOTE), `amp` otherwise."""
+    if amp[0] and device.type == "cpu" and model is not None and any(
+            isinstance(m, nn.Conv3d) for m in model.modules()):
+        return False, torch.float32
+    return amp
 
 
 def grad_scaler(device, amp):
@@ -930,7 +952,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
         optimizer = build_optimizer(args, raw_model, head)
-        amp = amp_settings(args, device)
+        amp = amp_settings(args, device, raw_model, ranks)
         scaler = grad_scaler(device, amp)
         forward = forward or Forward(normalize)
         forward.normalize = forward.normalize.to(device)
@@ -1145,6 +1167,7 @@ class VideoPass(NamedTuple):
     failed: dict      # path -> reason, all ranks
     written: list     # videos written per rank
     timing: dict      # totals over all ranks
+    amp: tuple        # (enabled, dtype) the model ran in
 
 
 def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
@@ -1168,7 +1191,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         device = resolve_device(args.device, ranks, fixed_shapes)
         ranks.init(device)
         model = prepare_model(model, device).eval()
-        amp = amp_settings(args, device)
+        amp = amp_settings(args, device, model, ranks)
         mine = list(range(ranks.rank, len(paths), ranks.world_size))
         todo = [i for i in mine if not complete(output_path(paths[i]))]
         if ranks.main and len(todo) < len(mine):
@@ -1231,7 +1254,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
             print(f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
                   f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
                   f"loader wait {loader.wait_seconds:.1f} s", flush=True)
-        return VideoPass(ranks, device, failed, written_per_rank, timing)
+        return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
     finally:
         stop.__exit__()
         hf.close_pool(pool)
@@ -1304,7 +1327,7 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
         return None
     t = result.timing
     timing = {"device": device_name(result.device), "batch_size": args.batch_size,
-              "amp": str(amp_settings(args, result.device)[1]).replace("torch.", "") if amp_settings(args, result.device)[0] else "off",
+              "amp": str(result.amp[1]).replace("torch.", "") if result.amp[0] else "off",
               "workers": args.workers, "processes": result.ranks.world_size, "crops": crops,
               "videos": t["videos"], "frames": t["frames"],
               "views_per_video": t["rows"] * crops / max(t["videos"], 1),  # rows (frames, pieces, windows) x crops

@@ -10,6 +10,7 @@ HDF5 video files hold one dataset `video` in one of two storages:
 """
 import concurrent.futures
 import contextlib
+import ctypes
 import inspect
 import logging
 import multiprocessing
@@ -17,7 +18,9 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
@@ -719,7 +722,35 @@ def load_chunk(path, start, stop=None, size=IMAGE_SIZE, crops=1):
 # ----------------------------------------------------------------------------------------------
 # Worker pool and prefetching
 
-def _init_worker(shield_signals):
+PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
+PARENT_POLL_SECONDS = 1.0     # the watchdog's period where prctl is missing
+
+
+def _die_with_parent(parent_pid):
+    """End this worker when its parent dies, however it dies (SIGKILL, the out-of-memory killer): an
+    orphaned worker waits forever on the pool's pipe and keeps its parent's stdout open. Linux: the
+    kernel sends SIGKILL (which shielded workers cannot ignore) when the parent exits; elsewhere a
+    daemon thread polls the parent's pid, as torch's DataLoader workers do."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass  # no prctl here: the watchdog below
+
+    def watchdog():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="parent-watchdog", daemon=True).start()
+
+
+def _init_worker(shield_signals, parent_pid):
+    _die_with_parent(parent_pid)
     global _global_rng, _worker_reader
     _worker_reader = None  # (make_pool closed the parent's; nothing of it is used here)
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
@@ -755,7 +786,7 @@ def make_pool(workers, shield_signals=False):
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                  initargs=(shield_signals,))
+                                                  initargs=(shield_signals, os.getpid()))
     # OpenCV's own thread pool, once the parent has used it (a large resize), does not survive a
     # fork: the child's cv2.setNumThreads then waits forever on the parent's threads. Stop it for
     # the fork and restore it afterwards.

@@ -315,6 +315,7 @@ def read_error(path, error):
 def chunk_rows(model, plan, rows_fn, normalize, size, path, device, amp, desc):
     """rows_fn over the chunks plan(frames) says, read in this process: float32 numpy [rows, ...]."""
     loader = hf.VideoChunkLoader([path], plan, pool=None, size=size)
+    amp = engine.model_amp(amp, device, model)  # 3D convolutions stay float32 on the CPU
     out = []
     with torch.no_grad():
         for *_, chunk in engine.progress(loader, engine.Dist(), desc=desc, unit="chunk", leave=False):

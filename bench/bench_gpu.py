@@ -219,9 +219,12 @@ def cpu_fp16_autocast_works():
         return False
 
 
-def precision_unavailable(precision, device, config=None):
+def precision_unavailable(precision, device, config=None, kind=None):
     """Why a precision cannot run here, or None. On the CPU (dry run) fp16 convolutions are slow
-    reference kernels (seconds per step): fp16 and its GradScaler run on one configuration only."""
+    reference kernels (seconds per step): fp16 and its GradScaler run on one configuration only; 3D
+    models run in float32 on the CPU (engine.CPU_3D_AMP_NOTE: oneDNN's bf16 3D backward corrupts memory)."""
+    if precision != "fp32" and device.type == "cpu" and kind == "clip":
+        return "cpu: fp32 only (3D)"
     if precision == "bf16" and not native_bf16(device):
         return "unsupported"
     if precision == "fp16" and device.type == "cpu" and (config != DRY_RUN_FP16 or not cpu_fp16_autocast_works()):
@@ -229,8 +232,11 @@ def precision_unavailable(precision, device, config=None):
     return None
 
 
-def recipe_precision(device):
-    """The AMP precision of a recipe run: bf16 where the GPU has it natively, else fp16."""
+def recipe_precision(device, kind=None):
+    """The AMP precision of a recipe run: bf16 where the GPU has it natively, else fp16; on the CPU
+    (dry run) fp32 for 3D models (precision_unavailable)."""
+    if precision_unavailable("bf16", device, kind=kind):
+        return "fp32"
     return "bf16" if native_bf16(device) else "fp16"
 
 
@@ -469,7 +475,7 @@ def run_training(ctx, spec, precision, compiled, loader, clock):
     # lr 0: the optimizer does all of its work, but the random weights stay as they are, so that no
     # row diverges (C3D's 0-255 inputs give random weights a loss in the hundreds).
     optimizer = engine.build_optimizer(argparse.Namespace(**{**vars(spec.args), "lr": 0.0}), model, spec.head)
-    amp = PRECISIONS[precision]
+    amp = engine.model_amp(PRECISIONS[precision], ctx.device, model)
     # fp16 needs loss scaling, bf16 and fp32 do not: as engine.train builds it.
     scaler = engine.grad_scaler(ctx.device, amp)
     forward = engine.Forward(spec.normalize().to(ctx.device))
@@ -522,7 +528,7 @@ def train_row(ctx, spec, precision, compiled):
     row = {"id": f"train/{spec.name}/{precision}/{'compiled' if compiled else 'eager'}", "config": spec.name,
            "trainable": spec.args.trainable, "input": list(spec.input_shape()), "precision": precision,
            "compile": compiled, "requested_batch_size": spec.args.batch_size, "oom_at": []}
-    why = precision_unavailable(precision, ctx.device, spec.name)
+    why = precision_unavailable(precision, ctx.device, spec.name, spec.kind)
     if why:
         return {**row, "status": why}
     if not ctx.budget.allows(ROW_COST_S["compile" if compiled else "train"] + ctx.reserve_s):
@@ -584,7 +590,7 @@ def section_train(ctx):
             for precision in PRECISIONS:
                 rows.append(logged(ctx, train_row(ctx, spec, precision, False)))
         if name == MAX_BATCH_CONFIG:  # while its model is on the device
-            searches.append(max_batch_search(ctx, spec, recipe_precision(ctx.device)))
+            searches.append(max_batch_search(ctx, spec, recipe_precision(ctx.device, spec.kind)))
     return {"rows": rows, "max_batch": searches}
 
 
@@ -695,7 +701,6 @@ def loader_row(ctx, spec, precision, compiled, storage, workers):
 
 
 def section_loader(ctx):
-    precision = recipe_precision(ctx.device)
     names = QUICK_LOADER if ctx.args.quick and not ctx.dry_run else LOADER_CONFIGS
     # The recipe's worker count first, so that a run cut short by its budget still has the PASS/FAIL rows.
     recipe = min(ctx.pools, key=lambda w: (abs(w - RECIPE_WORKERS), w))
@@ -704,6 +709,7 @@ def section_loader(ctx):
     for workers in workers_list:
         for name in names:
             spec = train_spec(name, ctx.dry_run, ctx.args.scale)
+            precision = recipe_precision(ctx.device, spec.kind)
             for storage in ("raw", "jpeg"):
                 rows.append(logged(ctx, loader_row(ctx, spec, precision, False, storage, workers)))
     return rows
@@ -715,6 +721,7 @@ def section_loader(ctx):
 def run_video(ctx, model, tspec, normalize, frames, amp):
     """One video through the test path, chunk by chunk as engine.stream_videos does; returns its rows."""
     rows = 0
+    amp = engine.model_amp(amp, ctx.device, model)
     for chunk in tspec.plan(len(frames)):
         start, stop = chunk if isinstance(chunk, tuple) else (chunk[0], chunk[-1] + 1)
         with engine.autocast(ctx.device, amp):
@@ -771,10 +778,13 @@ def test_row(ctx, name, precision, compiled):
 
 
 def section_test(ctx):
-    precision = recipe_precision(ctx.device)
     # C3D first: its model is still on the device after section 1.
     names = ["c3d_sliding"] + [n for n in TEST_CONFIGS if n != "c3d_sliding"]
-    return [logged(ctx, test_row(ctx, name, precision, False)) for name in names]
+    return [logged(ctx, test_row(ctx, name, test_precision(ctx.device, name), False)) for name in names]
+
+
+def test_precision(device, name):
+    return recipe_precision(device, test_spec(name, dry_run=device.type == "cpu").train.kind)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -807,11 +817,12 @@ def compiled_row(ctx, section, name, precision):
 
 
 def section_compile(ctx, sections):
-    precision = recipe_precision(ctx.device)
     todo = QUICK_COMPILE_ROWS if ctx.args.quick and not ctx.dry_run else COMPILE_ROWS
     rows = []
     for section, name in todo:
         if section in sections:
+            precision = (test_precision(ctx.device, name) if section == "test" else
+                         recipe_precision(ctx.device, train_spec(name, ctx.dry_run).kind))
             rows.append(logged(ctx, compiled_row(ctx, section, name, precision)))
     return rows
 
@@ -831,14 +842,14 @@ def cudnn_passes(args):
     returns {mode: {"cold": [s per video], "warm": [...], ...}}."""
     ctx = Context(args, engine.resolve_device("cpu" if args.dry_run else "cuda", engine.Dist()))
     torch.backends.cudnn.benchmark = args.cudnn_setting == "on"
-    precision = recipe_precision(ctx.device)
-    amp = PRECISIONS[precision]
     lengths = cudnn_lengths(args)
     cap = args.pass_cap_s or math.inf
     # Start-up has used part of the budget already; the modes share what is left.
     deadline = time.perf_counter() + max(args.budget_s - 15, 5) if args.budget_s else math.inf
-    result = {"setting": args.cudnn_setting, "lengths": lengths, "precision": precision, "modes": {}}
+    result = {"setting": args.cudnn_setting, "lengths": lengths, "modes": {}}
     for number, (mode, name) in enumerate(CUDNN_MODES.items()):
+        precision = test_precision(ctx.device, name)
+        amp = PRECISIONS[precision]
         tspec = test_spec(name, args.dry_run)
         model, normalize = test_model(ctx, tspec, False)
         size = tspec.train.args.image_size
@@ -865,7 +876,8 @@ def cudnn_passes(args):
                     if time.perf_counter() > end:
                         break
                 passes[which] = times
-        result["modes"][mode] = {**passes, "frames": sum(lengths[:len(passes["cold"])]), "test": name}
+        result["modes"][mode] = {**passes, "frames": sum(lengths[:len(passes["cold"])]), "test": name,
+                                 "precision": precision}
     return result
 
 
@@ -947,7 +959,8 @@ def section_cudnn(ctx, work):
         rows.append(row)
         if row["status"] == "ok":
             ctx.log(row["text"])
-    return {"lengths": lengths, "precision": processes.get("on", {}).get("precision"), "rows": rows}
+    precisions = {m: processes.get("on", {}).get("modes", {}).get(m, {}).get("precision") for m in CUDNN_MODES}
+    return {"lengths": lengths, "precision": precisions, "rows": rows}
 
 
 # ----------------------------------------------------------------------------------------------

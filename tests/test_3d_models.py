@@ -19,6 +19,7 @@ import make_synthetic_ucf101
 import metrics
 import test_3d
 import train_3d
+from helpers import run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "2", "--no-tensorboard"]
@@ -96,15 +97,12 @@ def test_c3d_sigterm_to_a_real_process_exits_75(data_dir, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "train_3d.py", "--data-dir", data_dir, "--output-dir", str(out), *C3D, "--epochs", "50",
            "--batch-size", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with start_group(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout:
             if line.startswith("epoch 1/"):
                 break
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
     assert proc.returncode == engine.EXIT_PREEMPTED, stderr
     assert "SIGTERM: saved" in stdout and "Traceback" not in stderr
 
@@ -158,9 +156,9 @@ def test_c3d_defaults_to_sliding_and_refuses_full_mode_without_adaptive_pooling(
             "args": {"arch": "c3d", "c3d_width": 0.125, "c3d_adaptive_pool": False, "image_size": 112,
                      "clip_len": 16, "norm": "c3d", "data_dir": str(tmp_path)}}
     torch.save(ckpt, tmp_path / "c3d.pth")
-    result = subprocess.run([sys.executable, "test_3d.py", "--checkpoint", str(tmp_path / "c3d.pth"), "--mode", "full",
+    result = run_group([sys.executable, "test_3d.py", "--checkpoint", str(tmp_path / "c3d.pth"), "--mode", "full",
                              "--predictions-dir", str(tmp_path / "p"), "--output-dir", str(tmp_path / "o")],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--mode sliding" in result.stderr.strip().splitlines()[-1]
 
@@ -191,3 +189,21 @@ def test_a_released_c3d_file_starts_training(data_dir, tmp_path):
           "--max-steps", "1", "--trainable", "fc8")
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)["model"]
     assert torch.equal(ckpt["conv1.weight"], source.conv1.weight) and ckpt["fc8.weight"].shape == (4, 4096 // 8)
+
+
+def test_amp_on_the_cpu_keeps_3d_convolutions_in_float32(data_dir, tmp_path):
+    # Issue 19: oneDNN's bf16 3D-convolution backward (on CPUs with AVX-512 and no AMX, e.g. AMD EPYC
+    # Zen 4) corrupted the heap for the 3D ResNet-50's conv1 on 4-frame clips and the process aborted.
+    # ONEDNN_MAX_CPU_ISA puts oneDNN on that path here too (it only lowers the ISA, never raises it).
+    result = run_group([sys.executable, "train_3d.py", "--data-dir", data_dir, "--output-dir", str(tmp_path / "r"),
+                        *FAST, "--kinetics-checkpoint", "none", "--layer4-blocks", "3", "--trainable", "all",
+                        "--batch-size", "2", "--clip-len", "4", "--image-size", "16", "--epochs", "1",
+                        "--max-steps", "2", "--amp"],
+                       cwd=REPO, timeout=240, env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert engine.CPU_3D_AMP_NOTE in result.stderr and "amp off" in result.stdout
+    args = argparse.Namespace(amp=True)
+    model = train_3d.build_model(train_3d.get_args_parser().parse_args(
+        ["--kinetics-checkpoint", "none", "--depth", "10"]), 4, engine.Dist())
+    assert engine.amp_settings(args, torch.device("cpu"), model) == (False, torch.float32)
+    assert engine.amp_settings(args, torch.device("cpu"), torch.nn.Conv2d(3, 3, 3)) == (True, torch.bfloat16)

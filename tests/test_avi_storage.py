@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import metrics
 import prepare_ucf101
 import test_single_frame
 import train_single_frame
+from helpers import run_group
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "data" / "ucf101-samples"
@@ -178,9 +178,9 @@ def test_the_lists_alone_are_enough_to_combine_prediction_folders(tmp_path):
             logits = rng.normal(size=(5, len(classes))).astype(np.float32)
             logits[:, label] += 3
             metrics.write_predictions(metrics.prediction_path(tmp_path / model, path), logits)
-    result = subprocess.run([sys.executable, "combine_results.py", "--data-dir", str(tmp_path), "--single-frame",
+    result = run_group([sys.executable, "combine_results.py", "--data-dir", str(tmp_path), "--single-frame",
                              str(tmp_path / "single_frame"), "--3d", str(tmp_path / "3d"), "--output-dir",
-                             str(tmp_path / "report")], cwd=REPO, capture_output=True, text=True, timeout=300)
+                             str(tmp_path / "report")], cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "report" / "report.pdf").is_file()
     assert json.loads((tmp_path / "report" / "results.json").read_text())["videos"] == 6

@@ -44,6 +44,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = ["--workers", "0", "--device", "cpu"]
@@ -903,7 +904,7 @@ def test_a_checkpoint_with_nan_weights_is_stopped_at_its_first_video(world, tmp_
 # The command line itself: a few real processes (the cases above run the same code in this process)
 
 def cli(*args):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=180)
+    return run_group([sys.executable, *map(str, args)], cwd=REPO, timeout=180)
 
 
 @pytest.mark.parametrize("script, kind", [("test_single_frame.py", "text"), ("test_3d.py", "evil-zip"),

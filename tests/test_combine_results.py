@@ -12,6 +12,7 @@ import pytest
 
 import combine_results
 import metrics
+from helpers import run_group
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_LISTS = os.path.join(REPO_ROOT, "..", "shared", "data", "ucfTrainTestlist")
@@ -124,8 +125,8 @@ def default_run(workspace):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "combine_results.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    return run_group([sys.executable, os.path.join(REPO_ROOT, "combine_results.py"), *map(str, args)],
+                          cwd=REPO_ROOT, timeout=120)
 
 
 def assert_refusal(result, *needles):

@@ -7,7 +7,6 @@ gradient is the mean over the whole global batch.
 import json
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -16,6 +15,7 @@ import torch
 import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
+from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMON = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "5"]
@@ -42,8 +42,7 @@ def run(script, args, nproc=1, timeout=300):
     if nproc > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(launcher + [script] + args, cwd=REPO, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+    result = run_group(launcher + [script] + args, cwd=REPO, timeout=timeout, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_group, start_group
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"
@@ -114,8 +115,8 @@ class FakeCluster:
         return self
 
     def run(self, script, **extra_env):
-        return subprocess.run([BASH, str(JOBS / script)], env={**self.env, **extra_env},
-                              cwd=self.root, capture_output=True, text=True, timeout=TIMEOUT)
+        return run_group([BASH, str(JOBS / script)], env={**self.env, **extra_env},
+                              cwd=self.root, timeout=TIMEOUT)
 
     def dry_run(self, script, **extra_env):
         result = self.run(script, DRY_RUN="1", **extra_env)
@@ -344,13 +345,12 @@ def test_slurm_requeue_decision(cluster, mode, restarts, status, requeued):
 
 def test_slurm_warning_signal_reaches_the_worker_and_requeues(cluster):
     cluster.slurm().make_dataset()
-    job = subprocess.Popen([BASH, str(JOBS / "slurm/train_3d.sh")],
-                           env={**cluster.env, "FAKE_MODE": "worker",
-                                "KINETICS_CHECKPOINT": "/dev/null"},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(cluster.root / "worker-started", job)
-    job.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@300 does
-    _, stderr = job.communicate(timeout=TIMEOUT)
+    with start_group([BASH, str(JOBS / "slurm/train_3d.sh")],
+                     env={**cluster.env, "FAKE_MODE": "worker", "KINETICS_CHECKPOINT": "/dev/null"},
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as job:
+        wait_for(cluster.root / "worker-started", job)
+        job.send_signal(signal.SIGUSR1)  # what --signal=B:USR1@300 does
+        _, stderr = job.communicate(timeout=TIMEOUT)
     assert job.returncode == 0, stderr
     assert (cluster.root / "worker-stopped").read_text() == "TERM\n"
     assert cluster.calls("scontrol") == [["requeue", "4242"]]
@@ -361,11 +361,11 @@ def test_slurm_warning_signal_reaches_the_worker_and_requeues(cluster):
 def test_stop_file_reaches_workers_on_other_nodes(cluster):
     """Nodes started by srun/pbsdsh/ssh only see the stop file the batch shell touches."""
     stop_file = cluster.root / "stop"
-    node = subprocess.Popen([BASH, str(LAUNCH_NODE), str(stop_file), "torchrun"],
-                            env={**cluster.env, "FAKE_MODE": "worker"})
-    wait_for(cluster.root / "worker-started", node)
-    stop_file.touch()
-    assert node.wait(timeout=TIMEOUT) == 1  # torchrun reports its worker's exit 75 as 1
+    with start_group([BASH, str(LAUNCH_NODE), str(stop_file), "torchrun"],
+                     env={**cluster.env, "FAKE_MODE": "worker"}) as node:
+        wait_for(cluster.root / "worker-started", node)
+        stop_file.touch()
+        assert node.wait(timeout=TIMEOUT) == 1  # torchrun reports its worker's exit 75 as 1
     assert (cluster.root / "worker-stopped").read_text() == "TERM\n"
 
 
@@ -401,11 +401,11 @@ def test_pbs_timer_stops_and_resubmits_with_dependents_handed_over(cluster):
     (qstat / "8126.pbs01").write_text(
         "Job Id: 8126.pbs01\n    depend = afterok:8125.pbs01@pbs01:8123.pbs01@pbs01\n")
     gate_warning_timer_on_the_worker(cluster, WALLTIME)
-    job = subprocess.Popen([BASH, str(JOBS / "pbs/train_single_frame.sh")],
-                           env={**cluster.env, "FAKE_MODE": "worker", "WALLTIME_SECONDS": str(WALLTIME),
-                                "WARN_SECONDS": "0", "QSUB_ARGS": "-A proj"},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, stderr = job.communicate(timeout=TIMEOUT)
+    with start_group([BASH, str(JOBS / "pbs/train_single_frame.sh")],
+                     env={**cluster.env, "FAKE_MODE": "worker", "WALLTIME_SECONDS": str(WALLTIME),
+                          "WARN_SECONDS": "0", "QSUB_ARGS": "-A proj"},
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as job:
+        _, stderr = job.communicate(timeout=TIMEOUT)
     assert job.returncode == 0, stderr  # non-zero would make PBS delete the dependents
     assert (cluster.root / "worker-stopped").read_text() == "TERM\n"
 
@@ -446,9 +446,9 @@ def submit_all(cluster, scheduler, *args, **extra_env):
     cluster.make_dataset()
     (cluster.data / "UCF-101").mkdir()  # what --prepare decodes
     (cluster.data / "resnet-50-kinetics.pth").touch()
-    result = subprocess.run([BASH, str(JOBS / scheduler / "submit_all.sh"), "--models", "single_frame,3d", *args],
+    result = run_group([BASH, str(JOBS / scheduler / "submit_all.sh"), "--models", "single_frame,3d", *args],
                             env={**cluster.env, **extra_env}, cwd=cluster.root,
-                            capture_output=True, text=True, timeout=TIMEOUT)
+                            timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     return [line.split() for line in result.stdout.splitlines()]
 
@@ -493,8 +493,8 @@ def test_slurm_submit_all_array_over_splits(cluster):
 
 
 def test_slurm_submit_all_rejects_a_bad_split(cluster):
-    result = subprocess.run([BASH, str(JOBS / "slurm/submit_all.sh"), "--split", "5"],
-                            env=cluster.env, capture_output=True, text=True, timeout=TIMEOUT)
+    result = run_group([BASH, str(JOBS / "slurm/submit_all.sh"), "--split", "5"],
+                            env=cluster.env, timeout=TIMEOUT)
     assert result.returncode == 2 and "--split must be 1, 2 or 3" in result.stderr
     assert cluster.calls("sbatch") == []
 

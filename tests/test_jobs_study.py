@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from test_jobs import BASH, JOBS, REPO, TIMEOUT, FakeCluster, expected_torchrun, option, torchrun_args
+from helpers import run_group
 
 NEW_STAGES = ["train_tsn", "test_tsn", "train_c3d", "test_c3d", "extract_features", "train_rnn",
               "test_rnn", "summarize"]
@@ -394,9 +395,9 @@ def test_pbs_new_stage_resubmits_itself_with_the_study_variables(cluster):
 # --- submit_all ------------------------------------------------------------------------------
 
 def submit(cluster, scheduler, *args, **extra_env):
-    return subprocess.run([BASH, str(JOBS / scheduler / "submit_all.sh"), *args],
+    return run_group([BASH, str(JOBS / scheduler / "submit_all.sh"), *args],
                           env={**cluster.env, **extra_env}, cwd=cluster.root,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+                          timeout=TIMEOUT)
 
 
 def queued(cluster, *args, scheduler="slurm", **extra_env):

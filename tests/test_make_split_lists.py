@@ -3,7 +3,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import make_split_lists
 import make_synthetic_ucf101
 import train_single_frame
 from helperFunctions import getUCF101
+from helpers import run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "make_split_lists.py"
@@ -30,8 +30,7 @@ IGNORED = ["Dog/.walk.mp4", "Dog/readme.txt", "Empty/notes.txt", ".hidden/v_Cat_
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=60)
+    return run_group([sys.executable, str(SCRIPT), *map(str, args)], timeout=60)
 
 
 def make_tree(videos_dir, tree=TREE, ignored=IGNORED):

@@ -4,7 +4,6 @@ the fusion against metrics.fuse_scores of the test scripts' own predictions, --w
 results.json, one line per failure with the others still predicted, exit statuses, Grad-CAM files."""
 import json
 import os
-import subprocess
 import sys
 
 import cv2
@@ -26,6 +25,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(REPO, "..", "shared", "data", "ucf101-samples")
@@ -246,7 +246,7 @@ def test_failures_are_one_line_each_and_the_rest_is_predicted(ws, tmp_path):
             "--checkpoint", ws["ckpt"]["single_frame"], "--checkpoint", ws["ckpt"]["other"],
             "--checkpoint", tmp_path / "no.pth", "--checkpoint", text, "--checkpoint", ws["ckpt"]["3d"],
             "--json", "--device", "cpu", "--frames", "4"]
-    done = subprocess.run([str(a) for a in argv], cwd=REPO, capture_output=True, text=True, timeout=300,
+    done = run_group([str(a) for a in argv], cwd=REPO, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 1
     err = done.stderr.splitlines()

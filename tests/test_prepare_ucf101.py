@@ -2,7 +2,6 @@
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 import helperFunctions as hf
 import prepare_ucf101
+from helpers import run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "prepare_ucf101.py"
@@ -36,8 +36,8 @@ def samples():
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return run_group([sys.executable, str(SCRIPT), *map(str, args)],
+                          timeout=300)
 
 
 def copy_tree(samples, dest, names):

@@ -20,6 +20,7 @@ import metrics
 import test_rnn
 import train_rnn
 import train_single_frame
+from helpers import start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = ["--workers", "0", "--device", "cpu"]
@@ -119,12 +120,12 @@ def test_a_killed_extraction_leaves_only_whole_files(data_dir, cnn, tmp_path):
     out = tmp_path / "features"
     cmd = [sys.executable, "extract_features.py", "--data-dir", data_dir, "--checkpoint", cnn, "--output-dir", str(out),
            "--chunk-frames", "2", "--batch-size", "2", "--image-size", "128", *CPU]  # slow enough to be caught
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.rglob("*.hdf5"))) < 3:
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(timeout=60)
+    with start_group(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.rglob("*.hdf5"))) < 3:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=60)
     finished = [p for p in out.rglob("*.hdf5") if ".tmp-" not in p.name]
     assert 3 <= len(finished) < len(all_videos(data_dir))
     for path in finished:  # every file under its final name is complete

@@ -3,7 +3,6 @@ import hashlib
 import itertools
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 import helperFunctions as hf
 import make_synthetic_ucf101 as syn
+from helpers import run_group
 
 SCRIPT = Path(__file__).resolve().parents[1] / "make_synthetic_ucf101.py"
 TINY = dict(classes=4, train_per_class=5, test_per_class=3, frames=20, size=(32, 40), seed=3)
@@ -34,8 +34,8 @@ def digest(folder):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return run_group([sys.executable, str(SCRIPT), *map(str, args)],
+                          timeout=120)
 
 
 # ----------------------------------------------------------------------------------------------

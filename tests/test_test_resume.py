@@ -25,7 +25,7 @@ import resnet_3d
 import test_3d
 import test_single_frame
 import train_single_frame
-from helpers import child_pids, kill_all
+from helpers import child_pids, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = ["--workers", "0", "--device", "cpu"]
@@ -179,9 +179,7 @@ def test_a_loader_worker_killed_during_a_test_ends_it_with_one_line(world, tmp_p
     cmd = [sys.executable, "test_single_frame.py", "--checkpoint", world["frame"], "--predictions-dir",
            str(predictions), "--output-dir", str(tmp_path / "test"), "--workers", "2", "--device", "cpu",
            "--chunk-frames", "1", "--batch-size", "1", "--image-size", "64"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    workers = []
-    try:
+    with start_group(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         deadline = time.monotonic() + 120
         while not any(name.endswith(".hdf5") for _, _, names in os.walk(predictions) for name in names):
             assert proc.poll() is None, proc.communicate()
@@ -191,8 +189,6 @@ def test_a_loader_worker_killed_during_a_test_ends_it_with_one_line(world, tmp_p
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # what the out-of-memory killer does
         _, stderr = proc.communicate(timeout=120)
-    finally:  # a hung run (the failure this test is about) must not outlive the test
-        kill_all([proc.pid] + workers)
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     lines = [line for line in stderr.strip().splitlines() if ": error: " in line]

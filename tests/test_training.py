@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -21,7 +22,7 @@ import test_3d
 import test_single_frame
 import train_3d
 import train_single_frame
-from helpers import child_pids, kill_all
+from helpers import child_pids, run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3"]
@@ -126,12 +127,12 @@ def test_signal_between_epochs_stops_after_saving(data_dir, tmp_path, monkeypatc
     assert torch.load(out / "checkpoint.pth", weights_only=True)["epoch"] == 1
 
 
-def start_long_training(data_dir, out, *extra, **popen_kwargs):
-    """A 50-epoch train_single_frame.py process, returned once its first epoch is done."""
+def start_long_training(data_dir, out, *extra):
+    """A 50-epoch train_single_frame.py process in a process group of its own (ended when the caller's
+    `with` block leaves), returned once its first epoch is done."""
     cmd = [sys.executable, "train_single_frame.py", "--data-dir", data_dir, "--output-dir", str(out),
            *SINGLE, *extra, "--epochs", "50", "--batch-size", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen_kwargs)
+    proc = start_group(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("epoch 1/"):
             break
@@ -140,9 +141,9 @@ def start_long_training(data_dir, out, *extra, **popen_kwargs):
 
 def test_sigusr1_to_a_real_process_saves_and_exits_75(data_dir, tmp_path):
     out = tmp_path / "run"
-    proc = start_long_training(data_dir, out)
-    proc.send_signal(signal.SIGUSR1)
-    stdout, stderr = proc.communicate(timeout=120)
+    with start_long_training(data_dir, out) as proc:
+        proc.send_signal(signal.SIGUSR1)
+        stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == engine.EXIT_PREEMPTED, stderr
     assert "SIGUSR1: saved" in stdout and "Traceback" not in stderr
     ckpt = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
@@ -154,9 +155,9 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(data_dir, tmp_pa
     # What Slurm and PBS do: every process of the job gets the signal, loader workers included.
     # The workers must neither die (a re-forked worker can deadlock) nor keep the job alive.
     out = tmp_path / "run"
-    proc = start_long_training(data_dir, out, "--workers", "2", start_new_session=True)
-    os.killpg(proc.pid, signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
+    with start_long_training(data_dir, out, "--workers", "2") as proc:
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == engine.EXIT_PREEMPTED, stderr
     assert "SIGTERM: saved" in stdout and "Traceback" not in stderr
     assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
@@ -167,18 +168,51 @@ def test_a_killed_loader_worker_ends_the_run_with_one_line(data_dir, tmp_path):
     # The out-of-memory killer takes a loader worker: the job must end (not wait for its walltime)
     # with one line, keeping the last checkpoint.
     out = tmp_path / "run"
-    proc = start_long_training(data_dir, out, "--workers", "2")
-    workers = child_pids(proc.pid)
-    try:
+    with start_long_training(data_dir, out, "--workers", "2") as proc:
+        workers = child_pids(proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=120)
-    finally:  # a hung run (the failure this test is about) must not outlive the test
-        kill_all([proc.pid] + workers)
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("train_single_frame.py: error: a loader worker process died")
     assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task"), reason="needs Linux /proc")
+def test_loader_workers_die_with_a_killed_main_process(data_dir, tmp_path):
+    # The out-of-memory killer (or kill -9) takes the main process: its loader workers must not live on
+    # as orphans (waiting forever on the pool's pipe, ignoring SIGTERM, holding the job's stdout).
+    with start_long_training(data_dir, tmp_path / "run", "--workers", "2") as proc:
+        workers = child_pids(proc.pid)
+        assert len(workers) == 2 and all(alive(pid) for pid in workers)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [pid for pid in workers if alive(pid)]
+        # Nothing of the group is left either (the test's own end_group would hide it otherwise).
+        group = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if in_group(pid, proc.pid)]
+    assert survivors == [] and group == []
+
+
+def alive(pid):
+    """True while `pid` exists and is not a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def in_group(pid, pgid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return int(fields[2]) == pgid and fields[0] != "Z"
 
 
 def test_frozen_batchnorm_statistics_do_not_drift(data_dir, tmp_path):
@@ -215,7 +249,7 @@ def test_non_finite_loss_stops_without_writing_nan_weights(data_dir, tmp_path):
 
 
 def run_cli(*args, env=None, timeout=180):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    return run_group([sys.executable, *args], cwd=REPO, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
