@@ -47,6 +47,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+import guards
 import helperFunctions as hf
 import metrics
 
@@ -373,6 +374,33 @@ def scan_folders(folders, video_paths, num_classes, what, hint):
     if problems:
         fail(" | ".join(problems) + f" ({hint})")
     return scans
+
+
+def check_output_dir(output_dir, inputs):
+    """Refuse an --output-dir that is, holds or lies inside a folder this run reads."""
+    try:
+        guards.check_output_paths({"--output-dir": output_dir}, inputs)
+    except guards.UserError as e:
+        fail(str(e))
+
+
+def check_classes(label, directory, meta, class_list):
+    """Refuse predictions written under another class list (another classInd.txt, or its classes in
+    another order): their columns would be scored against the wrong classes. The test scripts record
+    it in model.json and provenance.json; folders written before either says nothing and are taken."""
+    recorded = (meta or {}).get("class_list")
+    if recorded is None:
+        try:
+            with open(os.path.join(directory, guards.PROVENANCE_NAME), encoding="utf-8") as f:
+                recorded = json.load(f)["identity"]["class_list"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+    if [str(c) for c in recorded] != class_list:
+        moved = next((i for i, (a, b) in enumerate(zip(recorded, class_list)) if str(a) != b), None)
+        where = (f"class {moved + 1} is {recorded[moved]!r} there, {class_list[moved]!r} here" if moved is not None
+                 else f"{len(recorded)} classes there, {len(class_list)} here")
+        fail(f"{label}: its predictions were written for another class list than --data-dir's classInd.txt "
+             f"({where}): use the --data-dir the model was tested with")
 
 
 def check_meta(label, meta, subset, split):
@@ -1887,12 +1915,16 @@ def evaluate_split(args):
     if len(test_paths) == 0:
         fail(f"testlist0{args.split}.txt under {args.data_dir} lists no videos")
 
+    check_output_dir(args.output_dir, {"--data-dir": guards.dataset_inputs(args.data_dir),
+                                       "--model": [d for _, d, _ in specs], "--val": [d for _, d, _ in val_specs]})
     metas = {name: read_model_json(d, label) for name, d, label in specs}
-    for name, _, label in specs:
+    for name, directory, label in specs:
         check_meta(label, metas[name], "test", args.split)
+        check_classes(label, directory, metas[name], class_list)
     val_metas = {name: read_model_json(d, label) for name, d, label in val_specs}
-    for name, _, label in val_specs:
+    for name, directory, label in val_specs:
         check_meta(label, val_metas[name], "val", args.split)
+        check_classes(label, directory, val_metas[name], class_list)
         test_ckpt, val_ckpt = (metas[name] or {}).get("checkpoint"), (val_metas[name] or {}).get("checkpoint")
         if test_ckpt and val_ckpt and test_ckpt != val_ckpt:
             warn(f"{label}: written with checkpoint {val_ckpt}, the test folder with {test_ckpt}")
@@ -2171,6 +2203,7 @@ def main(args):
             fail(f"--summarize reads finished report folders; it takes no {', '.join(given)}")
         if len(args.summarize) < 2:
             fail("--summarize needs the report folders of two splits or more (e.g. three: split 1, 2 and 3)")
+        check_output_dir(args.output_dir, {"--summarize": args.summarize})
         summary = summarize_splits(args.summarize)
         write_summary(summary, args.output_dir)
         return summary

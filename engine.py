@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import datetime
 import errno
+import hashlib
 import json
 import math
 import os
@@ -29,6 +30,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import helperFunctions as hf
+from guards import (PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs,  # noqa: F401
+                    script_inputs)
 import metrics
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
@@ -39,10 +42,6 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a scheduler signal after saving; 
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_NAME = "checkpoint.pth"
 LOG_NAME = "log.jsonl"
-
-
-class UserError(Exception):
-    """A mistake the user can fix (bad path, bad value): reported as one line, no traceback."""
 
 
 # Errors of a path itself (not of a bug), with what to do: a file where a folder is expected, permissions,
@@ -148,7 +147,7 @@ def common_parser():
                    help="official split (default: 1; test scripts: the training run's)")
     g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="auto: CUDA when present, else CPU with a warning (default: auto)")
-    g.add_argument("--workers", type=int, default=None,
+    g.add_argument("--workers", type=non_negative_int, default=None,
                    help=f"loader processes; 0 loads in the main process (default: {DEFAULT_WORKERS} on CUDA, "
                         f"{DEFAULT_WORKERS_CPU} on the CPU)")
     g.add_argument("--image-size", type=positive_int, default=None,
@@ -191,7 +190,7 @@ def train_parser(defaults):
                         "no choice (epochs, fusion weights) is made on the test set (default: none)")
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUTPUT_DIR/checkpoint.pth when present (default: on)")
-    g.add_argument("--max-steps", type=int, default=0,
+    g.add_argument("--max-steps", type=non_negative_int, default=0,
                    help="stop each epoch after N steps, for smoke tests (default: 0 = whole epoch)")
     g.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                    help="write TensorBoard event files to OUTPUT_DIR/tensorboard/ (default: on; "
@@ -249,7 +248,11 @@ def test_parser(defaults):
                             "3 = left/centre/right squares of the frame resized to short side --image-size; "
                             "10 = 4 corners + centre of the frame resized to short side --image-size*256/224, "
                             "each also mirrored (TSN's test) (default: 1)")
-    g.add_argument("--limit", type=int, default=0, help="test only the first N videos of the subset (default: all)")
+    g.add_argument("--limit", type=non_negative_int, default=0, help="test only the first N videos of the subset (default: all)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip the videos PREDICTIONS_DIR already holds from the same run (same checkpoint, "
+                        "mode and views; a folder of another run is refused); --no-resume redoes every video "
+                        "(default: on)")
     return p
 
 
@@ -904,6 +907,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
     Writes OUTPUT_DIR/checkpoint.pth every epoch (and on a stop signal), log.jsonl, tensorboard/,
     COMPLETE at the end. Returns the last log entry.
     """
+    check_output_paths({"--output-dir": args.output_dir}, script_inputs(args))
     ranks = Dist()
     pool = hf.make_pool(args.workers, shield_signals=True)  # before CUDA and the model: workers are forked
     stop = StopSignals().__enter__()  # from the start: a signal during set-up must not kill the job unsaved
@@ -1053,6 +1057,8 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                 print(f"done: {ckpt_path}", flush=True)
         if return_code:
             sys.exit(return_code)
+        exit_if_unreadable(gather({**train_loader.failed, **eval_loader.failed}, ranks),
+                           "left out of training and evaluation")
         return entry
     except NonFiniteLoss as e:
         raise UserError(str(e))
@@ -1061,6 +1067,22 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
             board.close()
         stop.__exit__()
         hf.close_pool(pool)
+
+
+EXIT_UNREADABLE = 1
+
+
+def exit_if_unreadable(failed, what):
+    """The README's contract for videos that cannot be read ({path: reason}): every other video was
+    done; these are named at the end and the exit status is 1."""
+    if not failed:
+        return
+    if Dist().main:
+        print(f"{len(failed)} video{'s' if len(failed) > 1 else ''} could not be read ({what}; exit status 1):",
+              flush=True)
+        for path, reason in sorted(failed.items()):
+            print(f"  {path}: {reason}", flush=True)
+    sys.exit(EXIT_UNREADABLE)
 
 
 def format_entry(entry, epochs):
@@ -1160,6 +1182,88 @@ def device_name(device):
     return "cpu"
 
 
+def file_sha256(path, block=1 << 20):
+    """The SHA-256 of a file's bytes: a checkpoint's identity wherever it was copied or moved."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Provenance(NamedTuple):
+    """What made an output folder. `identity`: what must be equal for a resume (checkpoint hash, test
+    mode and views, architecture, class list, ...); `about`: recorded, not compared (paths). `legacy`:
+    (file name, {key: value}) of what a folder written before provenance.json existed says of its run
+    (model.json, features.json), compared where it says it."""
+    folder: str
+    flag: str          # the option that named the folder, for the messages
+    identity: dict
+    about: dict
+    legacy: tuple = ("", {})
+
+
+def claim_folder(provenance, resume):
+    """Check that `provenance.folder` holds nothing of another run (UserError naming what differs,
+    unless `resume` is False: then this run starts over and every video is redone). Read-only: every
+    rank may call it; record_provenance writes."""
+    path = os.path.join(provenance.folder, PROVENANCE_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f).get("identity")
+    except FileNotFoundError:
+        recorded = None
+    except (OSError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: not a provenance record ({one_line(e)}): delete it, or use another "
+                        f"{provenance.flag}") from None
+    if not resume or recorded == metrics.to_jsonable(provenance.identity):
+        return
+    if recorded is None:
+        _claim_older_folder(provenance)
+        return
+    new = metrics.to_jsonable(provenance.identity)
+    differs = [k for k in sorted(set(recorded) | set(new)) if recorded.get(k) != new.get(k)]
+    shown = "; ".join(f"{k}: {_short(recorded.get(k))} there, {_short(new.get(k))} now" for k in differs[:3])
+    raise UserError(f"{provenance.flag} {provenance.folder} holds the results of another run ({shown}): use "
+                    f"another folder, or --no-resume to redo every video")
+
+
+def _claim_older_folder(provenance):
+    """A folder without provenance.json: new, or written by an older version. What its model.json or
+    features.json says of its run must agree; results that say nothing are taken with a warning."""
+    if not any(name.endswith(".hdf5") for _, _, names in os.walk(provenance.folder) for name in names):
+        return  # a new (or empty) folder
+    name, expected = provenance.legacy
+    try:
+        with open(os.path.join(provenance.folder, name), encoding="utf-8") as f:
+            said = json.load(f)
+    except (OSError, ValueError):
+        said = None
+    if not isinstance(said, dict):
+        if Dist().main:
+            print(f"warning: {provenance.flag} {provenance.folder} holds results that do not say what made them "
+                  f"(an older version's, or copied by hand): they are taken as this run's; --no-resume redoes "
+                  f"them", file=sys.stderr, flush=True)
+        return
+    expected = metrics.to_jsonable(expected)
+    differs = [k for k in expected if k in said and said[k] != expected[k]]
+    if differs:
+        shown = "; ".join(f"{k}: {_short(said[k])} there, {_short(expected[k])} now" for k in differs[:3])
+        raise UserError(f"{provenance.flag} {provenance.folder} holds the results of another run ({shown}): use "
+                        f"another folder, or --no-resume to redo every video")
+
+
+def _short(value, limit=60):
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def record_provenance(provenance):
+    os.makedirs(provenance.folder, exist_ok=True)
+    metrics.write_json(os.path.join(provenance.folder, PROVENANCE_NAME),
+                       {"identity": provenance.identity, "about": provenance.about})
+
+
 class VideoPass(NamedTuple):
     """What stream_videos did on this rank (and, gathered, on all): see stream_videos."""
     ranks: Dist
@@ -1171,7 +1275,8 @@ class VideoPass(NamedTuple):
 
 
 def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
-                  desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True):
+                  desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
+                  provenance=None):
     """The per-video driver of the test scripts and of feature extraction.
 
     Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
@@ -1181,7 +1286,8 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
     `write(output_path(path), rows, {"frames": length, "crops": crops})`, atomically. Videos are split
     over torchrun ranks. SIGTERM/SIGUSR1: the video in progress is finished, then exit 75. Returns a
     VideoPass; the caller's rank 0 then summarises. fixed_shapes=False: the chunks' shapes vary (whole
-    pieces of videos), see resolve_device.
+    pieces of videos), see resolve_device. provenance: what makes the output folder; a folder of another
+    run is refused (claim_folder), and with --no-resume (args.resume False) every video is redone.
     """
     return_freed_memory()
     ranks = Dist()
@@ -1192,8 +1298,15 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         ranks.init(device)
         model = prepare_model(model, device).eval()
         amp = amp_settings(args, device, model, ranks)
+        resume = getattr(args, "resume", True)
+        if provenance is not None:
+            claim_folder(provenance, resume)
+            ranks.barrier()  # every rank has read the old record before rank 0 replaces it
+            if ranks.main:
+                record_provenance(provenance)
+            ranks.barrier()
         mine = list(range(ranks.rank, len(paths), ranks.world_size))
-        todo = [i for i in mine if not complete(output_path(paths[i]))]
+        todo = [i for i in mine if not (resume and complete(output_path(paths[i])))]
         if ranks.main and len(todo) < len(mine):
             print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
         loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
@@ -1296,6 +1409,8 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
     tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces", test: {...});
     paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>).
     """
+    check_output_paths({"--predictions-dir": args.predictions_dir, "--output-dir": args.output_dir},
+                       script_inputs(args))
     trained = checkpoint.get("args", {})
     class_list, paths, labels, val_groups = test_subset(args, {**trained, "val_groups": checkpoint.get(
         "val_groups") or trained.get("val_groups")})
@@ -1316,14 +1431,23 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
     crops = getattr(args, "crops", 1)
     if paths_of is not None:
         paths = paths_of(paths)
+    provenance = Provenance(args.predictions_dir, "--predictions-dir", {
+        "checkpoint_sha256": file_sha256(args.checkpoint), "class_list": class_list, "split": args.split,
+        "subset": args.subset, "val_groups": val_groups, "image_size": args.image_size, "crops": crops,
+        "model": {k: info.get(k) for k in ("name", "kind", "arch", "rows")},
+        "test": {k: v for k, v in info.get("test", {}).items() if k != "description"}},
+        {"checkpoint": os.path.abspath(args.checkpoint), "data_dir": os.path.abspath(args.data_dir)},
+        ("model.json", {"checkpoint": os.path.abspath(args.checkpoint), "test": info.get("test"),
+                        "rows": info["rows"], "subset": args.subset, "split": args.split}))
     result = stream_videos(
         args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
         output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
         write=lambda target, logits, attrs: metrics.write_predictions(target, logits, {**attrs, "rows": info["rows"]}),
         complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
-        fixed_shapes=fixed_shapes)
+        fixed_shapes=fixed_shapes, provenance=provenance)
     if not result.ranks.main:
+        exit_if_unreadable(result.failed, "not tested")
         return None
     t = result.timing
     timing = {"device": device_name(result.device), "batch_size": args.batch_size,
@@ -1338,11 +1462,13 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
               "fps_model": t["frames"] / max(t["model_seconds"], 1e-9)}
     log_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), LOG_NAME)
     model_info = {**{k: v for k, v in info.items() if k != "rows"}, "rows": info["rows"], "subset": args.subset,
-                  "split": args.split, "val_groups": val_groups, "checkpoint": os.path.abspath(args.checkpoint),
+                  "split": args.split, "val_groups": val_groups, "class_list": class_list,
+                  "checkpoint": os.path.abspath(args.checkpoint),
                   "log": log_path if os.path.isfile(log_path) else None, "timing": timing if t["videos"] else None}
     results = summarize_predictions(args, paths, labels, class_list, "frame" if info["rows"] == "frames" else "clip",
                                     args.checkpoint, result.failed, model_info)
     metrics.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
+    exit_if_unreadable(result.failed, "not tested")
     return results
 
 

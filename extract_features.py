@@ -21,7 +21,6 @@ the end and make the exit status 1 (the others are done).
 import argparse
 import json
 import os
-import sys
 
 import h5py
 import numpy as np
@@ -60,7 +59,11 @@ def get_args_parser():
     g.add_argument("--batch-size", type=engine.positive_int, default=100, help="frames per forward pass (default: 100)")
     g.add_argument("--chunk-frames", type=engine.positive_int, default=100,
                    help="frames loaded at a time, so memory does not grow with video length (default: 100)")
-    g.add_argument("--limit", type=int, default=0, help="only the first N videos of each subset (default: all)")
+    g.add_argument("--limit", type=engine.non_negative_int, default=0, help="only the first N videos of each subset (default: all)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip the videos OUTPUT_DIR already holds from the same extraction (same weights, "
+                        "architecture, image size and stride; a folder of another one is refused); "
+                        "--no-resume redoes every video (default: on)")
     return parser
 
 
@@ -122,6 +125,7 @@ def main(args):
         raise engine.UserError(f"--subsets must name train and/or test, not {args.subsets!r}")
     if args.checkpoint and (args.weights or args.pretrained != "imagenet"):
         raise engine.UserError("--checkpoint gives the weights: leave out --weights and --pretrained")
+    engine.check_output_paths({"--output-dir": args.output_dir}, engine.script_inputs(args))
     model, source = backbone(args, ranks)
     engine.fill_defaults(args)
     try:
@@ -136,13 +140,19 @@ def main(args):
             "frame_stride": args.frame_stride, "seed": args.seed,
             "split": args.split, "subsets": subsets, "normalisation": "ImageNet mean/std on RGB in [0, 1]"}
     attrs = {k: v for k, v in info.items() if k not in ("subsets", "split", "normalisation", "seed")}
+    weights_file = args.checkpoint or getattr(args, "weights", None)
+    provenance = engine.Provenance(args.output_dir, "--output-dir", {
+        "arch": args.arch, "source": args.source, "image_size": args.image_size, "frame_stride": args.frame_stride,
+        "weights_sha256": engine.file_sha256(weights_file) if weights_file else None,
+        "seed": args.seed if args.source == "none" else None}, {"weights": source},
+        (FEATURES_INFO, {k: info[k] for k in ("arch", "source", "image_size", "frame_stride")}))
     result = engine.stream_videos(
         args, model, paths, plan=stride_plan(args.frame_stride, args.chunk_frames), max_chunk=args.chunk_frames,
         rows_fn=lambda m, frames, n=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD): feature_rows(args.batch_size)(
             m, frames, n.to(frames.device)),
         output_path=lambda p: metrics.prediction_path(args.output_dir, p),
         write=lambda target, features, extra: write_features(target, features, {**attrs, **extra}),
-        complete=feature_file_complete, desc="features", noun="features")
+        complete=feature_file_complete, desc="features", noun="features", provenance=provenance)
     if result.ranks.main:
         dims = None
         for path in paths:
@@ -152,11 +162,7 @@ def main(args):
                 break
         metrics.write_json(os.path.join(args.output_dir, FEATURES_INFO), {**info, "dims": dims})
         print(f"features in {args.output_dir} ({FEATURES_INFO}: {json.dumps(info)})", flush=True)
-        if result.failed:
-            print(f"{len(result.failed)} videos could not be read (no features for them; exit status 1):", flush=True)
-            for path, reason in sorted(result.failed.items()):
-                print(f"  {path}: {reason}", flush=True)
-            sys.exit(1)
+    engine.exit_if_unreadable(result.failed, "no features for them")
     return result
 
 

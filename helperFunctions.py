@@ -154,24 +154,38 @@ def getUCF101(base_directory="", split=1, storage="auto"):
         stem, suffix = os.path.splitext(file_name)
         return _resolve_video(base_directory, folder, stem, suffix, storage, cache), class_index[folder]
 
-    train_paths, train_labels = [], []
-    for line in _read_list(files[f"trainlist0{split}.txt"]):
-        entry, _, label = line.partition(" ")
-        path, folder_label = video_path(entry, files[f"trainlist0{split}.txt"])
-        label = label.strip()
-        if label and (not label.isdigit() or int(label) - 1 != folder_label):
-            raise ValueError(f"{files[f'trainlist0{split}.txt']}: label {label} does not match folder of {entry}")
-        train_paths.append(path)
-        train_labels.append(folder_label)
-    test_paths, test_labels = [], []
-    for line in _read_list(files[f"testlist0{split}.txt"]):
-        path, label = video_path(line.split()[0], files[f"testlist0{split}.txt"])
-        test_paths.append(path)
-        test_labels.append(label)
+    def read_entries(list_path, seen):
+        """(paths, labels) of a list; `seen` maps each entry already read (this list or another) to
+        where it was, so that a video listed twice, or in both lists, is refused by name."""
+        paths, labels = [], []
+        for number, line in enumerate(_read_list(list_path), 1):
+            entry, label = _list_entry(line)
+            path, folder_label = video_path(entry, list_path)
+            if label and int(label) - 1 != folder_label:
+                raise ValueError(f"{list_path}: label {label} does not match folder of {entry}")
+            where = f"{os.path.basename(list_path)} line {number}"
+            if entry in seen:
+                raise ValueError(f"{list_path}: {entry!r} is listed twice ({seen[entry]} and {where}): a video "
+                                 f"counted twice, or in both training and test, makes every number wrong")
+            seen[entry] = where
+            paths.append(path)
+            labels.append(folder_label)
+        return np.asarray(paths), np.asarray(labels, dtype=np.int64)
 
-    return (np.asarray(class_list),
-            (np.asarray(train_paths), np.asarray(train_labels, dtype=np.int64)),
-            (np.asarray(test_paths), np.asarray(test_labels, dtype=np.int64)))
+    seen = {}
+    train = read_entries(files[f"trainlist0{split}.txt"], seen)
+    test = read_entries(files[f"testlist0{split}.txt"], seen)
+    return np.asarray(class_list), train, test
+
+
+def _list_entry(line):
+    """(entry, label) of a split-list line: `<Class>/<video>.avi <label>` (training lists) or
+    `<Class>/<video>.avi` (test lists). A file name may contain spaces: only a last word of digits
+    is a label."""
+    entry, _, last = line.rpartition(" ")
+    if entry and last.isdigit():
+        return entry.strip(), last
+    return line, ""
 
 
 def video_group(path):

@@ -24,7 +24,7 @@ def get_args_parser():
         parents=[engine.common_parser(), engine.test_parser({"batch_size": 100, "unit": "frames",
                                                         "chunk_frames": 100})])
     g = parser.add_argument_group("frames")
-    g.add_argument("--frames", type=int, default=0,
+    g.add_argument("--frames", type=engine.non_negative_int, default=0,
                    help="N frames per video at the segment centres, int((k + 0.5) * T / N) (TSN's test: 25); "
                         "0 = every frame, as does a video of at most N frames (default: 0, the assignment's test)")
     return parser

@@ -12,6 +12,7 @@ import sys
 import pytest
 import torch
 
+import engine
 import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
@@ -114,7 +115,8 @@ def test_test_script_splits_videos_over_ranks(runs, data_dir, tmp_path):
     per_rank = re.search(r"wrote predictions for (\d+) videos \(per rank: (\d+), (\d+)\)", double.stdout)
     assert per_rank and int(per_rank.group(1)) == len(paths)
     assert int(per_rank.group(2)) + int(per_rank.group(3)) == len(paths) and int(per_rank.group(3)) > 0
-    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "p2") for f in files if f != "model.json"]
+    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "p2") for f in files
+               if f not in ("model.json", engine.PROVENANCE_NAME)]
     assert len(written) == len(paths) and not [f for f in written if ".tmp" in f]
     for path in paths:
         a = metrics.read_predictions(metrics.prediction_path(tmp_path / "p1", path))

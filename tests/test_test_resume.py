@@ -65,11 +65,11 @@ def run_test(module, checkpoint, out, *extra):
 
 
 def prediction_files(folder):
-    """{relative path: bytes} of the prediction files under folder (model.json aside)."""
+    """{relative path: bytes} of the prediction files under folder (model.json and provenance.json aside)."""
     found = {}
     for directory, _, names in os.walk(folder):
         for name in names:
-            if name != "model.json":
+            if name not in ("model.json", engine.PROVENANCE_NAME):
                 path = os.path.join(directory, name)
                 with open(path, "rb") as f:
                     found[os.path.relpath(path, folder)] = f.read()

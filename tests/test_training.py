@@ -369,7 +369,10 @@ def test_corrupt_test_video_is_reported_and_counted(data_dir, single_checkpoint,
     args = test_single_frame.get_args_parser().parse_args(
         ["--checkpoint", single_checkpoint, "--data-dir", str(broken), "--predictions-dir", str(tmp_path / "p"),
          "--output-dir", str(tmp_path / "o"), "--workers", "2", "--device", "cpu"])
-    results = test_single_frame.main(args)
+    with pytest.raises(SystemExit) as exited:  # every other video is tested, then exit status 1
+        test_single_frame.main(args)
+    assert exited.value.code == 1
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert results["failed"] == 1 and results["failed_videos"] == [str(paths[1])]
     assert results["videos"] == len(paths) - 1
     assert str(paths[1]) in caplog.text
