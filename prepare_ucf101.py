@@ -40,6 +40,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+import guards
 from helperFunctions import READ_ERRORS, close_pool, make_pool, video_info, write_video_hdf5
 
 PROG = "prepare_ucf101.py"
@@ -345,8 +346,10 @@ def main(args):
         fail(f"--videos {videos_dir} is not a directory (expected UCF-101/<Class>/<video>.avi)")
     if args.list is not None and not Path(args.list).is_file():
         fail(f"--list {args.list} is not a file")
-    if out_dir.resolve() == videos_dir.resolve():
-        fail("--out must differ from --videos")
+    try:
+        guards.check_output_paths({"--out": args.out}, {"--videos": [args.videos], "--list": [args.list] if args.list else []})
+    except guards.UserError as e:
+        fail(str(e))
     segment = args.segment_seconds
     if segment is not None and not (math.isfinite(segment) and segment > 0):
         fail(f"--segment-seconds must be a positive number of seconds, not {segment}")

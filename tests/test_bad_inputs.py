@@ -1202,3 +1202,15 @@ def test_combine_refuses_predictions_of_another_class_order(world, tmp_path, mon
     code, _, err = run_script("combine_results.py", ["--data-dir", data, "--model", f"single_frame={predictions}",
                                                      "--output-dir", str(tmp_path / "r")], monkeypatch, capsys)
     refused(code, err, "combine_results.py", predictions, "class list")
+
+
+@pytest.mark.parametrize("where", ["inside", "equal", "holds"])
+def test_prepare_refuses_an_out_folder_that_overlaps_the_videos(tmp_path, monkeypatch, capsys, where):
+    videos = tmp_path / "root" / "UCF-101"
+    (videos / "Archery").mkdir(parents=True)
+    (videos / "Archery" / "v_Archery_g01_c01.avi").write_bytes(b"not decoded: refused before")
+    out = {"inside": videos / "hdf5", "equal": videos, "holds": tmp_path / "root"}[where]
+    code, _, err = run_script("prepare_ucf101.py", ["--videos", str(videos), "--out", str(out), "--workers", "0"],
+                              monkeypatch, capsys)
+    refused(code, err, "prepare_ucf101.py", str(out), str(videos))
+    assert sorted(p.name for p in videos.rglob("*")) == ["Archery", "v_Archery_g01_c01.avi"]

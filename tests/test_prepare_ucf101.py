@@ -175,7 +175,8 @@ def test_user_errors_are_one_line(tmp_path, args, message):
 
 
 def test_empty_videos_folder(tmp_path):
-    result = run("--videos", tmp_path, "--out", tmp_path / "out")
+    (tmp_path / "videos").mkdir()
+    result = run("--videos", tmp_path / "videos", "--out", tmp_path / "out")
     assert result.returncode != 0 and "no videos found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
