@@ -67,8 +67,12 @@ several checkpoints: the first one that loads sets the class list; a later check
 class list (names or order) is left out with one line on stderr, as is an unreadable one; the others
 still run, and the exit status is 1. --weights W1,W2,... gives one weight per --checkpoint in order
 (a left-out checkpoint's weight is dropped); --weights PATH/results.json takes the rule and weights
-that combine_results.py recorded for a fusion of exactly the checkpoints that load, matched by
-checkpoint path (model.json) or else by model name. A model's name is its checkpoint's folder
+that combine_results.py recorded for a fusion of exactly the checkpoints that load. Each checkpoint is
+matched to a model of the results.json by checkpoint path (model.json) or else by model name, and
+among several tests of one checkpoint to the one tested as predict.py tests it: in the same mode (a
+3D checkpoint: test_3d.py --mode sliding, not --mode full), and of those the one with the same frames,
+stride and crops if there is one. A line on stderr says which fusion and models it took, and any
+setting in which a model's test differs from predict.py's. A model's name is its checkpoint's folder
 (runs/split1/3d/checkpoint.pth -> 3d; another file name: its stem), made unique with -2, -3.
 
 --explain OUT_DIR: Grad-CAM (gradcam.py) of each model for --explain-class (default: that model's own
