@@ -19,9 +19,10 @@ STAMP  := $(VENV)/.requirements-installed
 # network trained from scratch. C3D is the released architecture at 1/4 width with adaptive pooling
 # (--c3d-width, --c3d-adaptive-pool: 48x48 frames do not fit its fixed fc6). The RNN reads the features
 # of the demo's single-frame model (extract_features.py --checkpoint).
-# The sizes below can be overridden (make demo DEMO=/tmp/d DEMO_EPOCHS=...): the README-commands test builds a
-# tiny demo this way; the defaults are the demo's.
-DEMO        ?= demo
+# Overridable for a smaller demo (tests/test_readme_commands.py builds a tiny one in a temporary DEMO):
+# DEMO_DATASET (make_synthetic_ucf101.py's flags), DEMO_SIZE (--image-size), DEMO_VAL_GROUPS and DEMO_TRAIN
+# (flags appended to every training command, e.g. --epochs 1 --max-steps 1). The defaults are the demo's.
+DEMO            ?= demo
 DEMO_DATASET    ?= --classes 6 --train-per-class 24 --test-per-class 8 --frames 40 --size 64x80 --seed 0
 DEMO_SIZE       ?= 48
 DEMO_VAL_GROUPS ?= 8
