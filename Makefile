@@ -19,11 +19,18 @@ STAMP  := $(VENV)/.requirements-installed
 # network trained from scratch. C3D is the released architecture at 1/4 width with adaptive pooling
 # (--c3d-width, --c3d-adaptive-pool: 48x48 frames do not fit its fixed fc6). The RNN reads the features
 # of the demo's single-frame model (extract_features.py --checkpoint).
-DEMO        ?= demo
+# Overridable for a smaller demo (tests/test_readme_commands.py builds a tiny one in a temporary DEMO):
+# DEMO_DATASET (make_synthetic_ucf101.py's flags), DEMO_SIZE (--image-size), DEMO_VAL_GROUPS and DEMO_TRAIN
+# (flags appended to every training command, e.g. --epochs 1 --max-steps 1). The defaults are the demo's.
+DEMO            ?= demo
+DEMO_DATASET    ?= --classes 6 --train-per-class 24 --test-per-class 8 --frames 40 --size 64x80 --seed 0
+DEMO_SIZE       ?= 48
+DEMO_VAL_GROUPS ?= 8
+DEMO_TRAIN      ?=
 DEMO_DATA   := $(DEMO)/data
 DEMO_RUNS   := $(DEMO)/runs/split1
 DEMO_REPORT := $(DEMO)/report
-DEMO_COMMON := --data-dir $(DEMO_DATA) --split 1 --image-size 48 --seed 0 --val-groups 8
+DEMO_COMMON := --data-dir $(DEMO_DATA) --split 1 --image-size $(DEMO_SIZE) --seed 0 --val-groups $(DEMO_VAL_GROUPS)
 DEMO_SF     := $(DEMO_RUNS)/single_frame
 DEMO_TSN    := $(DEMO_RUNS)/tsn
 DEMO_3D     := $(DEMO_RUNS)/3d
@@ -57,25 +64,24 @@ demo: $(DEMO_REPORT)/report.pdf
 	@echo "Tables: $(abspath $(DEMO_REPORT)/tables.md)"
 
 $(DEMO_DATA)/synthetic_classes.json: | $(STAMP)
-	$(PY) make_synthetic_ucf101.py --out $(DEMO_DATA) --classes 6 --train-per-class 24 --test-per-class 8 \
-		--frames 40 --size 64x80 --seed 0
+	$(PY) make_synthetic_ucf101.py --out $(DEMO_DATA) $(DEMO_DATASET)
 
 # Each model: train (COMPLETE), then its test predictions and its validation predictions.
 $(DEMO_SF)/COMPLETE: $(DEMO_DATA)/synthetic_classes.json
 	$(PY) train_single_frame.py $(DEMO_COMMON) --output-dir $(DEMO_SF) \
-		--pretrained none --trainable all --batch-size 32 --lr 1e-3 --epochs 20 --eval-every 5
+		--pretrained none --trainable all --batch-size 32 --lr 1e-3 --epochs 20 --eval-every 5 $(DEMO_TRAIN)
 
 $(DEMO_TSN)/COMPLETE: $(DEMO_DATA)/synthetic_classes.json
 	$(PY) train_single_frame.py $(DEMO_COMMON) --output-dir $(DEMO_TSN) --segments 3 --dropout 0.5 \
-		--pretrained none --trainable all --batch-size 16 --lr 1e-3 --epochs 10 --eval-every 5
+		--pretrained none --trainable all --batch-size 16 --lr 1e-3 --epochs 10 --eval-every 5 $(DEMO_TRAIN)
 
 $(DEMO_3D)/COMPLETE: $(DEMO_DATA)/synthetic_classes.json
 	$(PY) train_3d.py $(DEMO_COMMON) --output-dir $(DEMO_3D) \
-		--kinetics-checkpoint none --trainable all --layer4-blocks 1 --batch-size 4 --lr 3e-4 --epochs 24 --eval-every 6
+		--kinetics-checkpoint none --trainable all --layer4-blocks 1 --batch-size 4 --lr 3e-4 --epochs 24 --eval-every 6 $(DEMO_TRAIN)
 
 $(DEMO_C3D)/COMPLETE: $(DEMO_DATA)/synthetic_classes.json
 	$(PY) train_3d.py $(DEMO_COMMON) --output-dir $(DEMO_C3D) --arch c3d --c3d-checkpoint none \
-		--c3d-width 0.25 --c3d-adaptive-pool --batch-size 8 --lr 1e-4 --epochs 20 --eval-every 5
+		--c3d-width 0.25 --c3d-adaptive-pool --batch-size 8 --lr 1e-4 --epochs 20 --eval-every 5 $(DEMO_TRAIN)
 
 $(DEMO_FEAT)/features.json: $(DEMO_SF)/COMPLETE
 	$(PY) extract_features.py --data-dir $(DEMO_DATA) --split 1 --checkpoint $(DEMO_SF)/checkpoint.pth \
@@ -83,7 +89,7 @@ $(DEMO_FEAT)/features.json: $(DEMO_SF)/COMPLETE
 
 $(DEMO_RNN)/COMPLETE: $(DEMO_FEAT)/features.json
 	$(PY) train_rnn.py $(DEMO_COMMON) --features $(DEMO_FEAT) --output-dir $(DEMO_RNN) \
-		--batch-size 32 --epochs 30 --eval-every 5
+		--batch-size 32 --epochs 30 --eval-every 5 $(DEMO_TRAIN)
 
 # demo_test SCRIPT,CHECKPOINT_DIR,FLAGS -> CHECKPOINT_DIR/{predictions,test,val_predictions,val}; the
 # TESTED stamp is written last, so an interrupted stage is redone (the test scripts resume).

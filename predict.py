@@ -67,8 +67,12 @@ several checkpoints: the first one that loads sets the class list; a later check
 class list (names or order) is left out with one line on stderr, as is an unreadable one; the others
 still run, and the exit status is 1. --weights W1,W2,... gives one weight per --checkpoint in order
 (a left-out checkpoint's weight is dropped); --weights PATH/results.json takes the rule and weights
-that combine_results.py recorded for a fusion of exactly the checkpoints that load, matched by
-checkpoint path (model.json) or else by model name. A model's name is its checkpoint's folder
+that combine_results.py recorded for a fusion of exactly the checkpoints that load. Each checkpoint is
+matched to a model of the results.json by checkpoint path (model.json) or else by model name, and
+among several tests of one checkpoint to the one tested as predict.py tests it: in the same mode (a
+3D checkpoint: test_3d.py --mode sliding, not --mode full), and of those the one with the same frames,
+stride and crops if there is one. A line on stderr says which fusion and models it took, and any
+setting in which a model's test differs from predict.py's. A model's name is its checkpoint's folder
 (runs/split1/3d/checkpoint.pth -> 3d; another file name: its stem), made unique with -2, -3.
 
 --explain OUT_DIR: Grad-CAM (gradcam.py) of each model for --explain-class (default: that model's own
@@ -183,7 +187,8 @@ def model_names(paths):
 class Predictor(types.SimpleNamespace):
     """One checkpoint rebuilt as its test script rebuilds it, on the device, in eval mode.
 
-    name, title, kind, path, class_list; model; normalize (uint8 channels-last -> the model's input);
+    name, title, kind, path, class_list; test (how it is tested, in model.json's words: mode, frames, stride,
+    ...); model; normalize (uint8 channels-last -> the model's input);
     image_size; plan(frames) -> chunks (test_single_frame.frame_plan / test_3d.sliding_plan); rows(model,
     chunk, normalize) -> logits rows. The RNN ("features") also holds its CNN: cnn, cnn_normalize,
     cnn_plan, cnn_rows, rnn_stride (its training run's stride over feature rows), max_frames.
@@ -197,9 +202,9 @@ def image_size_of(args, trained):
 def frame_predictor(checkpoint, trained, args, ranks, path):
     model = test_single_frame.load_model(checkpoint, trained, ranks, path)
     batch_size = args.batch_size or BATCH_SIZES["frame"]
-    title = test_single_frame.describe(trained, argparse.Namespace(frames=args.frames, crops=1))["title"]
-    return dict(title=title, model=model, normalize=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
-                image_size=image_size_of(args, trained),
+    described = test_single_frame.describe(trained, argparse.Namespace(frames=args.frames, crops=1))
+    return dict(title=described["title"], test=described["test"], model=model,
+                normalize=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD), image_size=image_size_of(args, trained),
                 plan=test_single_frame.frame_plan(args.frames, CHUNK_FRAMES["frame"]),
                 rows=test_single_frame.frame_logits(batch_size, 1))
 
@@ -211,8 +216,9 @@ def clip_predictor(checkpoint, trained, args, ranks, path):
     batch_size = test_3d.windows_per_pass(args)
     described = test_3d.describe(trained, argparse.Namespace(mode="sliding", stride=args.stride,
                                                              max_frames=MAX_FRAMES_FULL, crops=1), clip_len)
-    return dict(title=described["title"], model=model, normalize=train_3d.normalizer(norm), image_size=image_size,
-                clip_len=clip_len, plan=test_3d.sliding_plan(clip_len, args.stride, CHUNK_FRAMES["clip"]),
+    return dict(title=described["title"], test=described["test"], model=model, normalize=train_3d.normalizer(norm),
+                image_size=image_size, clip_len=clip_len,
+                plan=test_3d.sliding_plan(clip_len, args.stride, CHUNK_FRAMES["clip"]),
                 rows=test_3d.clip_logits("sliding", clip_len, args.stride, batch_size, 1))
 
 
@@ -261,7 +267,8 @@ def features_predictor(checkpoint, trained, args, ranks, path):
     model, max_frames, rnn_stride = test_rnn.load_model(checkpoint, trained, ranks, path, info["dims"])
     cnn, cnn_size = feature_cnn(info, features_dir, args, ranks)
     batch_size = args.batch_size or BATCH_SIZES["features"]
-    return dict(title=f"{trained.get('cell', 'gru').upper()} over {info['arch']} features", model=model,
+    described = test_rnn.describe(trained, info, max_frames, rnn_stride)
+    return dict(title=described["title"], test=described["test"], model=model,
                 normalize=engine.FeatureInput(), image_size=None, plan=None,
                 rows=test_rnn.window_logits(max_frames, batch_size), max_frames=max_frames,
                 rnn_stride=rnn_stride, cnn=cnn, cnn_size=cnn_size,
@@ -383,9 +390,70 @@ def is_results_path(text):
     return text.lower().endswith(".json") or os.path.isfile(text)
 
 
+# The settings that make a model's scores what they are, per test mode of model.json's "test" (the 3D
+# ResNet tested in two modes is two models of a results.json, of one checkpoint).
+TEST_SETTINGS = {"frames": ("frames", "crops"), "sliding": ("clip_len", "stride", "crops"),
+                 "full": ("clip_len", "max_frames", "crops"), "windows": ("max_frames", "frame_stride")}
+
+
+def test_differences(p, model):
+    """The settings in which a results.json model's test (its model.json "test") differs from how predict.py
+    tests predictor p: ["mode"] for another mode, [] when they agree or the test is not recorded."""
+    test = model.get("test") if isinstance(model, dict) else None
+    if not isinstance(test, dict) or "mode" not in test:
+        return []
+    if test["mode"] != p.test["mode"]:
+        return ["mode"]
+    return [key for key in TEST_SETTINGS.get(p.test["mode"], ()) if key in test and test[key] != p.test.get(key)]
+
+
+def tested_as(model):
+    """How a results.json model was tested, in words."""
+    model = model if isinstance(model, dict) else {}
+    test = model.get("test") if isinstance(model.get("test"), dict) else {}
+    return model.get("test_description") or test.get("description") or "test not recorded"
+
+
+def recorded_model(results_path, models, p):
+    """(name, how it was chosen, in words) of the model of a results.json that is predictor p tested as
+    predict.py tests it: of the models of p's checkpoint (else the model of p's name), the one of p's test
+    mode, preferably with p's other settings too (frames, stride, ...); or a UserError line."""
+    checkpoint = os.path.realpath(p.path)
+    same_checkpoint = [name for name, m in models.items()
+                       if isinstance(m, dict) and isinstance(m.get("checkpoint"), str)
+                       and os.path.realpath(m["checkpoint"]) == checkpoint]
+    candidates = same_checkpoint or ([p.name] if p.name in models else [])
+    if not candidates:
+        raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is none of its models "
+                               f"({', '.join(models)}) by checkpoint path or by name ({p.name})")
+    differences = {name: test_differences(p, models[name]) for name in candidates}
+    same_mode = [name for name in candidates if differences[name] != ["mode"]]
+    if not same_mode:
+        raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is in it only as "
+                               + ", ".join(f"{name} ({tested_as(models[name])})" for name in candidates)
+                               + f", and predict.py tests it in {p.test['mode']} mode ({p.test['description']}): "
+                               f"give combine_results.py a test of that mode")
+    exact = [name for name in same_mode if not differences[name]]
+    chosen = exact or same_mode
+    if len(chosen) > 1:
+        chosen = [name for name in chosen if name == p.name] or chosen
+    if len(chosen) > 1:
+        alike = "" if exact else f" of {p.test['mode']} mode, none"
+        raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is several of its models"
+                               f"{alike} tested as predict.py tests it ({p.test['description']}): "
+                               + ", ".join(f"{name} ({tested_as(models[name])})" for name in chosen))
+    name = chosen[0]
+    how = f"{p.name} as its {name} ({tested_as(models[name])}"
+    if differences[name]:
+        how += f"; predict.py: {p.test['description']}"
+    how += ")" + "".join(f", not {other} ({tested_as(models[other])})" for other in candidates if other != name)
+    return name, how
+
+
 def recorded_fusion(results_path, predictors, rule):
     """(rule, weights in predictors' order, description) of the fusion that combine_results.py recorded in
-    `results_path` for exactly these models (matched by checkpoint path, else by name), or a UserError."""
+    `results_path` for exactly these models (recorded_model: by checkpoint path, else by name, and by how
+    predict.py tests each), or a UserError. The description says which fusion and models were taken."""
     try:
         with open(results_path, encoding="utf-8") as f:
             results = json.load(f)
@@ -396,20 +464,19 @@ def recorded_fusion(results_path, predictors, rule):
     if not isinstance(models, dict) or not isinstance(fusions, dict):
         raise engine.UserError(f"--weights {results_path}: not a results.json of combine_results.py "
                                f"(no models/fusions)")
-    by_checkpoint = {os.path.realpath(m["checkpoint"]): name for name, m in models.items()
-                     if isinstance(m, dict) and isinstance(m.get("checkpoint"), str)}
-    matched = []
+    matched, hows = [], []
     for p in predictors:
-        name = by_checkpoint.get(os.path.realpath(p.path)) or (p.name if p.name in models else None)
-        if name is None or name in matched:
-            raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is none of its models "
-                                   f"({', '.join(models)}) by checkpoint path or by name ({p.name})")
+        name, how = recorded_model(results_path, models, p)
+        if name in matched:
+            raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} and "
+                                   f"{predictors[matched.index(name)].path} are both its model {name}")
         matched.append(name)
+        hows.append(how)
     for fusion_name, fusion in fusions.items():
         members = fusion.get("members") or []
         if sorted(members) == sorted(matched) and (rule is None or fusion.get("rule") == rule):
             weights = [float(fusion["weights"][members.index(m)]) for m in matched]
-            return fusion["rule"], weights, f"fusion {fusion_name} of {results_path}"
+            return fusion["rule"], weights, f"fusion {fusion_name} of {results_path}; " + "; ".join(hows)
     raise engine.UserError(f"--weights {results_path}: cannot be matched: it records no fusion of exactly "
                            f"{', '.join(matched)}" + (f" with rule {rule}" if rule else "")
                            + f" (its fusions: {', '.join(fusions) or 'none'})")

@@ -60,6 +60,18 @@ def load_model(checkpoint, trained, ranks, path, dims):
     return model, trained.get("max_frames", 250), trained.get("frame_stride", 1)
 
 
+def describe(trained, info, max_frames, stride):
+    """model.json's identity and test settings of an RNN tested in windows of max_frames steps, reading
+    every stride-th feature of features.json `info`."""
+    cell = trained.get("cell", "gru")
+    description = (f"whole sequence in windows of at most {max_frames} steps"
+                   + (f", every {stride}th feature" if stride > 1 else "") + f" ({info['arch']} features)")
+    return {"name": "rnn", "title": f"{cell.upper()} over {info['arch']} features", "kind": "features",
+            "temporal": True, "arch": cell, "rows": "windows",
+            "test": {"description": description, "mode": "windows", "max_frames": max_frames,
+                     "frame_stride": stride, "features": info}}
+
+
 def main(args):
     ranks = engine.Dist()
     checkpoint, trained = engine.load_trained(args, ranks, "features")
@@ -70,16 +82,9 @@ def main(args):
     info = train_rnn.read_features_info(args.features)
     model, max_frames, stride = load_model(checkpoint, trained, ranks, args.checkpoint, info["dims"])
     args.max_frames = args.max_frames or max_frames
-    cell = trained.get("cell", "gru")
-    description = (f"whole sequence in windows of at most {args.max_frames} steps"
-                   + (f", every {stride}th feature" if stride > 1 else "") + f" ({info['arch']} features)")
     return engine.test_videos(
         args, checkpoint, model, engine.FeatureInput(), window_plan(stride), None,
-        window_logits(args.max_frames, args.batch_size),
-        {"name": "rnn", "title": f"{cell.upper()} over {info['arch']} features", "kind": "features",
-         "temporal": True, "arch": cell, "rows": "windows",
-         "test": {"description": description, "mode": "windows", "max_frames": args.max_frames,
-                  "frame_stride": stride, "features": info}},
+        window_logits(args.max_frames, args.batch_size), describe(trained, info, args.max_frames, stride),
         paths_of=train_rnn.feature_paths(args.features))
 
 

@@ -229,6 +229,52 @@ def test_weights_from_results_json(ws, capsys, tmp_path):
         assert status == 2 and out == "" and len(err) == 1 and "cannot be matched" in err[0]
 
 
+def test_results_json_model_is_the_test_of_predicts_mode(ws, capsys, tmp_path):
+    """One checkpoint tested in two modes is two models of a results.json (the demo's 3d and 3d_full):
+    predict.py takes the one tested as it tests (sliding windows), whichever is listed last, and says so."""
+    sf, td = os.path.abspath(ws["ckpt"]["single_frame"]), os.path.abspath(ws["ckpt"]["3d"])
+    frames = {"checkpoint": sf, "test": {"mode": "frames", "frames": 0, "crops": 1, "description": "every frame"}}
+
+    def clip_test(mode, stride=8):
+        return {"checkpoint": td, "test": {"mode": mode, "clip_len": CLIP_LEN, "stride": stride, "max_frames": 512,
+                                           "crops": 1, "description": f"{mode} at {stride}"}}
+
+    def fusion(*members, weights=(0.3, 0.7)):
+        return {"members": list(members), "rule": "logmean", "weights": list(weights)}
+
+    results = tmp_path / "results.json"
+    video = ws["videos"][0]
+    scores = [script_score(ws, "single_frame", video), script_score(ws, "3d", video)]
+
+    def predict(models, fusions, *extra):
+        write_results(results, models, fusions)
+        return run_predict([video, "--checkpoint", sf, "--checkpoint", td, "--json", "--device", "cpu",
+                            "--weights", results, *extra], capsys)
+
+    # The sliding model, listed before the full one, with the fusion it is in.
+    status, out, err = predict({"sf": frames, "3d": clip_test("sliding"), "3d_full": clip_test("full")},
+                               {"sf+3d_full": fusion("sf", "3d_full", weights=(0.9, 0.1)), "sf+3d": fusion("sf", "3d")})
+    assert status == 0 and len(err) == 1
+    assert "fusion sf+3d of" in err[0] and "3d as its 3d (sliding at 8), not 3d_full (full at 8)" in err[0]
+    fused = metrics.softmax(metrics.fuse_scores([s[None] for s in scores], "logmean", [0.3, 0.7])[0])
+    assert json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
+    # Of two sliding tests the one at predict.py's stride; with none at it, the one sliding test, the
+    # difference said.
+    status, _, err = predict({"sf": frames, "3d": clip_test("sliding"), "3d_s4": clip_test("sliding", 4)},
+                             {"sf+3d": fusion("sf", "3d"), "sf+3d_s4": fusion("sf", "3d_s4")}, "--stride", "4")
+    assert status == 0 and "fusion sf+3d_s4 of" in err[0] and "not 3d (sliding at 8)" in err[0]
+    status, _, err = predict({"sf": frames, "3d": clip_test("sliding")}, {"sf+3d": fusion("sf", "3d")}, "--stride", "4")
+    said = f"3d as its 3d (sliding at 8; predict.py: sliding {CLIP_LEN}-frame windows, stride 4)"
+    assert status == 0 and said in err[0]
+    # Only a full-mode test of the checkpoint, or two sliding tests at strides it does not use: one line, exit 2.
+    status, out, err = predict({"sf": frames, "3d_full": clip_test("full")}, {"sf+3d_full": fusion("sf", "3d_full")})
+    assert status == 2 and out == "" and len(err) == 1
+    assert "cannot be matched" in err[0] and "only as 3d_full (full at 8)" in err[0] and "sliding mode" in err[0]
+    status, out, err = predict({"sf": frames, "a": clip_test("sliding", 2), "b": clip_test("sliding", 4)},
+                               {"sf+a": fusion("sf", "a")})
+    assert status == 2 and len(err) == 1 and "several of its models" in err[0] and "a (sliding at 2)" in err[0]
+
+
 # ----------------------------------------------------------------------------------------------
 # Failures and usage errors
 
