@@ -646,6 +646,9 @@ def main(args):
         raise engine.UserError("--fusion/--weights: there is nothing to fuse with one --checkpoint")
     if args.weights and not is_results_path(args.weights):
         parse_weights(args.weights, len(args.checkpoint))  # a usage error before any model loads
+    engine.check_output_paths({"--explain": args.explain}, {
+        "VIDEO": args.videos, "--checkpoint": args.checkpoint,
+        "--weights": [args.weights] if args.weights and is_results_path(args.weights) else []})
     # OpenCV logs its own warning about a file FFmpeg cannot open; the one line below says it.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     ranks = engine.Dist()

@@ -1214,3 +1214,13 @@ def test_prepare_refuses_an_out_folder_that_overlaps_the_videos(tmp_path, monkey
                               monkeypatch, capsys)
     refused(code, err, "prepare_ucf101.py", str(out), str(videos))
     assert sorted(p.name for p in videos.rglob("*")) == ["Archery", "v_Archery_g01_c01.avi"]
+
+
+def test_predict_explain_into_the_videos_folder_is_refused(world, tmp_path, monkeypatch, capsys):
+    data, _ = copy_world(world, str(tmp_path))
+    video = os.path.join(data, hf.HDF5_DIR, os.path.relpath(world.test_videos[0], os.path.join(world.data, hf.HDF5_DIR)))
+    before = snapshot(str(tmp_path))
+    code, _, err = run_script("predict.py", [video, "--checkpoint", world.files["frame-ckpt"], "--explain",
+                                             os.path.dirname(video), "--device", "cpu"], monkeypatch, capsys)
+    refused(code, err, "predict.py", video, "--explain")
+    assert snapshot(str(tmp_path)) == before
