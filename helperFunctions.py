@@ -242,6 +242,8 @@ def _video_dataset(f, path):
         ds = f["video"]
     except KeyError:
         raise VideoReadError(f"{path}: no 'video' dataset") from None
+    if not isinstance(ds, h5py.Dataset):  # a group (or a named type) of that name holds no frames
+        raise VideoReadError(f"{path}: no 'video' dataset ('video' is an HDF5 {type(ds).__name__.lower()})")
     shape = ds.shape
     if ds.dtype == np.uint8:
         # Raw storage is recognised by its dtype: reading the `storage` attribute costs ~70 us of CPU

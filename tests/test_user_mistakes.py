@@ -1,0 +1,145 @@
+"""Mistakes and odd inputs that used to end in a traceback (issue 20, item 4) or in a silently empty
+result (item 6): each is now one line naming the bad thing (exit status 2), or, for a bad video, the
+video is skipped and named and the others are done.
+
+Scripts run in this process through their own command line (engine.run_main), as in test_bad_inputs.py:
+milliseconds instead of the ~3 s of a torch import per subprocess.
+"""
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import combine_results
+import engine
+import extract_features
+import helperFunctions as hf
+import make_split_lists
+import make_synthetic_ucf101
+import metrics
+import predict
+import resnet_3d
+import test_3d
+import test_rnn
+import test_single_frame
+import train_3d
+import train_single_frame
+
+CPU = ["--workers", "0", "--device", "cpu"]
+CLASSES = 3
+SMALL = ["--arch", "resnet18", "--pretrained", "none", "--image-size", "32", "--no-tensorboard", *CPU]
+SCRIPTS = {"train_single_frame.py": train_single_frame, "test_single_frame.py": test_single_frame,
+           "train_3d.py": train_3d, "test_3d.py": test_3d, "test_rnn.py": test_rnn,
+           "extract_features.py": extract_features, "predict.py": predict}
+
+
+def run_script(name, argv, monkeypatch, capsys):
+    """(exit status, stdout, stderr) of `python NAME ARGV` through engine.run_main, in this process."""
+    module = SCRIPTS[name]
+    monkeypatch.setattr(sys, "argv", [name] + argv)  # argparse takes the program name from here
+    monkeypatch.setenv("TORCH_HOME", os.path.join(os.path.dirname(__file__), "no-torch-home"))  # never fetch weights
+    capsys.readouterr()
+    try:
+        result = engine.run_main(module.main, module.get_args_parser(), argv)
+        code = result if type(result) is int else 0  # predict.py's main returns its exit status
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_error_line(code, err, prog, *needles):
+    """The one `PROG: error: ...` line that ends stderr, exit status 2, no traceback."""
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 2, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: error: ")]
+    assert len(lines) == 1 and err.strip().splitlines()[-1] == lines[0], err[-3000:]
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """9 training videos (3 per class) and 3 test videos of 6 frames, 32x40."""
+    root = str(tmp_path_factory.mktemp("data"))
+    make_synthetic_ucf101.make_dataset(root, classes=CLASSES, train_per_class=3, test_per_class=1, frames=6,
+                                       size=(32, 40), seed=0)
+    return root
+
+
+def copy_dataset(data, tmp_path):
+    """A copy of the dataset whose videos a test may damage."""
+    import shutil
+    target = str(tmp_path / "data")
+    shutil.copytree(data, target)
+    return target
+
+
+def plant_group_video(path):
+    """An HDF5 file whose `video` is a group, not a dataset."""
+    os.remove(path)
+    with h5py.File(path, "w") as f:
+        f.create_group("video").create_dataset("frames", data=np.zeros((3, 4, 4, 3), np.uint8))
+
+
+def save_checkpoint(path, kind, args, model=None):
+    """A training-script checkpoint with the given args (weights: `model`'s, or none at all)."""
+    torch.save({"model": model.state_dict() if model is not None else {}, "class_list": [f"C{i}" for i in range(CLASSES)],
+                "args": args, "kind": kind}, path)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. An HDF5 video whose `video` entry is a group: an unreadable video like any damaged file
+
+def test_a_video_group_is_a_read_error(tmp_path):
+    path = str(tmp_path / "v_X_g01_c01.hdf5")
+    open(path, "w").close()
+    plant_group_video(path)
+    for read in (hf.video_info, lambda p: hf.read_frames(p, [0])):
+        with pytest.raises(hf.READ_ERRORS) as caught:
+            read(path)
+        assert isinstance(caught.value, hf.VideoReadError) and "no 'video' dataset" in str(caught.value)
+        assert "group" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def frame_checkpoint(data, tmp_path_factory):
+    """A one-step train_single_frame.py run at 32x32 on `data`."""
+    out = str(tmp_path_factory.mktemp("frame_run"))
+    train_single_frame.main(train_single_frame.get_args_parser().parse_args(
+        ["--data-dir", data, "--output-dir", out, "--epochs", "1", "--max-steps", "1", "--batch-size", "4", *SMALL]))
+    return os.path.join(out, engine.CHECKPOINT_NAME)
+
+
+def test_the_test_skips_a_video_group_and_tests_the_others(data, frame_checkpoint, tmp_path, monkeypatch, capsys):
+    data = copy_dataset(data, tmp_path)
+    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    bad = str(test_paths[1])
+    plant_group_video(bad)
+    code, out, err = run_script("test_single_frame.py", [
+        "--checkpoint", frame_checkpoint, "--data-dir", data, "--predictions-dir", str(tmp_path / "pred"),
+        "--output-dir", str(tmp_path / "test"), *CPU], monkeypatch, capsys)
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    results = json.loads((tmp_path / "test" / "results.json").read_text())
+    assert results["failed_videos"] == [bad] and results["videos"] == len(test_paths) - 1
+
+
+def test_predict_names_a_video_group_and_predicts_the_next_video(data, frame_checkpoint, tmp_path, monkeypatch,
+                                                                 capsys):
+    bad = str(tmp_path / "v_Bad_g01_c01.hdf5")
+    open(bad, "w").close()
+    plant_group_video(bad)
+    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    good = str(test_paths[0])
+    code, out, err = run_script("predict.py", [bad, good, "--checkpoint", frame_checkpoint, "--json",
+                                               "--device", "cpu"], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    named = [line for line in err.splitlines() if bad in line]
+    assert len(named) == 1 and named[0].startswith("predict.py: ") and "no 'video' dataset" in named[0]
+    assert [json.loads(line)["path"] for line in out.splitlines() if line.startswith("{")] == [good]
