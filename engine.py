@@ -751,37 +751,50 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
         if step_seed is not None:
             torch.manual_seed(step_seed(step))
         y = to_device(batch.labels, device)
-        with autocast(device, amp):
-            logits, extra = forward(model, batch, device, labels=y)
-        losses = F.cross_entropy(logits.float(), y, reduction="none")
-        if extra is not None:
-            losses = losses + extra.float()
+        single = None  # BatchNorm's refusal of this rank's batch of one sample, if it refuses
+        try:
+            with autocast(device, amp):
+                logits, extra = forward(model, batch, device, labels=y)
+        except ValueError as e:
+            if not is_single_sample_batchnorm(e):
+                raise
+            single = e
+        if single is None:
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
+            if extra is not None:
+                losses = losses + extra.float()
+            batch_loss = losses.detach().sum().item()
+        else:
+            batch_loss = 0.0
         step += 1
         if on_step is not None:  # a test hook: "a signal arrives during this step"
             on_step(step)
-        batch_loss = losses.detach().sum().item()
-        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN);
-        # it comes before the update, so a non-finite loss never reaches the weights.
+        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN) and on
+        # skipping; it comes before the update, so a non-finite loss never reaches the weights.
         flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0,
-                                  batch_loss if math.isfinite(batch_loss) else 0.0, float(len(y))], device)
+                                  batch_loss if math.isfinite(batch_loss) else 0.0,
+                                  float(len(y)) if single is None else 0.0, 0.0 if single is None else 1.0], device)
         if flags[0]:
             raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping before it reaches the "
                                 f"weights (try a lower --lr or --no-amp)")
-        # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
-        # over the whole global batch even when ranks hold unequal shares (the tail step).
-        loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip_grad_norm:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        loss_sum += batch_loss
-        correct += (logits.argmax(1) == y).sum().item()
-        count += len(y)
-        if log_step is not None:
-            log_step(step, flags[2] / max(flags[3], 1))
+        if flags[4]:
+            skip_single_sample_step(loader, ranks, step, single)
+        else:
+            # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
+            # over the whole global batch even when ranks hold unequal shares (the tail step).
+            loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if clip_grad_norm:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += batch_loss
+            correct += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+            if log_step is not None:
+                log_step(step, flags[2] / max(flags[3], 1))
         if ranks.main and step % 10 == 0:
             batches.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", acc=f"{correct / max(count, 1):.3f}")
         if flags[1]:
@@ -797,6 +810,29 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
               "samples": totals["samples"] + count, "seconds": totals["seconds"] + elapsed,
               "wait": totals["wait"] + wait}
     return {"step": step, "stopped": stopped, "totals": totals}
+
+
+def is_single_sample_batchnorm(error):
+    """Whether a ValueError of a training forward pass is BatchNorm's refusal of a batch that gives it one
+    value per channel (one sample whose maps are 1x1): it cannot compute a variance from one value."""
+    return "Expected more than 1 value per channel when training" in str(error)
+
+
+def skip_single_sample_step(loader, ranks, step, error):
+    """A step in which some rank's batch was one sample that BatchNorm refused (`error` on this rank, or
+    None): every rank skips it. With --batch-size 1, or too few training videos for two per rank, every
+    step would be skipped: one line saying what to change."""
+    shape = re.search(r"input size torch\.Size\((\[[^]]*\])\)", str(error or ""))
+    seen = f" (its input there is {shape.group(1)})" if shape else ""
+    if loader.batch_size == 1:
+        raise UserError(f"--batch-size 1: the model's BatchNorm sees a single value per channel{seen}, from which "
+                        f"it cannot train: use --batch-size 2 or more, or a larger --image-size")
+    if len(loader.paths) < 2 * ranks.world_size:
+        raise UserError(f"{len(loader.paths)} training video(s) for {ranks.world_size} process(es): BatchNorm cannot "
+                        f"train on a batch of one sample; it needs two or more per process")
+    if ranks.main:
+        print(f"note: step {step} skipped: unreadable videos left a batch of one sample, from which the model's "
+              f"BatchNorm cannot train{seen}", file=sys.stderr, flush=True)
 
 
 @torch.no_grad()
@@ -818,8 +854,11 @@ def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwarg
     (train_paths, train_labels), (test_paths, test_labels) = split_data
     if kind != "features":  # feature sequences have no frame size
         loader_kwargs = {"size": args.image_size, **loader_kwargs}
+    # min_share=2: the last step of an epoch never leaves a rank one sample, which BatchNorm cannot train
+    # on at small image sizes (train_one_epoch skips such a step when unreadable videos make one).
     train = hf.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
-                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size, **loader_kwargs)
+                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size, min_share=2,
+                           **loader_kwargs)
     test = hf.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
                           shuffle=False, seed=args.seed, pool=pool, rank=ranks.rank,
                           world_size=ranks.world_size, fixed=True, **{**loader_kwargs, **(eval_kwargs or {})})

@@ -143,3 +143,54 @@ def test_predict_names_a_video_group_and_predicts_the_next_video(data, frame_che
     named = [line for line in err.splitlines() if bad in line]
     assert len(named) == 1 and named[0].startswith("predict.py: ") and "no 'video' dataset" in named[0]
     assert [json.loads(line)["path"] for line in out.splitlines() if line.startswith("{")] == [good]
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. BatchNorm and a training batch of one sample
+
+def test_a_training_tail_of_one_sample_joins_the_step_before():
+    paths, labels = [f"v{i}.hdf5" for i in range(9)], [0] * 9
+    assert [len(s) for s in hf.BatchLoader(paths, labels, 4, shuffle=True)._steps()] == [4, 4, 1]
+    assert [len(s) for s in hf.BatchLoader(paths, labels, 4, shuffle=True, min_share=2)._steps()] == [4, 5]
+    # two ranks: a tail of 3 would leave rank 1 one sample
+    steps = hf.BatchLoader(paths[:7], labels[:7], 2, world_size=2, min_share=2)._steps()
+    assert [len(s) for s in steps] == [7]
+
+
+def train_log(out):
+    with open(os.path.join(out, engine.LOG_NAME)) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_training_at_a_small_size_with_a_tail_of_one_sample(data, tmp_path, monkeypatch, capsys):
+    # 9 training videos, batch 4: the last sample used to be a batch of its own, which BatchNorm refuses
+    # at 32x32 (layer4's maps are 1x1)
+    out = str(tmp_path / "run")
+    code, _, err = run_script("train_single_frame.py", ["--data-dir", data, "--output-dir", out, "--epochs", "1",
+                                                         "--batch-size", "4", *SMALL], monkeypatch, capsys)
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    assert train_log(out)[0]["samples"] == 9  # every sample trained on
+
+
+def test_batch_size_1_where_batchnorm_cannot_train_is_one_line(data, tmp_path, monkeypatch, capsys):
+    code, _, err = run_script("train_single_frame.py", ["--data-dir", data, "--output-dir", str(tmp_path / "run"),
+                                                         "--epochs", "1", "--batch-size", "1", *SMALL],
+                              monkeypatch, capsys)
+    one_error_line(code, err, "train_single_frame.py", "--batch-size 1", "--image-size")
+
+
+def test_a_batch_an_unreadable_video_leaves_one_sample_is_skipped(data, tmp_path, monkeypatch, capsys):
+    data = copy_dataset(data, tmp_path)
+    _, (train_paths, train_labels), _ = hf.getUCF101(data, 1)
+    # The video in the first step (2 samples) of epoch 0, as the training loader draws it.
+    loader = hf.BatchLoader(train_paths, train_labels, 2, shuffle=True, seed=0, min_share=2)
+    first_step = loader._steps()[0]
+    assert len(first_step) == 2
+    with open(train_paths[first_step[0]], "wb") as f:
+        f.write(b"not a video")
+    out = str(tmp_path / "run")
+    code, _, err = run_script("train_single_frame.py", ["--data-dir", data, "--output-dir", out, "--epochs", "1",
+                                                         "--batch-size", "2", *SMALL], monkeypatch, capsys)
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    assert "note: step 1 skipped" in err
+    assert train_log(out)[0]["samples"] == 9 - 2  # the unreadable video and the one left alone in its batch
