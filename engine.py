@@ -103,6 +103,30 @@ def non_negative_int(text):
     return value
 
 
+MAX_SEED = 2 ** 64 - 1  # torch.manual_seed's limit; numpy takes any integer >= 0
+
+
+def seed_int(text):
+    """A seed: numpy refuses negative seeds, torch those of more than 64 bits."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, not {text}")
+    return value
+
+
+# UCF-101's frames are 320x240: a larger size only upscales them, and far larger ones cannot be
+# allocated (a batch of 100 frames of 100000x100000 is 3 TB); the limit stops them at the flag.
+MAX_IMAGE_SIZE = 1024
+
+
+def image_size(text):
+    value = positive_int(text)
+    if value > MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_IMAGE_SIZE} (UCF-101's frames are 320x240), "
+                                         f"not {text}")
+    return value
+
+
 def non_negative_float(text):
     try:
         value = float(text)
@@ -151,9 +175,11 @@ def common_parser():
     g.add_argument("--workers", type=int, default=None,
                    help=f"loader processes; 0 loads in the main process (default: {DEFAULT_WORKERS} on CUDA, "
                         f"{DEFAULT_WORKERS_CPU} on the CPU)")
-    g.add_argument("--image-size", type=positive_int, default=None,
-                   help="frame size fed to the model (default: 224; C3D: 112; test scripts: the training run's)")
-    g.add_argument("--seed", type=int, default=0, help="seed for shuffling, augmentation and evaluation frames (default: 0)")
+    g.add_argument("--image-size", type=image_size, default=None,
+                   help=f"frame size fed to the model, at most {MAX_IMAGE_SIZE} (default: 224; C3D: 112; test scripts: "
+                        f"the training run's)")
+    g.add_argument("--seed", type=seed_int, default=0,
+                   help="seed for shuffling, augmentation and evaluation frames, >= 0 (default: 0)")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision: bf16 where supported, else fp16 with a loss scaler "
                         "(default: on for CUDA, off on CPU)")

@@ -194,3 +194,23 @@ def test_a_batch_an_unreadable_video_leaves_one_sample_is_skipped(data, tmp_path
     assert code == 0 and "Traceback" not in err, err[-3000:]
     assert "note: step 1 skipped" in err
     assert train_log(out)[0]["samples"] == 9 - 2  # the unreadable video and the one left alone in its batch
+
+
+# ----------------------------------------------------------------------------------------------
+# 3, 6. Flags the shared parser refuses: a negative or too large seed, an image size beyond allocation
+
+@pytest.mark.parametrize("script", ["train_single_frame.py", "test_single_frame.py", "train_3d.py",
+                                    "extract_features.py"])
+@pytest.mark.parametrize("flag, value", [("--seed", "-1"), ("--seed", str(2 ** 64)), ("--image-size", "100000")])
+def test_the_shared_flags_refuse_values_that_cannot_work(script, flag, value, tmp_path, monkeypatch, capsys):
+    argv = {"test_single_frame.py": ["--checkpoint", "c.pth", "--predictions-dir", "p", "--output-dir", "o"],
+            "extract_features.py": ["--output-dir", "o"]}.get(script, [])
+    code, _, err = run_script(script, argv + [flag, value], monkeypatch, capsys)
+    one_error_line(code, err, script, f"argument {flag}", value)
+
+
+def test_the_largest_seed_torch_takes_trains(data, tmp_path, monkeypatch, capsys):
+    code, _, err = run_script("train_single_frame.py", [
+        "--data-dir", data, "--output-dir", str(tmp_path / "run"), "--epochs", "1", "--max-steps", "1",
+        "--batch-size", "4", "--seed", str(engine.MAX_SEED), *SMALL], monkeypatch, capsys)
+    assert code == 0, err[-3000:]
