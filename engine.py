@@ -75,9 +75,35 @@ def run_main(main, parser, argv=None):
     except hf.LoaderWorkerDied as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except (MemoryError, RuntimeError) as e:
+        # An allocation the machine cannot give (numpy's MemoryError, torch's OutOfMemoryError on CUDA,
+        # its RuntimeError "DefaultCPUAllocator: can't allocate memory"): one line with the flags that
+        # size it. Other RuntimeErrors are bugs and keep their traceback.
+        if not out_of_memory(e):
+            raise
+        flags = [f for f in MEMORY_FLAGS if f in parser._option_string_actions]
+        print(f"{parser.prog}: error: out of memory ({memory_error_text(e)}): use a smaller "
+              f"{' or '.join(flags) or 'input'}; the last checkpoint and finished files are kept", file=sys.stderr)
+        sys.exit(2)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+MEMORY_FLAGS = ("--batch-size", "--image-size", "--chunk-frames", "--max-frames")  # what sizes an allocation
+
+
+def out_of_memory(error):
+    """Whether an exception says an allocation failed (host or GPU memory), not a bug."""
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
+def memory_error_text(error):
+    """The useful part of an allocation failure: numpy's and CUDA's first line, torch's CPU message
+    without its "[enforce fail at alloc_cpu.cpp:127] err == 0." prefix."""
+    text = one_line(error)
+    return text[text.find("DefaultCPUAllocator"):] if "DefaultCPUAllocator" in text else text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -214,3 +214,27 @@ def test_the_largest_seed_torch_takes_trains(data, tmp_path, monkeypatch, capsys
         "--data-dir", data, "--output-dir", str(tmp_path / "run"), "--epochs", "1", "--max-steps", "1",
         "--batch-size", "4", "--seed", str(engine.MAX_SEED), *SMALL], monkeypatch, capsys)
     assert code == 0, err[-3000:]
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 27.9 GiB for an array with shape (1, 100000, 100000, 3) and data type uint8"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                 "tried to allocate 10000000000000 bytes. Error code 12 (Cannot allocate memory)"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+])
+def test_an_allocation_that_fails_is_one_line(error, monkeypatch, capsys):
+    def main(args):
+        raise error
+    monkeypatch.setattr(sys, "argv", ["train_single_frame.py"])
+    with pytest.raises(SystemExit) as caught:
+        engine.run_main(main, train_single_frame.get_args_parser(), [])
+    line = one_error_line(caught.value.code, capsys.readouterr().err, "train_single_frame.py", "out of memory",
+                          "--batch-size or --image-size")
+    assert "enforce fail" not in line
+
+
+def test_a_runtime_error_that_is_no_allocation_keeps_its_traceback():
+    def main(args):
+        raise RuntimeError("a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        engine.run_main(main, train_single_frame.get_args_parser(), [])
