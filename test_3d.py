@@ -144,6 +144,9 @@ def main(args):
         args.mode = args.mode or "full"
     model, clip_len, norm = load_model(checkpoint, trained, ranks, args.checkpoint, args.image_size)
     if args.layer4_blocks:
+        if args.layer4_blocks > len(model.layer4):
+            raise engine.UserError(f"--layer4-blocks {args.layer4_blocks}: {args.checkpoint} holds a 3D ResNet-"
+                                   f"{model.depth}, which has {len(model.layer4)} block(s) in layer4")
         model.layer4_blocks = args.layer4_blocks
     if args.max_frames < clip_len:
         raise engine.UserError(f"--max-frames must be at least the clip length {clip_len}")

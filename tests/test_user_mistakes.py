@@ -238,3 +238,28 @@ def test_a_runtime_error_that_is_no_allocation_keeps_its_traceback():
         raise RuntimeError("a bug")
     with pytest.raises(RuntimeError, match="a bug"):
         engine.run_main(main, train_single_frame.get_args_parser(), [])
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. --layer4-blocks beyond what the 3D ResNet's depth has
+
+def test_train_3d_layer4_blocks_beyond_the_depth_is_one_line(data, tmp_path, monkeypatch, capsys):
+    code, _, err = run_script("train_3d.py", [
+        "--data-dir", data, "--output-dir", str(tmp_path / "run"), "--depth", "10", "--layer4-blocks", "2",
+        "--kinetics-checkpoint", "none", "--image-size", "32", "--clip-len", "4", "--no-tensorboard", *CPU],
+        monkeypatch, capsys)
+    one_error_line(code, err, "train_3d.py", "--layer4-blocks 2", "ResNet-10 has 1 block in layer4")
+
+
+def clip_args(data, **changes):
+    return {"data_dir": data, "split": 1, "image_size": 32, "seed": 0, "arch": "resnet", "depth": 10,
+            "layer4_blocks": 1, "clip_len": 4, "norm": "assignment", **changes}
+
+
+def test_test_3d_layer4_blocks_beyond_the_depth_is_one_line(data, tmp_path, monkeypatch, capsys):
+    model = resnet_3d.generate_model(10, shortcut_type="A", num_classes=CLASSES)
+    path = save_checkpoint(tmp_path / "clip.pth", "clip", clip_args(data), model)
+    code, _, err = run_script("test_3d.py", ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
+                                             "--output-dir", str(tmp_path / "o"), "--layer4-blocks", "3", *CPU],
+                              monkeypatch, capsys)
+    one_error_line(code, err, "test_3d.py", "--layer4-blocks 3", path, "1 block(s) in layer4")
