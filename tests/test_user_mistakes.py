@@ -263,3 +263,22 @@ def test_test_3d_layer4_blocks_beyond_the_depth_is_one_line(data, tmp_path, monk
                                              "--output-dir", str(tmp_path / "o"), "--layer4-blocks", "3", *CPU],
                               monkeypatch, capsys)
     one_error_line(code, err, "test_3d.py", "--layer4-blocks 3", path, "1 block(s) in layer4")
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. combine_results.py --output-dir naming a file
+
+def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, capsys):
+    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    predictions = tmp_path / "pred"
+    rng = np.random.default_rng(0)
+    for path in test_paths:
+        metrics.write_predictions(metrics.prediction_path(str(predictions), path), rng.normal(size=(3, CLASSES)))
+    output = tmp_path / "report"
+    output.write_text("my notes\n")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        combine_results.main(combine_results.get_args_parser().parse_args(
+            ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)]))
+    one_error_line(caught.value.code, capsys.readouterr().err, "combine_results.py", str(output), "is a file")
+    assert output.read_text() == "my notes\n"
