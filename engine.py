@@ -1190,7 +1190,56 @@ def check_trained(checkpoint, path, expected_kind=None):
         raise UserError(f"{path} holds a {kind!r} model, which no test script knows")
     if expected_kind is not None and kind != expected_kind:
         raise UserError(f"{path} holds a {kind} model; test it with {TEST_SCRIPTS[kind]}")
+    check_trained_args(trained, common_parser(), path, ("data_dir", "split", "image_size"))
     return checkpoint, trained, kind
+
+
+def check_trained_args(trained, parser, path, keys):
+    """Check the training args `keys` of a checkpoint as `parser` (the training script's) checks its
+    flags: the flag's type (positive_int, image_size, ...) and choices. A damaged value (an unknown
+    arch, a size that is no integer) is one UserError line naming the checkpoint, the flag and the value."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    for key in keys:
+        if key not in trained or key not in actions:
+            continue  # not recorded (an older checkpoint): the script's default
+        action, value = actions[key], trained[key]
+        problem = flag_value_problem(action, value)
+        if problem:
+            raise UserError(f"{path}: its training args are damaged: {key}={value!r} is not a value of "
+                            f"{action.option_strings[-1]} ({problem})")
+
+
+def flag_value_problem(action, value):
+    """Why `value` is not what `action`'s flag would have stored ('' when it is)."""
+    if action.nargs == 0:  # store_true / --flag/--no-flag
+        return "" if isinstance(value, bool) or (value is None and action.default is None) else "expected true or false"
+    if value is None:
+        return "" if action.default is None else "expected a value"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return f"a {type(value).__name__}"
+    if action.type is not None:
+        try:
+            parsed = action.type(str(value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            return str(e)
+        if type(parsed) is not type(value) and not (type(parsed) is float and type(value) is int):
+            return f"expected {'an integer' if type(parsed) is int else 'a number'}, not a {type(value).__name__}"
+        value = parsed
+    elif not isinstance(value, str):
+        return f"expected text, not a {type(value).__name__}"
+    if action.choices is not None and value not in action.choices:
+        return f"choose from {', '.join(map(str, action.choices))}"
+    return ""
+
+
+def rebuild_model(build, model_args, num_classes, ranks, path):
+    """build(model_args, num_classes, ranks, pretrained=False) for a checkpoint's model, or one line naming
+    the checkpoint when its args describe no model this code builds (a depth without that many layer4
+    blocks, a dropout of 5)."""
+    try:
+        return build(model_args, num_classes, ranks, pretrained=False)
+    except (UserError, ValueError) as e:
+        raise UserError(f"{path}: its training args describe no model that can be built ({one_line(e)})") from None
 
 
 def load_trained(args, ranks, expected_kind):

@@ -282,3 +282,58 @@ def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, c
             ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)]))
     one_error_line(caught.value.code, capsys.readouterr().err, "combine_results.py", str(output), "is a file")
     assert output.read_text() == "my notes\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. Damaged values in a checkpoint's args: one line naming the checkpoint and the value
+
+FRAME_ARGS = {"split": 1, "image_size": 32, "seed": 0, "arch": "resnet18"}
+DAMAGED_FRAME_ARGS = [({"arch": "resnet999"}, "'resnet999'"), ({"image_size": "32"}, "image_size='32'"),
+                      ({"image_size": 32.5}, "32.5"), ({"image_size": 100000}, "100000"),
+                      ({"segments": 0}, "segments=0"), ({"split": 7}, "split=7"), ({"dropout": 5.0}, "dropout")]
+
+
+@pytest.mark.parametrize("changes, needle", DAMAGED_FRAME_ARGS, ids=[str(c) for c, _ in DAMAGED_FRAME_ARGS])
+@pytest.mark.parametrize("script", ["test_single_frame.py", "predict.py", "extract_features.py"])
+def test_damaged_frame_checkpoint_args_are_one_line(script, changes, needle, data, tmp_path, monkeypatch, capsys):
+    path = save_checkpoint(tmp_path / "frame.pth", "frame", {"data_dir": data, **FRAME_ARGS, **changes})
+    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    argv = {"test_single_frame.py": ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
+                                     "--output-dir", str(tmp_path / "o"), *CPU],
+            "predict.py": [str(test_paths[0]), "--checkpoint", path, "--device", "cpu"],
+            "extract_features.py": ["--checkpoint", path, "--data-dir", data, "--output-dir", str(tmp_path / "f"),
+                                    *CPU]}[script]
+    code, _, err = run_script(script, argv, monkeypatch, capsys)
+    one_error_line(code, err, script, path, needle)
+
+
+DAMAGED_CLIP_ARGS = [({"depth": 7}, "depth=7"), ({"norm": "imagenet"}, "'imagenet'"),
+                     ({"layer4_blocks": 3}, "layer4"), ({"clip_len": -4}, "clip_len=-4"), ({"arch": "i3d"}, "'i3d'")]
+
+
+@pytest.mark.parametrize("changes, needle", DAMAGED_CLIP_ARGS, ids=[str(c) for c, _ in DAMAGED_CLIP_ARGS])
+@pytest.mark.parametrize("script", ["test_3d.py", "predict.py"])
+def test_damaged_clip_checkpoint_args_are_one_line(script, changes, needle, data, tmp_path, monkeypatch, capsys):
+    path = save_checkpoint(tmp_path / "clip.pth", "clip", clip_args(data, **changes))
+    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    argv = {"test_3d.py": ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
+                           "--output-dir", str(tmp_path / "o"), *CPU],
+            "predict.py": [str(test_paths[0]), "--checkpoint", path, "--device", "cpu"]}[script]
+    code, _, err = run_script(script, argv, monkeypatch, capsys)
+    one_error_line(code, err, script, path, needle)
+
+
+DAMAGED_RNN_ARGS = [({"cell": "transformer"}, "'transformer'"), ({"hidden": 0}, "hidden=0"),
+                    ({"bidirectional": "yes"}, "bidirectional='yes'"), ({"max_frames": 2.5}, "max_frames=2.5")]
+
+
+@pytest.mark.parametrize("changes, needle", DAMAGED_RNN_ARGS, ids=[str(c) for c, _ in DAMAGED_RNN_ARGS])
+def test_damaged_rnn_checkpoint_args_are_one_line(changes, needle, data, tmp_path, monkeypatch, capsys):
+    features = tmp_path / "features"
+    metrics.write_json(str(features / extract_features.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
+    path = save_checkpoint(tmp_path / "rnn.pth", "features", {
+        "data_dir": data, "split": 1, "image_size": 32, "seed": 0, "input_size": 8, "cell": "gru", "layers": 1,
+        "hidden": 4, "features": str(features), "max_frames": 6, **changes})
+    code, _, err = run_script("test_rnn.py", ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
+                                              "--output-dir", str(tmp_path / "o"), *CPU], monkeypatch, capsys)
+    one_error_line(code, err, "test_rnn.py", path, needle)
