@@ -337,3 +337,21 @@ def test_damaged_rnn_checkpoint_args_are_one_line(changes, needle, data, tmp_pat
     code, _, err = run_script("test_rnn.py", ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
                                               "--output-dir", str(tmp_path / "o"), *CPU], monkeypatch, capsys)
     one_error_line(code, err, "test_rnn.py", path, needle)
+
+
+# ----------------------------------------------------------------------------------------------
+# Item 6: make_split_lists.py with nothing it could put in a test list
+
+def test_make_split_lists_with_one_video_per_label_writes_nothing(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    for label in ("Alpha", "Beta", "Gamma"):
+        (videos / label).mkdir(parents=True)
+        (videos / label / f"{label.lower()}.mp4").touch()
+    out = tmp_path / "lists"
+    with pytest.raises(SystemExit) as caught:
+        make_split_lists.main(make_split_lists.get_args_parser().parse_args(
+            ["--videos", str(videos), "--out", str(out)]))
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err  # no warning per label before it
+    one_error_line(caught.value.code, err, "make_split_lists.py", "cannot split", "Alpha (1 video)", "Gamma")
+    assert not out.exists()
