@@ -554,6 +554,11 @@ def apply_partial_bn(model):
             p.requires_grad = False
 
 
+def trains_batchnorm(model, bn_drift):
+    """Whether set_train_mode leaves a BatchNorm layer in training mode (one that needs two values per channel)."""
+    return len(batchnorms(model)) > (0 if bn_drift else len(frozen_batchnorms(model)))
+
+
 def set_train_mode(model, bn_drift):
     model.train()
     if not bn_drift:
@@ -902,15 +907,16 @@ def evaluate(model, loader, forward, device, amp, ranks, name="test"):
     return {f"{name}_acc": correct / max(count, 1), f"{name}_samples": int(count)}
 
 
-def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None):
+def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None, batchnorm=False):
+    """(training loader, evaluation loader). batchnorm=True (the model trains BatchNorm layers): the last
+    step of an epoch never leaves a rank one sample, which BatchNorm cannot train on at small image sizes
+    (train_one_epoch skips such a step when unreadable videos make one)."""
     (train_paths, train_labels), (test_paths, test_labels) = split_data
     if kind != "features":  # feature sequences have no frame size
         loader_kwargs = {"size": args.image_size, **loader_kwargs}
-    # min_share=2: the last step of an epoch never leaves a rank one sample, which BatchNorm cannot train
-    # on at small image sizes (train_one_epoch skips such a step when unreadable videos make one).
     train = hf.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
-                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size, min_share=2,
-                           **loader_kwargs)
+                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size,
+                           min_share=2 if batchnorm else 1, **loader_kwargs)
     test = hf.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
                           shuffle=False, seed=args.seed, pool=pool, rank=ranks.rank,
                           world_size=ranks.world_size, fixed=True, **{**loader_kwargs, **(eval_kwargs or {})})
@@ -1079,7 +1085,8 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                   f"device {device}, amp {amp[1] if amp[0] else 'off'}, {ranks.world_size} process(es)", flush=True)
 
         train_loader, eval_loader = build_loaders(args, kind, (train_data, eval_data), pool, ranks,
-                                                  loader_kwargs or {}, eval_kwargs)
+                                                  loader_kwargs or {}, eval_kwargs,
+                                                  batchnorm=trains_batchnorm(raw_model, args.bn_drift))
         steps_per_epoch = min(len(train_loader), args.max_steps) if args.max_steps else len(train_loader)
         board = TensorBoard(args, ranks, start_epoch * steps_per_epoch + start_step + 1 if checkpoint else 0)
 

@@ -157,6 +157,15 @@ def test_a_training_tail_of_one_sample_joins_the_step_before():
     assert [len(s) for s in steps] == [7]
 
 
+def test_only_a_model_that_trains_batchnorm_gets_the_longer_last_step():
+    model = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(
+        ["--arch", "resnet18", "--pretrained", "none"]), CLASSES, engine.Dist(), pretrained=False)
+    engine.set_trainable(model, "fc")  # every BatchNorm frozen: kept in eval mode, any batch will do
+    assert not engine.trains_batchnorm(model, bn_drift=False) and engine.trains_batchnorm(model, bn_drift=True)
+    engine.set_trainable(model, "layer4.1,fc")
+    assert engine.trains_batchnorm(model, bn_drift=False)
+
+
 def train_log(out):
     with open(os.path.join(out, engine.LOG_NAME)) as f:
         return [json.loads(line) for line in f]
