@@ -2193,8 +2193,20 @@ def write_summary(summary, output_dir):
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
+def check_output_dir(output_dir):
+    """A folder that can be made or written to, checked before the work: a file of that name is one line."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        fail(f"--output-dir {output_dir} is a file, not a folder: choose another --output-dir (the file is left as it is)")
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        fail(f"--output-dir {output_dir}: {parent} is a file, not a folder: choose another --output-dir")
+
+
 def main(args):
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
+    check_output_dir(args.output_dir)
     if args.summarize:
         given = [flag for flag, value in (("--model", args.model), ("--single-frame", args.single_frame),
                                           ("--3d", args.three_d), ("--val", args.val), ("--fuse", args.fuse))

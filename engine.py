@@ -74,9 +74,35 @@ def run_main(main, parser, argv=None):
     except hf.LoaderWorkerDied as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except (MemoryError, RuntimeError) as e:
+        # An allocation the machine cannot give (numpy's MemoryError, torch's OutOfMemoryError on CUDA,
+        # its RuntimeError "DefaultCPUAllocator: can't allocate memory"): one line with the flags that
+        # size it. Other RuntimeErrors are bugs and keep their traceback.
+        if not out_of_memory(e):
+            raise
+        flags = [f for f in MEMORY_FLAGS if f in parser._option_string_actions]
+        print(f"{parser.prog}: error: out of memory ({memory_error_text(e)}): use a smaller "
+              f"{' or '.join(flags) or 'input'}; the last checkpoint and finished files are kept", file=sys.stderr)
+        sys.exit(2)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+
+
+MEMORY_FLAGS = ("--batch-size", "--image-size", "--chunk-frames", "--max-frames")  # what sizes an allocation
+
+
+def out_of_memory(error):
+    """Whether an exception says an allocation failed (host or GPU memory), not a bug."""
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
+def memory_error_text(error):
+    """The useful part of an allocation failure: numpy's and CUDA's first line, torch's CPU message
+    without its "[enforce fail at alloc_cpu.cpp:127] err == 0." prefix."""
+    text = one_line(error)
+    return text[text.find("DefaultCPUAllocator"):] if "DefaultCPUAllocator" in text else text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,6 +125,30 @@ def non_negative_int(text):
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text}")
+    return value
+
+
+MAX_SEED = 2 ** 64 - 1  # torch.manual_seed's limit; numpy takes any integer >= 0
+
+
+def seed_int(text):
+    """A seed: numpy refuses negative seeds, torch those of more than 64 bits."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, not {text}")
+    return value
+
+
+# UCF-101's frames are 320x240: a larger size only upscales them, and far larger ones cannot be
+# allocated (a batch of 100 frames of 100000x100000 is 3 TB); the limit stops them at the flag.
+MAX_IMAGE_SIZE = 1024
+
+
+def image_size(text):
+    value = positive_int(text)
+    if value > MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_IMAGE_SIZE} (UCF-101's frames are 320x240), "
+                                         f"not {text}")
     return value
 
 
@@ -150,9 +200,11 @@ def common_parser():
     g.add_argument("--workers", type=non_negative_int, default=None,
                    help=f"loader processes; 0 loads in the main process (default: {DEFAULT_WORKERS} on CUDA, "
                         f"{DEFAULT_WORKERS_CPU} on the CPU)")
-    g.add_argument("--image-size", type=positive_int, default=None,
-                   help="frame size fed to the model (default: 224; C3D: 112; test scripts: the training run's)")
-    g.add_argument("--seed", type=int, default=0, help="seed for shuffling, augmentation and evaluation frames (default: 0)")
+    g.add_argument("--image-size", type=image_size, default=None,
+                   help=f"frame size fed to the model, at most {MAX_IMAGE_SIZE} (default: 224; C3D: 112; test scripts: "
+                        f"the training run's)")
+    g.add_argument("--seed", type=seed_int, default=0,
+                   help="seed for shuffling, augmentation and evaluation frames, >= 0 (default: 0)")
     g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision: bf16 where supported, else fp16 with a loss scaler "
                         "(default: on for CUDA, off on CPU)")
@@ -505,6 +557,11 @@ def apply_partial_bn(model):
             p.requires_grad = False
 
 
+def trains_batchnorm(model, bn_drift):
+    """Whether set_train_mode leaves a BatchNorm layer in training mode (one that needs two values per channel)."""
+    return len(batchnorms(model)) > (0 if bn_drift else len(frozen_batchnorms(model)))
+
+
 def set_train_mode(model, bn_drift):
     model.train()
     if not bn_drift:
@@ -754,37 +811,50 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
         if step_seed is not None:
             torch.manual_seed(step_seed(step))
         y = to_device(batch.labels, device)
-        with autocast(device, amp):
-            logits, extra = forward(model, batch, device, labels=y)
-        losses = F.cross_entropy(logits.float(), y, reduction="none")
-        if extra is not None:
-            losses = losses + extra.float()
+        single = None  # BatchNorm's refusal of this rank's batch of one sample, if it refuses
+        try:
+            with autocast(device, amp):
+                logits, extra = forward(model, batch, device, labels=y)
+        except ValueError as e:
+            if not is_single_sample_batchnorm(e):
+                raise
+            single = e
+        if single is None:
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
+            if extra is not None:
+                losses = losses + extra.float()
+            batch_loss = losses.detach().sum().item()
+        else:
+            batch_loss = 0.0
         step += 1
         if on_step is not None:  # a test hook: "a signal arrives during this step"
             on_step(step)
-        batch_loss = losses.detach().sum().item()
-        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN);
-        # it comes before the update, so a non-finite loss never reaches the weights.
+        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN) and on
+        # skipping; it comes before the update, so a non-finite loss never reaches the weights.
         flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0,
-                                  batch_loss if math.isfinite(batch_loss) else 0.0, float(len(y))], device)
+                                  batch_loss if math.isfinite(batch_loss) else 0.0,
+                                  float(len(y)) if single is None else 0.0, 0.0 if single is None else 1.0], device)
         if flags[0]:
             raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping before it reaches the "
                                 f"weights (try a lower --lr or --no-amp)")
-        # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
-        # over the whole global batch even when ranks hold unequal shares (the tail step).
-        loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip_grad_norm:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        loss_sum += batch_loss
-        correct += (logits.argmax(1) == y).sum().item()
-        count += len(y)
-        if log_step is not None:
-            log_step(step, flags[2] / max(flags[3], 1))
+        if flags[4]:
+            skip_single_sample_step(loader, ranks, step, single)
+        else:
+            # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
+            # over the whole global batch even when ranks hold unequal shares (the tail step).
+            loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if clip_grad_norm:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += batch_loss
+            correct += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+            if log_step is not None:
+                log_step(step, flags[2] / max(flags[3], 1))
         if ranks.main and step % 10 == 0:
             batches.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", acc=f"{correct / max(count, 1):.3f}")
         if flags[1]:
@@ -802,6 +872,29 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
     return {"step": step, "stopped": stopped, "totals": totals}
 
 
+def is_single_sample_batchnorm(error):
+    """Whether a ValueError of a training forward pass is BatchNorm's refusal of a batch that gives it one
+    value per channel (one sample whose maps are 1x1): it cannot compute a variance from one value."""
+    return "Expected more than 1 value per channel when training" in str(error)
+
+
+def skip_single_sample_step(loader, ranks, step, error):
+    """A step in which some rank's batch was one sample that BatchNorm refused (`error` on this rank, or
+    None): every rank skips it. With --batch-size 1, or too few training videos for two per rank, every
+    step would be skipped: one line saying what to change."""
+    shape = re.search(r"input size torch\.Size\((\[[^]]*\])\)", str(error or ""))
+    seen = f" (its input there is {shape.group(1)})" if shape else ""
+    if loader.batch_size == 1:
+        raise UserError(f"--batch-size 1: the model's BatchNorm sees a single value per channel{seen}, from which "
+                        f"it cannot train: use --batch-size 2 or more, or a larger --image-size")
+    if len(loader.paths) < 2 * ranks.world_size:
+        raise UserError(f"{len(loader.paths)} training video(s) for {ranks.world_size} process(es): BatchNorm cannot "
+                        f"train on a batch of one sample; it needs two or more per process")
+    if ranks.main:
+        print(f"note: step {step} skipped: unreadable videos left a batch of one sample, from which the model's "
+              f"BatchNorm cannot train{seen}", file=sys.stderr, flush=True)
+
+
 @torch.no_grad()
 def evaluate(model, loader, forward, device, amp, ranks, name="test"):
     """Accuracy of single samples (one fixed frame, clip, set of segment centres or feature window
@@ -817,12 +910,16 @@ def evaluate(model, loader, forward, device, amp, ranks, name="test"):
     return {f"{name}_acc": correct / max(count, 1), f"{name}_samples": int(count)}
 
 
-def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None):
+def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None, batchnorm=False):
+    """(training loader, evaluation loader). batchnorm=True (the model trains BatchNorm layers): the last
+    step of an epoch never leaves a rank one sample, which BatchNorm cannot train on at small image sizes
+    (train_one_epoch skips such a step when unreadable videos make one)."""
     (train_paths, train_labels), (test_paths, test_labels) = split_data
     if kind != "features":  # feature sequences have no frame size
         loader_kwargs = {"size": args.image_size, **loader_kwargs}
     train = hf.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
-                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size, **loader_kwargs)
+                           seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size,
+                           min_share=2 if batchnorm else 1, **loader_kwargs)
     test = hf.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
                           shuffle=False, seed=args.seed, pool=pool, rank=ranks.rank,
                           world_size=ranks.world_size, fixed=True, **{**loader_kwargs, **(eval_kwargs or {})})
@@ -992,7 +1089,8 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                   f"device {device}, amp {amp[1] if amp[0] else 'off'}, {ranks.world_size} process(es)", flush=True)
 
         train_loader, eval_loader = build_loaders(args, kind, (train_data, eval_data), pool, ranks,
-                                                  loader_kwargs or {}, eval_kwargs)
+                                                  loader_kwargs or {}, eval_kwargs,
+                                                  batchnorm=trains_batchnorm(raw_model, args.bn_drift))
         steps_per_epoch = min(len(train_loader), args.max_steps) if args.max_steps else len(train_loader)
         board = TensorBoard(args, ranks, start_epoch * steps_per_epoch + start_step + 1 if checkpoint else 0)
 
@@ -1121,7 +1219,56 @@ def check_trained(checkpoint, path, expected_kind=None):
         raise UserError(f"{path} holds a {kind!r} model, which no test script knows")
     if expected_kind is not None and kind != expected_kind:
         raise UserError(f"{path} holds a {kind} model; test it with {TEST_SCRIPTS[kind]}")
+    check_trained_args(trained, common_parser(), path, ("data_dir", "split", "image_size"))
     return checkpoint, trained, kind
+
+
+def check_trained_args(trained, parser, path, keys):
+    """Check the training args `keys` of a checkpoint as `parser` (the training script's) checks its
+    flags: the flag's type (positive_int, image_size, ...) and choices. A damaged value (an unknown
+    arch, a size that is no integer) is one UserError line naming the checkpoint, the flag and the value."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    for key in keys:
+        if key not in trained or key not in actions:
+            continue  # not recorded (an older checkpoint): the script's default
+        action, value = actions[key], trained[key]
+        problem = flag_value_problem(action, value)
+        if problem:
+            raise UserError(f"{path}: its training args are damaged: {key}={value!r} is not a value of "
+                            f"{action.option_strings[-1]} ({problem})")
+
+
+def flag_value_problem(action, value):
+    """Why `value` is not what `action`'s flag would have stored ('' when it is)."""
+    if action.nargs == 0:  # store_true / --flag/--no-flag
+        return "" if isinstance(value, bool) or (value is None and action.default is None) else "expected true or false"
+    if value is None:
+        return "" if action.default is None else "expected a value"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return f"a {type(value).__name__}"
+    if action.type is not None:
+        try:
+            parsed = action.type(str(value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            return str(e)
+        if type(parsed) is not type(value) and not (type(parsed) is float and type(value) is int):
+            return f"expected {'an integer' if type(parsed) is int else 'a number'}, not a {type(value).__name__}"
+        value = parsed
+    elif not isinstance(value, str):
+        return f"expected text, not a {type(value).__name__}"
+    if action.choices is not None and value not in action.choices:
+        return f"choose from {', '.join(map(str, action.choices))}"
+    return ""
+
+
+def rebuild_model(build, model_args, num_classes, ranks, path):
+    """build(model_args, num_classes, ranks, pretrained=False) for a checkpoint's model, or one line naming
+    the checkpoint when its args describe no model this code builds (a depth without that many layer4
+    blocks, a dropout of 5)."""
+    try:
+        return build(model_args, num_classes, ranks, pretrained=False)
+    except (UserError, ValueError) as e:
+        raise UserError(f"{path}: its training args describe no model that can be built ({one_line(e)})") from None
 
 
 def load_trained(args, ranks, expected_kind):

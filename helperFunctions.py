@@ -256,6 +256,8 @@ def _video_dataset(f, path):
         ds = f["video"]
     except KeyError:
         raise VideoReadError(f"{path}: no 'video' dataset") from None
+    if not isinstance(ds, h5py.Dataset):  # a group (or a named type) of that name holds no frames
+        raise VideoReadError(f"{path}: no 'video' dataset ('video' is an HDF5 {type(ds).__name__.lower()})")
     shape = ds.shape
     if ds.dtype == np.uint8:
         # Raw storage is recognised by its dtype: reading the `storage` attribute costs ~70 us of CPU
@@ -1012,11 +1014,13 @@ class BatchLoader:
     number of steps (DDP needs lockstep). A file that fails to load is dropped from its batch (never
     the whole batch), logged and counted in `failed`.
     `fixed=True` (evaluation) draws the frame/clip position from (seed, index) only, so every epoch
-    sees the same frame of each video.
+    sees the same frame of each video. `min_share`: a tail step that would give a rank fewer samples
+    joins the step before (training uses 2: BatchNorm cannot train on a batch of one sample whose
+    maps are 1x1, e.g. a ResNet's layer4 at small image sizes).
     """
 
     def __init__(self, paths, labels, batch_size, kind="frame", *, augment=False, shuffle=False,
-                 seed=0, pool=None, rank=0, world_size=1, prefetch=None, fixed=False, **loader_kwargs):
+                 seed=0, pool=None, rank=0, world_size=1, prefetch=None, fixed=False, min_share=1, **loader_kwargs):
         if kind not in SAMPLE_LOADERS:
             raise ValueError(f"kind must be one of {sorted(SAMPLE_LOADERS)}")
         if len(paths) < world_size:
@@ -1024,6 +1028,7 @@ class BatchLoader:
         self.paths, self.labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
         self.batch_size, self.kind, self.augment, self.shuffle = batch_size, kind, augment, shuffle
         self.seed, self.pool, self.rank, self.world_size, self.fixed = seed, pool, rank, world_size, fixed
+        self.min_share = min_share
         self.prefetch = prefetch or 2 * (pool_size(pool) or 1)
         if len(self.labels) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
@@ -1040,13 +1045,14 @@ class BatchLoader:
         self.epoch, self.start_step = epoch, start_step
 
     def _steps(self):
-        """Global index slices, one per step; a tail smaller than the rank count joins the step before."""
+        """Global index slices, one per step; a tail that gives a rank fewer than min_share samples (none,
+        by default) joins the step before."""
         n = len(self.paths)
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle
                  else np.arange(n))
         step = self.batch_size * self.world_size
         bounds = list(range(0, n, step)) + [n]
-        if len(bounds) > 2 and n - bounds[-2] < self.world_size:
+        if len(bounds) > 2 and n - bounds[-2] < self.min_share * self.world_size:
             del bounds[-2]
         return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 

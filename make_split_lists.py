@@ -26,7 +26,8 @@ Groups belong to one label: the same text in two label folders is two groups.
 Within each label the groups are shuffled (by seed and label) and taken into the test side while
 that brings its video count closer to --test-fraction of the label's videos; at least one group is
 tested and at least one trained, so every label with two groups or more is on both sides. A label
-with a single group is all training (with a warning). The same videos, options and seed give
+with a single group is all training (with a warning); when every label has a single group nothing
+could be tested, which is an error (exit status 2, nothing written). The same videos, options and seed give
 byte-identical files; --splits K writes K independent splits with seeds seed, seed+1, ...
 """
 import argparse
@@ -127,6 +128,19 @@ def group_videos(videos, pattern=None):
                 rules[rule] += 1
             groups[label].setdefault(key, []).append(stem)
     return groups, rules
+
+
+def check_splittable(groups, shown=5):
+    """A UserError when no label has two groups: a group is never split, so every video would be training
+    and the test list empty."""
+    if any(len(label_groups) > 1 for label_groups in groups.values()):
+        return
+    labels = [f"{label} ({sum(map(len, g.values()))} video{'s' if sum(map(len, g.values())) > 1 else ''})"
+              for label, g in groups.items()]
+    listed = ", ".join(labels[:shown]) + (f", ... (+{len(labels) - shown})" if len(labels) > shown else "")
+    raise UserError(f"cannot split: every label has a single group of videos ({listed}), and a group is never "
+                    f"split between train and test, so no video could be tested: give labels videos of two "
+                    f"groups or more (see the group rules in --help)")
 
 
 def choose_test_groups(group_sizes, test_fraction, rng):
@@ -241,6 +255,7 @@ def main(args):
         videos, empty = find_videos(videos_dir)
         check_names(videos)
         groups, rules = group_videos(videos, pattern)
+        check_splittable(groups)
     except UserError as e:
         fail(e)
     for label in empty:

@@ -168,7 +168,8 @@ class ResNet(nn.Module):
             return
         n = len(self.layer4)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-            raise ValueError(f"layer4_blocks must be None or an int in 1..{n}, got {k!r}")
+            raise ValueError(f"layer4_blocks must be None or an int in 1..{n} (a ResNet-{self.depth} has {n} "
+                             f"block{'s' if n > 1 else ''} in layer4), got {k!r}")
 
     def forward(self, x, layer4_blocks=None):
         k = self.layer4_blocks if layer4_blocks is None else layer4_blocks

@@ -113,6 +113,8 @@ def describe(trained, args, clip_len):
 def load_model(checkpoint, trained, ranks, path, image_size):
     """(the trained 3D ResNet or C3D of a checkpoint on the CPU, its clip length, its normalisation name).
     A C3D with the released fixed fc6 takes only the image size it was trained at."""
+    engine.check_trained_args(trained, train_3d.get_args_parser(), path, (
+        "arch", "depth", "layer4_blocks", "clip_len", "norm", "c3d_dropout", "c3d_width", "c3d_adaptive_pool"))
     if trained.get("arch") == "c3d":
         model_args = argparse.Namespace(arch="c3d", c3d_dropout=trained.get("c3d_dropout", 0.5),
                                         c3d_width=trained.get("c3d_width", 1.0),
@@ -123,7 +125,7 @@ def load_model(checkpoint, trained, ranks, path, image_size):
     else:
         model_args = argparse.Namespace(arch="resnet", depth=trained.get("depth", 50),
                                         layer4_blocks=trained.get("layer4_blocks", 1))
-    model = train_3d.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
+    model = engine.rebuild_model(train_3d.build_model, model_args, len(checkpoint["class_list"]), ranks, path)
     engine.load_model_state(model, checkpoint.pop("model"), path)  # and free the copy
     norm = trained.get("norm") or ("c3d" if model_args.arch == "c3d" else "assignment")
     return model, trained.get("clip_len") or hf.CLIP_LEN, norm
@@ -144,6 +146,9 @@ def main(args):
         args.mode = args.mode or "full"
     model, clip_len, norm = load_model(checkpoint, trained, ranks, args.checkpoint, args.image_size)
     if args.layer4_blocks:
+        if args.layer4_blocks > len(model.layer4):
+            raise engine.UserError(f"--layer4-blocks {args.layer4_blocks}: {args.checkpoint} holds a 3D ResNet-"
+                                   f"{model.depth}, which has {len(model.layer4)} block(s) in layer4")
         model.layer4_blocks = args.layer4_blocks
     if args.max_frames < clip_len:
         raise engine.UserError(f"--max-frames must be at least the clip length {clip_len}")

@@ -52,10 +52,12 @@ def load_model(checkpoint, trained, ranks, path, dims):
     if dims != trained.get("input_size"):
         raise engine.UserError(f"{path}: the features hold {dims} values per frame, but the checkpoint's model reads "
                                f"{trained.get('input_size')}: use the features it was trained on")
+    engine.check_trained_args(trained, train_rnn.get_args_parser(), path, (
+        "cell", "layers", "hidden", "bidirectional", "dropout", "head", "max_frames", "frame_stride", "features"))
     model_args = argparse.Namespace(**{k: trained.get(k, d) for k, d in (
         ("input_size", dims), ("cell", "gru"), ("layers", 2), ("hidden", 256), ("bidirectional", False),
         ("dropout", 0.0), ("head", "last"))})
-    model = train_rnn.build_model(model_args, len(checkpoint["class_list"]), ranks)
+    model = engine.rebuild_model(train_rnn.build_model, model_args, len(checkpoint["class_list"]), ranks, path)
     engine.load_model_state(model, checkpoint.pop("model"), path)
     return model, trained.get("max_frames", 250), trained.get("frame_stride", 1)
 

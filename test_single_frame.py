@@ -63,9 +63,10 @@ def describe(trained, args):
 def load_model(checkpoint, trained, ranks, path):
     """The trained frame model (single frame or TSN) of a checkpoint, on the CPU. The checkpoint's copy
     of the weights is dropped once loaded (~100 MB for a ResNet-50)."""
+    engine.check_trained_args(trained, train_single_frame.get_args_parser(), path, ("arch", "dropout", "segments"))
     model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
                                     dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
-    model = train_single_frame.build_model(model_args, len(checkpoint["class_list"]), ranks, pretrained=False)
+    model = engine.rebuild_model(train_single_frame.build_model, model_args, len(checkpoint["class_list"]), ranks, path)
     engine.load_model_state(model, checkpoint.pop("model"), path)
     return model
 

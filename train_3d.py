@@ -75,8 +75,11 @@ def build_model(args, num_classes, ranks, pretrained=True):
         model = c3d.C3D(num_classes=num_classes, dropout=args.c3d_dropout, width=args.c3d_width,
                         adaptive_pool=args.c3d_adaptive_pool)
     else:
-        model = resnet_3d.generate_model(args.depth, shortcut_type="B" if args.depth >= 50 else "A",
-                                         num_classes=num_classes, layer4_blocks=args.layer4_blocks)
+        try:
+            model = resnet_3d.generate_model(args.depth, shortcut_type="B" if args.depth >= 50 else "A",
+                                             num_classes=num_classes, layer4_blocks=args.layer4_blocks)
+        except ValueError as e:  # more --layer4-blocks than the depth has, an unknown depth
+            raise engine.UserError(f"--depth {args.depth} --layer4-blocks {args.layer4_blocks}: {e}") from None
     path = pretrained_path(args) if pretrained else None
     if path is not None:
         load_released(model, arch, path, ranks)
