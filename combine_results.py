@@ -377,7 +377,8 @@ def scan_folders(folders, video_paths, num_classes, what, hint):
 
 
 def check_output_dir(output_dir, inputs):
-    """Refuse an --output-dir that is, holds or lies inside a folder this run reads."""
+    """Refuse an --output-dir that is, holds or lies inside a folder this run reads (check_output_folder
+    has checked that it can be a folder)."""
     try:
         guards.check_output_paths({"--output-dir": output_dir}, inputs)
     except guards.UserError as e:
@@ -2193,7 +2194,7 @@ def write_summary(summary, output_dir):
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
-def check_output_dir(output_dir):
+def check_output_folder(output_dir):
     """A folder that can be made or written to, checked before the work: a file of that name is one line."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         fail(f"--output-dir {output_dir} is a file, not a folder: choose another --output-dir (the file is left as it is)")
@@ -2206,7 +2207,7 @@ def check_output_dir(output_dir):
 
 def main(args):
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
-    check_output_dir(args.output_dir)
+    check_output_folder(args.output_dir)
     if args.summarize:
         given = [flag for flag, value in (("--model", args.model), ("--single-frame", args.single_frame),
                                           ("--3d", args.three_d), ("--val", args.val), ("--fuse", args.fuse))

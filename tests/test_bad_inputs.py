@@ -1031,7 +1031,7 @@ def test_an_output_that_is_or_holds_an_input_is_refused_before_anything_is_writt
     assert set(snapshot(tmp)) == set(before)  # nothing new either
 
 
-def tested(world, tmp, script, kind, predictions, monkeypatch, capsys, *extra):
+def run_tested(world, tmp, script, kind, predictions, monkeypatch, capsys, *extra):
     argv = ["--checkpoint", world.files[kind] if os.path.sep not in kind else kind, "--predictions-dir", predictions,
             "--output-dir", os.path.join(tmp, "o"), "--data-dir", world.data, "--limit", "2", *CPU, *extra]
     return run_script(script, argv, monkeypatch, capsys)
@@ -1039,22 +1039,22 @@ def tested(world, tmp, script, kind, predictions, monkeypatch, capsys, *extra):
 
 def test_another_checkpoint_into_a_finished_predictions_folder_is_refused(world, tmp_path, monkeypatch, capsys):
     tmp, predictions = str(tmp_path), str(tmp_path / "p")
-    code, _, err = tested(world, tmp, "test_single_frame.py", "frame-ckpt", predictions, monkeypatch, capsys)
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", predictions, monkeypatch, capsys)
     assert code == 0, err
     before = snapshot(predictions)
     other = str(tmp_path / "other.pth")
     state = torch.load(world.files["frame-ckpt"], weights_only=True)
     state["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()}
     torch.save(state, other)  # the same model, trained further: another checkpoint
-    code, _, err = tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys)
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys)
     refused(code, err, "test_single_frame.py", predictions, "checkpoint_sha256", "--no-resume")
     assert snapshot(predictions) == before
     # Another view of the same checkpoint is another run too.
-    code, _, err = tested(world, tmp, "test_single_frame.py", "frame-ckpt", predictions, monkeypatch, capsys,
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", predictions, monkeypatch, capsys,
                           "--crops", "3")
     refused(code, err, "test_single_frame.py", predictions, "crops")
     # --no-resume starts over: every video redone, results and the record name the new checkpoint.
-    code, out, err = tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys, "--no-resume")
+    code, out, err = run_tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys, "--no-resume")
     assert code == 0 and "already done" not in out, err
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert results["checkpoint"] == other
@@ -1064,27 +1064,27 @@ def test_another_checkpoint_into_a_finished_predictions_folder_is_refused(world,
     redone = [p for p in before if p.endswith(".hdf5")]
     assert redone and all(after[p] != before[p] for p in redone)
     # The same run again resumes.
-    code, out, err = tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys)
+    code, out, err = run_tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys)
     assert code == 0 and "2 videos already done" in out, err
 
 
 def test_another_3d_mode_into_a_finished_folder_is_refused(world, tmp_path, monkeypatch, capsys):
     tmp, predictions = str(tmp_path), str(tmp_path / "p")
-    code, _, err = tested(world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "sliding")
+    code, _, err = run_tested(world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "sliding")
     assert code == 0, err
-    code, _, err = tested(world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "full")
+    code, _, err = run_tested(world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "full")
     refused(code, err, "test_3d.py", predictions, "full")
 
 
 def test_an_older_folder_whose_model_json_names_another_checkpoint_is_refused(world, tmp_path, monkeypatch, capsys):
     # Written before provenance.json existed: its model.json still says which checkpoint made it.
     tmp, predictions = str(tmp_path), tmp_path / "p"
-    code, _, err = tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
     assert code == 0, err
     (predictions / engine.PROVENANCE_NAME).unlink()
     info = json.loads((predictions / "model.json").read_text())
     metrics.write_json(predictions / "model.json", {**info, "checkpoint": "/elsewhere/checkpoint.pth"})
-    code, _, err = tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
     refused(code, err, "test_single_frame.py", str(predictions), "/elsewhere/checkpoint.pth")
 
 
@@ -1187,7 +1187,7 @@ def test_combine_refuses_predictions_of_another_class_order(world, tmp_path, mon
     # The test script records its class list; combine_results with a classInd.txt in another order would
     # score the same predictions against the wrong classes.
     tmp, predictions = str(tmp_path), str(tmp_path / "p")
-    code, _, err = tested(world, tmp, "test_single_frame.py", "frame-ckpt", predictions, monkeypatch, capsys,
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", predictions, monkeypatch, capsys,
                           "--limit", "0")
     assert code == 0, err
     data = str(tmp_path / "data")
