@@ -38,11 +38,12 @@ DEMO_C3D    := $(DEMO_RUNS)/c3d
 DEMO_FEAT   := $(DEMO)/features/split1
 DEMO_RNN    := $(DEMO_RUNS)/rnn
 
-.PHONY: help venv test demo bench bench-gpu clean-demo
+.PHONY: help venv test lint demo bench bench-gpu clean-demo
 
 help:
 	@echo "make demo      - set up .venv, run the whole study on a synthetic dataset, print the report's path"
 	@echo "make test      - set up .venv and run the test suite"
+	@echo "make lint      - ruff (pyflakes, pycodestyle, isort, bugbear, complexity; pyproject.toml)"
 	@echo "make bench     - loader, decoder and test-throughput benchmarks on the CPU (numbers in the README)"
 	@echo "make bench-gpu - the GPU benchmark (needs CUDA; bench/README.md)"
 
@@ -57,6 +58,9 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 demo: $(DEMO_REPORT)/report.pdf
 	@echo

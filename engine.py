@@ -30,9 +30,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import helperFunctions as hf
-from guards import (PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs,  # noqa: F401
-                    script_inputs)
 import metrics
+from guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
 # On the CPU the forward pass takes 20-80 ms of CPU per frame against 0.1-0.2 ms to load it: loader
@@ -46,10 +45,16 @@ LOG_NAME = "log.jsonl"
 
 # Errors of a path itself (not of a bug), with what to do: a file where a folder is expected, permissions,
 # a full disk.
-PATH_ERRNOS = {errno.EEXIST: "a file is where a folder is expected", errno.ENOTDIR: "a file is where a folder is expected",
-               errno.EISDIR: "a folder is where a file is expected", errno.EACCES: "choose a folder you can write to",
-               errno.EPERM: "choose a folder you can write to", errno.EROFS: "choose a folder you can write to",
-               errno.ENOSPC: "free some space and run again", errno.EDQUOT: "free some space and run again"}
+PATH_ERRNOS = {
+    errno.EEXIST: "a file is where a folder is expected",
+    errno.ENOTDIR: "a file is where a folder is expected",
+    errno.EISDIR: "a folder is where a file is expected",
+    errno.EACCES: "choose a folder you can write to",
+    errno.EPERM: "choose a folder you can write to",
+    errno.EROFS: "choose a folder you can write to",
+    errno.ENOSPC: "free some space and run again",
+    errno.EDQUOT: "free some space and run again",
+}
 
 
 def run_main(main, parser, argv=None):
@@ -300,7 +305,9 @@ def test_parser(defaults):
                             "3 = left/centre/right squares of the frame resized to short side --image-size; "
                             "10 = 4 corners + centre of the frame resized to short side --image-size*256/224, "
                             "each also mirrored (TSN's test) (default: 1)")
-    g.add_argument("--limit", type=non_negative_int, default=0, help="test only the first N videos of the subset (default: all)")
+    g.add_argument(
+        "--limit", type=non_negative_int, default=0, help="test only the first N videos of the subset (default: all)"
+    )
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip the videos PREDICTIONS_DIR already holds from the same run (same checkpoint, "
                         "mode and views; a folder of another run is refused); --no-resume redoes every video "
@@ -788,7 +795,7 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,
+def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,  # noqa: C901 (split up in the restructure, issue 21)
                     start_step=0, partial=None, max_steps=0, on_step=None, schedule=None, clip_grad_norm=None,
                     log_step=None, step_seed=None):
     """One epoch (or its rest, after a mid-epoch resume). Returns a stats dict, with 'stopped' set
@@ -933,14 +940,14 @@ def load_split(args, ranks, paths_of=None):
     try:
         class_list, train, test = hf.getUCF101(args.data_dir, args.split, getattr(args, "storage", "auto"))
     except (FileNotFoundError, ValueError) as e:
-        raise UserError(str(e))
+        raise UserError(str(e)) from None
     held_out, name = test, "test"
     if getattr(args, "val_groups", None):
         try:
             groups = hf.parse_groups(args.val_groups)
             train, held_out = hf.split_by_groups(train[0], train[1], groups)
         except ValueError as e:
-            raise UserError(f"--val-groups {args.val_groups}: {e}")
+            raise UserError(f"--val-groups {args.val_groups}: {e}") from None
         name = "val"
         if ranks.main:
             print(f"validation: groups {', '.join(f'g{g:02d}' for g in groups)} held out of training "
@@ -993,7 +1000,7 @@ class TensorBoard:
             self.writer.close()
 
 
-def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs=None, after_trainable=None,
+def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs=None, after_trainable=None,  # noqa: C901 (split up in the restructure, issue 21)
           head="fc", forward=None, paths_of=None):
     """The training driver of every train script.
 
@@ -1063,8 +1070,10 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
             try:
                 optimizer.load_state_dict(checkpoint["optimizer"])
             except (ValueError, KeyError) as e:
-                raise UserError(f"{ckpt_path}: its optimizer state does not fit --optimizer {args.optimizer} / "
-                                f"--trainable / --head-lr-mult ({one_line(e)}); use the same flags or --no-resume") from None
+                raise UserError(
+                    f"{ckpt_path}: its optimizer state does not fit --optimizer {args.optimizer} / "
+                    f"--trainable / --head-lr-mult ({one_line(e)}); use the same flags or --no-resume"
+                ) from None
             for group, mult in zip(optimizer.param_groups, (1.0, args.head_lr_mult)):
                 group["initial_lr"] = args.lr * mult  # the flags of this run decide the base lr
             scaler.load_state_dict(checkpoint["scaler"])
@@ -1159,7 +1168,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                            "left out of training and evaluation")
         return entry
     except NonFiniteLoss as e:
-        raise UserError(str(e))
+        raise UserError(str(e)) from None
     finally:
         if board is not None:
             board.close()
@@ -1511,9 +1520,12 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
             sys.exit(EXIT_PREEMPTED)
         ranks.barrier()
         if ranks.main:
-            print(f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
-                  f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
-                  f"loader wait {loader.wait_seconds:.1f} s", flush=True)
+            print(
+                f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
+                f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
+                f"loader wait {loader.wait_seconds:.1f} s",
+                flush=True,
+            )
         return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
     finally:
         stop.__exit__()
@@ -1633,13 +1645,21 @@ def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_
         row_correct += int((logits.argmax(1) == labels[i]).sum())
         row_count += len(logits)
     summary, cm = metrics.summarize(np.stack(scores), labels[scored], class_list)
-    results = {"top1": summary["top1"], "top5": summary["top5"], "top10": summary["top10"],
-               "mean_class_accuracy": summary["mean_class_accuracy"],
-               f"{row_name}_accuracy": row_correct / max(row_count, 1), "videos": len(scored),
-               "failed_videos": sorted(failed), "failed": len(failed), "split": args.split,
-               "subset": getattr(args, "subset", "test"),
-               "checkpoint": os.path.abspath(checkpoint_path), "predictions_dir": os.path.abspath(args.predictions_dir),
-               **{k: v for k, v in summary.items() if k not in ("top1", "top5", "top10", "mean_class_accuracy", "videos")}}
+    results = {
+        "top1": summary["top1"],
+        "top5": summary["top5"],
+        "top10": summary["top10"],
+        "mean_class_accuracy": summary["mean_class_accuracy"],
+        f"{row_name}_accuracy": row_correct / max(row_count, 1),
+        "videos": len(scored),
+        "failed_videos": sorted(failed),
+        "failed": len(failed),
+        "split": args.split,
+        "subset": getattr(args, "subset", "test"),
+        "checkpoint": os.path.abspath(checkpoint_path),
+        "predictions_dir": os.path.abspath(args.predictions_dir),
+        **{k: v for k, v in summary.items() if k not in ("top1", "top5", "top10", "mean_class_accuracy", "videos")},
+    }
     if model_info is not None:
         results["model"] = model_info
     os.makedirs(args.output_dir, exist_ok=True)

@@ -59,7 +59,9 @@ def get_args_parser():
     g.add_argument("--batch-size", type=engine.positive_int, default=100, help="frames per forward pass (default: 100)")
     g.add_argument("--chunk-frames", type=engine.positive_int, default=100,
                    help="frames loaded at a time, so memory does not grow with video length (default: 100)")
-    g.add_argument("--limit", type=engine.non_negative_int, default=0, help="only the first N videos of each subset (default: all)")
+    g.add_argument(
+        "--limit", type=engine.non_negative_int, default=0, help="only the first N videos of each subset (default: all)"
+    )
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip the videos OUTPUT_DIR already holds from the same extraction (same weights, "
                         "architecture, image size and stride; a folder of another one is refused); "
@@ -146,10 +148,10 @@ def main(args):
         "weights_sha256": engine.file_sha256(weights_file) if weights_file else None,
         "seed": args.seed if args.source == "none" else None}, {"weights": source},
         (FEATURES_INFO, {k: info[k] for k in ("arch", "source", "image_size", "frame_stride")}))
+    normalize = engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
     result = engine.stream_videos(
         args, model, paths, plan=stride_plan(args.frame_stride, args.chunk_frames), max_chunk=args.chunk_frames,
-        rows_fn=lambda m, frames, n=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD): feature_rows(args.batch_size)(
-            m, frames, n.to(frames.device)),
+        rows_fn=lambda m, frames: feature_rows(args.batch_size)(m, frames, normalize.to(frames.device)),
         output_path=lambda p: metrics.prediction_path(args.output_dir, p),
         write=lambda target, features, extra: write_features(target, features, {**attrs, **extra}),
         complete=feature_file_complete, desc="features", noun="features", provenance=provenance)

@@ -1032,7 +1032,9 @@ class BatchLoader:
         self.prefetch = prefetch or 2 * (pool_size(pool) or 1)
         if len(self.labels) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
-        inspect.signature(SAMPLE_LOADERS[kind]).bind(None, None, None, **loader_kwargs)  # TypeError now, not in a worker
+        inspect.signature(SAMPLE_LOADERS[kind]).bind(
+            None, None, None, **loader_kwargs
+        )  # TypeError now, not in a worker
         self.loader_kwargs = loader_kwargs
         self.epoch_failed = 0
         self.epoch, self.start_step = 0, 0
@@ -1083,7 +1085,7 @@ class BatchLoader:
         read_seconds = 0.0  # reading a batch back from /dev/shm also keeps the step waiting
         try:
             for number, (step, (data, indices, failures, lengths)) in enumerate(zip(steps, prefetcher)):
-                for index, path, reason in failures:
+                for _index, path, reason in failures:
                     if path not in self.failed:  # named once, not every epoch
                         log.warning("skipping %s: %s", path, reason)
                     self.failed[path] = reason
@@ -1224,10 +1226,43 @@ class VideoChunkLoader:
 
 
 __all__ = [
-    "getUCF101", "video_group", "parse_groups", "split_by_groups", "subset_videos", "loadFrame", "loadSequence", "loadFrameRaw", "loadSequenceRaw", "iter_video_chunks",
-    "load_chunk", "read_frames", "video_info", "write_video_hdf5", "make_pool", "close_pool", "Prefetcher",
-    "LoaderWorkerDied", "BatchLoader", "Batch", "VideoChunkLoader", "video_chunk_plan", "clip_indices",
-    "normalize_numpy", "open_video", "segment_centres", "segment_offsets", "crop_boxes", "feature_info",
-    "feature_window", "read_features", "VIDEO_SUFFIXES", "CROPS",
-    "FRAME_MEAN", "FRAME_STD", "CLIP_MEAN", "CLIP_STD", "KINETICS_MEAN", "KINETICS_STD",
+    "getUCF101",
+    "video_group",
+    "parse_groups",
+    "split_by_groups",
+    "subset_videos",
+    "loadFrame",
+    "loadSequence",
+    "loadFrameRaw",
+    "loadSequenceRaw",
+    "iter_video_chunks",
+    "load_chunk",
+    "read_frames",
+    "video_info",
+    "write_video_hdf5",
+    "make_pool",
+    "close_pool",
+    "Prefetcher",
+    "LoaderWorkerDied",
+    "BatchLoader",
+    "Batch",
+    "VideoChunkLoader",
+    "video_chunk_plan",
+    "clip_indices",
+    "normalize_numpy",
+    "open_video",
+    "segment_centres",
+    "segment_offsets",
+    "crop_boxes",
+    "feature_info",
+    "feature_window",
+    "read_features",
+    "VIDEO_SUFFIXES",
+    "CROPS",
+    "FRAME_MEAN",
+    "FRAME_STD",
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
 ]

@@ -250,7 +250,7 @@ def main(args):
         try:
             pattern = None if args.group_pattern is None else re.compile(args.group_pattern)
         except re.error as e:
-            raise UserError(f"--group-pattern {args.group_pattern!r} is not a valid regular expression: {e}")
+            raise UserError(f"--group-pattern {args.group_pattern!r} is not a valid regular expression: {e}") from None
         videos_dir, out_dir = Path(args.videos), Path(args.out)
         videos, empty = find_videos(videos_dir)
         check_names(videos)

@@ -641,7 +641,7 @@ def explain_stems(paths):
     return stems
 
 
-def main(args):
+def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     if (args.weights or args.fusion) and len(args.checkpoint) < 2:
         raise engine.UserError("--fusion/--weights: there is nothing to fuse with one --checkpoint")
     if args.weights and not is_results_path(args.weights):

@@ -336,7 +336,7 @@ def fail(message):
     raise SystemExit(2)
 
 
-def main(args):
+def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     videos_dir, out_dir = Path(args.videos), Path(args.out)
     if args.workers < 0:
         fail(f"--workers must be >= 0, not {args.workers}")
@@ -347,7 +347,9 @@ def main(args):
     if args.list is not None and not Path(args.list).is_file():
         fail(f"--list {args.list} is not a file")
     try:
-        guards.check_output_paths({"--out": args.out}, {"--videos": [args.videos], "--list": [args.list] if args.list else []})
+        guards.check_output_paths(
+            {"--out": args.out}, {"--videos": [args.videos], "--list": [args.list] if args.list else []}
+        )
     except guards.UserError as e:
         fail(str(e))
     segment = args.segment_seconds

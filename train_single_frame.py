@@ -54,7 +54,7 @@ def imagenet_state_dict(arch, ranks):
                 f"ImageNet weights for {arch} are not cached at {cached} and cannot be downloaded ({e}). "
                 f"Fetch them once on a machine with network (e.g. a login node) with the same TORCH_HOME: "
                 + FETCH_HINT.format(arch=arch, weights=type(weights).__name__)
-                + " -- or pass --weights PATH or --pretrained none")
+                + " -- or pass --weights PATH or --pretrained none") from None
         finally:
             socket.setdefaulttimeout(previous)
             if ranks.local_rank == 0 and ranks.enabled:
@@ -83,7 +83,11 @@ def build_model(args, num_classes, ranks, pretrained=True):
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as e:  # TypeError, AttributeError: not a dict
-            source = f"--weights {args.weights}" if args.weights else f"cached ImageNet weights {imagenet_cache_path(args.arch)}"
+            source = (
+                f"--weights {args.weights}"
+                if args.weights
+                else f"cached ImageNet weights {imagenet_cache_path(args.arch)}"
+            )
             raise engine.UserError(f"{source}: not a torchvision {args.arch} state_dict "
                                    f"({engine.state_dict_misfit(model, state) or engine.one_line(e)})") from None
     # A new classifier for the dataset's classes (the ImageNet head has 1000).

@@ -369,8 +369,8 @@ def measure_clips(videos, strategies, draws, repeats, clip_len):
                 for video in videos:
                     path, shape = video[kind], video["shape"]
                     resize(fn(path, draws[video["name"]][0], clip_len, shape), size)  # warm-up
-                    cpu, wall, _ = cpu_and_wall(lambda: [resize(fn(path, s, clip_len, shape), size)
-                                                         for s in draws[video["name"]]])
+                    cpu, wall, _ = cpu_and_wall(lambda: [resize(fn(path, s, clip_len, shape), size)  # noqa: B023 (run at once)
+                                                         for s in draws[video["name"]]])  # noqa: B023
                     t["per_video"][video["name"]].append(cpu * 1e3 / len(draws[video["name"]]))
                     cpu_total, wall_total, clips = cpu_total + cpu, wall_total + wall, clips + len(draws[video["name"]])
                 t["cpu"].append(cpu_total * 1e3 / clips)
@@ -387,8 +387,8 @@ def measure_videos(videos, strategies, repeats, chunk=None):
             for size in SIZES:
                 extra = () if chunk is None else (chunk,)
                 fn(videos[0][kind], videos[0]["frames"], size, videos[0]["shape"], *extra)  # warm-up
-                cpu, wall, _ = cpu_and_wall(lambda: [fn(v[kind], v["frames"], size, v["shape"], *extra)
-                                                     for v in videos])
+                cpu, wall, _ = cpu_and_wall(lambda: [fn(v[kind], v["frames"], size, v["shape"], *extra)  # noqa: B023
+                                                     for v in videos])  # (run at once, inside the loop)
                 times[(name, size)]["cpu"].append(cpu * 1e3 / total)
                 times[(name, size)]["wall"].append(wall * 1e3 / total)
     return times
@@ -400,7 +400,7 @@ def measure_counts(videos, methods, repeats):
         costs, exact, truncated = [], 0, []
         for video in videos:
             fn(video["avi"])  # warm-up
-            runs = [cpu_and_wall(lambda: fn(video["avi"])) for _ in range(max(repeats, 3))]
+            runs = [cpu_and_wall(lambda: fn(video["avi"])) for _ in range(max(repeats, 3))]  # noqa: B023 (at once)
             costs.append(statistics.median(r[0] for r in runs) * 1e3)
             exact += runs[0][2] == video["frames"]
             truncated.append((fn(video["truncated"]), video["truncated_decoded"]))
@@ -427,12 +427,18 @@ def table_rows(times, strategies):
 
 def markdown_timing(title, rows, unit, accuracy=None):
     head = "| reader | " + " | ".join(f"{unit}, {'no resize' if s is None else f'resize {s}'}" for s in SIZES)
-    head += " | CPU min-max (no resize) | wall (no resize) |" + (" frame-accurate (clips, max abs diff) |" if accuracy else "")
+    head += " | CPU min-max (no resize) | wall (no resize) |" + (
+        " frame-accurate (clips, max abs diff) |" if accuracy else ""
+    )
     lines = [title, "", head, "|---|" + "---:|" * (len(SIZES) + 2) + ("---|" if accuracy else "")]
     for name, by_size in rows.items():
         cells = [f"{by_size[str(s)]['cpu_ms']:.3f}" for s in SIZES]
         none = by_size["None"]
-        line = f"| {name} | " + " | ".join(cells) + f" | {none['cpu_min']:.3f}-{none['cpu_max']:.3f} | {none['wall_ms']:.3f} |"
+        line = (
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {none['cpu_min']:.3f}-{none['cpu_max']:.3f} | {none['wall_ms']:.3f} |"
+        )
         if accuracy:
             a = accuracy[name]
             if name == JPEG:
@@ -445,9 +451,12 @@ def markdown_timing(title, rows, unit, accuracy=None):
 
 
 def markdown_per_video(times, strategies, videos):
-    lines = ["Per video (ms of CPU per 16-frame clip, no resize; keyframes from the raw demux):", "",
-             "| reader | " + " | ".join(f"{v['name'][2:]} ({v['frames']} fr, {v['keyframes']} kf)" for v in videos) + " |",
-             "|---|" + "---:|" * len(videos)]
+    lines = [
+        "Per video (ms of CPU per 16-frame clip, no resize; keyframes from the raw demux):",
+        "",
+        "| reader | " + " | ".join(f"{v['name'][2:]} ({v['frames']} fr, {v['keyframes']} kf)" for v in videos) + " |",
+        "|---|" + "---:|" * len(videos),
+    ]
     for name, _, _ in strategies:
         per = times[(name, None)]["per_video"]
         lines.append(f"| {name} | " + " | ".join(f"{med(per[v['name']]):.2f}" for v in videos) + " |")
@@ -455,10 +464,13 @@ def markdown_per_video(times, strategies, videos):
 
 
 def markdown_counts(rows, videos):
-    lines = [f"Frame counts (ms of CPU per video: mean, min-max over the {len(videos)} clips; truncated: copies "
-             f"cut to {TRUNCATE_TO:.0%} of their bytes, 'reported / decoded' per clip):", "",
-             "| method | ms per video | min-max | exact on originals | exact on truncated | truncated: reported / decoded |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"Frame counts (ms of CPU per video: mean, min-max over the {len(videos)} clips; truncated: copies "
+        f"cut to {TRUNCATE_TO:.0%} of their bytes, 'reported / decoded' per clip):",
+        "",
+        "| method | ms per video | min-max | exact on originals | exact on truncated | truncated: reported / decoded |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         pairs = ", ".join(f"{a}/{b}" for a, b in r["truncated"])
         lines.append(f"| {r['method']} | {r['ms_per_video']:.3f} | {r['ms_min']:.3f}-{r['ms_max']:.3f} | "
@@ -504,9 +516,11 @@ def markdown_cores(clips, frames, whole):
         a = [cost[kind][str(s)]["cpu_ms"] for s in (112, 224)]
         j = [jpeg[kind][str(s)]["cpu_ms"] for s in (112, 224)]
         r = [raw[kind][str(s)]["cpu_ms"] for s in (112, 224)]
-        lines.append(f"| {stage} | {reads} | {rate:,.0f} | {a[0]:.2f} / {a[1]:.2f} | "
-                     f"{rate * a[0] / 1e3:.1f} / {rate * a[1] / 1e3:.1f} | {rate * j[0] / 1e3:.1f} / {rate * j[1] / 1e3:.1f} | "
-                     f"{rate * r[0] / 1e3:.1f} / {rate * r[1] / 1e3:.1f} |")
+        lines.append(
+            f"| {stage} | {reads} | {rate:,.0f} | {a[0]:.2f} / {a[1]:.2f} | "
+            f"{rate * a[0] / 1e3:.1f} / {rate * a[1] / 1e3:.1f} | {rate * j[0] / 1e3:.1f} / {rate * j[1] / 1e3:.1f} | "
+            f"{rate * r[0] / 1e3:.1f} / {rate * r[1] / 1e3:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -622,7 +636,9 @@ def get_args_parser():
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed repeats per row (default 5)")
     parser.add_argument("--clips-per-video", type=positive_int, default=10,
                         help="random clips (and frames) per sample clip in each repeat (default 10)")
-    parser.add_argument("--chunk-frames", type=positive_int, default=100, help="frames per chunk in the chunked read (default 100)")
+    parser.add_argument(
+        "--chunk-frames", type=positive_int, default=100, help="frames per chunk in the chunked read (default 100)"
+    )
     parser.add_argument("--check", choices=("all", "drawn"), default="all",
                         help="frame-accuracy check on every clip start of every video or only the drawn ones "
                              "(default all)")

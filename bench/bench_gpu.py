@@ -535,7 +535,7 @@ def train_row(ctx, spec, precision, compiled):
         return {**row, "status": "skipped (time budget)"}
     batch_size = spec.args.batch_size
     while True:
-        result = attempt(ctx, lambda: train_once(ctx, spec, precision, compiled, batch_size,
+        result = attempt(ctx, lambda: train_once(ctx, spec, precision, compiled, batch_size,  # noqa: B023 (at once)
                                                  step_plan(ctx, (2, 3, 10), (3, 5, 50))))
         if result is NON_FINITE:
             return {**row, "status": NON_FINITE_STATUS}
@@ -557,7 +557,7 @@ def max_batch_search(ctx, spec, precision):
         if not ctx.budget.allows(ROW_COST_S["train"] + ctx.reserve_s):
             result["status"] = "skipped (time budget)"
             break
-        r = attempt(ctx, lambda: train_once(ctx, spec, precision, False, batch_size,
+        r = attempt(ctx, lambda: train_once(ctx, spec, precision, False, batch_size,  # noqa: B023 (at once)
                                             step_plan(ctx, (1, 1, 1), (1, 2, 2))))
         if r is NON_FINITE:
             result["status"] = NON_FINITE_STATUS
@@ -1128,7 +1128,7 @@ def write_report(ctx, report, json_path, markdown_path):
         f.write(markdown(ctx, report) + "\n")
 
 
-def main(args):
+def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     if args.dry_run:
         # Toy tensors gain nothing from a second thread, and on a busy machine two OpenMP threads
         # waiting on each other cost several times the work.

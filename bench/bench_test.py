@@ -56,11 +56,11 @@ Speed: frames/s as the test scripts report it (their own timer: loading + model 
 interpreter start-up and model construction; the baseline's timer covers the same); clips/s =
 prediction rows (windows or pieces) per second of that timer. `wall s` is the whole subprocess, CPU
 user/sys its CPU time with its workers' (getrusage of the reaped tree). With --repeats N every cell is
-the median of N runs, the repeats interleaved (repeat r runs every configuration once, starting r configurations later). Speed ratio
-(ours / the assignment's, test_single_frame.py only): per repeat, of two runs taken one after the
-other on the same video, then the median over the repeats; also as CPU seconds per frame (less
-sensitive to other jobs on a shared machine). Each run's load average is printed; the videos stay in
-the page cache: these are CPU and memory costs, not disk reads.
+the median of N runs, the repeats interleaved (repeat r runs every configuration once, starting r
+configurations later). Speed ratio (ours / the assignment's, test_single_frame.py only): per repeat, of
+two runs taken one after the other on the same video, then the median over the repeats; also as CPU
+seconds per frame (less sensitive to other jobs on a shared machine). Each run's load average is
+printed; the videos stay in the page cache: these are CPU and memory costs, not disk reads.
 """
 import argparse
 import datetime
@@ -169,6 +169,7 @@ def class_names():
 def write_root(root, frames, seed=0):
     """A data dir with one test video of `frames` frames; returns the video's path."""
     import numpy as np
+
     import helperFunctions as hf
 
     names = class_names()
@@ -217,6 +218,7 @@ def setup_main(argv):
 def write_checkpoints(out, args, root):
     """2D and 3D checkpoints in the training scripts' format (engine.train's state())."""
     import torch
+
     import engine
     import train_3d
     import train_single_frame
@@ -391,7 +393,7 @@ def _max_kinds(peaks, kinds, index):
         peaks[kind] = max(peaks.get(kind, 0), values[index])
 
 
-def run_measured(cmd, log_path, poll=0.02, private_every=10, isolate=False, env=None, timeout=None, cwd=REPO_ROOT,
+def run_measured(cmd, log_path, poll=0.02, private_every=10, isolate=False, env=None, timeout=None, cwd=REPO_ROOT,  # noqa: C901 (split up in the restructure, issue 21)
                  mappings_every=0):
     """Run `cmd` (in `cwd`); returns wall time, exit code, CPU time and memory peaks in MB.
 
@@ -657,12 +659,14 @@ def criteria_lines(results):
     for c in results:
         label = "requirement" if c["kind"] == "length" else "past the chunk/piece bound"
         d = c["deltas_mb"]
-        lines.append(f"{c['verdict']} {c['what']} ({label}, {c['short']} vs {c['long']} frames): "
-                     f"whole tree {c['total_short_mb']:.0f} -> {c['total_long_mb']:.0f} MB ({c['delta_total_mb']:+.0f} MB"
-                     f" = test process {d['main_peak_mb']:+.0f} [anon {d['main_anon_peak_mb']:+.0f}, files "
-                     f"{d['main_file_peak_mb']:+.0f}], workers {d['worker_private_sum_mb']:+.0f}, /dev/shm "
-                     f"{d['shm_peak_mb']:+.0f}), "
-                     f"test process {c['main_short_mb']:.0f} -> {c['main_long_mb']:.0f} MB; limit +{c['limit_mb']:.0f} MB")
+        lines.append(
+            f"{c['verdict']} {c['what']} ({label}, {c['short']} vs {c['long']} frames): "
+            f"whole tree {c['total_short_mb']:.0f} -> {c['total_long_mb']:.0f} MB ({c['delta_total_mb']:+.0f} MB"
+            f" = test process {d['main_peak_mb']:+.0f} [anon {d['main_anon_peak_mb']:+.0f}, files "
+            f"{d['main_file_peak_mb']:+.0f}], workers {d['worker_private_sum_mb']:+.0f}, /dev/shm "
+            f"{d['shm_peak_mb']:+.0f}), "
+            f"test process {c['main_short_mb']:.0f} -> {c['main_long_mb']:.0f} MB; limit +{c['limit_mb']:.0f} MB"
+        )
     return lines
 
 
@@ -793,7 +797,7 @@ def get_args_parser():
     return p
 
 
-def main(argv=None):
+def main(argv=None):  # noqa: C901 (split up in the restructure, issue 21)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--baseline"]:
         return baseline_main(argv[1:])
@@ -877,7 +881,9 @@ def main(argv=None):
         print()
         print(markdown_table(rows))
         print()
-        for line in criteria_lines(results) + mapping_lines(rows, min(frames_list), max(frames_list)) + speed_lines(speeds):
+        for line in (
+            criteria_lines(results) + mapping_lines(rows, min(frames_list), max(frames_list)) + speed_lines(speeds)
+        ):
             print(line)
         note = f"medians of {args.repeats} interleaved run(s)" if args.repeats > 1 else "single run each (--repeats 1)"
         print(f"\n{note}; total {total:.0f} s; load average at start {load_start}, at end {loadavg()}")

@@ -181,7 +181,9 @@ def test_c3d_normalisation_is_bgr_minus_the_mean():
 def test_a_released_c3d_file_starts_training(data_dir, tmp_path):
     # The released layout (features.N / classifier.N, 487 classes) of a small-width model: loaded, fc8 new.
     source = c3d.C3D(num_classes=487, width=0.125, adaptive_pool=True)
-    state = {c3d.LAYER_TO_SEQUENTIAL[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in source.state_dict().items()}
+    state = {
+        c3d.LAYER_TO_SEQUENTIAL[k.split(".")[0]] + "." + k.split(".")[1]: v for k, v in source.state_dict().items()
+    }
     torch.save(state, tmp_path / "c3d-pretrained.pth")
     out = tmp_path / "run"
     flags = [f for f in C3D if f not in ("--c3d-checkpoint", "none")]

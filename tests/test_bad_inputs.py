@@ -16,7 +16,6 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 from typing import Callable, NamedTuple, Optional
 
@@ -371,7 +370,10 @@ def bad(tmp, name):
 
 def checkpoint_arg(script, kind_checkpoint, extra=()):
     """--checkpoint of a test script."""
-    return lambda world, tmp: (argv_of_test_script(world, tmp, bad(tmp, "checkpoint.pth"), extra), bad(tmp, "checkpoint.pth"))
+    return lambda world, tmp: (
+        argv_of_test_script(world, tmp, bad(tmp, "checkpoint.pth"), extra),
+        bad(tmp, "checkpoint.pth"),
+    )
 
 
 def resume_arg(script):
@@ -429,8 +431,16 @@ def list_arg(script, list_name):
 def combine_argv(world, tmp, data=None, single_frame=None, val=None):
     report = os.path.join(tmp, "report")
     metrics.write_json(os.path.join(report, "results.json"), {"split": 1})  # an earlier report: kept
-    argv = ["--data-dir", data or world.data, "--model", f"single_frame={single_frame or world.predictions['single_frame']}",
-            "--model", f"3d={world.predictions['3d']}", "--output-dir", report]
+    argv = [
+        "--data-dir",
+        data or world.data,
+        "--model",
+        f"single_frame={single_frame or world.predictions['single_frame']}",
+        "--model",
+        f"3d={world.predictions['3d']}",
+        "--output-dir",
+        report,
+    ]
     return argv + (["--val", f"single_frame={val}", "--val", f"3d={world.val_predictions['3d']}", "--val-groups", "3",
                     "--weights", "auto"] if val else [])
 
@@ -527,9 +537,14 @@ def output_file_arg(script, flag):
             argv = argv_with_data(world, tmp, script, world.data)
             argv[argv.index(flag) + 1] = path
             return argv, path
-        argv = argv_of_test_script(world, tmp, world.files[{"test_single_frame.py": "frame-ckpt", "test_3d.py": "clip-ckpt",
-                                                  "test_rnn.py": "rnn-ckpt"}[script]],
-                         ["--features", world.features] if script == "test_rnn.py" else [])
+        argv = argv_of_test_script(
+            world,
+            tmp,
+            world.files[
+                {"test_single_frame.py": "frame-ckpt", "test_3d.py": "clip-ckpt", "test_rnn.py": "rnn-ckpt"}[script]
+            ],
+            ["--features", world.features] if script == "test_rnn.py" else [],
+        )
         argv[argv.index(flag) + 1] = path
         return argv, path
     return build
@@ -620,77 +635,188 @@ RESUME_KINDS = tuple(k for k in CHECKPOINT_KINDS if k != "missing")
 
 ARGS = [
     # test scripts
-    Arg("test_single_frame.py", "--checkpoint", TEST_CHECKPOINT_KINDS + FRAME_OTHERS + ("misfit-frame-ckpt",),
+    Arg(
+        "test_single_frame.py",
+        "--checkpoint",
+        TEST_CHECKPOINT_KINDS + FRAME_OTHERS + ("misfit-frame-ckpt",),
         checkpoint_arg("test_single_frame.py", "frame-ckpt"),
-        {"clip-ckpt": Expect(needles=("test_3d.py",)), "rnn-ckpt": Expect(needles=("test_rnn.py",))}),
-    Arg("test_3d.py", "--checkpoint", TEST_CHECKPOINT_KINDS + ("frame-ckpt", "rnn-ckpt", "kinetics-file", "c3d-file"),
-        checkpoint_arg("test_3d.py", "clip-ckpt"), {"frame-ckpt": Expect(needles=("test_single_frame.py",))}),
-    Arg("test_rnn.py", "--checkpoint", TEST_CHECKPOINT_KINDS + ("frame-ckpt", "clip-ckpt", "imagenet-file"),
-        checkpoint_arg("test_rnn.py", "rnn-ckpt", ["--features", "unused"])),
+        {"clip-ckpt": Expect(needles=("test_3d.py",)), "rnn-ckpt": Expect(needles=("test_rnn.py",))},
+    ),
+    Arg(
+        "test_3d.py",
+        "--checkpoint",
+        TEST_CHECKPOINT_KINDS + ("frame-ckpt", "rnn-ckpt", "kinetics-file", "c3d-file"),
+        checkpoint_arg("test_3d.py", "clip-ckpt"),
+        {"frame-ckpt": Expect(needles=("test_single_frame.py",))},
+    ),
+    Arg(
+        "test_rnn.py",
+        "--checkpoint",
+        TEST_CHECKPOINT_KINDS + ("frame-ckpt", "clip-ckpt", "imagenet-file"),
+        checkpoint_arg("test_rnn.py", "rnn-ckpt", ["--features", "unused"]),
+    ),
     Arg("test_rnn.py", "--features", FOLDER_KINDS, features_arg("test_rnn.py")),
-    Arg("test_rnn.py", "--features/features.json", ("random", "empty", "text", "directory"),
-        features_info_arg("test_rnn.py")),
-    Arg("test_rnn.py", "--features/<video>.hdf5", ("nan-features",), feature_file_arg("test_rnn.py"),
-        {"nan-features": Expect(needles=("non-finite",))}),
-    Arg("test_rnn.py", "--features/<video>.hdf5 (unreadable)", ("random", "empty", "directory"),
-        feature_file_arg("test_rnn.py"), {k: Expect(1, counted_as_failed) for k in ("random", "empty", "directory")}),
+    Arg(
+        "test_rnn.py",
+        "--features/features.json",
+        ("random", "empty", "text", "directory"),
+        features_info_arg("test_rnn.py"),
+    ),
+    Arg(
+        "test_rnn.py",
+        "--features/<video>.hdf5",
+        ("nan-features",),
+        feature_file_arg("test_rnn.py"),
+        {"nan-features": Expect(needles=("non-finite",))},
+    ),
+    Arg(
+        "test_rnn.py",
+        "--features/<video>.hdf5 (unreadable)",
+        ("random", "empty", "directory"),
+        feature_file_arg("test_rnn.py"),
+        {k: Expect(1, counted_as_failed) for k in ("random", "empty", "directory")},
+    ),
     # training scripts
     Arg("train_single_frame.py", "--weights", WEIGHT_KINDS, weights_arg("train_single_frame.py", "--weights")),
-    Arg("train_single_frame.py", "OUTPUT_DIR/checkpoint.pth", RESUME_KINDS + FRAME_OTHERS + ("stripped-frame-ckpt",),
-        resume_arg("train_single_frame.py")),
+    Arg(
+        "train_single_frame.py",
+        "OUTPUT_DIR/checkpoint.pth",
+        RESUME_KINDS + FRAME_OTHERS + ("stripped-frame-ckpt",),
+        resume_arg("train_single_frame.py"),
+    ),
     Arg("train_single_frame.py", "OUTPUT_DIR/log.jsonl", ("random", "text", "json", "directory"), log_arg),
-    Arg("train_single_frame.py", "$TORCH_HOME/hub/checkpoints/<ImageNet weights>",
-        ("random", "empty", "truncated", "tensor", "evil-zip", "directory", "c3d-file"), imagenet_cache_arg),
-    Arg("train_3d.py", "--kinetics-checkpoint", CHECKPOINT_KINDS + ("c3d-file", "imagenet-file", "frame-ckpt"),
-        weights_arg("train_3d.py", "--kinetics-checkpoint")),
-    Arg("train_3d.py", "--c3d-checkpoint", CHECKPOINT_KINDS + ("kinetics-file", "imagenet-file", "clip-ckpt"),
-        weights_arg("train_3d.py", "--c3d-checkpoint")),
-    Arg("train_3d.py", "OUTPUT_DIR/checkpoint.pth", RESUME_KINDS + ("frame-ckpt", "rnn-ckpt", "kinetics-file"),
-        resume_arg("train_3d.py")),
-    Arg("train_rnn.py", "OUTPUT_DIR/checkpoint.pth", ("random", "truncated", "evil-zip", "frame-ckpt", "clip-ckpt"),
-        resume_arg("train_rnn.py")),
+    Arg(
+        "train_single_frame.py",
+        "$TORCH_HOME/hub/checkpoints/<ImageNet weights>",
+        ("random", "empty", "truncated", "tensor", "evil-zip", "directory", "c3d-file"),
+        imagenet_cache_arg,
+    ),
+    Arg(
+        "train_3d.py",
+        "--kinetics-checkpoint",
+        CHECKPOINT_KINDS + ("c3d-file", "imagenet-file", "frame-ckpt"),
+        weights_arg("train_3d.py", "--kinetics-checkpoint"),
+    ),
+    Arg(
+        "train_3d.py",
+        "--c3d-checkpoint",
+        CHECKPOINT_KINDS + ("kinetics-file", "imagenet-file", "clip-ckpt"),
+        weights_arg("train_3d.py", "--c3d-checkpoint"),
+    ),
+    Arg(
+        "train_3d.py",
+        "OUTPUT_DIR/checkpoint.pth",
+        RESUME_KINDS + ("frame-ckpt", "rnn-ckpt", "kinetics-file"),
+        resume_arg("train_3d.py"),
+    ),
+    Arg(
+        "train_rnn.py",
+        "OUTPUT_DIR/checkpoint.pth",
+        ("random", "truncated", "evil-zip", "frame-ckpt", "clip-ckpt"),
+        resume_arg("train_rnn.py"),
+    ),
     Arg("train_rnn.py", "--features", FOLDER_KINDS, features_arg("train_rnn.py")),
-    Arg("train_rnn.py", "--features/features.json", ("random", "empty", "text", "directory"),
-        features_info_arg("train_rnn.py")),
-    Arg("train_rnn.py", "--features/<video>.hdf5", ("nan-features", "random"), feature_file_arg("train_rnn.py"),
-        {k: Expect(1, skipped_and_named_in_the_log) for k in ("nan-features", "random")}),
+    Arg(
+        "train_rnn.py",
+        "--features/features.json",
+        ("random", "empty", "text", "directory"),
+        features_info_arg("train_rnn.py"),
+    ),
+    Arg(
+        "train_rnn.py",
+        "--features/<video>.hdf5",
+        ("nan-features", "random"),
+        feature_file_arg("train_rnn.py"),
+        {k: Expect(1, skipped_and_named_in_the_log) for k in ("nan-features", "random")},
+    ),
     # feature extraction
     Arg("extract_features.py", "--checkpoint", CHECKPOINT_KINDS + FRAME_OTHERS, extract_checkpoint_arg),
     Arg("extract_features.py", "--weights", WEIGHT_KINDS, weights_arg("extract_features.py", "--weights")),
     # the data folder, its split lists and its videos, for every script that reads them
-    *[Arg(script, "--data-dir", FOLDER_KINDS, data_dir_arg(script))
-      for script in ("train_single_frame.py", "test_single_frame.py", "train_3d.py", "test_3d.py",
-                     "extract_features.py", "train_rnn.py", "test_rnn.py", "combine_results.py")],
-    *[Arg(script, f"--data-dir/ucfTrainTestlist/{name}", LIST_KINDS, list_arg(script, name))
-      for script in ("train_single_frame.py", "test_3d.py", "extract_features.py", "combine_results.py")
-      for name in ("classInd.txt", "trainlist01.txt", "testlist01.txt")
-      if not (script == "combine_results.py" and name == "trainlist01.txt")],  # combine reads no training videos
-    Arg("train_single_frame.py", "--data-dir/<video>.hdf5", ("random", "no-video-dataset"), video_arg("train_single_frame.py"),
-        {k: Expect(1, skipped_and_named_in_the_log) for k in VIDEO_KINDS}),
-    *[Arg(script, "--data-dir/<video>.hdf5", VIDEO_KINDS, video_arg(script),
-          {k: Expect(1, counted_as_failed) for k in VIDEO_KINDS}) for script in ("test_single_frame.py", "test_3d.py")],
-    Arg("extract_features.py", "--data-dir/<video>.hdf5", ("random", "directory"), video_arg("extract_features.py"),
-        {k: Expect(1, listed_with_exit_1) for k in VIDEO_KINDS}),
+    *[
+        Arg(script, "--data-dir", FOLDER_KINDS, data_dir_arg(script))
+        for script in (
+            "train_single_frame.py",
+            "test_single_frame.py",
+            "train_3d.py",
+            "test_3d.py",
+            "extract_features.py",
+            "train_rnn.py",
+            "test_rnn.py",
+            "combine_results.py",
+        )
+    ],
+    *[
+        Arg(script, f"--data-dir/ucfTrainTestlist/{name}", LIST_KINDS, list_arg(script, name))
+        for script in ("train_single_frame.py", "test_3d.py", "extract_features.py", "combine_results.py")
+        for name in ("classInd.txt", "trainlist01.txt", "testlist01.txt")
+        if not (script == "combine_results.py" and name == "trainlist01.txt")
+    ],  # combine reads no training videos
+    Arg(
+        "train_single_frame.py",
+        "--data-dir/<video>.hdf5",
+        ("random", "no-video-dataset"),
+        video_arg("train_single_frame.py"),
+        {k: Expect(1, skipped_and_named_in_the_log) for k in VIDEO_KINDS},
+    ),
+    *[
+        Arg(
+            script,
+            "--data-dir/<video>.hdf5",
+            VIDEO_KINDS,
+            video_arg(script),
+            {k: Expect(1, counted_as_failed) for k in VIDEO_KINDS},
+        )
+        for script in ("test_single_frame.py", "test_3d.py")
+    ],
+    Arg(
+        "extract_features.py",
+        "--data-dir/<video>.hdf5",
+        ("random", "directory"),
+        video_arg("extract_features.py"),
+        {k: Expect(1, listed_with_exit_1) for k in VIDEO_KINDS},
+    ),
     # output folders that are files
-    *[Arg(script, flag, ("file",), output_file_arg(script, flag))
-      for script, flag in (("train_single_frame.py", "--output-dir"), ("test_single_frame.py", "--predictions-dir"),
-                           ("test_single_frame.py", "--output-dir"), ("test_3d.py", "--predictions-dir"),
-                           ("test_rnn.py", "--predictions-dir"), ("extract_features.py", "--output-dir"))],
+    *[
+        Arg(script, flag, ("file",), output_file_arg(script, flag))
+        for script, flag in (
+            ("train_single_frame.py", "--output-dir"),
+            ("test_single_frame.py", "--predictions-dir"),
+            ("test_single_frame.py", "--output-dir"),
+            ("test_3d.py", "--predictions-dir"),
+            ("test_rnn.py", "--predictions-dir"),
+            ("extract_features.py", "--output-dir"),
+        )
+    ],
     # data preparation
     Arg("prepare_ucf101.py", "--videos", ("missing", "file"), prepare_arg("--videos")),
-    Arg("prepare_ucf101.py", "--list", ("missing", "directory", "random", "empty", "text", "json"), prepare_arg("--list")),
+    Arg(
+        "prepare_ucf101.py",
+        "--list",
+        ("missing", "directory", "random", "empty", "text", "json"),
+        prepare_arg("--list"),
+    ),
     Arg("prepare_ucf101.py", "--out", ("file",), prepare_arg("--out")),
     Arg("make_split_lists.py", "--videos", FOLDER_KINDS, split_lists_arg("--videos")),
     Arg("make_split_lists.py", "--out", ("file",), split_lists_arg("--out")),
     Arg("make_synthetic_ucf101.py", "--out", ("file",), synthetic_arg),
     # fusion and the report
     Arg("combine_results.py", "--model NAME=DIR", FOLDER_KINDS, combine_folder_arg("--model")),
-    Arg("combine_results.py", "--model NAME=DIR/<video>.hdf5", ("nan-predictions", "wrong-shape", "random", "empty", "directory"),
-        combine_file_arg, needle=lambda world, case: os.path.splitext(os.path.basename(case.bad))[0]),
+    Arg(
+        "combine_results.py",
+        "--model NAME=DIR/<video>.hdf5",
+        ("nan-predictions", "wrong-shape", "random", "empty", "directory"),
+        combine_file_arg,
+        needle=lambda world, case: os.path.splitext(os.path.basename(case.bad))[0],
+    ),
     Arg("combine_results.py", "--val NAME=DIR", FOLDER_KINDS, combine_folder_arg("--val")),
     Arg("combine_results.py", "--summarize DIR", FOLDER_KINDS, summarize_arg),
-    Arg("combine_results.py", "--summarize DIR/results.json", ("random", "empty", "text", "json", "directory"),
-        summarize_results_arg),
+    Arg(
+        "combine_results.py",
+        "--summarize DIR/results.json",
+        ("random", "empty", "text", "json", "directory"),
+        summarize_results_arg,
+    ),
 ]
 
 
@@ -788,7 +914,9 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_checkpoint(world, tmp_
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
     monkeypatch.setattr(torch, "save", save)
-    argv = train_argv(world, str(tmp_path), "train_single_frame.py", ["--epochs", "2", "--max-steps", "1"], output=str(run))
+    argv = train_argv(
+        world, str(tmp_path), "train_single_frame.py", ["--epochs", "2", "--max-steps", "1"], output=str(run)
+    )
     code, _, err = run_script("train_single_frame.py", argv, monkeypatch, capsys)
     checkpoint = run / engine.CHECKPOINT_NAME
     line = assert_one_line(code, err, "train_single_frame.py", 2, (checkpoint, "the previous checkpoint is kept"))
@@ -829,7 +957,9 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
     argv = ["--checkpoint", world.files["frame-ckpt"], "--predictions-dir", str(predictions), "--output-dir",
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU]
     code, _, err = run_script("test_single_frame.py", argv, monkeypatch, capsys)
-    assert_one_line(code, err, "test_single_frame.py", 2, (second, "No space left on device", "finished videos are kept"))
+    assert_one_line(
+        code, err, "test_single_frame.py", 2, (second, "No space left on device", "finished videos are kept")
+    )
     first = metrics.prediction_path(predictions, world.test_videos[0])
     assert metrics.predictions_complete(first, CLASSES)
     with open(second, "rb") as f:
@@ -957,8 +1087,13 @@ def overwrite_cases():
     """(id, script, build(world, tmp, data, features) -> (argv, the input it would overwrite))."""
     def test_script(script, kind, predictions, output=None, extra=()):
         def build(world, tmp, data, features):
-            where = {"videos": os.path.join(data, hf.HDF5_DIR), "video-class": os.path.join(data, hf.HDF5_DIR, "AppearanceRed"),
-                     "data": data, "features": features, "lists": os.path.join(data, "ucfTrainTestlist")}
+            where = {
+                "videos": os.path.join(data, hf.HDF5_DIR),
+                "video-class": os.path.join(data, hf.HDF5_DIR, "AppearanceRed"),
+                "data": data,
+                "features": features,
+                "lists": os.path.join(data, "ucfTrainTestlist"),
+            }
             target = where[predictions] if predictions in where else os.path.join(tmp, predictions)
             out = where.get(output, os.path.join(tmp, output or "test"))
             argv = ["--checkpoint", world.files[kind], "--predictions-dir", target, "--output-dir", out,
@@ -971,7 +1106,11 @@ def overwrite_cases():
     cases = [
         ("predictions-dir=videos", "test_single_frame.py", test_script("test_single_frame.py", "frame-ckpt", "videos")),
         ("predictions-dir=class-folder", "test_3d.py", test_script("test_3d.py", "clip-ckpt", "video-class")),
-        ("predictions-dir=data-root", "test_single_frame.py", test_script("test_single_frame.py", "frame-ckpt", "data")),
+        (
+            "predictions-dir=data-root",
+            "test_single_frame.py",
+            test_script("test_single_frame.py", "frame-ckpt", "data"),
+        ),
         ("output-dir=lists", "test_3d.py", test_script("test_3d.py", "clip-ckpt", "p", output="lists")),
         ("predictions-dir=features", "test_rnn.py", test_script("test_rnn.py", "rnn-ckpt", "features")),
     ]
@@ -1054,7 +1193,9 @@ def test_another_checkpoint_into_a_finished_predictions_folder_is_refused(world,
                           "--crops", "3")
     refused(code, err, "test_single_frame.py", predictions, "crops")
     # --no-resume starts over: every video redone, results and the record name the new checkpoint.
-    code, out, err = run_tested(world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys, "--no-resume")
+    code, out, err = run_tested(
+        world, tmp, "test_single_frame.py", other, predictions, monkeypatch, capsys, "--no-resume"
+    )
     assert code == 0 and "already done" not in out, err
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert results["checkpoint"] == other
@@ -1070,7 +1211,9 @@ def test_another_checkpoint_into_a_finished_predictions_folder_is_refused(world,
 
 def test_another_3d_mode_into_a_finished_folder_is_refused(world, tmp_path, monkeypatch, capsys):
     tmp, predictions = str(tmp_path), str(tmp_path / "p")
-    code, _, err = run_tested(world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "sliding")
+    code, _, err = run_tested(
+        world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "sliding"
+    )
     assert code == 0, err
     code, _, err = run_tested(world, tmp, "test_3d.py", "clip-ckpt", predictions, monkeypatch, capsys, "--mode", "full")
     refused(code, err, "test_3d.py", predictions, "full")
@@ -1128,11 +1271,24 @@ def test_a_list_that_counts_a_video_twice_is_refused_by_name(world, tmp_path, mo
         label = world.class_list.index(test[0].split("/")[0]) + 1
         write_lists(data, train_lines=train + [f"{test[0]} {label}"])
         entry, listed = test[0], "testlist01.txt"
-    for script, argv in (("test_single_frame.py", ["--checkpoint", world.files["frame-ckpt"], "--predictions-dir",
-                                                   str(tmp_path / "p"), "--output-dir", str(tmp_path / "o")]),
-                         ("train_single_frame.py", train_argv(world, str(tmp_path), "train_single_frame.py", data=data)),
-                         ("combine_results.py", ["--model", f"single_frame={world.predictions['single_frame']}",
-                                                 "--output-dir", str(tmp_path / "r")])):
+    for script, argv in (
+        (
+            "test_single_frame.py",
+            [
+                "--checkpoint",
+                world.files["frame-ckpt"],
+                "--predictions-dir",
+                str(tmp_path / "p"),
+                "--output-dir",
+                str(tmp_path / "o"),
+            ],
+        ),
+        ("train_single_frame.py", train_argv(world, str(tmp_path), "train_single_frame.py", data=data)),
+        (
+            "combine_results.py",
+            ["--model", f"single_frame={world.predictions['single_frame']}", "--output-dir", str(tmp_path / "r")],
+        ),
+    ):
         if "--data-dir" not in argv:
             argv = argv + ["--data-dir", data] + (CPU if script != "combine_results.py" else [])
         code, _, err = run_script(script, argv, monkeypatch, capsys)
@@ -1218,7 +1374,9 @@ def test_prepare_refuses_an_out_folder_that_overlaps_the_videos(tmp_path, monkey
 
 def test_predict_explain_into_the_videos_folder_is_refused(world, tmp_path, monkeypatch, capsys):
     data, _ = copy_world(world, str(tmp_path))
-    video = os.path.join(data, hf.HDF5_DIR, os.path.relpath(world.test_videos[0], os.path.join(world.data, hf.HDF5_DIR)))
+    video = os.path.join(
+        data, hf.HDF5_DIR, os.path.relpath(world.test_videos[0], os.path.join(world.data, hf.HDF5_DIR))
+    )
     before = snapshot(str(tmp_path))
     code, _, err = run_script("predict.py", [video, "--checkpoint", world.files["frame-ckpt"], "--explain",
                                              os.path.dirname(video), "--device", "cpu"], monkeypatch, capsys)

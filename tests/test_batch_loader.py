@@ -14,9 +14,22 @@ import numpy as np
 import pytest
 
 import helperFunctions
-from helperFunctions import (BatchLoader, LoaderWorkerDied, Prefetcher, VideoChunkLoader, close_pool,
-                             iter_video_chunks, load_chunk, loadFrameRaw, loadSequenceRaw, make_pool, read_frames,
-                             video_chunk_plan, video_info, write_video_hdf5)
+from helperFunctions import (
+    BatchLoader,
+    LoaderWorkerDied,
+    Prefetcher,
+    VideoChunkLoader,
+    close_pool,
+    iter_video_chunks,
+    load_chunk,
+    loadFrameRaw,
+    loadSequenceRaw,
+    make_pool,
+    read_frames,
+    video_chunk_plan,
+    video_info,
+    write_video_hdf5,
+)
 
 HEIGHT, WIDTH, SIZE = 24, 32, 16
 NUM_LOADER_VIDEOS = 24

@@ -78,7 +78,10 @@ def write_dataset(root, classes=CLASSES):
     (root / "UCF-101-hdf5").mkdir()
 
 
-def write_predictions(predictions_dir, which, rows=3, num_classes=len(CLASSES)):
+NUM_CLASSES = len(CLASSES)
+
+
+def write_predictions(predictions_dir, which, rows=3, num_classes=NUM_CLASSES):
     """Prediction files for the test videos; ``which`` 1 = single frame, 2 = 3D."""
     for (folder, stem, _), video in zip(video_entries(), VIDEOS):
         logits = np.log(distribution(video[which]))[:num_classes]

@@ -135,7 +135,9 @@ def test_gradient_clipping_bounds_the_update(data_dir, tmp_path, monkeypatch):
     def spy(params, max_norm, *args, **kwargs):
         params = list(params)
         total = original(params, max_norm, *args, **kwargs)
-        norms.append((float(total), float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))))
+        norms.append(
+            (float(total), float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))))
+        )
         return total
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
     train(data_dir, tmp_path / "run", "--epochs", "1", "--clip-grad-norm", "0.01", "--no-tensorboard")
@@ -246,7 +248,9 @@ def test_the_val_subset_needs_a_run_with_validation_groups(data_dir, tmp_path):
              "--output-dir", str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--subset", "val"]))
 
 
-@pytest.mark.parametrize("script", ["train_3d.py resnet", "train_3d.py c3d", "train_rnn.py", "train_single_frame.py tsn"])
+@pytest.mark.parametrize(
+    "script", ["train_3d.py resnet", "train_3d.py c3d", "train_rnn.py", "train_single_frame.py tsn"]
+)
 def test_every_training_script_writes_the_tensorboard_tags(data_dir, tmp_path, script):
     import train_3d
     import train_rnn
@@ -254,8 +258,23 @@ def test_every_training_script_writes_the_tensorboard_tags(data_dir, tmp_path, s
     base = ["--data-dir", data_dir, "--output-dir", str(out), "--workers", "0", "--device", "cpu", "--epochs", "1",
             "--tensorboard-every", "1"]
     if script == "train_3d.py resnet":
-        train_3d.main(train_3d.get_args_parser().parse_args(base + [
-            "--image-size", "32", "--depth", "10", "--kinetics-checkpoint", "none", "--clip-len", "8", "--batch-size", "6"]))
+        train_3d.main(
+            train_3d.get_args_parser().parse_args(
+                base
+                + [
+                    "--image-size",
+                    "32",
+                    "--depth",
+                    "10",
+                    "--kinetics-checkpoint",
+                    "none",
+                    "--clip-len",
+                    "8",
+                    "--batch-size",
+                    "6",
+                ]
+            )
+        )
     elif script == "train_3d.py c3d":
         train_3d.main(train_3d.get_args_parser().parse_args(base + [
             "--image-size", "32", "--arch", "c3d", "--c3d-checkpoint", "none", "--c3d-width", "0.125",

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import run_group, start_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,9 @@ esac
 }
 FAKE_PRELUDE = r"""#!/bin/bash
 log() { local name=$1; shift; printf '%q ' "$@" >> "$FAKE_DIR/$name.log"; echo >> "$FAKE_DIR/$name.log"; }
-next_id() { local f=$FAKE_DIR/next_id n; n=$(cat "$f" 2>/dev/null || echo "$1"); echo $((n + 1)) > "$f"; echo $((n + 1)); }
+next_id() {
+    local f=$FAKE_DIR/next_id n; n=$(cat "$f" 2>/dev/null || echo "$1"); echo $((n + 1)) > "$f"; echo $((n + 1))
+}
 """
 
 

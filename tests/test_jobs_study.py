@@ -7,15 +7,14 @@ flag that a script does not have fails here rather than on the cluster.
 """
 
 import importlib
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from test_jobs import BASH, JOBS, REPO, TIMEOUT, FakeCluster, expected_torchrun, option, torchrun_args
 from helpers import run_group
+from test_jobs import BASH, JOBS, REPO, TIMEOUT, FakeCluster, expected_torchrun, option, torchrun_args
 
 NEW_STAGES = ["train_tsn", "test_tsn", "train_c3d", "test_c3d", "extract_features", "train_rnn",
               "test_rnn", "summarize"]

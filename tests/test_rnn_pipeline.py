@@ -172,8 +172,16 @@ def rnn_run(data_dir, features, tmp_path_factory):
 def test_rnn_trains_with_the_notebooks_defaults(rnn_run):
     parser = train_rnn.get_args_parser()
     defaults = parser.parse_args(["--features", "x"])
-    assert (defaults.cell, defaults.layers, defaults.hidden, defaults.optimizer, defaults.lr,
-            defaults.clip_grad_norm, defaults.batch_size, defaults.head) == ("gru", 2, 256, "adam", 1e-3, 1.0, 256, "last")
+    assert (
+        defaults.cell,
+        defaults.layers,
+        defaults.hidden,
+        defaults.optimizer,
+        defaults.lr,
+        defaults.clip_grad_norm,
+        defaults.batch_size,
+        defaults.head,
+    ) == ("gru", 2, 256, "adam", 1e-3, 1.0, 256, "last")
     log = read_log(rnn_run)
     assert [e["epoch"] for e in log] == [1, 2] and all(e["samples"] == 18 for e in log)
     ckpt = torch.load(rnn_run / "checkpoint.pth", weights_only=True)

@@ -1,8 +1,9 @@
-"""The suite's per-test timeout (pytest.ini): a test that hangs on a forked loader pool fails, and the
+"""The suite's per-test timeout (pyproject.toml): a test that hangs on a forked loader pool fails, and the
 tests after it still run."""
 import os
 import sys
 import textwrap
+
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +34,7 @@ def test_the_suite_has_a_per_test_timeout(pytestconfig):
 def test_a_hung_pool_wait_fails_its_test_and_the_session_goes_on(tmp_path):
     (tmp_path / "test_hang.py").write_text(HANGING)
     result = run_group(
-        [sys.executable, "-m", "pytest", "-c", os.path.join(REPO, "pytest.ini"), "--rootdir", REPO, "-p",
+        [sys.executable, "-m", "pytest", "-c", os.path.join(REPO, "pyproject.toml"), "--rootdir", REPO, "-p",
          "no:cacheprovider", "-o", "timeout=3", "-q", str(tmp_path / "test_hang.py")],
         cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": REPO})
     assert result.returncode == 1, result.stdout + result.stderr

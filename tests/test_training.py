@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 import engine
-import metrics
 import make_synthetic_ucf101
+import metrics
 import test_3d
 import test_single_frame
 import train_3d

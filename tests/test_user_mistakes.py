@@ -89,8 +89,15 @@ def plant_group_video(path):
 
 def save_checkpoint(path, kind, args, model=None):
     """A training-script checkpoint with the given args (weights: `model`'s, or none at all)."""
-    torch.save({"model": model.state_dict() if model is not None else {}, "class_list": [f"C{i}" for i in range(CLASSES)],
-                "args": args, "kind": kind}, path)
+    torch.save(
+        {
+            "model": model.state_dict() if model is not None else {},
+            "class_list": [f"C{i}" for i in range(CLASSES)],
+            "args": args,
+            "kind": kind,
+        },
+        path,
+    )
     return str(path)
 
 
