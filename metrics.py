@@ -492,11 +492,12 @@ def fit_temperature(scores, labels, bounds=TEMPERATURE_RANGE, iterations=80):
             a, c, fc = c, d, fd
             d = a + ratio * (b - a)
             fd = nll(d)
-    candidates = [(nll(1.0 / high), 1.0 / high), (min(fc, fd), c if fc <= fd else d), (nll(1.0 / low), 1.0 / low)]
-    best_nll, inverse = min(candidates)
-    temperature = 1.0 / inverse
-    at_bound = ("lower" if temperature <= low * (1 + 1e-9) else "upper" if temperature >= high * (1 - 1e-9)
-                else None)
+    inside = c if fc <= fd else d
+    candidates = [(nll(1.0 / high), float(high), "upper"), (min(fc, fd), 1.0 / inside, None),
+                  (nll(1.0 / low), float(low), "lower")]
+    best_nll, temperature, at_bound = min(candidates, key=lambda x: x[0])
+    if at_bound is None and not low * (1 + 1e-9) < temperature < high * (1 - 1e-9):
+        at_bound, temperature = ("lower", float(low)) if temperature < 1.0 else ("upper", float(high))
     return {"temperature": temperature, "nll_before": nll(1.0), "nll_after": best_nll, "at_bound": at_bound}
 
 
