@@ -661,7 +661,7 @@ def evidence_sentences(results, name):
             f"and {pct(b['best_member_top1'])}%"
             + (" (both temperature-scaled)" if fusion["calibration"] == "temperature" else "")
             + f". Bootstrap ({b['resamples']} resamples of the validation videos, seed {b['seed']}): the fusion's "
-            f"NLL gain over it {b['gain_nll']['estimate']:+.3f}, {pct(b['level'])}% interval "
+            f"NLL gain over it {b['gain_nll']['estimate']:+.3f}, {b['level'] * 100:g}% interval "
             f"{interval_text(b['gain_nll']['interval'], digits=3)} nats; top-1 gain "
             f"{points(b['gain_top1']['estimate'])}, interval {interval_text(b['gain_top1']['interval'], 100.0)} "
             f"points; "
@@ -885,7 +885,7 @@ def validation_table(results):
             f"[{metrics.TEMPERATURE_RANGE[0]:g}, {metrics.TEMPERATURE_RANGE[1]:g}]). Gain: the fusion against its "
             "member of lowest validation NLL, in the fusion's calibration")
     if b:
-        note += (f"; {pct(b['level'])}% percentile intervals over {b['resamples']} bootstrap resamples of the "
+        note += (f"; {b['level'] * 100:g}% percentile intervals over {b['resamples']} bootstrap resamples of the "
                  f"validation videos (seed {b['seed']}). Chosen again: how often the weight choice, rerun on a "
                  "resample (temperatures held), picks the same weights. Supported: the NLL gain's interval lies "
                  "above 0 and the fusion's validation top-1 is not below the member's; if not, that member is "
@@ -1857,7 +1857,7 @@ def summary_blocks(results, tables):
     data = results["dataset"]
     blocks = [("heading", "UCF-101 action recognition: results", 0)]
     val = (f" Validation: groups {groups_text(data['val_groups'])} of the training list ({data['val']['videos']} "
-           f"videos), used only to choose fusion weights." if data["val"] else
+           f"videos), used only to calibrate the models and choose fusion weights." if data["val"] else
            " No validation predictions were given: fusion weights are equal or given, never chosen on the test set.")
     blocks.append(("paragraph", f"Dataset: UCF-101, {results['classes']} classes, split {split}. Subset: test "
                                 f"(testlist0{split}.txt, {results['videos']} videos); {data['train']['videos']} "
