@@ -659,7 +659,8 @@ def evidence_sentences(results, name):
     text = (f"On the {v['videos']} validation videos {fusion['title']} has NLL {v['nll']:.3f} and top-1 "
             f"{pct(v['top1'])}%, its best member there, {entry_title(results, member)}, {b['best_member_nll']:.3f} "
             f"and {pct(b['best_member_top1'])}%"
-            + (" (both temperature-scaled)" if fusion["calibration"] == "temperature" else "")
+            + (" (both temperature-scaled)" if fusion["calibration"] == "temperature" else
+               " (the member temperature-scaled, the fusion of raw scores)")
             + f". Bootstrap ({b['resamples']} resamples of the validation videos, seed {b['seed']}): the fusion's "
             f"NLL gain over it {b['gain_nll']['estimate']:+.3f}, {b['level'] * 100:g}% interval "
             f"{interval_text(b['gain_nll']['interval'], digits=3)} nats; top-1 gain "
@@ -672,11 +673,13 @@ def evidence_sentences(results, name):
     out = [text + "."]
     if b["supported"]:
         out.append(f"Validation supports {fusion['title']} over its best member, {entry_title(results, member)}: "
-                   f"the interval of the NLL gain lies above 0 and the fusion's top-1 is not lower. "
+                   f"the interval of the top-1 gain lies above 0, or the fusion's top-1 is not lower and the "
+                   f"interval of the NLL gain lies above 0. "
                    f"Recommendation: the fusion.")
     else:
         out.append(f"{NOT_SUPPORTED} {fusion['title']} over its best member, {entry_title(results, member)} "
-                   f"(the interval of the NLL gain reaches 0 or the fusion's validation top-1 is lower). "
+                   f"(the interval of the top-1 gain reaches 0, and the fusion's validation top-1 is lower or the "
+                   f"interval of the NLL gain reaches 0). "
                    f"Recommendation: {entry_title(results, member)} alone; the tables keep the numbers of both.")
     return out
 
@@ -883,13 +886,14 @@ def validation_table(results):
     note = ("NLL: mean negative log-likelihood of the true class (nats; lower is better), of the raw scores and "
             "of the scores divided by the temperature T (fitted on these videos by NLL, bounded to "
             f"[{metrics.TEMPERATURE_RANGE[0]:g}, {metrics.TEMPERATURE_RANGE[1]:g}]). Gain: the fusion against its "
-            "member of lowest validation NLL, in the fusion's calibration")
+            "member of lowest temperature-scaled validation NLL (every fusion, calibrated or not, is held to that "
+            "bar: an NLL rewards sharpness as well as accuracy)")
     if b:
         note += (f"; {b['level'] * 100:g}% percentile intervals over {b['resamples']} bootstrap resamples of the "
                  f"validation videos (seed {b['seed']}). Chosen again: how often the weight choice, rerun on a "
-                 "resample (temperatures held), picks the same weights. Supported: the NLL gain's interval lies "
-                 "above 0 and the fusion's validation top-1 is not below the member's; if not, that member is "
-                 "the recommendation.")
+                 "resample (temperatures held), picks the same weights. Supported: the top-1 gain's interval lies "
+                 "above 0, or the fusion's validation top-1 is not below the member's and the NLL gain's interval "
+                 "lies above 0; if not, that member is the recommendation.")
     return Table(f"Validation evidence: the {data['val']['videos']} validation videos (groups "
                  f"{groups_text(data['val_groups'])}); the list is in results.json.",
                  ["Model or fusion", "Val top-1", "NLL", "T", "NLL (T)", "NLL gain over", "Top-1 gain (points)",
@@ -2111,7 +2115,7 @@ def evaluate_split(args):
         validation = None
         if all(m in val_scans for m in members):
             validation = fusion_validation([val_scans[m].scores for m in members], val_labels, plan, weights, temps,
-                                           choices.get(name), args)
+                                           [temperatures[m]["temperature"] for m in members], choices.get(name), args)
             validation.update({"videos": int(len(val_labels)), "val_groups": list(val_groups)})
         scores[name] = metrics.fuse_scores(metrics.calibrate([scores[m] for m in members], temps), plan["rule"],
                                            weights)
@@ -2158,22 +2162,24 @@ def effective_weights(rule, weights, temperatures):
     return [float(r / sum(raw)) for r in raw]
 
 
-def fusion_validation(val_scores, val_labels, plan, weights, temperatures, choice, args):
-    """A fusion's validation evidence: its NLL and top-1, each member's (in the fusion's calibration), the
+def fusion_validation(val_scores, val_labels, plan, weights, temperatures, member_temperatures, choice, args):
+    """A fusion's validation evidence: its NLL and top-1, each member's (temperature-scaled by
+    ``member_temperatures``, the fitted ones: every fusion is held to the bar of a calibrated member), the
     weight search's numbers (``choice``, for --weights auto and auto-top1) and the bootstrap."""
     members = plan["members"]
     fused, log_probs = metrics.fused_log_probs(val_scores, plan["rule"], weights, temperatures)
     out = {"top1": float(np.mean(np.argmax(fused, axis=1) == val_labels)),
            "nll": float(np.mean(metrics.per_video_nll(log_probs, val_labels))),
            "members": {}}
-    for m, s, t in zip(members, val_scores, temperatures):
+    for m, s, t in zip(members, val_scores, member_temperatures):
         nll, correct = metrics.member_losses(s, val_labels, t)
         out["members"][m] = {"nll": float(nll.mean()), "top1": float(correct.mean()), "temperature": float(t)}
     if choice:
         out.update({k: v for k, v in choice.items() if k not in ("weights", "top1", "nll")})
     criterion = AUTO_CRITERIA.get(plan["weights"]) if isinstance(plan["weights"], str) else None
     evidence = metrics.bootstrap_fusion(val_scores, val_labels, plan["rule"], weights, temperatures, criterion,
-                                        args.weight_step, args.bootstrap, args.bootstrap_seed)
+                                        args.weight_step, args.bootstrap, args.bootstrap_seed,
+                                        member_temperatures=member_temperatures)
     evidence["best_member"] = members[evidence["best_member"]]
     out["bootstrap"] = evidence
     return out

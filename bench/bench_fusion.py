@@ -62,7 +62,7 @@ def run_study(rng, val_per_class, test_per_class, bootstrap_resamples=200):
         choice = metrics.choose_weights(val_scores, val_labels, "logmean", criterion=criterion, temperatures=temps)
         fused, _ = metrics.fused_log_probs(test_scores, "logmean", choice["weights"], temps)
         evidence = metrics.bootstrap_fusion(val_scores, val_labels, "logmean", choice["weights"], temps,
-                                            resamples=bootstrap_resamples, seed=0)
+                                            resamples=bootstrap_resamples, seed=0, member_temperatures=temperatures)
         out[name] = {"top1": top1(fused, test_labels), "weights": choice["weights"], "supported": evidence["supported"]}
     out["temperatures"] = temperatures
     return out

@@ -513,8 +513,8 @@ def test_auto_calibrates_and_does_not_fall_below_the_better_model(sure_and_wrong
     answers = results["answers"]["fusion"]
     assert [a for a in answers if a.startswith(combine_results.NOT_SUPPORTED)] == [
         f"{combine_results.NOT_SUPPORTED} Fusion single_frame + 3d over its best member, 3D ResNet-50 (the interval "
-        "of the NLL gain reaches 0 or the fusion's validation top-1 is lower). Recommendation: 3D ResNet-50 alone; "
-        "the tables keep the numbers of both."]
+        "of the top-1 gain reaches 0, and the fusion's validation top-1 is lower or the interval of the NLL gain "
+        "reaches 0). Recommendation: 3D ResNet-50 alone; the tables keep the numbers of both."]
     tables = (tmp_path / "new" / "tables.md").read_text()
     assert "## Validation evidence" in tables and "no: 3d" in tables
 
