@@ -3,14 +3,17 @@
 Reads the prediction folders written by the test scripts (one HDF5 file per video, ``predictions``
 float32 [rows, classes] of logits, and ``model.json`` beside them when the test script is new enough),
 scores each video with ``metrics.video_score`` (mean log-softmax over rows), fuses models
-(``--fuse``; weights given, equal, or chosen on validation predictions with ``--weights auto``) and
+(``--fuse``; weights given, equal, or chosen on validation predictions with ``--weights auto``: each
+model calibrated by temperature scaling on its validation predictions, the weights chosen by the
+validation NLL of the fused distribution, a bootstrap over the validation videos as evidence) and
 writes into ``--output-dir``:
 
     results.json                 every model and fusion: top-1/5/10, mean class accuracy, macro
                                  precision/recall/F1, per-class precision/recall/F1/support, best/worst
                                  classes, most confused pairs; models (test mode, timing), fusions (rule,
-                                 weights, how they were chosen, gain over the best member), appearance
-                                 vs motion, dataset statistics, the summary's sentences, the report's pages
+                                 weights, temperatures, how they were chosen, validation NLL and top-1,
+                                 the bootstrap, gain over the best member), appearance vs motion, dataset
+                                 statistics, the summary's sentences, the report's pages
     confusion_<name>.npy         int64 [C, C] counts (rows = true class) of each model and fusion
     tables.md, tables/*.tex      the tables in Markdown and LaTeX (report/report.tex inputs them)
     figures/*.png, figures/*.pdf the figures
@@ -72,6 +75,10 @@ KNOWN_MODELS = {
     "gru": ("GRU over frame features", "features", True),
     "lstm": ("LSTM over frame features", "features", True),
 }
+# --weights auto: temperature-scaled members, weights by validation NLL; auto-top1: the rule before issue 25
+# (top-1 on the raw scores), kept to reproduce older reports.
+AUTO_CRITERIA = {"auto": "nll", "auto-top1": "top1"}
+NOT_SUPPORTED = "Validation does not support"  # the report's sentence when the fusion should not be used
 KIND_TEMPORAL = {"frame": False, "clip": True, "features": True}
 
 
@@ -170,9 +177,11 @@ def model_specs(args):
 
 
 def parse_weights(text, members, fusion_name):
-    """'equal' -> None, 'auto' -> 'auto', 'W1,W2,...' -> [floats] (one per member)."""
-    if text in ("equal", "auto"):
-        return None if text == "equal" else "auto"
+    """'equal' -> None, 'auto' or 'auto-top1' -> itself, 'W1,W2,...' -> [floats] (one per member)."""
+    if text == "equal":
+        return None
+    if text in AUTO_CRITERIA:
+        return text
     try:
         weights = [float(w) for w in text.split(",")]
     except ValueError:
@@ -181,12 +190,13 @@ def parse_weights(text, members, fusion_name):
             or sum(weights) == 0):
         fail(f"--weights {text!r} for fusion {fusion_name}: expected {len(members)} non-negative numbers, "
              f"one per model in the order {','.join(members)}, not all zero (e.g. "
-             f"{','.join(['0.5'] * len(members))}), or auto, or equal")
+             f"{','.join(['0.5'] * len(members))}), or auto, auto-top1 or equal")
     return weights
 
 
 def plan_fusions(args, names):
-    """[{name, members, rule, weights}] from --fuse/--fusion/--weights (weights: None, 'auto' or list)."""
+    """[{name, members, rule, weights}] from --fuse/--fusion/--weights (weights: None, 'auto', 'auto-top1'
+    or a list)."""
     fuse = list(args.fuse or ([ALL] if len(names) >= 2 else []))
     if not fuse:
         if args.weights or args.fusion:
@@ -551,6 +561,10 @@ def compare_fusion(results, name):
     else:
         fusion["verdict"] = (f"beats its best member, {entry_title(results, best)}, on test top-1 "
                              f"({points(ev[name]['top1'] - ev[best]['top1'])})")
+    evidence = (fusion.get("validation") or {}).get("bootstrap")
+    fusion["supported_by_validation"] = evidence["supported"] if evidence else None
+    fusion["recommendation"] = (None if evidence is None else name if evidence["supported"]
+                                else evidence["best_member"])
 
 
 def appearance_vs_motion(results):
@@ -614,13 +628,61 @@ def weights_text(fusion):
     return ", ".join(f"{m} {w:g}" for m, w in zip(fusion["members"], fusion["weights"]))
 
 
+def temperatures_text(fusion):
+    return ", ".join(f"{m} {t:.3g}" for m, t in zip(fusion["members"], fusion["temperatures"]))
+
+
 def weights_source_text(fusion):
+    v = fusion["validation"]
     if fusion["weights_source"] == "auto":
-        v = fusion["validation"]
-        return (f"chosen on the {v['videos']} validation videos of groups {groups_text(v['val_groups'])}, grid step "
-                f"{v['step']:g} ({v['grid_points']} points): val top-1 {pct(v['top1'])}%, equal weights "
+        return (f"on scores divided by the temperatures {temperatures_text(fusion)} (fitted on the validation "
+                f"videos), chosen by validation NLL on the {v['videos']} validation videos of groups "
+                f"{groups_text(v['val_groups'])}, grid step {v['step']:g} ({v['grid_points']} points): val NLL "
+                f"{v['nll']:.3f}, top-1 {pct(v['top1'])}%; equal weights {v['equal_weights_nll']:.3f}, "
                 f"{pct(v['equal_weights_top1'])}%")
+    if fusion["weights_source"] == "auto-top1":
+        return (f"uncalibrated, chosen by validation top-1 on the {v['videos']} validation videos of groups "
+                f"{groups_text(v['val_groups'])}, grid step {v['step']:g} ({v['grid_points']} points): val top-1 "
+                f"{pct(v['top1'])}%, equal weights {pct(v['equal_weights_top1'])}%")
     return "equal weights" if fusion["weights_source"] == "equal" else "weights given"
+
+
+def interval_text(interval, scale=1.0, digits=1):
+    return f"[{interval[0] * scale:+.{digits}f}, {interval[1] * scale:+.{digits}f}]"
+
+
+def evidence_sentences(results, name):
+    """What the validation videos say about a fusion against its best member there, and the recommendation."""
+    fusion = results["fusions"][name]
+    v = fusion["validation"]
+    b = v["bootstrap"]
+    member = b["best_member"]
+    text = (f"On the {v['videos']} validation videos {fusion['title']} has NLL {v['nll']:.3f} and top-1 "
+            f"{pct(v['top1'])}%, its best member there, {entry_title(results, member)}, {b['best_member_nll']:.3f} "
+            f"and {pct(b['best_member_top1'])}%"
+            + (" (both temperature-scaled)" if fusion["calibration"] == "temperature" else
+               " (the member temperature-scaled, the fusion of raw scores)")
+            + f". Bootstrap ({b['resamples']} resamples of the validation videos, seed {b['seed']}): the fusion's "
+            f"NLL gain over it {b['gain_nll']['estimate']:+.3f}, {b['level'] * 100:g}% interval "
+            f"{interval_text(b['gain_nll']['interval'], digits=3)} nats; top-1 gain "
+            f"{points(b['gain_top1']['estimate'])}, interval {interval_text(b['gain_top1']['interval'], 100.0)} "
+            f"points; "
+            f"higher top-1 in {pct(b['beats_best_member_top1'])}% of resamples, lower in "
+            f"{pct(b['below_best_member_top1'])}%")
+    if b["chosen_again"] is not None:
+        text += f"; the same weights are chosen again in {pct(b['chosen_again'])}% of resamples"
+    out = [text + "."]
+    if b["supported"]:
+        out.append(f"Validation supports {fusion['title']} over its best member, {entry_title(results, member)}: "
+                   f"the interval of the top-1 gain lies above 0, or the fusion's top-1 is not lower and the "
+                   f"interval of the NLL gain lies above 0. "
+                   f"Recommendation: the fusion.")
+    else:
+        out.append(f"{NOT_SUPPORTED} {fusion['title']} over its best member, {entry_title(results, member)} "
+                   f"(the interval of the top-1 gain reaches 0, and the fusion's validation top-1 is lower or the "
+                   f"interval of the NLL gain reaches 0). "
+                   f"Recommendation: {entry_title(results, member)} alone; the tables keep the numbers of both.")
+    return out
 
 
 def fusion_sentences(results):
@@ -635,6 +697,8 @@ def fusion_sentences(results):
             parts.append(f"top-{k} {pct(ev[name][f'top{k}'])}% ({points(fusion['gain'][f'top{k}'])} against "
                          f"{pct(value)}% of {member})")
         out.append(f"{fusion['title']}: " + "; ".join(parts) + f". It {fusion['verdict']}.")
+        if fusion.get("validation"):
+            out += evidence_sentences(results, name)
     return out
 
 
@@ -778,19 +842,63 @@ def fusions_table(results):
     ev = results["evaluation"]
     rows = []
     for name, f in results["fusions"].items():
-        source = {"auto": "validation", "equal": "equal", "given": "given"}[f["weights_source"]]
+        source = {"auto": "validation NLL", "auto-top1": "validation top-1", "equal": "equal",
+                  "given": "given"}[f["weights_source"]]
         val = f["validation"]["top1"] if f.get("validation") else None
-        rows.append([name, f["rule"], "\n".join(f"{m} {w:g}" for m, w in zip(f["members"], f["weights"])), source,
+        weights = [f"{m} {w:g}" + (f" (T {t:.3g})" if f["calibration"] == "temperature" else "")
+                   for m, w, t in zip(f["members"], f["weights"], f["temperatures"])]
+        rows.append([name, f["rule"], "\n".join(weights), source,
                      pct(val), pct(ev[name]["top1"]), f"{f['best_member']} {pct(ev[f['best_member']]['top1'])}"]
                     + [pct(f["gain"][f"top{k}"], signed=True) for k in TOPK])
     note = ("Gain: fusion minus its best member at each k (percentage points). Val top-1: accuracy of the "
-            "weights on the validation videos (never the test set).")
+            "weights on the validation videos (never the test set). T: the member's temperature (its scores are "
+            "divided by it before the weights apply), fitted on the validation videos.")
     below = [n for n, f in results["fusions"].items() if f["below_best_member"]]
     if below:
         note += f" Below its best member on test top-1: {names_text(below)}."
     return Table("Fusions: rule, weights and what they gain over their members.",
                  ["Fusion", "Rule", "Weights", "From", "Val top-1", "Test top-1", "Best member",
                   "Gain top-1", "Gain top-5", "Gain top-10"], "lllrrrlrrr", rows, note)
+
+
+def validation_table(results):
+    """Each model's and fusion's validation NLL and top-1, the temperatures, and each fusion's bootstrap."""
+    rows = []
+    for name, m in results["models"].items():
+        if m.get("val_top1") is None:
+            continue
+        bound = f" (at the {m['temperature_at_bound']} bound)" if m["temperature_at_bound"] else ""
+        rows.append([entry_title(results, name), pct(m["val_top1"]), f"{m['val_nll']:.3f}",
+                     f"{m['temperature']:.3g}{bound}", f"{m['val_nll_calibrated']:.3f}", "", "", "", ""])
+    for name, f in results["fusions"].items():
+        v = f.get("validation")
+        if not v:
+            continue
+        b = v["bootstrap"]
+        calibrated = f["calibration"] == "temperature"
+        rows.append([entry_title(results, name), pct(v["top1"]), "" if calibrated else f"{v['nll']:.3f}",
+                     "members'" if calibrated else "1 (none)", f"{v['nll']:.3f}" if calibrated else "",
+                     f"{b['best_member']}: {interval_text(b['gain_nll']['interval'], digits=3)}",
+                     interval_text(b["gain_top1"]["interval"], 100.0),
+                     "" if b["chosen_again"] is None else pct(b["chosen_again"]),
+                     "yes" if b["supported"] else "no: " + b["best_member"]])
+    data = results["dataset"]
+    b = next((f["validation"]["bootstrap"] for f in results["fusions"].values() if f.get("validation")), None)
+    note = ("NLL: mean negative log-likelihood of the true class (nats; lower is better), of the raw scores and "
+            "of the scores divided by the temperature T (fitted on these videos by NLL, bounded to "
+            f"[{metrics.TEMPERATURE_RANGE[0]:g}, {metrics.TEMPERATURE_RANGE[1]:g}]). Gain: the fusion against its "
+            "member of lowest temperature-scaled validation NLL (every fusion, calibrated or not, is held to that "
+            "bar: an NLL rewards sharpness as well as accuracy)")
+    if b:
+        note += (f"; {b['level'] * 100:g}% percentile intervals over {b['resamples']} bootstrap resamples of the "
+                 f"validation videos (seed {b['seed']}). Chosen again: how often the weight choice, rerun on a "
+                 "resample (temperatures held), picks the same weights. Supported: the top-1 gain's interval lies "
+                 "above 0, or the fusion's validation top-1 is not below the member's and the NLL gain's interval "
+                 "lies above 0; if not, that member is the recommendation.")
+    return Table(f"Validation evidence: the {data['val']['videos']} validation videos (groups "
+                 f"{groups_text(data['val_groups'])}); the list is in results.json.",
+                 ["Model or fusion", "Val top-1", "NLL", "T", "NLL (T)", "NLL gain over", "Top-1 gain (points)",
+                  "Chosen again", "Supported"], "lrrrrlrrl", rows, note + ("" if b else "."))
 
 
 def macro_table(results):
@@ -939,6 +1047,8 @@ def build_tables(results):
     tables = {"topk": topk_table(results)}
     if results["fusions"]:
         tables["fusions"] = fusions_table(results)
+    if results["dataset"]["val"]:
+        tables["validation"] = validation_table(results)
     tables["macro"] = macro_table(results)
     tables["timing"] = timing_table(results)
     for n in results["order"]:
@@ -1002,7 +1112,8 @@ def table_to_markdown(table):
 
 
 TABLE_SECTIONS = (  # (Markdown heading, aggregate .tex name, table name prefix or name)
-    ("Top-k accuracy", "topk", "topk"), ("Fusions", "fusions", "fusions"), ("Macro precision, recall, F1", "macro", "macro"),
+    ("Top-k accuracy", "topk", "topk"), ("Fusions", "fusions", "fusions"),
+    ("Validation evidence", "validation", "validation"), ("Macro precision, recall, F1", "macro", "macro"),
     ("Speed", "timing", "timing"), ("Best and worst classes", "best_worst", "best_worst_"),
     ("Most confused pairs", "most_confused", "most_confused_"), ("Appearance vs motion", "appearance_vs_motion",
                                                                   "appearance_vs_motion"),
@@ -1751,7 +1862,7 @@ def summary_blocks(results, tables):
     data = results["dataset"]
     blocks = [("heading", "UCF-101 action recognition: results", 0)]
     val = (f" Validation: groups {groups_text(data['val_groups'])} of the training list ({data['val']['videos']} "
-           f"videos), used only to choose fusion weights." if data["val"] else
+           f"videos), used only to calibrate the models and choose fusion weights." if data["val"] else
            " No validation predictions were given: fusion weights are equal or given, never chosen on the test set.")
     blocks.append(("paragraph", f"Dataset: UCF-101, {results['classes']} classes, split {split}. Subset: test "
                                 f"(testlist0{split}.txt, {results['videos']} videos); {data['train']['videos']} "
@@ -1802,6 +1913,8 @@ def write_report_pdf(path, results, tables, cms, logs):
         figure("topk")
         if "fusions" in tables:
             w.table(tables["fusions"])
+        if "validation" in tables:
+            w.table(tables["validation"])
         w.table(tables["macro"])
         w.heading("Best and worst classes", keep=2.0)
         w.table_grid([tables[f"best_worst_{n}"] for n in results["order"]], columns=2,
@@ -1888,15 +2001,19 @@ def evaluate_split(args):
             fail(f"--val {name} is given twice")
         seen.add(name)
         val_specs.append((name, path, f"--val {text}"))
-    auto = [p for p in plans if p["weights"] == "auto"]
+    auto = [p for p in plans if isinstance(p["weights"], str)]  # auto or auto-top1
     if auto and not val_specs:
-        fail("--weights auto chooses the fusion weights on validation predictions: give --val NAME=DIR for "
+        fail(f"--weights {auto[0]['weights']} chooses the fusion weights on validation predictions: give --val "
+             "NAME=DIR for "
              "each fused model (the folders the test scripts write with --subset val); without them the only "
              "choice would be on the test set (test-set tuning)")
     for plan in auto:
         lacking = [m for m in plan["members"] if m not in seen]
         if lacking:
-            fail(f"--weights auto for fusion {plan['name']}: no --val predictions for {', '.join(lacking)}")
+            fail(f"--weights {plan['weights']} for fusion {plan['name']}: no --val predictions for "
+                 f"{', '.join(lacking)}")
+    if args.bootstrap < 1:
+        fail(f"--bootstrap {args.bootstrap}: give a number of resamples of 1 or more (e.g. 1000)")
     if args.weight_step is not None:
         try:
             metrics.simplex_grid(2, args.weight_step)
@@ -1931,7 +2048,7 @@ def evaluate_split(args):
             warn(f"{label}: written with checkpoint {val_ckpt}, the test folder with {test_ckpt}")
 
     # Validation first: the fusion weights are chosen from the val folders alone, before any test file is read.
-    val_groups, val_scans, val_labels, choices = None, {}, None, {}
+    val_groups, val_scans, val_labels, choices, temperatures = None, {}, None, {}, {}
     if val_specs:
         val_groups = validation_groups(val_specs, val_metas, given_groups)
         try:
@@ -1942,13 +2059,21 @@ def evaluate_split(args):
                                  f"val videos (groups {groups_text(val_groups)} of trainlist0{args.split}.txt)",
                                  "write them with the test script's --subset val and the validation groups the "
                                  "model was trained with")
+        for name, scan in val_scans.items():
+            temperatures[name] = metrics.fit_temperature(scan.scores, val_labels)
         for plan in auto:
-            choices[plan["name"]] = metrics.choose_weights([val_scans[m].scores for m in plan["members"]], val_labels,
-                                                           plan["rule"], args.weight_step)
+            members = plan["members"]
+            temps = [temperatures[m]["temperature"] for m in members] if plan["weights"] == "auto" else None
+            choices[plan["name"]] = metrics.choose_weights([val_scans[m].scores for m in members], val_labels,
+                                                           plan["rule"], args.weight_step,
+                                                           AUTO_CRITERIA[plan["weights"]], temps)
             c = choices[plan["name"]]
-            print(f"fusion {plan['name']}: weights {', '.join(f'{m} {w:g}' for m, w in zip(plan['members'], c['weights']))} "
-                  f"chosen on {len(val_labels)} validation videos (val top-1 {pct(c['top1'])}%, equal weights "
-                  f"{pct(c['equal_weights_top1'])}%; grid step {c['step']:g}, {c['grid_points']} points)", flush=True)
+            print(f"fusion {plan['name']}: weights {', '.join(f'{m} {w:g}' for m, w in zip(members, c['weights']))} "
+                  + (f"on scores divided by the temperatures {', '.join(f'{t:.3g}' for t in temps)} " if temps else "")
+                  + f"chosen by validation {'NLL' if c['criterion'] == 'nll' else 'top-1'} on {len(val_labels)} "
+                  f"videos (val top-1 {pct(c['top1'])}%, NLL {c['nll']:.3f}; equal weights "
+                  f"{pct(c['equal_weights_top1'])}%, "
+                  f"{c['equal_weights_nll']:.3f}; grid step {c['step']:g}, {c['grid_points']} points)", flush=True)
 
     test_scans = scan_folders(specs, test_paths, num_classes, f"test videos of split {args.split}",
                               "the test scripts resume: rerun them to finish; or check --data-dir and --split")
@@ -1966,6 +2091,11 @@ def evaluate_split(args):
         if name in val_scans:
             results["models"][name]["val_predictions_dir"] = dict((n, d) for n, d, _ in val_specs)[name]
             results["models"][name]["val_top1"] = metrics.topk_accuracy(val_scans[name].scores, val_labels, (1,))["top1"]
+            fit = temperatures[name]
+            results["models"][name].update({"val_nll": fit["nll_before"], "temperature": fit["temperature"],
+                                            "temperature_at_bound": fit["at_bound"],
+                                            "val_nll_calibrated": fit["nll_after"],
+                                            "temperature_range": list(metrics.TEMPERATURE_RANGE)})
         records = read_log(log_path) if log_path else []
         if records:
             logs[name] = records
@@ -1976,21 +2106,26 @@ def evaluate_split(args):
     cms = {}
     for plan in plans:
         name, members = plan["name"], plan["members"]
-        if plan["weights"] == "auto":
-            weights, source = choices[name]["weights"], "auto"
-            validation = {"videos": int(len(val_labels)), "val_groups": list(val_groups), **choices[name]}
+        calibrated = plan["weights"] == "auto"
+        temps = [temperatures[m]["temperature"] for m in members] if calibrated else [1.0] * len(members)
+        if isinstance(plan["weights"], str):
+            weights, source = choices[name]["weights"], plan["weights"]
         else:
             weights = plan["weights"] or [1.0 / len(members)] * len(members)
             source = "given" if plan["weights"] else "equal"
-            validation = None
-            if all(m in val_scans for m in members):
-                fused = metrics.fuse_scores([val_scans[m].scores for m in members], plan["rule"], weights)
-                validation = {"videos": int(len(val_labels)), "val_groups": list(val_groups),
-                              "top1": metrics.topk_accuracy(fused, val_labels, (1,))["top1"]}
-        scores[name] = metrics.fuse_scores([scores[m] for m in members], plan["rule"], weights)
+        validation = None
+        if all(m in val_scans for m in members):
+            validation = fusion_validation([val_scans[m].scores for m in members], val_labels, plan, weights, temps,
+                                           [temperatures[m]["temperature"] for m in members], choices.get(name), args)
+            validation.update({"videos": int(len(val_labels)), "val_groups": list(val_groups)})
+        scores[name] = metrics.fuse_scores(metrics.calibrate([scores[m] for m in members], temps), plan["rule"],
+                                           weights)
         results["fusions"][name] = {"title": fusion_title(name, members), "members": members, "rule": plan["rule"],
                                     "rule_description": metrics.FUSION_RULES[plan["rule"]],
                                     "weights": [float(w) for w in weights], "weights_source": source,
+                                    "calibration": "temperature" if calibrated else "none",
+                                    "temperatures": [float(t) for t in temps],
+                                    "effective_weights": effective_weights(plan["rule"], weights, temps),
                                     "validation": validation}
     for name in results["order"]:
         results["evaluation"][name], cms[name] = metrics.summarize(scores[name], test_labels, class_list,
@@ -2013,8 +2148,42 @@ def evaluate_split(args):
 
     results["dataset"] = dataset_statistics(class_list, kept_labels, test_labels, val_labels, val_groups,
                                             frames_from(test_scans), frames_from(val_scans))
+    if val_specs:
+        results["dataset"]["val"]["video_names"] = [video_name(p) for p in val_paths]
     results["answers"] = build_answers(results)
     return results, cms, logs
+
+
+def effective_weights(rule, weights, temperatures):
+    """logmean: the weights on the raw scores that the weights on temperature-scaled scores amount to
+    (w_i / T_i, normalised to sum 1); None for prob and max, where a temperature is not a weight."""
+    if rule != "logmean":
+        return None
+    raw = [w / t for w, t in zip(weights, temperatures)]
+    return [float(r / sum(raw)) for r in raw]
+
+
+def fusion_validation(val_scores, val_labels, plan, weights, temperatures, member_temperatures, choice, args):
+    """A fusion's validation evidence: its NLL and top-1, each member's (temperature-scaled by
+    ``member_temperatures``, the fitted ones: every fusion is held to the bar of a calibrated member), the
+    weight search's numbers (``choice``, for --weights auto and auto-top1) and the bootstrap."""
+    members = plan["members"]
+    fused, log_probs = metrics.fused_log_probs(val_scores, plan["rule"], weights, temperatures)
+    out = {"top1": float(np.mean(np.argmax(fused, axis=1) == val_labels)),
+           "nll": float(np.mean(metrics.per_video_nll(log_probs, val_labels))),
+           "members": {}}
+    for m, s, t in zip(members, val_scores, member_temperatures):
+        nll, correct = metrics.member_losses(s, val_labels, t)
+        out["members"][m] = {"nll": float(nll.mean()), "top1": float(correct.mean()), "temperature": float(t)}
+    if choice:
+        out.update({k: v for k, v in choice.items() if k not in ("weights", "top1", "nll")})
+    criterion = AUTO_CRITERIA.get(plan["weights"]) if isinstance(plan["weights"], str) else None
+    evidence = metrics.bootstrap_fusion(val_scores, val_labels, plan["rule"], weights, temperatures, criterion,
+                                        args.weight_step, args.bootstrap, args.bootstrap_seed,
+                                        member_temperatures=member_temperatures)
+    evidence["best_member"] = members[evidence["best_member"]]
+    out["bootstrap"] = evidence
+    return out
 
 
 def write_outputs(results, cms, logs, output_dir):
@@ -2252,9 +2421,18 @@ def get_args_parser(add_help=True):
                         help="fusion rule, once for every fusion or once per --fuse: logmean = weighted sum of the mean "
                              "log-softmax scores, prob = weighted mean of the softmax distributions, max = element-wise "
                              "max of the weighted distributions (default: logmean)")
-    parser.add_argument("--weights", action="append", metavar="W1,W2,...|auto|equal",
+    parser.add_argument("--weights", action="append", metavar="W1,W2,...|auto|auto-top1|equal",
                         help="fusion weights in the order of the fusion's models, once for every fusion or once per "
-                             "--fuse; auto = chosen on the --val predictions (default: equal)")
+                             "--fuse. auto: each model's scores calibrated by temperature scaling on its --val "
+                             f"predictions (one temperature, fitted by NLL, in [{metrics.TEMPERATURE_RANGE[0]:g}, "
+                             f"{metrics.TEMPERATURE_RANGE[1]:g}]), the weights chosen by the "
+                             "validation NLL of the fused distribution (among weightings within one standard error "
+                             "of the best NLL, which validation cannot tell apart: the highest top-1, then the "
+                             "closest to equal weights): top-1 on a few "
+                             "dozen videos cannot tell weightings apart and lets a sure, wrong model outvote a right "
+                             "one. auto-top1: the rule before that (highest validation top-1 on the raw scores, ties "
+                             "to equal weights), to reproduce older reports. Numbers and equal fuse the raw scores "
+                             "as given, e.g. TSN's 1,1.5 (default: equal)")
     parser.add_argument("--val", action="append", metavar="NAME=DIR",
                         help="a model's validation prediction folder (test script with --subset val), for --weights "
                              "auto and the validation accuracy (default: none)")
@@ -2262,8 +2440,14 @@ def get_args_parser(add_help=True):
                         help="the validation groups, e.g. 8-10, when the --val folders have no model.json "
                              "(default: from their model.json)")
     parser.add_argument("--weight-step", type=float, default=None,
-                        help="grid step of --weights auto over the simplex of weights (default: 0.05 for 2-3 models, "
+                        help="grid step of --weights auto/auto-top1 over the simplex of weights (default: 0.05 for "
+                             "2-3 models, "
                              "0.1 for 4-6, 0.2 beyond)")
+    parser.add_argument("--bootstrap", type=int, default=metrics.BOOTSTRAP_RESAMPLES,
+                        help="resamples of the validation videos for the evidence of each fusion whose models all "
+                             f"have --val predictions (default: {metrics.BOOTSTRAP_RESAMPLES})")
+    parser.add_argument("--bootstrap-seed", type=int, default=0,
+                        help="seed of the bootstrap: the same seed gives the same numbers (default: 0)")
     parser.add_argument("--log", action="append", metavar="NAME=PATH",
                         help="a model's training log.jsonl for the learning curves (default: model.json \"log\", "
                              "else <predictions dir>/../log.jsonl)")

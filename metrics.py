@@ -439,40 +439,217 @@ def simplex_grid(num_models, step):
     return np.array(list(compositions(parts, num_models)), dtype=np.float64) / parts
 
 
-def choose_weights(val_scores, val_labels, rule="logmean", step=None):
-    """The fusion weights with the best top-1 accuracy on validation scores (a grid over the simplex).
+# Temperature scaling (Guo et al. 2017, "On calibration of modern neural networks"): a model's video score
+# s becomes softmax(s / T), T fitted by validation NLL. Bounded because a model that is right on every
+# video of a small validation set has its NLL fall without limit as T -> 0: 0.5 sharpens at most 2x;
+# 20 flattens a model that is sure and often wrong nearly to uniform.
+TEMPERATURE_RANGE = (0.5, 20.0)
+WEIGHT_CRITERIA = ("nll", "top1")
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_LEVEL = 0.95
 
-    ``val_scores``: M arrays ``[N, C]`` (the members' video scores on the validation videos, in the
-    fusion's order); ``val_labels`` ``[N]``. A pure function of its arguments: it never sees test data.
-    Ties (equal validation top-1) go to the weights closest to equal weights (Euclidean), then to the
-    first in ``simplex_grid`` order. Returns ``{"weights": [M floats], "top1": float,
-    "equal_weights_top1": float, "step": float, "grid_points": int, "tied": int}`` (``tied``: grid points
-    that reach the best accuracy).
+
+def per_video_nll(log_probs, labels):
+    """``-log_probs[n, labels[n]]`` for log-probabilities ``[N, C]``: float64 ``[N]``."""
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    return -log_probs[np.arange(len(labels)), labels]
+
+
+def calibrate(scores, temperatures=None):
+    """Each model's scores divided by its temperature (None: unchanged)."""
+    scores = [np.asarray(s, dtype=np.float64) for s in scores]
+    if temperatures is None:
+        return scores
+    return [s / float(t) for s, t in zip(scores, temperatures)]
+
+
+def fit_temperature(scores, labels, bounds=TEMPERATURE_RANGE, iterations=80):
+    """The temperature T in ``bounds`` that minimises the mean NLL of ``softmax(scores / T)``.
+
+    ``scores`` ``[N, C]`` (video scores), ``labels`` ``[N]``. The NLL is convex in 1/T (a log-sum-exp of
+    a linear function minus a linear one), so a golden-section search on 1/T finds the minimum, or the
+    bound it lies beyond. Returns ``{"temperature", "nll_before" (T = 1), "nll_after", "at_bound"
+    ("lower", "upper" or None)}``.
     """
-    scores = np.stack([np.asarray(s, dtype=np.float64) for s in val_scores])  # (M, N, C)
-    labels = np.asarray(val_labels, dtype=np.int64)
-    num_models = scores.shape[0]
-    step = default_weight_step(num_models) if step is None else step
-    grid = simplex_grid(num_models, step)
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    low, high = bounds
+
+    def nll(inverse):
+        return float(np.mean(per_video_nll(log_softmax(scores * inverse, axis=1), labels)))
+
+    a, b = 1.0 / high, 1.0 / low
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(iterations):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(d)
+    inside = c if fc <= fd else d
+    candidates = [(nll(1.0 / high), float(high), "upper"), (min(fc, fd), 1.0 / inside, None),
+                  (nll(1.0 / low), float(low), "lower")]
+    best_nll, temperature, at_bound = min(candidates, key=lambda x: x[0])
+    if at_bound is None and not low * (1 + 1e-9) < temperature < high * (1 - 1e-9):
+        at_bound, temperature = ("lower", float(low)) if temperature < 1.0 else ("upper", float(high))
+    return {"temperature": temperature, "nll_before": nll(1.0), "nll_after": best_nll, "at_bound": at_bound}
+
+
+def fused_log_probs(scores, rule="logmean", weights=None, temperatures=None):
+    """The fused scores of ``fuse_scores`` (after ``calibrate``) and the log of the distribution they
+    rank by: ``(fused [N, C], log_probs [N, C])``; logmean: log_softmax of the fused score; prob and max:
+    the fused values normalised to sum 1 per video (prob already does)."""
+    fused = fuse_scores(calibrate(scores, temperatures), rule, weights)
+    if rule == "logmean":
+        return fused, log_softmax(fused, axis=1)
+    normalised = fused / fused.sum(axis=1, keepdims=True)
+    return fused, np.log(np.maximum(normalised, np.finfo(np.float64).tiny))
+
+
+def member_losses(scores, labels, temperature=1.0):
+    """One model's per-video NLL (of ``softmax(scores / temperature)``) and top-1 hits: ``([N], [N] bool)``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    return (per_video_nll(log_softmax(scores / temperature, axis=1), labels),
+            top1_predictions(scores) == labels)
+
+
+def weight_grid_losses(val_scores, val_labels, rule="logmean", step=None, temperatures=None):
+    """Per grid point and validation video, the fusion's NLL and top-1 hit: ``(grid [G, M], nll [G, N],
+    correct [G, N] bool)``; ``step`` defaults to ``default_weight_step``."""
     if rule not in FUSION_RULES:
         raise ValueError(f"unknown fusion rule {rule!r}; expected one of {', '.join(FUSION_RULES)}")
-    base = scores if rule == "logmean" else np.stack([softmax(s) for s in scores])
+    labels = np.asarray(val_labels, dtype=np.int64)
+    step = default_weight_step(len(val_scores)) if step is None else step
+    grid = simplex_grid(len(val_scores), step)
+    scores = calibrate(val_scores, temperatures)
+    nll = np.empty((len(grid), len(labels)))
+    correct = np.empty((len(grid), len(labels)), dtype=bool)
+    for g, weights in enumerate(grid):
+        fused, log_probs = fused_log_probs(scores, rule, weights)
+        nll[g] = per_video_nll(log_probs, labels)
+        correct[g] = np.argmax(fused, axis=1) == labels
+    return grid, nll, correct
 
-    def accuracy(weights):
-        if rule == "max":
-            fused = np.max(weights[:, None, None] * base, axis=0)
-        else:  # logmean and prob are both a weighted sum (prob's weights already sum to 1)
-            fused = np.tensordot(weights, base, axes=1)
-        return float(np.mean(np.argmax(fused, axis=1) == labels))
 
-    accuracies = np.array([accuracy(w) for w in grid])
-    best = accuracies.max()
-    tied = np.flatnonzero(accuracies == best)
-    distance = ((grid[tied] - 1.0 / num_models) ** 2).sum(axis=1)
-    chosen = tied[np.argmin(np.round(distance, 12))]  # argmin keeps the first of equal distances
-    return {"weights": [round(float(w), 10) for w in grid[chosen]], "top1": float(best),
-            "equal_weights_top1": accuracy(np.full(num_models, 1.0 / num_models)), "step": float(step),
-            "grid_points": int(len(grid)), "tied": int(len(tied))}
+def pick_weights(grid, nll, correct, criterion="nll", counts=None):
+    """The index in ``grid`` that ``criterion`` chooses from per-video losses ``[G, N]``; ``counts`` ``[N]``
+    weighs the videos (a bootstrap resample; default once each).
+
+    top1: the highest top-1; ties go to the weights closest to equal (Euclidean), then the first in grid order.
+    nll: the lowest mean NLL, with a prior toward equal weights where validation cannot tell candidates
+    apart: every grid point whose mean NLL exceeds the lowest by at most one standard error of the paired
+    per-video difference (the one-standard-error rule) is a candidate; among them the highest top-1, then
+    the closest to equal weights, then the lowest NLL, then the first in grid order (top-1 before the
+    distance to equal weights: measured slightly better by bench/bench_fusion.py).
+    """
+    if criterion not in WEIGHT_CRITERIA:
+        raise ValueError(f"unknown weight criterion {criterion!r}; expected one of {', '.join(WEIGHT_CRITERIA)}")
+    counts = np.ones(nll.shape[1]) if counts is None else np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    top1 = correct @ counts / total
+    distance = np.round(((grid - 1.0 / grid.shape[1]) ** 2).sum(axis=1), 12)
+    index = np.arange(len(grid))
+    if criterion == "top1":
+        candidates = np.flatnonzero(top1 == top1.max())
+        return int(candidates[np.lexsort((index[candidates], distance[candidates]))[0]])
+    mean_nll = nll @ counts / total
+    difference = nll - nll[np.argmin(mean_nll)]
+    mean_difference = difference @ counts / total
+    variance = np.maximum((difference ** 2) @ counts / total - mean_difference ** 2, 0.0)
+    standard_error = np.sqrt(variance / total)
+    candidates = np.flatnonzero(mean_difference <= standard_error + 1e-12)
+    keys = (index[candidates], np.round(mean_nll[candidates], 12), distance[candidates], -top1[candidates])
+    return int(candidates[np.lexsort(keys)[0]])
+
+
+def choose_weights(val_scores, val_labels, rule="logmean", step=None, criterion="top1", temperatures=None):
+    """The fusion weights chosen on validation scores over a grid of the simplex (``pick_weights``).
+
+    ``val_scores``: M arrays ``[N, C]`` (the members' video scores on the validation videos, in the
+    fusion's order); ``val_labels`` ``[N]``; ``temperatures``: M floats the scores are divided by first
+    (None: 1). A pure function of its arguments: it never sees test data. Returns ``{"weights": [M floats],
+    "criterion", "top1", "nll", "equal_weights_top1", "equal_weights_nll", "step", "grid_points", "tied"}``
+    (``tied``: grid points as good as the chosen one: the same top-1, or for nll within one standard error).
+    """
+    labels = np.asarray(val_labels, dtype=np.int64)
+    num_models = len(val_scores)
+    step = default_weight_step(num_models) if step is None else step
+    grid, nll, correct = weight_grid_losses(val_scores, labels, rule, step, temperatures)
+    chosen = pick_weights(grid, nll, correct, criterion)
+    top1, mean_nll = correct.mean(axis=1), nll.mean(axis=1)
+    if criterion == "top1":
+        tied = int(np.sum(top1 == top1[chosen]))
+    else:
+        difference = nll - nll[np.argmin(mean_nll)]
+        tied = int(np.sum(difference.mean(axis=1) <= difference.std(axis=1) / math.sqrt(len(labels)) + 1e-12))
+    equal, equal_log_probs = fused_log_probs(val_scores, rule, np.full(num_models, 1.0 / num_models), temperatures)
+    return {"weights": [round(float(w), 10) for w in grid[chosen]], "criterion": criterion,
+            "top1": float(top1[chosen]), "nll": float(mean_nll[chosen]),
+            "equal_weights_top1": float(np.mean(np.argmax(equal, axis=1) == labels)),
+            "equal_weights_nll": float(np.mean(per_video_nll(equal_log_probs, labels))),
+            "step": float(step), "grid_points": int(len(grid)), "tied": tied}
+
+
+def percentile_interval(values, level=BOOTSTRAP_LEVEL):
+    """``[low, high]`` of the central ``level`` of ``values`` (the bootstrap's percentile interval)."""
+    low, high = np.quantile(np.asarray(values, dtype=np.float64), [(1 - level) / 2, (1 + level) / 2])
+    return [float(low), float(high)]
+
+
+def bootstrap_fusion(val_scores, val_labels, rule, weights, temperatures=None, criterion=None, step=None,
+                     resamples=BOOTSTRAP_RESAMPLES, seed=0, level=BOOTSTRAP_LEVEL, member_temperatures=None):
+    """A bootstrap over the validation videos of a fusion against its best member.
+
+    The best member is the member with the lowest validation NLL of its scores divided by
+    ``member_temperatures`` (default: the fusion's ``temperatures``; give the fitted ones to hold an
+    uncalibrated fusion to the bar of a calibrated member, since an NLL rewards sharpness as well as
+    accuracy; ties: higher top-1, then the first). Each of ``resamples`` resamples draws
+    N videos with replacement (numpy's default_rng(seed): the same seed gives the same numbers) and
+    measures the fusion's gain over the best member (top-1 in fractions, NLL in nats: the member's minus
+    the fusion's, so positive is better), and, when ``criterion`` names how the weights were chosen, runs
+    that choice again on the resample (temperatures held at their fitted values). Returns
+    ``{"resamples", "seed", "level", "best_member" (index), "gain_top1" and "gain_nll": {"estimate",
+    "interval"}, "beats_best_member_top1", "below_best_member_top1", "beats_best_member_nll" (fractions of
+    resamples), "chosen_again" (fraction, or None without criterion), "supported"}``; ``supported``: the
+    interval of the top-1 gain lies above 0 (clearly more accurate), or the fusion's top-1 is not below
+    the member's and the interval of the NLL gain lies above 0 (as accurate and clearly more likely).
+    """
+    labels = np.asarray(val_labels, dtype=np.int64)
+    num_models, num_videos = len(val_scores), len(labels)
+    member_temperatures = temperatures if member_temperatures is None else member_temperatures
+    temps = [1.0] * num_models if member_temperatures is None else [float(t) for t in member_temperatures]
+    members = [member_losses(s, labels, t) for s, t in zip(val_scores, temps)]
+    best = min(range(num_models), key=lambda i: (round(float(members[i][0].mean()), 12), -members[i][1].mean(), i))
+    fused, log_probs = fused_log_probs(val_scores, rule, weights, temperatures)
+    fusion_nll, fusion_correct = per_video_nll(log_probs, labels), np.argmax(fused, axis=1) == labels
+    gain_nll_video = members[best][0] - fusion_nll
+    gain_top1_video = fusion_correct.astype(np.float64) - members[best][1]
+
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(num_videos, np.full(num_videos, 1.0 / num_videos), size=resamples).astype(np.float64)
+    gain_nll, gain_top1 = counts @ gain_nll_video / num_videos, counts @ gain_top1_video / num_videos
+    chosen_again = None
+    if criterion is not None:
+        grid, nll, correct = weight_grid_losses(val_scores, labels, rule, step, temperatures)
+        chosen = int(np.argmin(np.abs(grid - np.asarray(weights, dtype=np.float64)).sum(axis=1)))
+        chosen_again = float(np.mean([pick_weights(grid, nll, correct, criterion, c) == chosen for c in counts]))
+    estimate_nll, estimate_top1 = float(gain_nll_video.mean()), float(gain_top1_video.mean())
+    interval_nll, interval_top1 = percentile_interval(gain_nll, level), percentile_interval(gain_top1, level)
+    return {"resamples": int(resamples), "seed": int(seed), "level": float(level), "best_member": int(best),
+            "best_member_nll": float(members[best][0].mean()), "best_member_top1": float(members[best][1].mean()),
+            "gain_top1": {"estimate": estimate_top1, "interval": interval_top1},
+            "gain_nll": {"estimate": estimate_nll, "interval": interval_nll},
+            "beats_best_member_top1": float(np.mean(gain_top1 > 0)),
+            "below_best_member_top1": float(np.mean(gain_top1 < 0)),
+            "beats_best_member_nll": float(np.mean(gain_nll > 0)), "chosen_again": chosen_again,
+            "supported": bool(interval_top1[0] > 0 or (interval_nll[0] > 0 and estimate_top1 >= 0))}
 
 
 # ---------------------------------------------------------------------------

@@ -61,13 +61,16 @@ probabilities:
   --fusion prob     sum_i w_i * softmax(s_i), weights normalised to sum 1 (sums to 1)
   --fusion max      max_i w_i * softmax(s_i), weights normalised to sum 1 (sums to at most 1;
                     not renormalised, as combine_results.py ranks it)
+  with --weights PATH/results.json of combine_results.py --weights auto, each s_i is the model's video
+  score divided by its recorded temperature T_i (temperature scaling fitted on validation videos)
   Ties rank the lower class index (classInd order) first.
 
 several checkpoints: the first one that loads sets the class list; a later checkpoint of another
 class list (names or order) is left out with one line on stderr, as is an unreadable one; the others
 still run, and the exit status is 1. --weights W1,W2,... gives one weight per --checkpoint in order
-(a left-out checkpoint's weight is dropped); --weights PATH/results.json takes the rule and weights
-that combine_results.py recorded for a fusion of exactly the checkpoints that load. Each checkpoint is
+(a left-out checkpoint's weight is dropped); --weights PATH/results.json takes the rule, weights and
+temperatures (--weights auto: each model's scores are divided by its temperature before the weights
+apply) that combine_results.py recorded for a fusion of exactly the checkpoints that load. Each checkpoint is
 matched to a model of the results.json by checkpoint path (model.json) or else by model name, and
 among several tests of one checkpoint to the one tested as predict.py tests it: in the same mode (a
 3D checkpoint: test_3d.py --mode sliding, not --mode full), and of those the one with the same frames,
@@ -366,10 +369,11 @@ def top_classes(distribution, class_list, k):
     return [[class_list[i], float(distribution[i])] for i in order]
 
 
-def fused_distribution(scores, rule, weights):
-    """combine_results.py's fusion of video scores [C] each, as a distribution: softmax of the fused
-    score for logmean, the fused score itself for prob and max (already in [0, 1])."""
-    fused = metrics.fuse_scores([s[None] for s in scores], rule, weights)[0]
+def fused_distribution(scores, rule, weights, temperatures=None):
+    """combine_results.py's fusion of video scores [C] each, each divided by its temperature first (None:
+    1), as a distribution: softmax of the fused score for logmean, the fused score itself for prob and max
+    (already in [0, 1])."""
+    fused = metrics.fuse_scores(metrics.calibrate([s[None] for s in scores], temperatures), rule, weights)[0]
     return metrics.softmax(fused) if rule == "logmean" else fused
 
 
@@ -451,7 +455,8 @@ def recorded_model(results_path, models, p):
 
 
 def recorded_fusion(results_path, predictors, rule):
-    """(rule, weights in predictors' order, description) of the fusion that combine_results.py recorded in
+    """(rule, weights and temperatures in predictors' order, description) of the fusion that combine_results.py
+    recorded in
     `results_path` for exactly these models (recorded_model: by checkpoint path, else by name, and by how
     predict.py tests each), or a UserError. The description says which fusion and models were taken."""
     try:
@@ -476,14 +481,18 @@ def recorded_fusion(results_path, predictors, rule):
         members = fusion.get("members") or []
         if sorted(members) == sorted(matched) and (rule is None or fusion.get("rule") == rule):
             weights = [float(fusion["weights"][members.index(m)]) for m in matched]
-            return fusion["rule"], weights, f"fusion {fusion_name} of {results_path}; " + "; ".join(hows)
+            # --weights auto records a temperature per member (older results.json files: none, i.e. 1)
+            recorded = fusion.get("temperatures") or [1.0] * len(members)
+            temperatures = [float(recorded[members.index(m)]) for m in matched]
+            return (fusion["rule"], weights, f"fusion {fusion_name} of {results_path}; " + "; ".join(hows),
+                    temperatures)
     raise engine.UserError(f"--weights {results_path}: cannot be matched: it records no fusion of exactly "
                            f"{', '.join(matched)}" + (f" with rule {rule}" if rule else "")
                            + f" (its fusions: {', '.join(fusions) or 'none'})")
 
 
 def plan_fusion(args, predictors, kept):
-    """(rule, weights, description) for the predictors that loaded, or None for a single model.
+    """(rule, weights, description, temperatures) for the predictors that loaded, or None for a single model.
     `kept`: the index in --checkpoint of each predictor (for numeric weights)."""
     if len(predictors) < 2:
         return None
@@ -495,8 +504,8 @@ def plan_fusion(args, predictors, kept):
         weights = [weights[i] for i in kept]
         if sum(weights) == 0:
             raise engine.UserError("--weights: every checkpoint that loaded has weight 0")
-        return rule, weights, "weights given"
-    return rule, [1.0 / len(predictors)] * len(predictors), "equal weights"
+        return rule, weights, "weights given", [1.0] * len(predictors)
+    return rule, [1.0 / len(predictors)] * len(predictors), "equal weights", [1.0] * len(predictors)
 
 
 def format_table(path, frames, tops, fused, fusion):
@@ -666,8 +675,10 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
                                    f"({', '.join(class_list[:5])}, ...)")
         target = class_list.index(args.explain_class)
     if fusion is not None and fusion[2].startswith("fusion "):  # say what was taken from the results.json
+        calibrated = any(t != 1.0 for t in fusion[3])
         say(f"fusion: {fusion[0]}, weights " + ", ".join(f"{p.name} {w:g}" for p, w in zip(predictors, fusion[1]))
-            + f" ({fusion[2]})")
+            + (", temperatures " + ", ".join(f"{p.name} {t:.4g}" for p, t in zip(predictors, fusion[3]))
+               if calibrated else "") + f" ({fusion[2]})")
 
     if not args.json:
         for p in predictors:
@@ -685,7 +696,8 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         tops = {name: top_classes(metrics.softmax(s), class_list, args.top) for name, s in scores.items()}
         fused = None
         if fusion is not None:
-            fused = top_classes(fused_distribution(list(scores.values()), fusion[0], fusion[1]), class_list, args.top)
+            fused = top_classes(fused_distribution(list(scores.values()), fusion[0], fusion[1], fusion[3]),
+                                class_list, args.top)
         if args.json:
             line = {"path": path, "frames": int(frames), "models": tops, "fused": fused}
             tqdm.write(json.dumps(line), file=sys.stdout)

@@ -379,8 +379,9 @@ def auto_workspace(tmp_path_factory):
     return root
 
 
-def auto_args(root, output_dir, *extra):
-    return (["--data-dir", root / "data", "--output-dir", output_dir, "--weights", "auto"]
+def auto_args(root, output_dir, *extra, weights="auto-top1"):
+    """The old rule (--weights auto-top1: top-1 on the raw scores) unless ``weights`` says otherwise."""
+    return (["--data-dir", root / "data", "--output-dir", output_dir, "--weights", weights]
             + [a for n in ("single_frame", "3d") for a in ("--model", f"{n}={root / n / 'test'}",
                                                           "--val", f"{n}={root / n / 'val'}")] + list(extra))
 
@@ -409,7 +410,8 @@ def test_auto_weights_are_chosen_on_validation_and_never_read_the_test_folder(au
     assert len([p for p in reads if any(p.startswith(d) for d in test_dirs)]) == 2 * len(TEST_VIDEOS)
 
     fusion = results["fusions"]["all"]
-    assert fusion["weights"] == [0.8, 0.2] and fusion["weights_source"] == "auto"
+    assert fusion["weights"] == [0.8, 0.2] and fusion["weights_source"] == "auto-top1"
+    assert fusion["calibration"] == "none" and fusion["temperatures"] == [1.0, 1.0]
     assert fusion["validation"]["top1"] == 1.0 and fusion["validation"]["val_groups"] == [8]
     assert fusion["validation"]["equal_weights_top1"] == pytest.approx(2 / 3)
     assert fusion["validation"]["grid_points"] == 21 and fusion["validation"]["videos"] == 3
@@ -448,6 +450,113 @@ def test_val_groups_flag_for_val_folders_without_model_json(auto_workspace, tmp_
     assert_refusal(result, "--val-groups")
     results = run_main(auto_args(root, tmp_path / "out", "--val-groups", "8"))
     assert results["fusions"]["all"]["weights"] == [0.8, 0.2]
+
+
+# ---------------------------------------------------------------------------
+# --weights auto: calibrated members, weights by validation NLL, the bootstrap's evidence (issue 25)
+# ---------------------------------------------------------------------------
+def write_study(root, classes, val, test):
+    """Data lists and prediction folders root/<model>/{val,test} of a generated study: ``val`` and ``test``
+    are ({model: video scores [N, C]}, labels [N]); validation videos are group 8 of the training list."""
+    entries = {}
+    for subset, (scores, labels), group in (("val", val, 8), ("test", test, 11)):
+        counters = {}
+        entries[subset] = []
+        for label in labels:
+            folder = classes[label]
+            counters[folder] = counters.get(folder, 0) + 1
+            entries[subset].append((folder, f"v_{folder}_g{group:02d}_c{counters[folder]:02d}", int(label)))
+        for name, model_scores in scores.items():
+            directory = root / name / subset
+            for (folder, stem, _), row in zip(entries[subset], model_scores):
+                metrics.write_predictions(directory / folder / f"{stem}.hdf5", row[None])
+            write_model_json(directory, name=name, subset=subset, split=1, val_groups=[8])
+    train = [(c, f"v_{c}_g01_c01") for c in classes] + [(folder, stem) for folder, stem, _ in entries["val"]]
+    write_lists(root / "data", classes, entries["test"], train)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sure_and_wrong_workspace(tmp_path_factory):
+    """bench_fusion's study (seed 12): a single-frame model sure everywhere and at chance on the 3 motion
+    classes, a 3D model right more often but less sure; 12 validation and 48 test videos."""
+    from bench import bench_fusion
+    rng = np.random.default_rng(12)
+    val, test = bench_fusion.synthetic_study(rng, 2), bench_fusion.synthetic_study(rng, 8)
+    classes = ["AppearanceA", "AppearanceB", "AppearanceC", "MotionUp", "MotionDown", "MotionGrow"]
+    return write_study(tmp_path_factory.mktemp("sure"), classes, val, test)
+
+
+def test_auto_calibrates_and_does_not_fall_below_the_better_model(sure_and_wrong_workspace, tmp_path, skip_drawing):
+    root = sure_and_wrong_workspace
+    results = run_main(auto_args(root, tmp_path / "new", weights="auto"))
+    fusion, ev, models = results["fusions"]["all"], results["evaluation"], results["models"]
+    assert fusion["weights_source"] == "auto" and fusion["calibration"] == "temperature"
+    assert fusion["temperatures"] == [models["single_frame"]["temperature"], models["3d"]["temperature"]]
+    assert models["single_frame"]["temperature"] > 2.0 and models["3d"]["temperature"] == 0.5  # 3d at the bound
+    assert models["3d"]["temperature_at_bound"] == "lower"
+    assert fusion["weights"][1] > fusion["weights"][0]  # the better model weighs more
+    assert fusion["effective_weights"][1] > 0.9
+    assert ev["3d"]["top1"] == pytest.approx(46 / 48) and ev["single_frame"]["top1"] == pytest.approx(30 / 48)
+    assert ev["all"]["top1"] >= ev["3d"]["top1"]
+    # Test scores recomputed from the files: the temperatures and weights applied as recorded.
+    labels = [results["class_list"].index(p.parent.name) for p in sorted((root / "3d" / "test").glob("*/*.hdf5"))]
+    entries = [(p.parent.name, p.stem) for p in sorted((root / "3d" / "test").glob("*/*.hdf5"))]
+    scores = [hand_scores(root / m / "test", entries) for m in ("single_frame", "3d")]
+    fused = sum(w * s / t for w, s, t in zip(fusion["weights"], scores, fusion["temperatures"]))
+    assert ev["all"]["top1"] == pytest.approx(np.mean(np.argmax(fused, axis=1) == labels))
+    # The evidence: the validation videos, each model's and the fusion's NLL and top-1, the bootstrap.
+    v = fusion["validation"]
+    assert v["videos"] == 12 and len(results["dataset"]["val"]["video_names"]) == 12
+    assert set(v["members"]) == {"single_frame", "3d"} and v["nll"] < v["members"]["single_frame"]["nll"]
+    assert models["3d"]["val_nll_calibrated"] <= models["3d"]["val_nll"]
+    b = v["bootstrap"]
+    assert b["best_member"] == "3d" and b["resamples"] == 1000 and b["seed"] == 0
+    assert not b["supported"] and not fusion["supported_by_validation"] and fusion["recommendation"] == "3d"
+    answers = results["answers"]["fusion"]
+    assert [a for a in answers if a.startswith(combine_results.NOT_SUPPORTED)] == [
+        f"{combine_results.NOT_SUPPORTED} Fusion single_frame + 3d over its best member, 3D ResNet-50 (the interval "
+        "of the top-1 gain reaches 0, and the fusion's validation top-1 is lower or the interval of the NLL gain "
+        "reaches 0). Recommendation: 3D ResNet-50 alone; the tables keep the numbers of both."]
+    tables = (tmp_path / "new" / "tables.md").read_text()
+    assert "## Validation evidence" in tables and "no: 3d" in tables
+
+    # The same seed gives the same bootstrap; another seed other numbers.
+    again = run_main(auto_args(root, tmp_path / "again", weights="auto"))
+    assert again["fusions"]["all"]["validation"]["bootstrap"] == b
+    other = run_main(auto_args(root, tmp_path / "other", "--bootstrap-seed", "1", weights="auto"))
+    assert other["fusions"]["all"]["validation"]["bootstrap"]["gain_nll"] != b["gain_nll"]
+
+    # The old rule, still available: top-1 on the raw scores falls below the 3D model here.
+    old = run_main(auto_args(root, tmp_path / "old"))
+    assert old["fusions"]["all"]["weights_source"] == "auto-top1"
+    assert old["evaluation"]["all"]["top1"] < old["evaluation"]["3d"]["top1"]
+
+
+def test_the_not_supported_sentence_appears_exactly_when_validation_does_not_support(tmp_path, skip_drawing):
+    # Two models each sure and right on half the classes and unsure on the other half, 160 validation
+    # videos: the fusion's NLL gain is clearly positive, the report recommends the fusion.
+    rng = np.random.default_rng(0)
+    classes = ["A", "B", "C", "D"]
+
+    def study(per_class):
+        labels = np.repeat(np.arange(4), per_class)
+        rows = np.arange(len(labels))
+        scores = {}
+        for name, strong in (("single_frame", labels < 2), ("3d", labels >= 2)):
+            logits = rng.normal(0.0, 0.5, (len(labels), 4))
+            logits[rows, labels] += np.where(strong, 3.0, 0.5)
+            scores[name] = metrics.log_softmax(logits, axis=1)
+        return scores, labels
+
+    root = write_study(tmp_path / "study", classes, study(40), study(10))
+    for weights in ("auto", "equal", "auto-top1"):
+        results = run_main(auto_args(root, tmp_path / weights, weights=weights))
+        fusion = results["fusions"]["all"]
+        assert fusion["validation"]["bootstrap"]["supported"] and fusion["recommendation"] == "all"
+        answers = results["answers"]["fusion"]
+        assert not [a for a in answers if combine_results.NOT_SUPPORTED in a]
+        assert [a for a in answers if a.startswith("Validation supports Fusion single_frame + 3d over its best member")]
 
 
 # ---------------------------------------------------------------------------

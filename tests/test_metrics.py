@@ -368,3 +368,90 @@ def test_choose_weights_max_rule():
     assert choice["weights"] == [0.4, 0.6] and choice["top1"] == 1.0
     assert choice["tied"] == 9  # wb = 0.6, 0.65, ..., 1.0
     assert choice["equal_weights_top1"] == 0.5
+
+
+# ---------------------------------------------------------------------------
+# Calibration, the likelihood choice of fusion weights and its bootstrap
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("true_temperature", [0.7, 1.0, 2.5, 6.0])
+def test_fit_temperature_recovers_a_known_temperature(true_temperature):
+    # Labels drawn from softmax(z / T): the NLL of softmax(log_softmax(z) / T') is lowest near T' = T.
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0.0, 3.0, (4000, 10))
+    probs = metrics.softmax(logits / true_temperature, axis=1)
+    labels = np.array([rng.choice(10, p=p) for p in probs])
+    fit = metrics.fit_temperature(metrics.log_softmax(logits, axis=1), labels)
+    assert fit["temperature"] == pytest.approx(true_temperature, rel=0.08)
+    assert fit["at_bound"] is None and fit["nll_after"] <= fit["nll_before"] + 1e-12
+
+
+def test_fit_temperature_is_bounded():
+    # Right on every video: the NLL falls without limit as T -> 0; the fit stops at the lower bound.
+    scores = metrics.log_softmax(np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), axis=1)
+    fit = metrics.fit_temperature(scores, [0, 1])
+    assert fit["temperature"] == pytest.approx(metrics.TEMPERATURE_RANGE[0]) and fit["at_bound"] == "lower"
+    # Sure and wrong on every video: flattened as far as the upper bound allows.
+    fit = metrics.fit_temperature(scores, [1, 0])
+    assert fit["temperature"] == pytest.approx(metrics.TEMPERATURE_RANGE[1]) and fit["at_bound"] == "upper"
+
+
+def test_nll_choice_prefers_equal_weights_when_validation_cannot_tell():
+    # Two identical models: every weighting has the same NLL and top-1, so the prior picks equal weights.
+    a = metrics.log_softmax(np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]), axis=1)
+    choice = metrics.choose_weights([a, a], [0, 1, 1], "logmean", criterion="nll")
+    assert choice["weights"] == [0.5, 0.5] and choice["tied"] == 21
+
+
+def sure_and_wrong_study(seed):
+    """bench_fusion's generated study: a single-frame model sure everywhere and at chance on the motion
+    classes, a 3D model right more often but less sure; 12 validation and 48 test videos."""
+    from bench import bench_fusion
+    rng = np.random.default_rng(seed)
+    return bench_fusion.synthetic_study(rng, 2), bench_fusion.synthetic_study(rng, 8)
+
+
+def test_calibrated_likelihood_choice_on_a_sure_and_wrong_model():
+    (val, val_labels), (test, test_labels) = sure_and_wrong_study(12)
+    names = ["single_frame", "3d"]
+    val_scores, test_scores = [val[n] for n in names], [test[n] for n in names]
+    temperatures = [metrics.fit_temperature(s, val_labels)["temperature"] for s in val_scores]
+    assert temperatures[0] > 2.0 and temperatures[1] < 1.0  # the sure one softened, the unsure one sharpened
+    new = metrics.choose_weights(val_scores, val_labels, criterion="nll", temperatures=temperatures)
+    old = metrics.choose_weights(val_scores, val_labels, criterion="top1")
+    assert new["weights"][1] > new["weights"][0]
+
+    def test_top1(weights, temps):
+        fused, _ = metrics.fused_log_probs(test_scores, "logmean", weights, temps)
+        return float(np.mean(np.argmax(fused, axis=1) == test_labels))
+
+    members = [float(np.mean(np.argmax(s, axis=1) == test_labels)) for s in test_scores]
+    assert members == pytest.approx([30 / 48, 46 / 48])
+    assert test_top1(new["weights"], temperatures) >= max(members)
+    assert test_top1(old["weights"], None) < max(members)  # the old rule falls below the 3D model
+
+
+def test_bootstrap_is_reproducible_for_a_seed_and_says_whether_validation_supports_the_fusion():
+    (val, val_labels), _ = sure_and_wrong_study(12)
+    scores = [val["single_frame"], val["3d"]]
+    temperatures = [metrics.fit_temperature(s, val_labels)["temperature"] for s in scores]
+    choice = metrics.choose_weights(scores, val_labels, criterion="nll", temperatures=temperatures)
+
+    def run(seed):
+        return metrics.bootstrap_fusion(scores, val_labels, "logmean", choice["weights"], temperatures,
+                                        criterion="nll", resamples=300, seed=seed)
+
+    first = run(3)
+    assert first == run(3) and first != run(4)
+    assert first["best_member"] == 1 and first["resamples"] == 300 and 0.0 <= first["chosen_again"] <= 1.0
+    low, high = first["gain_nll"]["interval"]
+    assert low <= high and not first["supported"]  # 12 videos cannot show the fusion beats the 3D model
+    # Two models each right on half the classes, 300 validation videos: the fusion is clearly better.
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 75)
+    a, b = rng.normal(0, 0.5, (300, 4)), rng.normal(0, 0.5, (300, 4))
+    a[np.arange(300), labels] += np.where(labels < 2, 3.0, 0.5)
+    b[np.arange(300), labels] += np.where(labels < 2, 0.5, 3.0)
+    scores = [metrics.log_softmax(a, axis=1), metrics.log_softmax(b, axis=1)]
+    evidence = metrics.bootstrap_fusion(scores, labels, "logmean", [0.5, 0.5], resamples=300, seed=0)
+    assert evidence["supported"] and evidence["gain_nll"]["interval"][0] > 0
+    assert evidence["beats_best_member_top1"] > 0.95

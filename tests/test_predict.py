@@ -220,6 +220,14 @@ def test_weights_from_results_json(ws, capsys, tmp_path):
                                     "--weights", results], capsys)
     fused = metrics.fuse_scores([s[None] for s in scores], "max", [0.5, 0.5])[0]
     assert status == 0 and json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
+    # A fusion of --weights auto: each score divided by its recorded temperature before the weights apply.
+    write_results(results, {"single_frame": {}, "3d": {}}, {"all": {
+        "members": ["3d", "single_frame"], "rule": "logmean", "weights": [0.75, 0.25], "temperatures": [0.5, 2.5]}})
+    status, out, err = run_predict([video, "--checkpoint", sf, "--checkpoint", td, "--json", "--device", "cpu",
+                                    "--weights", results], capsys)
+    fused = metrics.softmax(0.25 * scores[0] / 2.5 + 0.75 * scores[1] / 0.5)
+    assert status == 0 and json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
+    assert "weights single_frame 0.25, 3d 0.75, temperatures single_frame 2.5, 3d 0.5" in err[0]
     # Cannot be matched: one line, usage error.
     for models, fusions in (({"x": {}, "3d": {}}, {"all": {"members": ["x", "3d"], "rule": "max", "weights": [1, 1]}}),
                             ({"single_frame": {}, "3d": {}}, {})):
