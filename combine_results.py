@@ -376,7 +376,7 @@ def scan_folders(folders, video_paths, num_classes, what, hint):
     if problems:
         fail(" | ".join(problems))
     scans = {}
-    for name, directory, label in folders:
+    for name, directory, _label in folders:
         print(f"reading {len(video_paths)} prediction files of {name} ({directory})", flush=True)
         scans[name] = metrics.scan_predictions(directory, video_paths, num_classes)
     problems = [scan_problem(label, d, scans[n], video_paths, num_classes, what) for n, d, label in folders]
@@ -1094,15 +1094,21 @@ def table_to_latex(table, long=False):
     out = [f"% {table.caption}", r"\begin{" + env + "}{" + table.align + "}", r"\hline"] + head
     if long:
         out += [r"\endhead"]
-    out += [line(row, escape=True) for row in table.rows] or [r"\multicolumn{" + str(len(table.header)) + "}{l}{(none)}" + r" \\"]
+    out += [line(row, escape=True) for row in table.rows] or [
+        r"\multicolumn{" + str(len(table.header)) + "}{l}{(none)}" + r" \\"
+    ]
     out += [r"\hline", r"\end{" + env + "}", ""]
     return "\n".join(out)
 
 
 def table_to_markdown(table):
     align = {"r": "---:", "l": ":---", "c": ":---:"}
-    out = [f"*{markdown_escape(table.caption)}*", "", "| " + " | ".join(markdown_escape(h) for h in table.header) + " |",
-           "| " + " | ".join(align[a] for a in table.align) + " |"]
+    out = [
+        f"*{markdown_escape(table.caption)}*",
+        "",
+        "| " + " | ".join(markdown_escape(h) for h in table.header) + " |",
+        "| " + " | ".join(align[a] for a in table.align) + " |",
+    ]
     out += ["| " + " | ".join(markdown_escape(_flat(c)) for c in row) + " |" for row in table.rows]
     if not table.rows:
         out.append("| (none) |" + " |" * (len(table.header) - 1))
@@ -1112,13 +1118,18 @@ def table_to_markdown(table):
 
 
 TABLE_SECTIONS = (  # (Markdown heading, aggregate .tex name, table name prefix or name)
-    ("Top-k accuracy", "topk", "topk"), ("Fusions", "fusions", "fusions"),
-    ("Validation evidence", "validation", "validation"), ("Macro precision, recall, F1", "macro", "macro"),
-    ("Speed", "timing", "timing"), ("Best and worst classes", "best_worst", "best_worst_"),
-    ("Most confused pairs", "most_confused", "most_confused_"), ("Appearance vs motion", "appearance_vs_motion",
-                                                                  "appearance_vs_motion"),
-    ("Dataset", "dataset", "dataset"), ("Per-class accuracy", "per_class_recall", "per_class_recall"),
-    ("Per-class precision", "per_class_precision", "per_class_precision"), ("Per-class F1", "per_class_f1", "per_class_f1"),
+    ("Top-k accuracy", "topk", "topk"),
+    ("Fusions", "fusions", "fusions"),
+    ("Validation evidence", "validation", "validation"),
+    ("Macro precision, recall, F1", "macro", "macro"),
+    ("Speed", "timing", "timing"),
+    ("Best and worst classes", "best_worst", "best_worst_"),
+    ("Most confused pairs", "most_confused", "most_confused_"),
+    ("Appearance vs motion", "appearance_vs_motion", "appearance_vs_motion"),
+    ("Dataset", "dataset", "dataset"),
+    ("Per-class accuracy", "per_class_recall", "per_class_recall"),
+    ("Per-class precision", "per_class_precision", "per_class_precision"),
+    ("Per-class F1", "per_class_f1", "per_class_f1"),
 )
 
 
@@ -1407,13 +1418,13 @@ class PageWriter:
             self.tables += 1
             first_row = layouts[:columns]
             self.ensure(self.paragraph_height(caption, SMALL_PT + 0.5)
-                        + max(0.2 + l.header_height + sum(l.row_height(r) for r in l.table.rows) + 0.1
-                              for l in first_row))
+                        + max(0.2 + t.header_height + sum(t.row_height(r) for r in t.table.rows) + 0.1
+                              for t in first_row))
             self.paragraph(f"Table {self.tables}. {caption}", SMALL_PT + 0.5, gap=0.06)
         for start in range(0, len(layouts), columns):
             row = layouts[start:start + columns]
-            heights = [0.2 + l.header_height + sum(l.row_height(r) for r in l.table.rows or [[""]]) + 0.1
-                       + (l.line * 1.2 if l.table.note else 0.0) for l in row]
+            heights = [0.2 + t.header_height + sum(t.row_height(r) for r in t.table.rows or [[""]]) + 0.1
+                       + (t.line * 1.2 if t.table.note else 0.0) for t in row]
             self.ensure(max(heights))
             top = self.y
             for k, layout in enumerate(row):
@@ -1776,7 +1787,9 @@ def figure_specs(results, cms, logs):
         max(1.0, 2.2 * math.ceil(max(len(with_logs), 1) / ncols_logs)),
         lambda fig, rect: draw_learning_curves(fig, rect, results, logs),
         "Accuracy (train, val, test as logged: clip or frame level, not video level) and training loss (grey, "
-        "right axis) per epoch, from each model's log.jsonl." + (f" No log found for {names_text(no_log)}." if no_log else ""))
+        "right axis) per epoch, from each model's log.jsonl."
+        + (f" No log found for {names_text(no_log)}." if no_log else ""),
+    )
     frames = results["dataset"]["frames_per_video"] is not None
     specs["dataset"] = ((5.6 if frames else 3.2) if many else (4.2 if frames else 2.4),
                         lambda fig, rect: draw_dataset(fig, rect, results),
@@ -1987,7 +2000,7 @@ def write_figures(figures_dir, specs, aliases=None):
 # ---------------------------------------------------------------------------
 # Evaluation of one split
 # ---------------------------------------------------------------------------
-def evaluate_split(args):
+def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
     specs = model_specs(args)
     names = [name for name, _, _ in specs]
     plans = plan_fusions(args, names)
@@ -2078,11 +2091,24 @@ def evaluate_split(args):
     test_scans = scan_folders(specs, test_paths, num_classes, f"test videos of split {args.split}",
                               "the test scripts resume: rerun them to finish; or check --data-dir and --split")
 
-    results = {"split": args.split, "subset": "test", "videos": len(test_paths), "classes": num_classes,
-               "class_list": class_list, "generated": datetime.datetime.now().isoformat(timespec="seconds"),
-               "inputs": {"data_dir": args.data_dir, "models": {n: d for n, d, _ in specs},
-                          "val": {n: d for n, d, _ in val_specs}, "val_groups": list(val_groups) if val_groups else None},
-               "order": names + [p["name"] for p in plans], "models": {}, "fusions": {}, "evaluation": {}}
+    results = {
+        "split": args.split,
+        "subset": "test",
+        "videos": len(test_paths),
+        "classes": num_classes,
+        "class_list": class_list,
+        "generated": datetime.datetime.now().isoformat(timespec="seconds"),
+        "inputs": {
+            "data_dir": args.data_dir,
+            "models": {n: d for n, d, _ in specs},
+            "val": {n: d for n, d, _ in val_specs},
+            "val_groups": list(val_groups) if val_groups else None,
+        },
+        "order": names + [p["name"] for p in plans],
+        "models": {},
+        "fusions": {},
+        "evaluation": {},
+    }
     logs = {}
     for name, directory, _ in specs:
         log_path = find_log(name, directory, metas[name], given_logs)
@@ -2090,7 +2116,9 @@ def evaluate_split(args):
                                                  os.path.join(directory, "model.json"))
         if name in val_scans:
             results["models"][name]["val_predictions_dir"] = dict((n, d) for n, d, _ in val_specs)[name]
-            results["models"][name]["val_top1"] = metrics.topk_accuracy(val_scans[name].scores, val_labels, (1,))["top1"]
+            results["models"][name]["val_top1"] = metrics.topk_accuracy(val_scans[name].scores, val_labels, (1,))[
+                "top1"
+            ]
             fit = temperatures[name]
             results["models"][name].update({"val_nll": fit["nll_before"], "temperature": fit["temperature"],
                                             "temperature_at_bound": fit["at_bound"],
@@ -2309,8 +2337,14 @@ def draw_summary(fig, rect, summary):
         for j, s in enumerate(summary["splits"]):
             value = e["per_split"].get(str(s), {}).get("top1")
             if value is not None:
-                ax.scatter([i + 0.18], [100 * value], marker=markers[j % 4], s=10, color="#555555",
-                           label=f"split {s}" if i == 0 or not ax.get_legend_handles_labels()[1].count(f"split {s}") else None)
+                ax.scatter(
+                    [i + 0.18],
+                    [100 * value],
+                    marker=markers[j % 4],
+                    s=10,
+                    color="#555555",
+                    label=f"split {s}" if i == 0 or not ax.get_legend_handles_labels()[1].count(f"split {s}") else None,
+                )
         if e["top1"]:
             ax.bar([i], [100 * e["top1"]["mean"]], yerr=[100 * e["top1"]["std"]], width=0.5, color="#4f81bd",
                    capsize=2, error_kw={"linewidth": 0.8})
@@ -2338,7 +2372,10 @@ def write_summary(summary, output_dir):
     with open(os.path.join(output_dir, "summary.tex"), "w", encoding="utf-8") as f:
         f.write(table_to_latex(table))
     height = 3.2
-    write_figures(os.path.join(output_dir, "figures"), {"summary": (height, lambda fig, rect: draw_summary(fig, rect, summary), "")})
+    write_figures(
+        os.path.join(output_dir, "figures"),
+        {"summary": (height, lambda fig, rect: draw_summary(fig, rect, summary), "")},
+    )
     with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(os.path.join(output_dir, "summary.pdf")) as pdf:
         w = PageWriter(pdf, f"combine_results.py --summarize, {datetime.datetime.now().isoformat(timespec='seconds')}")
         w.new_page()
@@ -2366,7 +2403,8 @@ def write_summary(summary, output_dir):
 def check_output_folder(output_dir):
     """A folder that can be made or written to, checked before the work: a file of that name is one line."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        fail(f"--output-dir {output_dir} is a file, not a folder: choose another --output-dir (the file is left as it is)")
+        fail(f"--output-dir {output_dir} is a file, not a folder: choose another --output-dir (the file is left "
+             f"as it is)")
     parent = os.path.dirname(os.path.abspath(output_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
@@ -2417,10 +2455,14 @@ def get_args_parser(add_help=True):
     parser.add_argument("--fuse", action="append", metavar="NAME,NAME,...|all",
                         help="a fusion to report, e.g. single_frame,3d or all; repeatable (default: one fusion of all "
                              "models when there are two or more)")
-    parser.add_argument("--fusion", action="append", choices=tuple(metrics.FUSION_RULES),
-                        help="fusion rule, once for every fusion or once per --fuse: logmean = weighted sum of the mean "
-                             "log-softmax scores, prob = weighted mean of the softmax distributions, max = element-wise "
-                             "max of the weighted distributions (default: logmean)")
+    parser.add_argument(
+        "--fusion",
+        action="append",
+        choices=tuple(metrics.FUSION_RULES),
+        help="fusion rule, once for every fusion or once per --fuse: logmean = weighted sum of the mean "
+        "log-softmax scores, prob = weighted mean of the softmax distributions, max = element-wise "
+        "max of the weighted distributions (default: logmean)",
+    )
     parser.add_argument("--weights", action="append", metavar="W1,W2,...|auto|auto-top1|equal",
                         help="fusion weights in the order of the fusion's models, once for every fusion or once per "
                              "--fuse. auto: each model's scores calibrated by temperature scaling on its --val "
