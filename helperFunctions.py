@@ -30,6 +30,8 @@ import cv2
 import h5py
 import numpy as np
 
+import video_decode
+
 log = logging.getLogger("ucf101")
 
 # Normalisation on RGB in [0, 1]: ImageNet's for part 1, the assignment's clip statistics for part 2.
@@ -321,7 +323,8 @@ class _KeptOpen:
         return self.reader
 
     def __exit__(self, *exc):
-        if exc[0] is not None:  # after a failure start afresh next time
+        if exc[0] is not None:  # after a failure start afresh next time, with a count the reader corrected
+            _decoded_frames[self.reader.path] = self.reader.frames
             _drop_worker_reader()
 
 
@@ -338,7 +341,6 @@ def _open_decoded(path):
     of the same video continues decoding instead of seeking back to a keyframe (make_pool closes the
     parent's before forking: a reader never crosses a fork)."""
     global _worker_reader
-    import video_decode  # only users of the original videos need the decoder
     if path not in _decoded_frames:
         _decoded_frames[path] = _probe(path)[0]
     if _worker_reader is None or _worker_reader.path != path:
@@ -347,13 +349,12 @@ def _open_decoded(path):
     return _KeptOpen(_worker_reader)
 
 
-MIN_DECODED_FRACTION = 0.95  # of the header's frame count: below it a video is a truncated download
+MIN_DECODED_FRACTION = video_decode.MIN_DECODED_FRACTION  # one rule for every reader and the converter
 
 
 def _probe(path):
     """video_decode.probe, and a truncated file (it still opens and decodes its first frames) refused
     like prepare_ucf101.py refuses it; a small difference from the header takes the decoded count."""
-    import video_decode
     frames, height, width, _, declared = video_decode.probe(path, declared=True)
     if declared and frames < MIN_DECODED_FRACTION * declared:
         raise VideoReadError(f"{path}: only {frames} of the {declared} frames its header declares can be "
