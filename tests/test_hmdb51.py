@@ -71,3 +71,95 @@ def test_reader_without_a_count_corrects_the_header():
         assert reader.frames == 408
         np.testing.assert_array_equal(reader.read(range(408 - 16, 408)), reference[-16:])
     assert video_decode.MIN_DECODED_FRACTION == hf.MIN_DECODED_FRACTION
+
+
+# ----------------------------------------------------------------------------------------------
+# The official splits
+
+@pytest.fixture(scope="module")
+def hmdb_root(tmp_path_factory):
+    """A --data-dir with the real split files (a link) and the four real clips in hmdb51/."""
+    root = tmp_path_factory.mktemp("hmdb")
+    (root / hf.HMDB_SPLIT_DIR).symlink_to(shared(hf.HMDB_SPLIT_DIR), target_is_directory=True)
+    for name in CLIPS:
+        target = root / hf.HMDB_VIDEO_DIR / f"{name}.avi"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(shared("videos") / f"{name}.avi")
+    return root
+
+
+def split_ids(split):
+    """{(action, video file name): id} of every line of the real split files of `split`."""
+    ids = {}
+    for path in sorted(shared(hf.HMDB_SPLIT_DIR).glob(f"*_test_split{split}.txt")):
+        for line in path.read_text().splitlines():
+            name, subset_id = line.split()
+            ids[path.name.replace(f"_test_split{split}.txt", ""), name] = subset_id
+    return ids
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_official_splits(hmdb_root, split):
+    class_list, (train, train_labels), (test, test_labels) = hf.getHMDB51(hmdb_root, split)
+    assert len(class_list) == 51 and list(class_list) == sorted(class_list)
+    assert (class_list[0], class_list[-1]) == ("brush_hair", "wave")
+    assert (len(train), len(test)) == (3570, 1530)
+    assert np.bincount(train_labels).tolist() == [70] * 51 and np.bincount(test_labels).tolist() == [30] * 51
+    listed = {}
+    for subset, paths, labels in (("1", train, train_labels), ("2", test, test_labels)):
+        for path, label in zip(paths, labels):
+            path = Path(path)
+            assert path.parent.name == class_list[label]  # the folder is the class
+            assert (class_list[label], path.name) not in listed  # no video twice
+            listed[class_list[label], path.name] = subset
+    ids = split_ids(split)
+    assert len(ids) == 6766
+    # every video in exactly one of train / test / unused, its name intact (special characters too)
+    assert listed == {key: subset_id for key, subset_id in ids.items() if subset_id != "0"}
+    names = "".join(name for _, name in listed)  # ~ is in no used video of split 1, @ in none of split 3
+    assert all(special in names for special in "-()!#[]&+;" + {1: "@", 2: "~@", 3: "~"}[split])
+    assert "Brushing_Her_Hair__[_NEW_AUDIO_]_UPDATED!!!!_brush_hair_h_cm_np1_fr_goo_0.avi" in {n for _, n in ids}
+    for path in np.concatenate([train, test]):  # the real clips resolve to the original videos
+        if Path(path).is_file():
+            assert str(Path(path).relative_to(hmdb_root / hf.HMDB_VIDEO_DIR).with_suffix("")) in CLIPS
+    assert sum(Path(p).is_file() for p in np.concatenate([train, test])) == 4
+
+
+def copy_splits(root, edit=None):
+    """root/testTrainMulti_7030_splits/: a copy of the real split files, edit(folder) applied."""
+    folder = root / hf.HMDB_SPLIT_DIR
+    folder.mkdir(parents=True)
+    for path in shared(hf.HMDB_SPLIT_DIR).glob("*.txt"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    if edit:
+        edit(folder)
+    return folder
+
+
+def replace_line(path, number, text):
+    lines = path.read_text().splitlines(keepends=True)
+    lines[number - 1] = text
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (lambda f: replace_line(f / "wave_test_split1.txt", 3, "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \n"),
+     r"wave_test_split1\.txt line 3: 'April_09_brush_hair_u_nm_np1_ba_goo_0\.avi' is not a video of 'wave'"),
+    (lambda f: (f / "chew_test_split1.txt").unlink(), r"chew_test_split1\.txt not found"),
+    (lambda f: replace_line(f / "clap_test_split1.txt", 5, "Clap_clap_f_cm_np1_fr_med_0.avi 3 \n"),
+     r"clap_test_split1\.txt line 5: expected '<video>\.avi <0\|1\|2>'"),
+    (lambda f: replace_line(f / "clap_test_split1.txt", 5, "Clap_clap_f_cm_np1_fr_med_0.avi\n"),
+     r"clap_test_split1\.txt line 5: expected"),
+    (lambda f: replace_line(f / "wave_test_split1.txt", 2, (f / "wave_test_split1.txt").read_text().splitlines(
+        keepends=True)[0]), r"wave_test_split1\.txt line 2: .* is listed twice \(also .*line 1\)"),
+])
+def test_split_file_mistakes_are_one_line(tmp_path, mistake, message):
+    copy_splits(tmp_path, mistake)
+    with pytest.raises((ValueError, FileNotFoundError), match=message) as error:
+        hf.getHMDB51(tmp_path, 1)
+    assert "\n" not in str(error.value)
+
+
+def test_no_split_folder_is_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"testTrainMulti_7030_splits.*--data-dir must hold"):
+        hf.getHMDB51(tmp_path, 1)
