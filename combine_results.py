@@ -366,7 +366,7 @@ def scan_folders(folders, video_paths, num_classes, what, hint):
     if problems:
         fail(" | ".join(problems))
     scans = {}
-    for name, directory, label in folders:
+    for name, directory, _label in folders:
         print(f"reading {len(video_paths)} prediction files of {name} ({directory})", flush=True)
         scans[name] = metrics.scan_predictions(directory, video_paths, num_classes)
     problems = [scan_problem(label, d, scans[n], video_paths, num_classes, what) for n, d, label in folders]
@@ -984,14 +984,16 @@ def table_to_latex(table, long=False):
     out = [f"% {table.caption}", r"\begin{" + env + "}{" + table.align + "}", r"\hline"] + head
     if long:
         out += [r"\endhead"]
-    out += [line(row, escape=True) for row in table.rows] or [r"\multicolumn{" + str(len(table.header)) + "}{l}{(none)}" + r" \\"]
+    out += ([line(row, escape=True) for row in table.rows]
+            or [r"\multicolumn{" + str(len(table.header)) + "}{l}{(none)}" + r" \\"])
     out += [r"\hline", r"\end{" + env + "}", ""]
     return "\n".join(out)
 
 
 def table_to_markdown(table):
     align = {"r": "---:", "l": ":---", "c": ":---:"}
-    out = [f"*{markdown_escape(table.caption)}*", "", "| " + " | ".join(markdown_escape(h) for h in table.header) + " |",
+    out = [f"*{markdown_escape(table.caption)}*", "",
+           "| " + " | ".join(markdown_escape(h) for h in table.header) + " |",
            "| " + " | ".join(align[a] for a in table.align) + " |"]
     out += ["| " + " | ".join(markdown_escape(_flat(c)) for c in row) + " |" for row in table.rows]
     if not table.rows:
@@ -1002,12 +1004,14 @@ def table_to_markdown(table):
 
 
 TABLE_SECTIONS = (  # (Markdown heading, aggregate .tex name, table name prefix or name)
-    ("Top-k accuracy", "topk", "topk"), ("Fusions", "fusions", "fusions"), ("Macro precision, recall, F1", "macro", "macro"),
+    ("Top-k accuracy", "topk", "topk"), ("Fusions", "fusions", "fusions"),
+    ("Macro precision, recall, F1", "macro", "macro"),
     ("Speed", "timing", "timing"), ("Best and worst classes", "best_worst", "best_worst_"),
     ("Most confused pairs", "most_confused", "most_confused_"), ("Appearance vs motion", "appearance_vs_motion",
                                                                   "appearance_vs_motion"),
     ("Dataset", "dataset", "dataset"), ("Per-class accuracy", "per_class_recall", "per_class_recall"),
-    ("Per-class precision", "per_class_precision", "per_class_precision"), ("Per-class F1", "per_class_f1", "per_class_f1"),
+    ("Per-class precision", "per_class_precision", "per_class_precision"),
+    ("Per-class F1", "per_class_f1", "per_class_f1"),
 )
 
 
@@ -1296,13 +1300,13 @@ class PageWriter:
             self.tables += 1
             first_row = layouts[:columns]
             self.ensure(self.paragraph_height(caption, SMALL_PT + 0.5)
-                        + max(0.2 + l.header_height + sum(l.row_height(r) for r in l.table.rows) + 0.1
-                              for l in first_row))
+                        + max(0.2 + lay.header_height + sum(lay.row_height(r) for r in lay.table.rows) + 0.1
+                              for lay in first_row))
             self.paragraph(f"Table {self.tables}. {caption}", SMALL_PT + 0.5, gap=0.06)
         for start in range(0, len(layouts), columns):
             row = layouts[start:start + columns]
-            heights = [0.2 + l.header_height + sum(l.row_height(r) for r in l.table.rows or [[""]]) + 0.1
-                       + (l.line * 1.2 if l.table.note else 0.0) for l in row]
+            heights = [0.2 + lay.header_height + sum(lay.row_height(r) for r in lay.table.rows or [[""]]) + 0.1
+                       + (lay.line * 1.2 if lay.table.note else 0.0) for lay in row]
             self.ensure(max(heights))
             top = self.y
             for k, layout in enumerate(row):
@@ -1665,7 +1669,8 @@ def figure_specs(results, cms, logs):
         max(1.0, 2.2 * math.ceil(max(len(with_logs), 1) / ncols_logs)),
         lambda fig, rect: draw_learning_curves(fig, rect, results, logs),
         "Accuracy (train, val, test as logged: clip or frame level, not video level) and training loss (grey, "
-        "right axis) per epoch, from each model's log.jsonl." + (f" No log found for {names_text(no_log)}." if no_log else ""))
+        "right axis) per epoch, from each model's log.jsonl."
+        + (f" No log found for {names_text(no_log)}." if no_log else ""))
     frames = results["dataset"]["frames_per_video"] is not None
     specs["dataset"] = ((5.6 if frames else 3.2) if many else (4.2 if frames else 2.4),
                         lambda fig, rect: draw_dataset(fig, rect, results),
@@ -1874,7 +1879,7 @@ def write_figures(figures_dir, specs, aliases=None):
 # ---------------------------------------------------------------------------
 # Evaluation of one split
 # ---------------------------------------------------------------------------
-def evaluate_split(args):
+def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
     specs = model_specs(args)
     names = [name for name, _, _ in specs]
     plans = plan_fusions(args, names)
@@ -1908,13 +1913,17 @@ def evaluate_split(args):
         fail(f"--val-groups: {e}")
 
     try:
-        class_list, (train_paths, train_labels), (test_paths, test_labels) = hf.getUCF101(args.data_dir, args.split)
+        dataset = hf.resolve_dataset(args.data_dir, args.dataset)
+        class_list, (train_paths, train_labels), (test_paths, test_labels) = hf.get_split(
+            args.data_dir, args.split, dataset=dataset)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
+    if args.dataset == "auto":
+        print(f"dataset: {dataset} (detected from the contents of --data-dir {args.data_dir}; --dataset chooses)")
     class_list = [str(c) for c in class_list]
     num_classes = len(class_list)
     if len(test_paths) == 0:
-        fail(f"testlist0{args.split}.txt under {args.data_dir} lists no videos")
+        fail(f"split {args.split}'s test list under {args.data_dir} lists no videos")
 
     check_output_dir(args.output_dir, {"--data-dir": guards.dataset_inputs(args.data_dir),
                                        "--model": [d for _, d, _ in specs], "--val": [d for _, d, _ in val_specs]})
@@ -1935,7 +1944,7 @@ def evaluate_split(args):
     if val_specs:
         val_groups = validation_groups(val_specs, val_metas, given_groups)
         try:
-            _, val_paths, val_labels = hf.subset_videos(args.data_dir, args.split, "val", val_groups)
+            _, val_paths, val_labels = hf.subset_videos(args.data_dir, args.split, "val", val_groups, dataset=dataset)
         except (FileNotFoundError, ValueError) as e:
             fail(f"--val: {e}")
         val_scans = scan_folders(val_specs, val_paths, num_classes,
@@ -1946,7 +1955,8 @@ def evaluate_split(args):
             choices[plan["name"]] = metrics.choose_weights([val_scans[m].scores for m in plan["members"]], val_labels,
                                                            plan["rule"], args.weight_step)
             c = choices[plan["name"]]
-            print(f"fusion {plan['name']}: weights {', '.join(f'{m} {w:g}' for m, w in zip(plan['members'], c['weights']))} "
+            weights = ", ".join(f"{m} {w:g}" for m, w in zip(plan["members"], c["weights"]))
+            print(f"fusion {plan['name']}: weights {weights} "
                   f"chosen on {len(val_labels)} validation videos (val top-1 {pct(c['top1'])}%, equal weights "
                   f"{pct(c['equal_weights_top1'])}%; grid step {c['step']:g}, {c['grid_points']} points)", flush=True)
 
@@ -1956,7 +1966,8 @@ def evaluate_split(args):
     results = {"split": args.split, "subset": "test", "videos": len(test_paths), "classes": num_classes,
                "class_list": class_list, "generated": datetime.datetime.now().isoformat(timespec="seconds"),
                "inputs": {"data_dir": args.data_dir, "models": {n: d for n, d, _ in specs},
-                          "val": {n: d for n, d, _ in val_specs}, "val_groups": list(val_groups) if val_groups else None},
+                          "val": {n: d for n, d, _ in val_specs},
+                          "val_groups": list(val_groups) if val_groups else None},
                "order": names + [p["name"] for p in plans], "models": {}, "fusions": {}, "evaluation": {}}
     logs = {}
     for name, directory, _ in specs:
@@ -1965,7 +1976,8 @@ def evaluate_split(args):
                                                  os.path.join(directory, "model.json"))
         if name in val_scans:
             results["models"][name]["val_predictions_dir"] = dict((n, d) for n, d, _ in val_specs)[name]
-            results["models"][name]["val_top1"] = metrics.topk_accuracy(val_scans[name].scores, val_labels, (1,))["top1"]
+            results["models"][name]["val_top1"] = metrics.topk_accuracy(val_scans[name].scores, val_labels,
+                                                                        (1,))["top1"]
         records = read_log(log_path) if log_path else []
         if records:
             logs[name] = records
@@ -2013,6 +2025,7 @@ def evaluate_split(args):
 
     results["dataset"] = dataset_statistics(class_list, kept_labels, test_labels, val_labels, val_groups,
                                             frames_from(test_scans), frames_from(val_scans))
+    results["dataset"]["name"] = dataset  # ucf101 or hmdb51: the class list's source and order
     results["answers"] = build_answers(results)
     return results, cms, logs
 
@@ -2141,7 +2154,8 @@ def draw_summary(fig, rect, summary):
             value = e["per_split"].get(str(s), {}).get("top1")
             if value is not None:
                 ax.scatter([i + 0.18], [100 * value], marker=markers[j % 4], s=10, color="#555555",
-                           label=f"split {s}" if i == 0 or not ax.get_legend_handles_labels()[1].count(f"split {s}") else None)
+                           label=(f"split {s}" if i == 0 or not ax.get_legend_handles_labels()[1].count(f"split {s}")
+                                  else None))
         if e["top1"]:
             ax.bar([i], [100 * e["top1"]["mean"]], yerr=[100 * e["top1"]["std"]], width=0.5, color="#4f81bd",
                    capsize=2, error_kw={"linewidth": 0.8})
@@ -2169,7 +2183,8 @@ def write_summary(summary, output_dir):
     with open(os.path.join(output_dir, "summary.tex"), "w", encoding="utf-8") as f:
         f.write(table_to_latex(table))
     height = 3.2
-    write_figures(os.path.join(output_dir, "figures"), {"summary": (height, lambda fig, rect: draw_summary(fig, rect, summary), "")})
+    write_figures(os.path.join(output_dir, "figures"),
+                  {"summary": (height, lambda fig, rect: draw_summary(fig, rect, summary), "")})
     with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(os.path.join(output_dir, "summary.pdf")) as pdf:
         w = PageWriter(pdf, f"combine_results.py --summarize, {datetime.datetime.now().isoformat(timespec='seconds')}")
         w.new_page()
@@ -2197,7 +2212,8 @@ def write_summary(summary, output_dir):
 def check_output_folder(output_dir):
     """A folder that can be made or written to, checked before the work: a file of that name is one line."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        fail(f"--output-dir {output_dir} is a file, not a folder: choose another --output-dir (the file is left as it is)")
+        fail(f"--output-dir {output_dir} is a file, not a folder: choose another --output-dir "
+             f"(the file is left as it is)")
     parent = os.path.dirname(os.path.abspath(output_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
@@ -2237,8 +2253,9 @@ def get_args_parser(add_help=True):
                     "tables, figures, report.pdf); or, with --summarize, average finished reports over the splits.",
         add_help=add_help)
     parser.add_argument("--data-dir", default=None,
-                        help="dataset root holding ucfTrainTestlist/ (the video folders are not needed) "
-                             "(required unless --summarize)")
+                        help="dataset root holding ucfTrainTestlist/ or testTrainMulti_7030_splits/ (the video folders "
+                             "are not needed) (required unless --summarize)")
+    parser.add_argument("--dataset", choices=hf.DATASETS, default="auto", help=hf.DATASET_HELP)
     parser.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default: 1)")
     parser.add_argument("--model", action="append", metavar="NAME=DIR",
                         help="a model's test prediction folder; repeat for each model; NAME is letters, digits, _ "
@@ -2249,9 +2266,9 @@ def get_args_parser(add_help=True):
                         help="a fusion to report, e.g. single_frame,3d or all; repeatable (default: one fusion of all "
                              "models when there are two or more)")
     parser.add_argument("--fusion", action="append", choices=tuple(metrics.FUSION_RULES),
-                        help="fusion rule, once for every fusion or once per --fuse: logmean = weighted sum of the mean "
-                             "log-softmax scores, prob = weighted mean of the softmax distributions, max = element-wise "
-                             "max of the weighted distributions (default: logmean)")
+                        help="fusion rule, once for every fusion or once per --fuse: logmean = weighted sum of the "
+                             "mean log-softmax scores, prob = weighted mean of the softmax distributions, max = "
+                             "element-wise max of the weighted distributions (default: logmean)")
     parser.add_argument("--weights", action="append", metavar="W1,W2,...|auto|equal",
                         help="fusion weights in the order of the fusion's models, once for every fusion or once per "
                              "--fuse; auto = chosen on the --val predictions (default: equal)")
@@ -2259,8 +2276,8 @@ def get_args_parser(add_help=True):
                         help="a model's validation prediction folder (test script with --subset val), for --weights "
                              "auto and the validation accuracy (default: none)")
     parser.add_argument("--val-groups", default=None,
-                        help="the validation groups, e.g. 8-10, when the --val folders have no model.json "
-                             "(default: from their model.json)")
+                        help="the validation groups, e.g. 8-10, when the --val folders have no model.json. "
+                             + hf.GROUPS_HELP.replace("%", "%%") + " (default: from their model.json)")
     parser.add_argument("--weight-step", type=float, default=None,
                         help="grid step of --weights auto over the simplex of weights (default: 0.05 for 2-3 models, "
                              "0.1 for 4-6, 0.2 beyond)")

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, Optional
@@ -273,9 +274,21 @@ def _list_entry(line):
     return line, ""
 
 
-def video_group(path):
-    """UCF-101's group number (the NN of `_gNN_cMM`) of a video path or list entry, or None."""
-    match = _GROUP.search(os.path.splitext(os.path.basename(os.fspath(path)))[0])
+HMDB_GROUPS = 25  # HMDB-51's films are mapped onto as many groups as UCF-101 has, so --val-groups 8 means alike
+GROUPS_HELP = ("UCF-101: a group is the gNN of the video names (25 groups; clips of one longer video share it); "
+               f"HMDB-51: the source film (the name's prefix before the action) mapped to one of {HMDB_GROUPS} "
+               f"groups by zlib.crc32(film) % {HMDB_GROUPS} + 1, so a film's clips are never split")
+
+
+def video_group(path, dataset="ucf101"):
+    """The validation group of a video path (or list entry), or None: UCF-101's group number (the NN of
+    `_gNN_cMM`); for HMDB-51 the group of the video's source film (its folder is the action; see
+    GROUPS_HELP), deterministic across runs and machines."""
+    path = os.fspath(path)
+    if dataset == "hmdb51":
+        film = hmdb51_film(path, os.path.basename(os.path.dirname(path)))
+        return None if film is None else zlib.crc32(film.encode("utf-8")) % HMDB_GROUPS + 1
+    match = _GROUP.search(os.path.splitext(os.path.basename(path))[0])
     return int(match.group(1)) if match else None
 
 
@@ -294,18 +307,19 @@ def parse_groups(text):
     return tuple(sorted(groups))
 
 
-def split_by_groups(paths, labels, groups):
-    """(kept, held_out): the videos whose group is not / is in `groups`, as (paths, labels) pairs.
+def split_by_groups(paths, labels, groups, dataset="ucf101"):
+    """(kept, held_out): the videos whose group (video_group) is not / is in `groups`, as (paths, labels).
 
     A group that no video has is a ValueError, and so is holding out every video, or a video without
-    a gNN group in its name: a validation set must be made of whole groups (UCF-101's groups are
-    clips cut from one longer video, so a video in both halves would leak).
+    a group: a validation set must be made of whole groups (UCF-101's groups are clips cut from one
+    longer video, HMDB-51's are source films, so a video in both halves would leak).
     """
     paths, labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
-    video_groups = [video_group(p) for p in paths]
+    video_groups = [video_group(p, dataset) for p in paths]
     unnamed = [str(p) for p, g in zip(paths, video_groups) if g is None]
     if unnamed:
-        raise ValueError(f"{unnamed[0]} has no _gNN_ group in its name: validation groups need UCF-101-style names")
+        raise ValueError(f"{unnamed[0]} has no group in its name: validation groups need "
+                         + ("<film>_<action>_ names" if dataset == "hmdb51" else "UCF-101-style _gNN_ names"))
     present = set(video_groups)
     absent = [g for g in groups if g not in present]
     if absent:
@@ -317,10 +331,38 @@ def split_by_groups(paths, labels, groups):
     return (paths[~held], labels[~held]), (paths[held], labels[held])
 
 
-def subset_videos(base_directory, split, subset, val_groups=(), storage="auto"):
+DATASETS = ("auto", "ucf101", "hmdb51")
+DATASET_HELP = ("the dataset of --data-dir: ucf101 (it holds ucfTrainTestlist/), hmdb51 (it holds "
+                f"{HMDB_SPLIT_DIR}/) or auto: the one whose split folder is there (default: auto)")
+
+
+def resolve_dataset(base_directory, dataset="auto"):
+    """"ucf101" or "hmdb51": `dataset` itself, or with "auto" the dataset whose split folder
+    base_directory holds (ucfTrainTestlist/ or testTrainMulti_7030_splits/; ucf101 when neither, so that
+    getUCF101 names what is missing); ValueError when it holds both."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    if dataset != "auto":
+        return dataset
+    found = [name for name, folder in (("ucf101", "ucfTrainTestlist"), ("hmdb51", HMDB_SPLIT_DIR))
+             if os.path.isdir(os.path.join(base_directory, folder))]
+    if len(found) > 1:
+        raise ValueError(f"{base_directory} holds both ucfTrainTestlist/ and {HMDB_SPLIT_DIR}/: pass --dataset "
+                         f"ucf101 or hmdb51")
+    return found[0] if found else "ucf101"  # neither: getUCF101 says what --data-dir must hold
+
+
+def get_split(base_directory, split=1, storage="auto", dataset="auto"):
+    """getUCF101 or getHMDB51 (the same return shape) for `dataset` (see resolve_dataset)."""
+    dataset = resolve_dataset(base_directory, dataset)
+    return (getHMDB51 if dataset == "hmdb51" else getUCF101)(base_directory, split, storage)
+
+
+def subset_videos(base_directory, split, subset, val_groups=(), storage="auto", dataset="auto"):
     """(class_list, paths, labels) of one subset of a split: "test", "train" (without the held-out
     validation groups) or "val" (the training videos of `val_groups`)."""
-    class_list, train, test = getUCF101(base_directory, split, storage)
+    dataset = resolve_dataset(base_directory, dataset)
+    class_list, train, test = get_split(base_directory, split, storage, dataset)
     if subset == "test":
         return class_list, test[0], test[1]
     if subset not in ("train", "val"):
@@ -329,7 +371,7 @@ def subset_videos(base_directory, split, subset, val_groups=(), storage="auto"):
         raise ValueError("the val subset needs validation groups (train with --val-groups)")
     if not val_groups:
         return class_list, train[0], train[1]
-    kept, held = split_by_groups(train[0], train[1], val_groups)
+    kept, held = split_by_groups(train[0], train[1], val_groups, dataset)
     return (class_list,) + (held if subset == "val" else kept)
 
 
@@ -1311,6 +1353,9 @@ class VideoChunkLoader:
 
 __all__ = [
     "getUCF101",
+    "getHMDB51",
+    "get_split",
+    "resolve_dataset",
     "video_group",
     "parse_groups",
     "split_by_groups",

@@ -163,3 +163,48 @@ def test_split_file_mistakes_are_one_line(tmp_path, mistake, message):
 def test_no_split_folder_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"testTrainMulti_7030_splits.*--data-dir must hold"):
         hf.getHMDB51(tmp_path, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset choice and validation groups
+
+def test_dataset_detection(tmp_path):
+    assert hf.resolve_dataset(tmp_path) == "ucf101"  # neither: getUCF101 names what is missing
+    (tmp_path / hf.HMDB_SPLIT_DIR).mkdir()
+    assert hf.resolve_dataset(tmp_path) == "hmdb51" == hf.resolve_dataset(tmp_path, "hmdb51")
+    assert hf.resolve_dataset(tmp_path, "ucf101") == "ucf101"
+    (tmp_path / "ucfTrainTestlist").mkdir()
+    with pytest.raises(ValueError, match="holds both .*pass --dataset ucf101 or hmdb51"):
+        hf.resolve_dataset(tmp_path)
+    import guards
+    assert str(tmp_path / hf.HMDB_VIDEO_DIR) in guards.dataset_inputs(str(tmp_path))
+
+
+def test_film_and_group():
+    assert hf.hmdb51_film("x/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "brush_hair") == "April_09"
+    path = "hmdb51/climb/Kletter_climb_climb_f_cm_np1_ba_med_0.avi"  # the action's name inside the film's
+    assert hf.hmdb51_film(path, "climb") == "Kletter_climb"
+    assert hf.video_group(path, "hmdb51") == __import__("zlib").crc32(b"Kletter_climb") % 25 + 1
+    assert hf.video_group("UCF-101/Archery/v_Archery_g08_c01.avi") == 8
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_validation_films_never_straddle(hmdb_root, split):
+    class_list, train, _ = hf.getHMDB51(hmdb_root, split)
+    groups = {hf.video_group(p, "hmdb51") for p in train[0]}
+    assert groups == set(range(1, 26))  # every group has training videos
+    kept, held = hf.split_by_groups(train[0], train[1], hf.parse_groups("8"), "hmdb51")
+    assert 0 < len(held[0]) < len(train[0]) / 10 and len(kept[0]) + len(held[0]) == len(train[0])
+
+    def films(paths):
+        return {(Path(p).parent.name, hf.hmdb51_film(p, Path(p).parent.name)) for p in paths}
+    assert not films(kept[0]) & films(held[0])
+    assert not {f for _, f in films(kept[0])} & {f for _, f in films(held[0])}  # not even across actions
+    _, val_paths, _ = hf.subset_videos(hmdb_root, split, "val", (8,))  # detected from the folder
+    assert sorted(val_paths) == sorted(held[0])
+
+
+def test_help_says_how_groups_are_formed():
+    import train_3d
+    text = " ".join(train_3d.get_args_parser().format_help().split())
+    assert "--dataset {auto,ucf101,hmdb51}" in text and "HMDB-51: the source film" in text and "gNN" in text
