@@ -208,3 +208,83 @@ def test_help_says_how_groups_are_formed():
     import train_3d
     text = " ".join(train_3d.get_args_parser().format_help().split())
     assert "--dataset {auto,ucf101,hmdb51}" in text and "HMDB-51: the source film" in text and "gNN" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# A tiny synthetic set in HMDB-51's layout, through the scripts
+
+@pytest.fixture(scope="module")
+def synthetic_hmdb(tmp_path_factory):
+    """make_synthetic_ucf101's videos renamed into HMDB-51's layout: hmdb51-hdf5/<action>/<film>_<action>_
+    <tags>.hdf5 (a film per UCF group) and testTrainMulti_7030_splits/<action>_test_split1.txt (ids 1/2,
+    and one unused id-0 video that is not even there)."""
+    import make_synthetic_ucf101
+    source = tmp_path_factory.mktemp("ucf")
+    make_synthetic_ucf101.make_dataset(str(source), classes=3, train_per_class=4, test_per_class=2, frames=20,
+                                       size=(32, 40), seed=0)
+    root = tmp_path_factory.mktemp("hmdb_synthetic")
+    class_list, train, test = hf.getUCF101(str(source), 1)
+    (root / hf.HMDB_SPLIT_DIR).mkdir()
+    for label, name in enumerate(class_list):
+        action = f"act_{name.lower()}"
+        lines = []
+        for subset_id, (paths, labels) in (("1", train), ("2", test)):
+            for path in paths[labels == label]:
+                film = f"Film(#{hf.video_group(path)})-x"
+                stem = f"{film}_{action}_f_cm_np1_fr_med_{Path(path).stem[-1]}"
+                target = root / hf.HMDB_HDF5_DIR / action / f"{stem}.hdf5"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(Path(path).read_bytes())
+                lines.append(f"{stem}.avi {subset_id} \n")
+        lines.append(f"Unused_{action}_f_cm_np1_fr_med_0.avi 0 \n")
+        (root / hf.HMDB_SPLIT_DIR / f"{action}_test_split1.txt").write_text("".join(lines))
+    for split in (2, 3):  # the other splits' files exist, as in the real folder
+        for path in list((root / hf.HMDB_SPLIT_DIR).glob("*_split1.txt")):
+            (root / hf.HMDB_SPLIT_DIR / path.name.replace("split1", f"split{split}")).write_bytes(path.read_bytes())
+    return root
+
+
+FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3", "--epochs", "1", "--max-steps", "2"]
+
+
+def test_synthetic_hmdb_single_frame_train_test_combine(synthetic_hmdb, tmp_path, capsys):
+    import combine_results
+    import test_single_frame
+    import train_single_frame
+    train_single_frame.main(train_single_frame.get_args_parser().parse_args(
+        ["--data-dir", str(synthetic_hmdb), "--output-dir", str(tmp_path / "run"), "--arch", "resnet18",
+         "--pretrained", "none", "--batch-size", "4"] + FAST))
+    assert "dataset: hmdb51 (detected" in capsys.readouterr().out
+    checkpoint = torch_load(tmp_path / "run" / "checkpoint.pth")
+    assert checkpoint["args"]["dataset"] == "hmdb51"
+    assert len(checkpoint["class_list"]) == 3 and list(checkpoint["class_list"]) == sorted(checkpoint["class_list"])
+    test_single_frame.main(test_single_frame.get_args_parser().parse_args(
+        ["--checkpoint", str(tmp_path / "run" / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "pred"),
+         "--output-dir", str(tmp_path / "test"), "--workers", "0", "--device", "cpu"]))
+    combine_results.main(combine_results.get_args_parser().parse_args(
+        ["--data-dir", str(synthetic_hmdb), "--single-frame", str(tmp_path / "pred"),
+         "--output-dir", str(tmp_path / "report")]))
+    import json
+    report = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert report["dataset"]["name"] == "hmdb51" and report["videos"] == 6
+    assert report["class_list"] == sorted(report["class_list"])
+
+
+def test_synthetic_hmdb_3d_train_test(synthetic_hmdb, tmp_path):
+    import test_3d
+    import train_3d
+    train_3d.main(train_3d.get_args_parser().parse_args(
+        ["--data-dir", str(synthetic_hmdb), "--output-dir", str(tmp_path / "run"), "--depth", "10",
+         "--kinetics-checkpoint", "none", "--batch-size", "2", "--clip-len", "8"] + FAST))
+    assert torch_load(tmp_path / "run" / "checkpoint.pth")["args"]["dataset"] == "hmdb51"
+    test_3d.main(test_3d.get_args_parser().parse_args(
+        ["--checkpoint", str(tmp_path / "run" / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "pred"),
+         "--output-dir", str(tmp_path / "test"), "--workers", "0", "--device", "cpu", "--max-frames", "12"]))
+    _, _, (paths, _) = hf.getHMDB51(synthetic_hmdb, 1)
+    import metrics
+    assert all(Path(metrics.prediction_path(tmp_path / "pred", p)).is_file() for p in paths)
+
+
+def torch_load(path):
+    import torch
+    return torch.load(path, map_location="cpu", weights_only=True)
