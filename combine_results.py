@@ -2038,13 +2038,17 @@ def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
         fail(f"--val-groups: {e}")
 
     try:
-        class_list, (train_paths, train_labels), (test_paths, test_labels) = hf.getUCF101(args.data_dir, args.split)
+        dataset = hf.resolve_dataset(args.data_dir, args.dataset)
+        class_list, (train_paths, train_labels), (test_paths, test_labels) = hf.get_split(
+            args.data_dir, args.split, dataset=dataset)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
+    if args.dataset == "auto":
+        print(f"dataset: {dataset} (detected from the contents of --data-dir {args.data_dir}; --dataset chooses)")
     class_list = [str(c) for c in class_list]
     num_classes = len(class_list)
     if len(test_paths) == 0:
-        fail(f"testlist0{args.split}.txt under {args.data_dir} lists no videos")
+        fail(f"split {args.split}'s test list under {args.data_dir} lists no videos")
 
     check_output_dir(args.output_dir, {"--data-dir": guards.dataset_inputs(args.data_dir),
                                        "--model": [d for _, d, _ in specs], "--val": [d for _, d, _ in val_specs]})
@@ -2065,7 +2069,7 @@ def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
     if val_specs:
         val_groups = validation_groups(val_specs, val_metas, given_groups)
         try:
-            _, val_paths, val_labels = hf.subset_videos(args.data_dir, args.split, "val", val_groups)
+            _, val_paths, val_labels = hf.subset_videos(args.data_dir, args.split, "val", val_groups, dataset=dataset)
         except (FileNotFoundError, ValueError) as e:
             fail(f"--val: {e}")
         val_scans = scan_folders(val_specs, val_paths, num_classes,
@@ -2176,6 +2180,7 @@ def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
 
     results["dataset"] = dataset_statistics(class_list, kept_labels, test_labels, val_labels, val_groups,
                                             frames_from(test_scans), frames_from(val_scans))
+    results["dataset"]["name"] = dataset  # ucf101 or hmdb51: the class list's source and order
     if val_specs:
         results["dataset"]["val"]["video_names"] = [video_name(p) for p in val_paths]
     results["answers"] = build_answers(results)
@@ -2444,8 +2449,9 @@ def get_args_parser(add_help=True):
                     "tables, figures, report.pdf); or, with --summarize, average finished reports over the splits.",
         add_help=add_help)
     parser.add_argument("--data-dir", default=None,
-                        help="dataset root holding ucfTrainTestlist/ (the video folders are not needed) "
-                             "(required unless --summarize)")
+                        help="dataset root holding ucfTrainTestlist/ or testTrainMulti_7030_splits/ (the video folders "
+                             "are not needed) (required unless --summarize)")
+    parser.add_argument("--dataset", choices=hf.DATASETS, default="auto", help=hf.DATASET_HELP)
     parser.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default: 1)")
     parser.add_argument("--model", action="append", metavar="NAME=DIR",
                         help="a model's test prediction folder; repeat for each model; NAME is letters, digits, _ "
@@ -2479,8 +2485,8 @@ def get_args_parser(add_help=True):
                         help="a model's validation prediction folder (test script with --subset val), for --weights "
                              "auto and the validation accuracy (default: none)")
     parser.add_argument("--val-groups", default=None,
-                        help="the validation groups, e.g. 8-10, when the --val folders have no model.json "
-                             "(default: from their model.json)")
+                        help="the validation groups, e.g. 8-10, when the --val folders have no model.json. "
+                             + hf.GROUPS_HELP.replace("%", "%%") + " (default: from their model.json)")
     parser.add_argument("--weight-step", type=float, default=None,
                         help="grid step of --weights auto/auto-top1 over the simplex of weights (default: 0.05 for "
                              "2-3 models, "

@@ -194,7 +194,9 @@ def common_parser():
     g = p.add_argument_group("data and devices")
     g.add_argument("--data-dir", default=None,
                    help="folder holding ucfTrainTestlist/ and the videos: UCF-101-hdf5/ (the course's HDF5 files) "
-                        "and/or UCF-101/ (the original .avi release) (default: data; test scripts: the training run's)")
+                        "and/or UCF-101/ (the original .avi release); for HMDB-51 testTrainMulti_7030_splits/ and "
+                        "hmdb51-hdf5/ and/or hmdb51/ (default: data; test scripts: the training run's)")
+    g.add_argument("--dataset", choices=hf.DATASETS, default="auto", help=hf.DATASET_HELP)
     g.add_argument("--storage", choices=hf.STORAGES, default="auto",
                    help="which videos to read: auto = the HDF5 file where it exists, else the original video; "
                         "hdf5 or video = only those (default: auto)")
@@ -242,9 +244,10 @@ def train_parser(defaults):
     g.add_argument("--eval-batch-size", type=positive_int, default=None,
                    help="batch size for the per-epoch test accuracy (default: --batch-size)")
     g.add_argument("--val-groups", default=None,
-                   help="hold these groups (gNN) of the training list out of training, e.g. 8-10 or 1,3,5-7: the "
+                   help="hold these groups (1-25) of the training list out of training, e.g. 8-10 or 1,3,5-7: the "
                         "per-epoch accuracy is then measured on them (val_acc) instead of on the test videos, so "
-                        "no choice (epochs, fusion weights) is made on the test set (default: none)")
+                        "no choice (epochs, fusion weights) is made on the test set. " + hf.GROUPS_HELP.replace(
+                            "%", "%%") + " (default: none)")
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUTPUT_DIR/checkpoint.pth when present (default: on)")
     g.add_argument("--max-steps", type=non_negative_int, default=0,
@@ -321,9 +324,24 @@ def fill_defaults(args, trained_args=None):
     for key, value in base.items():
         if getattr(args, key, None) is None:
             setattr(args, key, (trained_args or {}).get(key, value))
+    resolve_dataset(args)
     if getattr(args, "workers", 0) is None:
         args.workers = DEFAULT_WORKERS if uses_cuda(args) else DEFAULT_WORKERS_CPU
     return args
+
+
+def resolve_dataset(args):
+    """args.dataset ("auto" or absent: detected from --data-dir) -> "ucf101" or "hmdb51", printed once
+    (rank 0) when detected; the resolved name is what the checkpoint and results record."""
+    dataset = getattr(args, "dataset", "auto") or "auto"
+    try:
+        args.dataset = hf.resolve_dataset(args.data_dir, dataset)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if dataset == "auto" and Dist().main:
+        print(f"dataset: {args.dataset} (detected from the contents of --data-dir {args.data_dir}; "
+              f"--dataset chooses)", flush=True)
+    return args.dataset
 
 
 def uses_cuda(args):
@@ -938,14 +956,15 @@ def load_split(args, ranks, paths_of=None):
     accuracy is measured on, the split's test videos or, with --val-groups, the held-out groups.
     `paths_of(paths)` maps video paths to what the loader reads (the RNN's feature files)."""
     try:
-        class_list, train, test = hf.getUCF101(args.data_dir, args.split, getattr(args, "storage", "auto"))
+        class_list, train, test = hf.get_split(args.data_dir, args.split, getattr(args, "storage", "auto"),
+                                               resolve_dataset(args))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     held_out, name = test, "test"
     if getattr(args, "val_groups", None):
         try:
             groups = hf.parse_groups(args.val_groups)
-            train, held_out = hf.split_by_groups(train[0], train[1], groups)
+            train, held_out = hf.split_by_groups(train[0], train[1], groups, args.dataset)
         except ValueError as e:
             raise UserError(f"--val-groups {args.val_groups}: {e}") from None
         name = "val"
@@ -1551,7 +1570,7 @@ def test_subset(args, trained):
         val_groups = hf.parse_groups(val_groups)
     try:
         class_list, paths, labels = hf.subset_videos(args.data_dir, args.split, args.subset, val_groups,
-                                                     getattr(args, "storage", "auto"))
+                                                     getattr(args, "storage", "auto"), resolve_dataset(args))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(f"--subset {args.subset}: {e}" if args.subset == "val" else str(e)) from None
     if args.limit:
@@ -1575,7 +1594,7 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
         "val_groups") or trained.get("val_groups")})
     if [str(c) for c in checkpoint["class_list"]] != class_list:
         raise UserError(f"{args.checkpoint} was trained on {len(checkpoint['class_list'])} classes, but "
-                        f"{args.data_dir}/ucfTrainTestlist/classInd.txt lists {len(class_list)} (or other names): "
+                        f"the {args.dataset} split lists of {args.data_dir} give {len(class_list)} (or other names): "
                         f"use the --data-dir it was trained on")
     if Dist().main:
         print_args(args)

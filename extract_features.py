@@ -131,7 +131,7 @@ def main(args):
     model, source = backbone(args, ranks)
     engine.fill_defaults(args)
     try:
-        _, train, test = hf.getUCF101(args.data_dir, args.split, args.storage)
+        _, train, test = hf.get_split(args.data_dir, args.split, args.storage, args.dataset)
     except (FileNotFoundError, ValueError) as e:
         raise engine.UserError(str(e)) from None
     chosen = {"train": train[0], "test": test[0]}

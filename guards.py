@@ -22,8 +22,10 @@ NOT_PATHS = {None, "", "none", "auto", "imagenet", "equal"}
 
 
 def dataset_inputs(data_dir):
-    """The folders of --data-dir that hold what the scripts read: the split lists and the videos."""
-    return [os.path.join(data_dir, name) for name in ("ucfTrainTestlist", hf.HDF5_DIR, hf.VIDEO_DIR)]
+    """The folders of --data-dir that hold what the scripts read: the split lists and the videos (of
+    UCF-101 and of HMDB-51)."""
+    return [os.path.join(data_dir, name) for name in ("ucfTrainTestlist", hf.HDF5_DIR, hf.VIDEO_DIR,
+                                                      hf.HMDB_SPLIT_DIR, hf.HMDB_HDF5_DIR, hf.HMDB_VIDEO_DIR)]
 
 
 def script_inputs(args):

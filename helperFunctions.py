@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, Optional
@@ -29,6 +30,8 @@ from typing import NamedTuple, Optional
 import cv2
 import h5py
 import numpy as np
+
+import video_decode
 
 log = logging.getLogger("ucf101")
 
@@ -88,10 +91,11 @@ def _folder_listing(directory, cache):
     return cache[directory]
 
 
-def _resolve_video(base_directory, folder, stem, listed_suffix, storage, cache):
+def _resolve_video(base_directory, folder, stem, listed_suffix, storage, cache, roots=(HDF5_DIR, VIDEO_DIR)):
     """The file a list entry names: HDF5 first (auto), else the original video with the listed
     suffix or any other video suffix; a path that does not exist when neither does (the loader
-    that opens it names it)."""
+    that opens it names it). roots: the dataset's (HDF5 folder, video folder) under base_directory."""
+    HDF5_DIR, VIDEO_DIR = roots  # noqa: N806 (the module's names, for the dataset at hand)
     hdf5_dir = os.path.join(base_directory, HDF5_DIR, folder)
     video_dir = os.path.join(base_directory, VIDEO_DIR, folder)
     if storage in ("auto", "hdf5") and (storage == "hdf5" or stem + ".hdf5" in _folder_listing(hdf5_dir, cache)):
@@ -178,6 +182,88 @@ def getUCF101(base_directory="", split=1, storage="auto"):
     return np.asarray(class_list), train, test
 
 
+HMDB_SPLIT_DIR = "testTrainMulti_7030_splits"  # the official splits: <action>_test_split<N>.txt
+HMDB_HDF5_DIR = "hmdb51-hdf5"  # converted copy: <action>/<video>.hdf5 (as UCF-101-hdf5 for UCF-101)
+HMDB_VIDEO_DIR = "hmdb51"      # hmdb51_org.rar unpacked: <action>/<video>.avi (as UCF-101)
+HMDB_SUBSETS = {"1": "train", "2": "test", "0": None}  # a split file's ids; 0: not used in that split
+_HMDB_SPLIT_FILE = re.compile(r"^(.+)_test_split([123])\.txt$")
+
+
+def hmdb51_actions(split_dir):
+    """The sorted action names of the split files in split_dir (those of split 1, 2 or 3)."""
+    try:
+        names = os.listdir(split_dir)
+    except OSError as e:
+        raise FileNotFoundError(f"{split_dir}: {e.strerror}: --data-dir must hold {HMDB_SPLIT_DIR}/ "
+                                f"(<action>_test_split<N>.txt, from test_train_splits.rar)") from None
+    return sorted({m.group(1) for m in map(_HMDB_SPLIT_FILE.match, names) if m})
+
+
+def hmdb51_film(name, action):
+    """The source film of an HMDB-51 video (path, file name or stem) of `action`: the name's prefix
+    before `_<action>_` (April_09_brush_hair_u_nm_np1_ba_goo_0 -> April_09), or None when the name does
+    not hold the action."""
+    stem = "_" + os.path.splitext(os.path.basename(os.fspath(name)))[0]
+    at = stem.rfind(f"_{action}_")
+    return None if at < 0 else stem[1:at]
+
+
+def getHMDB51(base_directory="", split=1, storage="auto"):
+    """Read HMDB-51's official splits; the same contract and return shape as getUCF101.
+
+    base_directory holds `testTrainMulti_7030_splits/` (test_train_splits.rar unpacked: one file
+    `<action>_test_split<N>.txt` per action and split, lines `<video>.avi <id>`, id 1 = train, 2 = test,
+    0 = not used in that split: in no subset) and the videos: `hmdb51-hdf5/<action>/<video>.hdf5`
+    (HMDB_HDF5_DIR, converted), `hmdb51/<action>/<video>.avi` (HMDB_VIDEO_DIR: hmdb51_org.rar and its
+    per-action .rar files unpacked), or both; `storage` as in getUCF101. HMDB-51 has no class index
+    file: the classes are the action names in sorted order (the convention of mmaction2's
+    parse_hmdb51_split and 3D-ResNets' hmdb51_json.py), taken from the split files present.
+    Returns `class_list, (train_paths, train_labels), (test_paths, test_labels)`, 0-based labels.
+    A missing or malformed split file, a line with an id other than 0/1/2 or a video listed twice is
+    one FileNotFoundError/ValueError line naming the file (and line).
+    """
+    if split not in (1, 2, 3):
+        raise ValueError(f"split must be 1, 2 or 3, not {split!r}")
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGES)}, not {storage!r}")
+    split_dir = os.path.join(base_directory, HMDB_SPLIT_DIR)
+    class_list = hmdb51_actions(split_dir)
+    if not class_list:
+        raise FileNotFoundError(f"{split_dir} holds no <action>_test_split<N>.txt file: expected HMDB-51's "
+                                f"official splits (test_train_splits.rar)")
+    roots = (HMDB_HDF5_DIR, HMDB_VIDEO_DIR)
+    if not any(os.path.isdir(os.path.join(base_directory, d)) for d in roots):
+        log.warning("neither %s nor %s found: reading the split lists only (no video can be loaded; "
+                    "prediction files can still be combined)", *(os.path.join(base_directory, d) for d in roots))
+    subsets, seen, cache = {"train": ([], []), "test": ([], [])}, {}, {}
+    for label, action in enumerate(class_list):
+        list_path = os.path.join(split_dir, f"{action}_test_split{split}.txt")
+        if not os.path.isfile(list_path):
+            raise FileNotFoundError(f"{list_path} not found: every action of {split_dir} needs its "
+                                    f"_test_split1/2/3.txt files")
+        for number, line in enumerate(_read_list(list_path), 1):
+            file_name, _, subset_id = line.rpartition(" ")
+            file_name = file_name.strip()
+            where = f"{list_path} line {number}"
+            if subset_id not in HMDB_SUBSETS or not file_name or "/" in file_name:
+                raise ValueError(f"{where}: expected '<video>.avi <0|1|2>', got {line!r}")
+            if hmdb51_film(file_name, action) is None:
+                raise ValueError(f"{where}: {file_name!r} is not a video of {action!r} (HMDB-51 names are "
+                                 f"<film>_{action}_<tags>.avi)")
+            if file_name in seen:
+                raise ValueError(f"{where}: {file_name!r} is listed twice (also {seen[file_name]}): a video "
+                                 f"counted twice, or in both training and test, makes every number wrong")
+            seen[file_name] = where
+            if HMDB_SUBSETS[subset_id] is None:
+                continue
+            stem, suffix = os.path.splitext(file_name)
+            paths, labels = subsets[HMDB_SUBSETS[subset_id]]
+            paths.append(_resolve_video(base_directory, action, stem, suffix, storage, cache, roots))
+            labels.append(label)
+    train, test = ((np.asarray(p), np.asarray(lb, dtype=np.int64)) for p, lb in subsets.values())
+    return np.asarray(class_list), train, test
+
+
 def _list_entry(line):
     """(entry, label) of a split-list line: `<Class>/<video>.avi <label>` (training lists) or
     `<Class>/<video>.avi` (test lists). A file name may contain spaces: only a last word of digits
@@ -188,9 +274,21 @@ def _list_entry(line):
     return line, ""
 
 
-def video_group(path):
-    """UCF-101's group number (the NN of `_gNN_cMM`) of a video path or list entry, or None."""
-    match = _GROUP.search(os.path.splitext(os.path.basename(os.fspath(path)))[0])
+HMDB_GROUPS = 25  # HMDB-51's films are mapped onto as many groups as UCF-101 has, so --val-groups 8 means alike
+GROUPS_HELP = ("UCF-101: a group is the gNN of the video names (25 groups; clips of one longer video share it); "
+               f"HMDB-51: the source film (the name's prefix before the action) mapped to one of {HMDB_GROUPS} "
+               f"groups by zlib.crc32(film) % {HMDB_GROUPS} + 1, so a film's clips are never split")
+
+
+def video_group(path, dataset="ucf101"):
+    """The validation group of a video path (or list entry), or None: UCF-101's group number (the NN of
+    `_gNN_cMM`); for HMDB-51 the group of the video's source film (its folder is the action; see
+    GROUPS_HELP), deterministic across runs and machines."""
+    path = os.fspath(path)
+    if dataset == "hmdb51":
+        film = hmdb51_film(path, os.path.basename(os.path.dirname(path)))
+        return None if film is None else zlib.crc32(film.encode("utf-8")) % HMDB_GROUPS + 1
+    match = _GROUP.search(os.path.splitext(os.path.basename(path))[0])
     return int(match.group(1)) if match else None
 
 
@@ -209,18 +307,19 @@ def parse_groups(text):
     return tuple(sorted(groups))
 
 
-def split_by_groups(paths, labels, groups):
-    """(kept, held_out): the videos whose group is not / is in `groups`, as (paths, labels) pairs.
+def split_by_groups(paths, labels, groups, dataset="ucf101"):
+    """(kept, held_out): the videos whose group (video_group) is not / is in `groups`, as (paths, labels).
 
     A group that no video has is a ValueError, and so is holding out every video, or a video without
-    a gNN group in its name: a validation set must be made of whole groups (UCF-101's groups are
-    clips cut from one longer video, so a video in both halves would leak).
+    a group: a validation set must be made of whole groups (UCF-101's groups are clips cut from one
+    longer video, HMDB-51's are source films, so a video in both halves would leak).
     """
     paths, labels = np.asarray(paths), np.asarray(labels, dtype=np.int64)
-    video_groups = [video_group(p) for p in paths]
+    video_groups = [video_group(p, dataset) for p in paths]
     unnamed = [str(p) for p, g in zip(paths, video_groups) if g is None]
     if unnamed:
-        raise ValueError(f"{unnamed[0]} has no _gNN_ group in its name: validation groups need UCF-101-style names")
+        raise ValueError(f"{unnamed[0]} has no group in its name: validation groups need "
+                         + ("<film>_<action>_ names" if dataset == "hmdb51" else "UCF-101-style _gNN_ names"))
     present = set(video_groups)
     absent = [g for g in groups if g not in present]
     if absent:
@@ -232,10 +331,38 @@ def split_by_groups(paths, labels, groups):
     return (paths[~held], labels[~held]), (paths[held], labels[held])
 
 
-def subset_videos(base_directory, split, subset, val_groups=(), storage="auto"):
+DATASETS = ("auto", "ucf101", "hmdb51")
+DATASET_HELP = ("the dataset of --data-dir: ucf101 (it holds ucfTrainTestlist/), hmdb51 (it holds "
+                f"{HMDB_SPLIT_DIR}/) or auto: the one whose split folder is there (default: auto)")
+
+
+def resolve_dataset(base_directory, dataset="auto"):
+    """"ucf101" or "hmdb51": `dataset` itself, or with "auto" the dataset whose split folder
+    base_directory holds (ucfTrainTestlist/ or testTrainMulti_7030_splits/; ucf101 when neither, so that
+    getUCF101 names what is missing); ValueError when it holds both."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    if dataset != "auto":
+        return dataset
+    found = [name for name, folder in (("ucf101", "ucfTrainTestlist"), ("hmdb51", HMDB_SPLIT_DIR))
+             if os.path.isdir(os.path.join(base_directory, folder))]
+    if len(found) > 1:
+        raise ValueError(f"{base_directory} holds both ucfTrainTestlist/ and {HMDB_SPLIT_DIR}/: pass --dataset "
+                         f"ucf101 or hmdb51")
+    return found[0] if found else "ucf101"  # neither: getUCF101 says what --data-dir must hold
+
+
+def get_split(base_directory, split=1, storage="auto", dataset="auto"):
+    """getUCF101 or getHMDB51 (the same return shape) for `dataset` (see resolve_dataset)."""
+    dataset = resolve_dataset(base_directory, dataset)
+    return (getHMDB51 if dataset == "hmdb51" else getUCF101)(base_directory, split, storage)
+
+
+def subset_videos(base_directory, split, subset, val_groups=(), storage="auto", dataset="auto"):
     """(class_list, paths, labels) of one subset of a split: "test", "train" (without the held-out
     validation groups) or "val" (the training videos of `val_groups`)."""
-    class_list, train, test = getUCF101(base_directory, split, storage)
+    dataset = resolve_dataset(base_directory, dataset)
+    class_list, train, test = get_split(base_directory, split, storage, dataset)
     if subset == "test":
         return class_list, test[0], test[1]
     if subset not in ("train", "val"):
@@ -244,7 +371,7 @@ def subset_videos(base_directory, split, subset, val_groups=(), storage="auto"):
         raise ValueError("the val subset needs validation groups (train with --val-groups)")
     if not val_groups:
         return class_list, train[0], train[1]
-    kept, held = split_by_groups(train[0], train[1], val_groups)
+    kept, held = split_by_groups(train[0], train[1], val_groups, dataset)
     return (class_list,) + (held if subset == "val" else kept)
 
 
@@ -321,7 +448,8 @@ class _KeptOpen:
         return self.reader
 
     def __exit__(self, *exc):
-        if exc[0] is not None:  # after a failure start afresh next time
+        if exc[0] is not None:  # after a failure start afresh next time, with a count the reader corrected
+            _decoded_frames[self.reader.path] = self.reader.frames
             _drop_worker_reader()
 
 
@@ -338,7 +466,6 @@ def _open_decoded(path):
     of the same video continues decoding instead of seeking back to a keyframe (make_pool closes the
     parent's before forking: a reader never crosses a fork)."""
     global _worker_reader
-    import video_decode  # only users of the original videos need the decoder
     if path not in _decoded_frames:
         _decoded_frames[path] = _probe(path)[0]
     if _worker_reader is None or _worker_reader.path != path:
@@ -347,13 +474,12 @@ def _open_decoded(path):
     return _KeptOpen(_worker_reader)
 
 
-MIN_DECODED_FRACTION = 0.95  # of the header's frame count: below it a video is a truncated download
+MIN_DECODED_FRACTION = video_decode.MIN_DECODED_FRACTION  # one rule for every reader and the converter
 
 
 def _probe(path):
     """video_decode.probe, and a truncated file (it still opens and decodes its first frames) refused
     like prepare_ucf101.py refuses it; a small difference from the header takes the decoded count."""
-    import video_decode
     frames, height, width, _, declared = video_decode.probe(path, declared=True)
     if declared and frames < MIN_DECODED_FRACTION * declared:
         raise VideoReadError(f"{path}: only {frames} of the {declared} frames its header declares can be "
@@ -1227,6 +1353,9 @@ class VideoChunkLoader:
 
 __all__ = [
     "getUCF101",
+    "getHMDB51",
+    "get_split",
+    "resolve_dataset",
     "video_group",
     "parse_groups",
     "split_by_groups",

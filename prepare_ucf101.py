@@ -42,9 +42,9 @@ from tqdm import tqdm
 
 import guards
 from helperFunctions import READ_ERRORS, close_pool, make_pool, video_info, write_video_hdf5
+from video_decode import MIN_DECODED_FRACTION  # of CAP_PROP_FRAME_COUNT: one rule for every reader
 
 PROG = "prepare_ucf101.py"
-MIN_DECODED_FRACTION = 0.95  # of CAP_PROP_FRAME_COUNT; a truncated .avi decodes a fraction, quietly
 TMP_MARKER = ".tmp-"         # write_video_hdf5 writes `<path>.tmp-<pid>` and renames it when done
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 PIECE_ATTRS = ("source", "fps", "segment_seconds", "segment_frames", "first_frame", "segment_index",

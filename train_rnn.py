@@ -97,7 +97,7 @@ def main(args):
     info = read_features_info(args.features)
     args.input_size = info["dims"]
     try:
-        _, train, test = hf.getUCF101(args.data_dir, args.split, "hdf5")
+        _, train, test = hf.get_split(args.data_dir, args.split, "hdf5", args.dataset)
     except (FileNotFoundError, ValueError) as e:
         raise engine.UserError(str(e)) from None
     check_features_exist(args.features, train[0], "training")

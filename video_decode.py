@@ -15,7 +15,13 @@ Decoding runs on one thread per reader: loaders get their parallelism from proce
 
 Frame counts: a container header's count (what `VideoReader.frames` uses) can exceed what decodes
 (a truncated download still opens and decodes its first frames); `probe` counts the video packets
-without decoding them, which equals the number of frames that decode.
+that carry a frame, without decoding them, which equals the number of frames that decode. A packet
+of at most SKIP_PACKET_BYTES is a dropped-frame placeholder that decodes to nothing: every HMDB-51
+clip (DivX) has one, so its header counts one frame more than decodes.
+
+One rule for every reader: fewer decoded frames than the header declares is the header being off
+when at least MIN_DECODED_FRACTION of them decode (the readers use the frames that decode), and a
+truncated or damaged file below it.
 """
 import bisect
 import os
@@ -32,6 +38,10 @@ SEEK_COST_FRAMES = 2  # a seek's own cost (demuxer seek, decoder flush), in deco
 # Containers whose header stores the frame count; for the others (Matroska, WebM, MPEG-PS) OpenCV
 # estimates it from duration x fps, so a reader counts packets instead.
 COUNTED_SUFFIXES = (".avi", ".mp4", ".mov", ".m4v")
+# FFmpeg's MPEG-4 Part 2 decoder outputs no frame for a 1-byte packet of DivX/XviD ("frame skip",
+# libavcodec/mpeg4videodec.c): AVI files keep such packets as placeholders for dropped frames.
+SKIP_PACKET_BYTES = 1
+MIN_DECODED_FRACTION = 0.95  # of the header's count: below it a video is a truncated download
 
 
 class VideoDecodeError(ValueError):
@@ -64,11 +74,15 @@ def _header(capture, path):
 
 
 def _packet_index(path):
-    """(number of video packets, packet indices of the keyframes), demuxed without decoding."""
+    """(number of video packets that carry a frame, their indices of the keyframes), demuxed without
+    decoding; dropped-frame placeholders (SKIP_PACKET_BYTES or less) are not counted."""
     capture = _open_capture(path, raw=True)
     try:
         count, keyframes = 0, []
         while capture.grab():
+            ok, packet = capture.retrieve()  # the packet's bytes (raw mode), ~1 us
+            if not ok or packet is None or packet.size <= SKIP_PACKET_BYTES:
+                continue
             if capture.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME):
                 keyframes.append(count)
             count += 1
@@ -81,7 +95,8 @@ def probe(path, declared=False):
     """(frames, height, width, fps) of a video file, frames being the number that really decode
     (with declared=True a fifth value: the header's count, 0 when the container has none).
 
-    Counts the video packets without decoding them (~0.2-0.6 ms for a UCF-101 clip) and decodes the
+    Counts the video packets that carry a frame without decoding them (~0.2-1.4 ms for a UCF-101 or
+    HMDB-51 clip; an HMDB-51 clip's dropped-frame placeholder is not counted) and decodes the
     first frame only, to make sure the stream decodes at all. A truncated file reports its real,
     smaller count (its last, partial packet still decodes, partly grey). Raises FileNotFoundError
     for a missing path, IsADirectoryError for a directory, VideoDecodeError for anything else that
@@ -109,7 +124,10 @@ class VideoReader:
     threads: FFmpeg decoding threads of this reader (default 1: loader workers are processes).
     read(indices) returns frames equal to those of a decode from the start; reads continue from
     where the last one stopped (consecutive chunks never seek back). A frame at or past the end of
-    what really decodes (a truncated file whose header promises more) raises VideoDecodeError.
+    what really decodes raises: when at least MIN_DECODED_FRACTION of `frames` decode the count was
+    off (e.g. a header that counts dropped-frame packets): `frames` is corrected to the count that
+    decodes (counted once, without decoding) and the read raises IndexError, so that the next plan
+    uses the true count; below it (a truncated file) VideoDecodeError.
     """
 
     def __init__(self, path, frames=None, threads=1):
@@ -117,6 +135,7 @@ class VideoReader:
         self._capture = _open_capture(self.path, threads=threads)
         self._next = 0  # the frame the next grab() decodes; -1: unknown (after a failed decode)
         self._index = None  # (packets, keyframe packet indices), demuxed on first need
+        self._corrected = False  # frames already checked against the packets after a failed tail read
         try:
             declared, self.height, self.width, self.fps = _header(self._capture, self.path)
             self._declared = declared  # OpenCV clamps a seek target to this count
@@ -169,6 +188,18 @@ class VideoReader:
         landing = keyframes[k] if k >= 0 else 0
         return index - landing + SEEK_COST_FRAMES < gap
 
+    def _grab_error(self, index):
+        """The error for frame `index` not decoding: IndexError with `frames` corrected when the count
+        was off (see the class docstring), else VideoDecodeError."""
+        if not self._corrected and index >= MIN_DECODED_FRACTION * self.frames:
+            self._corrected = True
+            decodable = self._keyframes()[0]
+            if index >= decodable:  # the count was off, not the file damaged: use what decodes
+                declared, self.frames = self.frames, decodable
+                return IndexError(f"{self.path}: frame {index} is outside 0..{decodable - 1} ({declared} frames "
+                                  f"were expected, {decodable} decode; the reader now uses {decodable})")
+        return self._decode_error(index, "does not decode")
+
     def _decode_error(self, index, what):
         return VideoDecodeError(f"{self.path}: frame {index} {what} (the header declares {self.frames} "
                                 f"frames; a truncated or damaged file?)")
@@ -188,14 +219,14 @@ class VideoReader:
         while self._next < index:
             if not self._capture.grab():
                 failed, self._next = self._next, -1  # position unknown: the next read seeks
-                raise self._decode_error(failed, "does not decode")
+                raise self._grab_error(failed)
             self._next += 1
 
     def _decode_into(self, index, out):
         """Decode frame `index` (the decoder positioned on it) into out, uint8 [H, W, 3] RGB."""
         if not self._capture.grab():
             self._next = -1
-            raise self._decode_error(index, "does not decode")
+            raise self._grab_error(index)
         ok, bgr = self._capture.retrieve(self._bgr)
         if not ok or bgr.shape != out.shape:
             self._next = -1
