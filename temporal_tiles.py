@@ -139,7 +139,8 @@ class _Stage:
             out = out[:, :, :last + 1 - self.next_out]
         self.next_out += out.shape[2]
         keep = self._segment_start()
-        self.held, self.first = self.held[:, :, keep - self.first:], keep
+        # A copy: a view would keep the whole input alive, and with it ~a tile of every stage's output.
+        self.held, self.first = self.held[:, :, keep - self.first:].clone(), keep
         return out if out.shape[2] else None
 
 

@@ -26,7 +26,7 @@ import train_3d
 
 BATCH_CUDA = 32  # sliding windows per forward pass on CUDA
 BATCH_CPU = 8  # on the CPU a pass's activations are host memory: 8 windows keep it flat in video length
-TILE_FRAMES = 64  # exact full mode: frames per forward pass (bench/README.md: memory and speed)
+TILE_FRAMES = 96  # exact full mode: frames per forward pass (bench/README.md: memory and speed)
 SLIDING_MAX_FRAMES = 512  # what older versions recorded as max_frames of a sliding test (unused there)
 
 
