@@ -98,10 +98,11 @@ def receptive_field(model, layer4_blocks=None):
 
 
 class _Stage:
-    """One stage fed its input steps in order; returns each output step once it is exact."""
+    """One stage fed its input steps in order; returns each output step once it is exact, at least
+    `min_steps` at a time until the input ends (fewer, larger calls: each call has a fixed cost)."""
 
-    def __init__(self, module):
-        self.module, self.geometry = module, temporal_geometry(module)
+    def __init__(self, module, min_steps=1):
+        self.module, self.geometry, self.min_steps = module, temporal_geometry(module), min_steps
         self.reset()
 
     def reset(self):
@@ -128,7 +129,7 @@ class _Stage:
             stop = received  # the video's end: its padding is the network's own
         else:
             last = (received - 1 - after) // stride  # the last output step whose whole window has arrived
-            if last < self.next_out:
+            if last + 1 - self.next_out < self.min_steps:
                 return None
             stop = last * stride + after + 1
         if start >= stop:
@@ -147,13 +148,16 @@ class _Stage:
 class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
-    ``model(all frames)``; the model runs on at most `tile_frames` new frames at a time."""
+    ``model(all frames)``. The stem runs on `tile_frames` new frames at a time (plus a few of margin);
+    every later stage waits for tile_frames // 4 new output steps (the stem's half tile, or several tiles
+    deeper in, where time is downsampled and a step holds less), so deep stages run less often.
+    """
 
     def __init__(self, model, tile_frames, layer4_blocks=None):
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
-        self.stages = [_Stage(m) for m in resnet_stages(model, layer4_blocks)]
+        self.stages = [_Stage(m, max(1, tile_frames // 4)) for m in resnet_stages(model, layer4_blocks)]
         self.reset()
 
     def reset(self):
