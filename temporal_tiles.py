@@ -149,15 +149,20 @@ class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
     ``model(all frames)``. The stem runs on `tile_frames` new frames at a time (plus a few of margin);
-    every later stage waits for tile_frames // 4 new output steps (the stem's half tile, or several tiles
-    deeper in, where time is downsampled and a step holds less), so deep stages run less often.
+    every stage waits until it can run on about a quarter tile of new input steps: each tile at the stem
+    and at half the frame rate (layer1, where a step holds the most), every few tiles deeper in, where time
+    is downsampled and a step holds less, so that those stages run less often.
     """
 
     def __init__(self, model, tile_frames, layer4_blocks=None):
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
-        self.stages = [_Stage(m, max(1, tile_frames // 4)) for m in resnet_stages(model, layer4_blocks)]
+        self.stages = []
+        for module in resnet_stages(model, layer4_blocks):
+            stage = _Stage(module)
+            stage.min_steps = max(1, -(-tile_frames // (4 * stage.geometry.stride)))  # output steps
+            self.stages.append(stage)
         self.reset()
 
     def reset(self):
