@@ -1451,7 +1451,7 @@ class VideoPass(NamedTuple):
 
 def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
                   desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
-                  provenance=None):
+                  provenance=None, video_start=None, video_end=None):
     """The per-video driver of the test scripts and of feature extraction.
 
     Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
@@ -1463,6 +1463,8 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
     VideoPass; the caller's rank 0 then summarises. fixed_shapes=False: the chunks' shapes vary (whole
     pieces of videos), see resolve_device. provenance: what makes the output folder; a folder of another
     run is refused (claim_folder), and with --no-resume (args.resume False) every video is redone.
+    video_start(), video_end(model) -> rows: for a rows_fn that keeps state over a video's chunks (test_3d's
+    exact full mode): called before a video's first chunk, and after its last one for its last rows.
     """
     return_freed_memory()
     ranks = Dist()
@@ -1500,8 +1502,12 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
                     rows = []
                     continue
                 started = time.perf_counter()
+                if number == 0 and video_start is not None:
+                    video_start()
                 with autocast(device, amp):
                     out = rows_fn(model, to_device(chunk, device))
+                    if number + 1 == count and video_end is not None:
+                        out = torch.cat([out, video_end(model)])
                 rows.append(out.float().cpu().numpy())  # .cpu() waits for the GPU: the time below is its work
                 model_seconds += time.perf_counter() - started
                 computed += len(chunk)
@@ -1578,14 +1584,17 @@ def test_subset(args, trained):
     return [str(c) for c in class_list], paths, labels, list(val_groups)
 
 
-def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None, fixed_shapes=True):
+def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None, fixed_shapes=True,
+                video_start=None, video_end=None):
     """The test driver of every test script: predictions of every video of --subset, then (rank 0)
     results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
 
     rows_fn(model, frames, normalize) -> logits rows of one uint8 chunk on the device (normalised batch
     by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
-    tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces", test: {...});
-    paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>).
+    tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces" | "video", test: {...});
+    paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>);
+    video_start, video_end: see stream_videos. The prediction files say how they were computed (attribute
+    test: info["test"]["description"]).
     """
     check_output_paths({"--predictions-dir": args.predictions_dir, "--output-dir": args.output_dir},
                        script_inputs(args))
@@ -1620,10 +1629,11 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
     result = stream_videos(
         args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
         output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
-        write=lambda target, logits, attrs: metrics.write_predictions(target, logits, {**attrs, "rows": info["rows"]}),
+        write=lambda target, logits, attrs: metrics.write_predictions(
+            target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
         complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
-        fixed_shapes=fixed_shapes, provenance=provenance)
+        fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end)
     if not result.ranks.main:
         exit_if_unreadable(result.failed, "not tested")
         return None
@@ -1632,7 +1642,8 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
               "amp": str(result.amp[1]).replace("torch.", "") if result.amp[0] else "off",
               "workers": args.workers, "processes": result.ranks.world_size, "crops": crops,
               "videos": t["videos"], "frames": t["frames"],
-              "views_per_video": t["rows"] * crops / max(t["videos"], 1),  # rows (frames, pieces, windows) x crops
+              # rows (frames, windows, pieces, video) x crops
+              "views_per_video": t["rows"] * crops / max(t["videos"], 1),
               "load_seconds_per_video": t["load_seconds"] / max(t["videos"], 1),
               "model_seconds_per_video": t["model_seconds"] / max(t["videos"], 1),
               "wall_seconds": t["wall_seconds"],

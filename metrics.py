@@ -2,10 +2,11 @@
 
 Prediction files follow the assignment's format: one HDF5 file per test video at
 ``<predictions_dir>/<ClassFolder>/<video>.hdf5`` holding a dataset ``predictions``,
-float32 ``[rows, classes]`` of logits (rows = frames for 2D models, windows or pieces for
-3D models, windows for the RNN). Newer test scripts add the dataset attributes
-``frames`` (the video's length), ``rows`` ("frames" | "windows" | "pieces") and ``crops``
-(views averaged per row); older files lack them (``PREDICTION_ATTRS`` are then unknown).
+float32 ``[rows, classes]`` of logits (rows = frames for 2D models, windows, pieces or the one whole
+video for 3D models, windows for the RNN). Newer test scripts add the dataset attributes
+``frames`` (the video's length), ``rows`` ("frames" | "windows" | "pieces" | "video"), ``crops``
+(views averaged per row) and ``test`` (how the rows were computed, in words); older files lack them
+(``PREDICTION_ATTRS`` are then unknown).
 
 A video's score is the mean over its rows of ``log_softmax(logits)`` (``video_score``).
 Everything here is numpy; nothing runs at import time.
@@ -22,7 +23,7 @@ import h5py
 import numpy as np
 
 PREDICTIONS_KEY = "predictions"
-PREDICTION_ATTRS = ("frames", "rows", "crops")
+PREDICTION_ATTRS = ("frames", "rows", "crops", "test")
 FUSION_RULES = {
     "logmean": "sum of w_i * s_i over the models' video scores s_i (mean log-softmax over rows)",
     "prob": "sum of w_i * softmax(s_i), weights normalised to sum 1",
@@ -64,8 +65,8 @@ def write_predictions(path, logits, attrs=None):
     """Atomically write ``logits`` (``[rows, classes]``; a 1-D array is one row) as float32.
 
     ``attrs`` (optional) become HDF5 attributes of the dataset, e.g. ``frames`` (the video's length),
-    ``rows`` ("frames", "windows" or "pieces") and ``crops`` (views averaged into each row); None values
-    are left out.
+    ``rows`` ("frames", "windows", "pieces" or "video"), ``crops`` (views averaged into each row) and
+    ``test`` (how they were computed, in words); None values are left out.
     """
     logits = np.asarray(logits, dtype=np.float32)
     if logits.ndim == 1:

@@ -36,7 +36,6 @@ import train_rnn
 
 BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: test_3d.windows_per_pass
 CHUNK_FRAMES = {"frame": 100, "clip": 200}  # frames decoded at a time: memory flat in video length
-MAX_FRAMES_FULL = 512  # test_3d's --max-frames default; only its description uses it here
 PRETRAINED_SOURCE = re.compile(r"^(imagenet|none) \((\w+)\)$")  # extract_features' "imagenet (resnet50)"
 
 EPILOG = """\
@@ -218,7 +217,7 @@ def clip_predictor(checkpoint, trained, args, ranks, path):
     model, clip_len, norm = test_3d.load_model(checkpoint, trained, ranks, path, image_size)
     batch_size = test_3d.windows_per_pass(args)
     described = test_3d.describe(trained, argparse.Namespace(mode="sliding", stride=args.stride,
-                                                             max_frames=MAX_FRAMES_FULL, crops=1), clip_len)
+                                                             max_frames=None, crops=1), clip_len)
     return dict(title=described["title"], test=described["test"], model=model, normalize=train_3d.normalizer(norm),
                 image_size=image_size, clip_len=clip_len,
                 plan=test_3d.sliding_plan(clip_len, args.stride, CHUNK_FRAMES["clip"]),

@@ -3,8 +3,12 @@
     python test_3d.py --checkpoint runs/split1/3d/checkpoint.pth --mode full \
         --predictions-dir runs/split1/3d/predictions --output-dir runs/split1/3d/test
 
---mode full: the whole video in one pass (adaptive pooling), one row of logits; videos longer than
---max-frames are cut into consecutive pieces of about equal length, one row each.
+--mode full (3D ResNet): the whole video in one pass, one row of logits: layer4's output averaged over
+all its time steps, then fc. Computed exactly in temporal tiles (temporal_tiles.py): the video streams
+through the network --tile-frames frames at a time, each stage keeping the few steps its temporal window
+needs, so memory is set by the tile, not the video's length, and the logits equal one forward pass over
+the whole video. --max-frames N instead cuts the video into pieces of at most N frames, one row each:
+the older approximation, not the whole-video pass (also the only full mode of an adaptive-pool C3D).
 --mode sliding: every --clip-len window at --stride, one row each (the only mode for C3D, whose fc6
 takes one 16-frame clip).
 Videos shorter than the clip are looped. With --crops 3 or 10 every window (piece) is tested on each
@@ -17,10 +21,13 @@ import torch
 
 import engine
 import helperFunctions as hf
+import temporal_tiles
 import train_3d
 
 BATCH_CUDA = 32  # sliding windows per forward pass on CUDA
 BATCH_CPU = 8  # on the CPU a pass's activations are host memory: 8 windows keep it flat in video length
+TILE_FRAMES = 96  # exact full mode: frames per forward pass (bench/README.md: memory and speed)
+SLIDING_MAX_FRAMES = 512  # what older versions recorded as max_frames of a sliding test (unused there)
 
 
 def windows_per_pass(args):
@@ -29,8 +36,44 @@ def windows_per_pass(args):
     return args.batch_size or (BATCH_CUDA if engine.uses_cuda(args) else BATCH_CPU)
 
 
+def stream_plan(clip_len, chunk_frames):
+    """The whole video (looped to clip_len frames when shorter) in consecutive chunks of chunk_frames."""
+    def plan(frames):
+        total = max(frames, clip_len)
+        return [(a, min(a + chunk_frames, total)) for a in range(0, total, chunk_frames)]
+    return plan
+
+
+class TiledFull:
+    """The exact full mode for engine.test_videos: rows(model, frames, normalize) feeds a video's chunks
+    (F, H, W, 3) or (F, crops, H, W, 3) to one temporal_tiles.ResNetStream per crop, tile by tile, and
+    returns no rows; end(model) -> (1, classes), the whole video's logits averaged over the crops."""
+
+    def __init__(self, tile_frames, crops):
+        self.tile_frames, self.crops = tile_frames, crops
+        self.streams = None
+
+    def start(self):
+        self.streams = None  # built on the model of the video's first chunk
+
+    def rows(self, model, frames, normalize):
+        views = frames[:, None] if self.crops == 1 else frames
+        if self.streams is None:
+            self.streams = [temporal_tiles.ResNetStream(model, self.tile_frames) for _ in range(views.shape[1])]
+        for c, stream in enumerate(self.streams):
+            for start in range(0, len(views), self.tile_frames):
+                stream.feed(normalize(views[start:start + self.tile_frames, c][None]))  # (1, 3, tile, H, W)
+        return torch.zeros(0, model.fc.out_features, device=frames.device)
+
+    def end(self, model):
+        logits = torch.stack([stream.finish() for stream in self.streams]).mean(0)  # (1, classes)
+        self.streams = None
+        return logits
+
+
 def full_plan(clip_len, max_frames):
-    """Pieces of about equal length, each at most max_frames and at least clip_len (looped) frames."""
+    """--max-frames (the approximation): pieces of about equal length, each at most max_frames and at
+    least clip_len (looped) frames."""
     def plan(frames):
         pieces = math.ceil(frames / max_frames)
         bounds = [round(i * frames / pieces) for i in range(pieces + 1)]
@@ -84,11 +127,15 @@ def get_args_parser():
                                                              "unit": "clips (sliding mode)", "chunk_frames": 200})])
     g = parser.add_argument_group("3D testing")
     g.add_argument("--mode", choices=("full", "sliding"), default=None,
-                   help="full: whole video in one pass; sliding: every window at --stride "
+                   help="full: whole video in one pass (exact, in tiles); sliding: every window at --stride "
                         "(default: full for the 3D ResNet, sliding for C3D)")
     g.add_argument("--stride", type=engine.positive_int, default=8, help="sliding-window stride (default: 8)")
-    g.add_argument("--max-frames", type=engine.positive_int, default=512,
-                   help="full mode: longer videos are cut into pieces of at most this many frames (default: 512)")
+    g.add_argument("--tile-frames", type=engine.positive_int, default=TILE_FRAMES,
+                   help="full mode: frames per forward pass; any size gives the same logits, memory grows with "
+                        f"it, and smaller tiles redo more steps at their edges (default: {TILE_FRAMES})")
+    g.add_argument("--max-frames", type=engine.positive_int, default=None,
+                   help="full mode: an approximation instead of the whole-video pass: videos are cut into "
+                        "pieces of at most this many frames, each run alone, one row each (default: off)")
     g.add_argument("--layer4-blocks", type=int, choices=(1, 2, 3), default=None,
                    help="3D ResNet: layer4 blocks to run (default: the training run's)")
     return parser
@@ -96,8 +143,13 @@ def get_args_parser():
 
 def describe(trained, args, clip_len):
     is_c3d = trained.get("arch") == "c3d"
-    if args.mode == "full":
-        test = f"full video in one pass, pieces of at most {args.max_frames} frames"
+    max_frames = args.max_frames if args.mode == "full" else SLIDING_MAX_FRAMES
+    exact = args.mode == "full" and args.max_frames is None
+    if exact:
+        test = (f"full video in one pass, exact: layer4 averaged over all its time steps, computed in tiles "
+                f"of {args.tile_frames} frames")
+    elif args.mode == "full":
+        test = f"full video approximated by pieces of at most {args.max_frames} frames, each run alone"
     else:
         test = f"sliding {clip_len}-frame windows, stride {args.stride}"
     if args.crops > 1:
@@ -105,9 +157,9 @@ def describe(trained, args, clip_len):
     depth = trained.get("depth", 50)
     return {"name": "c3d" if is_c3d else "3d", "title": "C3D" if is_c3d else f"3D ResNet-{depth}",
             "kind": "clip", "temporal": True, "arch": "c3d" if is_c3d else f"resnet3d-{depth}",
-            "rows": "pieces" if args.mode == "full" else "windows",
+            "rows": "video" if exact else "pieces" if args.mode == "full" else "windows",
             "test": {"description": test, "mode": args.mode, "clip_len": clip_len, "stride": args.stride,
-                     "max_frames": args.max_frames, "crops": args.crops}}
+                     "max_frames": max_frames, "crops": args.crops}}
 
 
 def load_model(checkpoint, trained, ranks, path, image_size):
@@ -142,6 +194,9 @@ def main(args):
         args.mode = args.mode or "sliding"
         if args.mode == "full" and not trained.get("c3d_adaptive_pool", False):
             raise engine.UserError("C3D's fc6 takes one 16-frame 112x112 clip, not a whole video: use --mode sliding")
+        if args.mode == "full" and args.max_frames is None:
+            raise engine.UserError("the exact full mode is for the 3D ResNet (C3D pools to 1x4x4 before fc6): use "
+                                   "--mode sliding, or --max-frames N for the pieces approximation")
     else:
         args.mode = args.mode or "full"
     model, clip_len, norm = load_model(checkpoint, trained, ranks, args.checkpoint, args.image_size)
@@ -150,15 +205,21 @@ def main(args):
             raise engine.UserError(f"--layer4-blocks {args.layer4_blocks}: {args.checkpoint} holds a 3D ResNet-"
                                    f"{model.depth}, which has {len(model.layer4)} block(s) in layer4")
         model.layer4_blocks = args.layer4_blocks
-    if args.max_frames < clip_len:
+    if args.max_frames is not None and args.max_frames < clip_len:
         raise engine.UserError(f"--max-frames must be at least the clip length {clip_len}")
-    if args.mode == "full":
+    hooks = {}
+    if args.mode == "full" and args.max_frames is None:
+        tiled = TiledFull(args.tile_frames, args.crops)
+        plan, max_chunk, rows = stream_plan(clip_len, args.chunk_frames), args.chunk_frames, tiled.rows
+        hooks = {"video_start": tiled.start, "video_end": tiled.end}
+    elif args.mode == "full":
         plan, max_chunk = full_plan(clip_len, args.max_frames), args.max_frames
+        rows = clip_logits(args.mode, clip_len, args.stride, args.batch_size, args.crops)
     else:
         plan, max_chunk = sliding_plan(clip_len, args.stride, args.chunk_frames), max(args.chunk_frames, clip_len)
-    return engine.test_videos(args, checkpoint, model, train_3d.normalizer(norm), plan, max_chunk,
-                              clip_logits(args.mode, clip_len, args.stride, args.batch_size, args.crops),
-                              describe(trained, args, clip_len), fixed_shapes=args.mode != "full")
+        rows = clip_logits(args.mode, clip_len, args.stride, args.batch_size, args.crops)
+    return engine.test_videos(args, checkpoint, model, train_3d.normalizer(norm), plan, max_chunk, rows,
+                              describe(trained, args, clip_len), fixed_shapes=args.mode != "full", **hooks)
 
 
 if __name__ == "__main__":

@@ -179,7 +179,9 @@ class TestSpec(NamedTuple):
     batch_size: int
     plan: object     # frames -> chunks, the test script's plan
     rows: object     # (model, uint8 chunk on the device, normalize) -> logits rows
-    rows_name: str   # what a row of logits is: frames, pieces, windows
+    rows_name: str   # what a row of logits is: frames, pieces, windows, video
+    video_start: object = None  # test_3d's exact full mode keeps state over a video's chunks:
+    video_end: object = None    # engine.stream_videos' hooks
 
 
 def test_spec(name, dry_run=False):
@@ -192,14 +194,13 @@ def test_spec(name, dry_run=False):
                         test_single_frame.frame_logits(t.batch_size, t.crops), "frames")
     t = test_3d.get_args_parser().parse_args(TEST_REQUIRED + ["--mode", mode])
     clip_len = spec.args.clip_len
-    if mode == "full":
-        plan = test_3d.full_plan(clip_len, t.max_frames)
-    else:
-        plan = test_3d.sliding_plan(clip_len, t.stride, t.chunk_frames)
     batch_size = t.batch_size or test_3d.BATCH_CUDA
-    return TestSpec(name, spec, mode, batch_size, plan,
-                    test_3d.clip_logits(mode, clip_len, t.stride, batch_size, t.crops),
-                    "pieces" if mode == "full" else "windows")
+    if mode == "full":  # exact, in tiles
+        tiled = test_3d.TiledFull(t.tile_frames, t.crops)
+        return TestSpec(name, spec, mode, batch_size, test_3d.stream_plan(clip_len, t.chunk_frames), tiled.rows,
+                        "video", tiled.start, tiled.end)
+    return TestSpec(name, spec, mode, batch_size, test_3d.sliding_plan(clip_len, t.stride, t.chunk_frames),
+                    test_3d.clip_logits(mode, clip_len, t.stride, batch_size, t.crops), "windows")
 
 
 def native_bf16(device):
@@ -722,10 +723,16 @@ def run_video(ctx, model, tspec, normalize, frames, amp):
     """One video through the test path, chunk by chunk as engine.stream_videos does; returns its rows."""
     rows = 0
     amp = engine.model_amp(amp, ctx.device, model)
-    for chunk in tspec.plan(len(frames)):
+    if tspec.video_start is not None:
+        tspec.video_start()
+        model = getattr(model, "_orig_mod", model)  # the tiled pass calls the stages, eager even when compiled
+    chunks = tspec.plan(len(frames))
+    for number, chunk in enumerate(chunks):
         start, stop = chunk if isinstance(chunk, tuple) else (chunk[0], chunk[-1] + 1)
         with engine.autocast(ctx.device, amp):
             out = tspec.rows(model, engine.to_device(frames[start:stop], ctx.device), normalize)
+            if number + 1 == len(chunks) and tspec.video_end is not None:
+                out = torch.cat([out, tspec.video_end(model)])
         rows += len(out.float().cpu().numpy())  # .cpu() waits for the GPU, as in stream_videos
     return rows
 

@@ -1,6 +1,6 @@
 """Test-script benchmark: speed and whole-tree peak memory of whole-video testing, ours and the assignment's.
 
-    python bench/bench_test.py [--scripts single,baseline,full,sliding,features] [--frames-list 100,1200]
+    python bench/bench_test.py [--scripts single,baseline,full,pieces,sliding,features] [--frames-list 100,1200]
                                [--bound-frames 512] [--image-size 112] [--image-size-3d 112]
                                [--workers 2] [--threads default] [--root DIR ...] [--repeats 1]
                                [--mappings] [--json PATH] [--env NAME=VALUE] [--strict] [--quick]
@@ -15,9 +15,12 @@ that peaks never mix (--scripts chooses which):
   single    test_single_frame.py (part 1, ours): every frame through the 2D ResNet (--batch-size 100).
   baseline  the assignment's part 1 test, transcribed below (`assignment_test_video`): the whole video
             as float32 [frames, 3, S, S] read frame by frame, then the model on slices of 200 frames.
-  full      test_3d.py --mode full (pieces of at most --max-frames 512) with the 3D ResNet-50
-  sliding   test_3d.py --mode sliding (every 16-frame window at --stride 8), both at --image-size-3d
-            (default 112, the Kinetics training size).
+  full      test_3d.py --mode full (the exact whole-video pass, in tiles of --tile-frames) with the
+            3D ResNet-50
+  pieces    test_3d.py --mode full --max-frames 512: the older full mode, pieces run alone (an
+            approximation, kept as an option)
+  sliding   test_3d.py --mode sliding (every 16-frame window at --stride 8), all three at
+            --image-size-3d (default 112, the Kinetics training size).
   features  extract_features.py --subsets test --pretrained none (ResNet-50, random weights: no
             download) on the same data dir.
 Our scripts run at their own --chunk-frames unless --chunk-frames is given, once per value of
@@ -27,7 +30,7 @@ side with this one in the same run). --threads N sets OMP_NUM_THREADS=N, which t
 intra-op thread count (the baseline always runs with torch's default, as the assignment's code does).
 
 Our scripts also run on a --bound-frames video (default 512 = --max-frames): long enough that every
-memory bound is reached (a full-mode piece of --max-frames frames, all chunks in flight), so comparing
+memory bound is reached (a piece of --max-frames frames, all chunks in flight), so comparing
 it with the longest video shows whether memory still grows once the bounds are reached.
 
 Memory, per run, of the whole process tree:
@@ -91,6 +94,7 @@ SCRIPTS = {  # --scripts key -> (row name, ours: the memory requirement applies)
     "single": ("ours: test_single_frame.py", True),
     "baseline": ("assignment part 1 test (baseline)", False),
     "full": ("ours: test_3d.py --mode full", True),
+    "pieces": ("ours: test_3d.py --mode full --max-frames", True),
     "sliding": ("ours: test_3d.py --mode sliding", True),
     "features": ("ours: extract_features.py", True),
 }
@@ -549,9 +553,11 @@ def run_one(key, config, frames, setup, args, work, tag, isolate=False):
                "--subsets", "test", "--pretrained", "none", "--arch", args.arch,
                "--batch-size", str(args.batch_size), "--image-size", str(args.image_size)]
     else:
+        mode = {"full": ["--mode", "full", *(["--tile-frames", str(args.tile_frames)] if args.tile_frames else [])],
+                "pieces": ["--mode", "full", "--max-frames", str(args.max_frames)],
+                "sliding": ["--mode", "sliding", "--stride", str(args.stride)]}[key]
         cmd = [sys.executable, os.path.join(code, "test_3d.py"), "--checkpoint", ckpts["clip"], *common, *tested,
-               "--mode", key, "--image-size", str(args.image_size_3d),
-               "--max-frames", str(args.max_frames), "--stride", str(args.stride)]
+               *mode, "--image-size", str(args.image_size_3d)]
         if args.batch_size_3d:
             cmd += ["--batch-size", str(args.batch_size_3d)]
         size = args.image_size_3d
@@ -607,7 +613,7 @@ def median_row(runs):
 def speed_text(row):
     if row["script"] == "sliding":
         return f"{row['rows_per_s']:.2f} clips/s ({row['rows']} windows; {row['frames_per_s']:.1f} frames/s)"
-    if row["script"] == "full":
+    if row["script"] == "pieces":
         return f"{row['rows_per_s']:.3f} pieces/s ({row['rows']} pieces); {row['frames_per_s']:.1f} frames/s"
     return f"{row['frames_per_s']:.2f} frames/s"
 
@@ -753,7 +759,7 @@ def get_args_parser():
                         "(default: 100,1200; quick: 30,200)")
     p.add_argument("--bound-frames", type=int, default=None,
                    help="one more video length, run by our scripts only: long enough to reach every memory bound "
-                        "(a full-mode piece of --max-frames, the chunks in flight), so that comparing it with the "
+                        "(a piece of --max-frames, the chunks in flight), so that comparing it with the "
                         "longest shows whether memory still grows past it; 0 = none (default: 512; quick: 0)")
     p.add_argument("--image-size", type=int, default=None,
                    help="2D model input size: part 1 and features (default: 112; quick: 64)")
@@ -775,13 +781,16 @@ def get_args_parser():
                         "side; e.g. a patched copy and this repository) (default: this repository)")
     p.add_argument("--chunk-frames", type=int, default=0,
                    help="--chunk-frames of our scripts; 0 = each script's own default (default: 0)")
-    p.add_argument("--max-frames", type=int, default=512, help="test_3d.py full-mode --max-frames (default: 512)")
+    p.add_argument("--max-frames", type=int, default=512,
+                   help="test_3d.py --max-frames of the pieces run (default: 512)")
+    p.add_argument("--tile-frames", type=int, default=None,
+                   help="test_3d.py --tile-frames of the full run (default: test_3d.py's own)")
     p.add_argument("--stride", type=int, default=8, help="test_3d.py sliding-mode --stride (default: 8)")
     p.add_argument("--repeats", type=int, default=1, help="runs per cell; the table shows medians (default: 1)")
     p.add_argument("--mappings", action="store_true",
                    help="also read every process's /proc/PID/smaps once a second and report peak memory per kind of "
                         "mapping (heap, glibc arenas, large/small anonymous mmaps, files) (default: off)")
-    p.add_argument("--skip-3d", action="store_true", help="leave out full and sliding")
+    p.add_argument("--skip-3d", action="store_true", help="leave out full, pieces and sliding")
     p.add_argument("--skip-baseline", action="store_true", help="leave out the assignment baseline")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when a memory or speed check of ours or a run fails")
@@ -818,7 +827,7 @@ def main(argv=None):  # noqa: C901 (split up in the restructure, issue 21)
     keys = [k.strip() for k in args.scripts.split(",") if k.strip()]
     if not keys or any(k not in SCRIPTS for k in keys):
         raise SystemExit(f"--scripts takes a comma-separated list from {', '.join(SCRIPTS)}, not {args.scripts!r}")
-    keys = [k for k in SCRIPTS if k in keys and not (args.skip_3d and k in ("full", "sliding"))
+    keys = [k for k in SCRIPTS if k in keys and not (args.skip_3d and k in ("full", "pieces", "sliding"))
             and not (args.skip_baseline and k == "baseline")]
     roots = [os.path.abspath(r) for r in args.root] or [REPO_ROOT]
     for root in roots:
@@ -840,7 +849,7 @@ def main(argv=None):  # noqa: C901 (split up in the restructure, issue 21)
         cmd = [sys.executable, os.path.abspath(__file__), "--setup", "--work", work,
                "--frames-list", ",".join(map(str, all_frames)), "--arch", args.arch,
                "--image-size", str(args.image_size), "--image-size-3d", str(args.image_size_3d)]
-        needs_3d = any(k in ("full", "sliding") for k in keys)
+        needs_3d = any(k in ("full", "pieces", "sliding") for k in keys)
         done = subprocess.run(cmd + ([] if needs_3d else ["--skip-3d"]), cwd=REPO_ROOT,
                               stdout=subprocess.PIPE, text=True)
         if done.returncode != 0:

@@ -1,5 +1,5 @@
 """3D models through the engine: C3D trains, resumes and stops on SIGTERM like the 3D ResNet; test_3d's
-prediction rows equal direct forward passes of the documented windows and pieces (both models); C3D's
+prediction rows equal direct forward passes of the documented whole video, windows and pieces; C3D's
 normalisation and the refusals. CPU, tiny inputs (a C3D of width 1/8 with adaptive pooling)."""
 import argparse
 import json
@@ -116,7 +116,9 @@ def direct_rows(model, normalize, path, mode, clip_len, stride, max_frames):
         if mode == "sliding":
             for start in test_3d.window_starts(frames, clip_len, stride):
                 rows.append(model(normalize(video[start:start + clip_len][None]))[0])
-        else:
+        elif mode == "full":  # one pass over the whole video
+            rows.append(model(normalize(video[None]))[0])
+        else:  # --max-frames: the pieces approximation
             for start, stop in test_3d.full_plan(clip_len, max_frames)(frames):
                 piece = torch.from_numpy(hf.load_chunk(path, start, stop, 32))
                 rows.append(model(normalize(piece[None]))[0])
@@ -131,14 +133,17 @@ def rebuild(run):
     return model.eval(), train_3d.normalizer(args.norm), args.clip_len
 
 
-@pytest.mark.parametrize("which, mode", [("resnet", "full"), ("resnet", "sliding"), ("c3d", "sliding")])
+@pytest.mark.parametrize("which, mode", [("resnet", "full"), ("resnet", "pieces"), ("resnet", "sliding"),
+                                         ("c3d", "sliding")])
 def test_3d_prediction_rows_equal_direct_forward_passes(data_dir, resnet_run, c3d_run, tmp_path, which, mode):
     run = resnet_run if which == "resnet" else c3d_run
-    # Small chunks and pieces so that windows straddle chunk borders and videos have several pieces.
+    # Small chunks, tiles and pieces so that windows straddle chunk borders, the whole video streams through
+    # several chunks and tiles, and videos have several pieces.
+    pieces = ["--max-frames", "16" if which == "c3d" else "10"] if mode == "pieces" else []
     test_3d.main(test_3d.get_args_parser().parse_args(
         ["--checkpoint", str(run / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p"), "--output-dir",
-         str(tmp_path / "o"), "--workers", "2", "--device", "cpu", "--mode", mode, "--stride", "3",
-         "--max-frames", "16" if which == "c3d" else "10", "--chunk-frames", "20"]))
+         str(tmp_path / "o"), "--workers", "2", "--device", "cpu", "--mode", "sliding" if mode == "sliding" else "full",
+         "--stride", "3", "--tile-frames", "7", "--chunk-frames", "20", *pieces]))
     model, normalize, clip_len = rebuild(run)
     _, _, (paths, _) = hf.getUCF101(data_dir, 1)
     for path in paths[::3]:
@@ -147,7 +152,10 @@ def test_3d_prediction_rows_equal_direct_forward_passes(data_dir, resnet_run, c3
         np.testing.assert_allclose(stored, expected, rtol=1e-4, atol=1e-4)
     info = json.loads((tmp_path / "p" / "model.json").read_text())
     assert info["name"] == ("c3d" if which == "c3d" else "3d") and info["temporal"] is True
-    assert info["rows"] == ("pieces" if mode == "full" else "windows") and info["test"]["mode"] == mode
+    assert info["rows"] == {"full": "video", "pieces": "pieces", "sliding": "windows"}[mode]
+    assert info["test"]["mode"] == ("sliding" if mode == "sliding" else "full")
+    _, attrs = metrics.read_prediction_file(metrics.prediction_path(tmp_path / "p", paths[0]))
+    assert attrs["rows"] == info["rows"] and attrs["test"] == info["test"]["description"]
 
 
 def test_c3d_defaults_to_sliding_and_refuses_full_mode_without_adaptive_pooling(tmp_path):

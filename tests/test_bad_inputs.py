@@ -986,7 +986,7 @@ def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, mo
 # Non-finite outputs: the test stops at the video, names it, suggests --no-amp, keeps the finished ones
 
 ROWS_FUNCTIONS = {"test_single_frame.py": (test_single_frame, "frame_logits", "frame-ckpt", []),
-                  "test_3d.py": (test_3d, "clip_logits", "clip-ckpt", []),
+                  "test_3d.py": (test_3d, "clip_logits", "clip-ckpt", []),  # pieces; exact full: below
                   "test_rnn.py": (test_rnn, "window_logits", "rnn-ckpt", ["--features"])}
 
 
@@ -1008,12 +1008,32 @@ def test_non_finite_outputs_stop_at_the_video_and_keep_the_finished_ones(world, 
     predictions = tmp_path / "predictions"
     argv = ["--checkpoint", world.files[checkpoint], "--predictions-dir", str(predictions), "--output-dir",
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU,
-            *(extra + [world.features] if extra else [])]
+            *(extra + [world.features] if extra else []),
+            *(["--max-frames", "512"] if script == "test_3d.py" else [])]  # test_3d: one rows call a video
     code, _, err = run_script(script, argv, monkeypatch, capsys)
     bad_video = world.test_videos[1]
     if script == "test_rnn.py":
         bad_video = metrics.prediction_path(world.features, bad_video)
     assert_one_line(code, err, script, 2, (bad_video, "not finite", "--no-amp"))
+    first = metrics.prediction_path(predictions, world.test_videos[0])
+    assert files_under(predictions) == [os.path.relpath(first, predictions)]
+    assert np.isfinite(metrics.read_predictions(first)).all()
+
+
+def test_non_finite_whole_video_logits_stop_at_the_video(world, tmp_path, monkeypatch, capsys):
+    # test_3d.py --mode full: the video's row comes after its last chunk (TiledFull.end).
+    real, videos = test_3d.TiledFull.end, []
+
+    def overflowing(self, model):
+        videos.append(1)
+        out = real(self, model)
+        return out * float("nan") if len(videos) == 2 else out
+    monkeypatch.setattr(test_3d.TiledFull, "end", overflowing)
+    predictions = tmp_path / "predictions"
+    argv = ["--checkpoint", world.files["clip-ckpt"], "--predictions-dir", str(predictions), "--output-dir",
+            str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU, "--mode", "full"]
+    code, _, err = run_script("test_3d.py", argv, monkeypatch, capsys)
+    assert_one_line(code, err, "test_3d.py", 2, (world.test_videos[1], "not finite", "--no-amp"))
     first = metrics.prediction_path(predictions, world.test_videos[0])
     assert files_under(predictions) == [os.path.relpath(first, predictions)]
     assert np.isfinite(metrics.read_predictions(first)).all()

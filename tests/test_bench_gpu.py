@@ -99,7 +99,7 @@ def test_test_throughput_and_cudnn_rows(dry_run):
     assert set(tests) == {f"test/{t}/{TEST_PRECISION[t]}/eager" for t in TESTS}
     for row_id, row in tests.items():
         assert row["status"] == "ok" and row["frames_per_s"] > 0, row_id
-    assert tests["test/3d_full/fp32/eager"]["rows"] == "pieces"
+    assert tests["test/3d_full/fp32/eager"]["rows"] == "video"
     assert tests["test/3d_sliding/fp32/eager"]["rows"] == "windows"
     cudnn = report["sections"]["cudnn"]
     assert [r["mode"] for r in cudnn["rows"]] == CUDNN_MODES
