@@ -1449,7 +1449,7 @@ class VideoPass(NamedTuple):
     amp: tuple        # (enabled, dtype) the model ran in
 
 
-def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
+def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,  # noqa: C901 (split up in the restructure, issue 21)
                   desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
                   provenance=None, video_start=None, video_end=None):
     """The per-video driver of the test scripts and of feature extraction.
