@@ -4,6 +4,9 @@ import signal
 import subprocess
 import threading
 
+import cv2
+import numpy as np
+
 
 def child_pids(pid):
     """The PIDs of a process's direct children (Linux /proc), e.g. a script's loader workers."""
@@ -73,3 +76,15 @@ def run_group(cmd, *, timeout, input=None, **kwargs):
         if timed_out:
             raise subprocess.TimeoutExpired(cmd, timeout, out.get("stdout"), out.get("stderr"))
         return subprocess.CompletedProcess(cmd, proc.returncode, out.get("stdout", ""), out.get("stderr", ""))
+
+
+def decode_from_start(path):
+    """Every frame, OpenCV from the start: uint8 [T, H, W, 3] RGB."""
+    capture, frames = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return np.stack(frames)

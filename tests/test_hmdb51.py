@@ -2,12 +2,12 @@
 present, skipped when absent), and a tiny synthetic HMDB-layout set run through the scripts."""
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 import helperFunctions as hf
 import video_decode
+from helpers import decode_from_start
 from video_decode import VideoReader, probe
 
 SHARED_HMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hmdb51"
@@ -26,17 +26,6 @@ def shared(sub):
     if not path.exists():
         pytest.skip(f"{path} not found (no ../shared in this clone)")
     return path
-
-
-def decode_from_start(path):
-    capture, frames = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
 
 
 # ----------------------------------------------------------------------------------------------

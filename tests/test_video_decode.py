@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import video_decode
+from helpers import decode_from_start
 from video_decode import VideoDecodeError, VideoReader, probe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,18 +26,6 @@ FRAME_COUNTS = {  # decoded frame counts, FACTS.md
 }
 # One-keyframe (ApplyEyeMakeup has B-frames too) and 12-frame-GOP clips.
 REAL = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", "Archery/v_Archery_g01_c01", "PushUps/v_PushUps_g02_c03"]
-
-
-def decode_from_start(path):
-    """Every frame, OpenCV from the start: uint8 [T, H, W, 3] RGB."""
-    capture, frames = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
 
 
 def write_video(path, fourcc, frames=96, size=(160, 120)):
