@@ -1382,16 +1382,20 @@ def claim_folder(provenance, resume):
     """Check that `provenance.folder` holds nothing of another run (UserError naming what differs,
     unless `resume` is False: then this run starts over and every video is redone). Read-only: every
     rank may call it; record_provenance writes."""
+    if not resume:  # the record, damaged or not, is replaced
+        return
     path = os.path.join(provenance.folder, PROVENANCE_NAME)
     try:
         with open(path, encoding="utf-8") as f:
-            recorded = json.load(f).get("identity")
+            recorded = json.load(f)["identity"]
+        if not isinstance(recorded, dict):
+            raise ValueError(f"its identity is {type(recorded).__name__}, not a dict")
     except FileNotFoundError:
         recorded = None
-    except (OSError, ValueError, AttributeError) as e:
-        raise UserError(f"{path}: not a provenance record ({one_line(e)}): delete it, or use another "
-                        f"{provenance.flag}") from None
-    if not resume or recorded == metrics.to_jsonable(provenance.identity):
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: not a provenance record ({one_line(e)}): use another {provenance.flag}, "
+                        f"or --no-resume to redo every video") from None
+    if recorded == metrics.to_jsonable(provenance.identity):
         return
     if recorded is None:
         _claim_older_folder(provenance)

@@ -1402,3 +1402,17 @@ def test_predict_explain_into_the_videos_folder_is_refused(world, tmp_path, monk
                                              os.path.dirname(video), "--device", "cpu"], monkeypatch, capsys)
     refused(code, err, "predict.py", video, "--explain")
     assert snapshot(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"identity": 5}'])
+def test_a_damaged_provenance_record_is_one_line_and_no_resume_replaces_it(world, tmp_path, monkeypatch, capsys,
+                                                                           content):
+    tmp, predictions = str(tmp_path), tmp_path / "p"
+    predictions.mkdir()
+    (predictions / engine.PROVENANCE_NAME).write_text(content)
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
+    refused(code, err, "test_single_frame.py", engine.PROVENANCE_NAME, "--no-resume")
+    code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys,
+                              "--no-resume")
+    assert code == 0, err
+    assert "identity" in json.loads((predictions / engine.PROVENANCE_NAME).read_text())
