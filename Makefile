@@ -51,6 +51,9 @@ help:
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed (set PYTHON=python3.x)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# two cv2 builds in one environment shadow each other: the contrib build replaces the plain one
+	if $(PY) -m pip show --quiet opencv-python-headless >/dev/null 2>&1; then \
+		$(PY) -m pip uninstall --quiet --yes opencv-python-headless opencv-contrib-python-headless; fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
