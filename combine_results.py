@@ -50,9 +50,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-import guards
 import helperFunctions as hf
 import metrics
+from actionrec import guards
 
 TOPK = (1, 5, 10)
 NUM_LISTED = 10  # best/worst classes and confused pairs, as the assignment asks

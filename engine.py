@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 import helperFunctions as hf
 import metrics
-from guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
 # On the CPU the forward pass takes 20-80 ms of CPU per frame against 0.1-0.2 ms to load it: loader

@@ -31,7 +31,7 @@ import cv2
 import h5py
 import numpy as np
 
-import video_decode
+from actionrec.data import video_decode
 
 log = logging.getLogger("ucf101")
 

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 import engine
 import extract_features
-import gradcam
 import helperFunctions as hf
 import metrics
 import test_3d
@@ -33,6 +32,7 @@ import test_rnn
 import test_single_frame
 import train_3d
 import train_rnn
+from actionrec.inference import gradcam
 
 BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: test_3d.windows_per_pass
 CHUNK_FRAMES = {"frame": 100, "clip": 200}  # frames decoded at a time: memory flat in video length

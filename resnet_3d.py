@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from weights_file import read_weights, summarise
+from actionrec.models.weights_file import read_weights, summarise
 
 __all__ = [
     "ResNet", "BasicBlock", "Bottleneck", "generate_model", "load_pretrained",

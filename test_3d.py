@@ -21,8 +21,8 @@ import torch
 
 import engine
 import helperFunctions as hf
-import temporal_tiles
 import train_3d
+from actionrec.models import temporal_tiles
 
 BATCH_CUDA = 32  # sliding windows per forward pass on CUDA
 BATCH_CPU = 8  # on the CPU a pass's activations are host memory: 8 windows keep it flat in video length

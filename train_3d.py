@@ -12,10 +12,10 @@ Same output folder, resume, signal and DDP behaviour as train_single_frame.py.
 import argparse
 import os
 
-import c3d
 import engine
 import helperFunctions as hf
 import resnet_3d
+from actionrec.models import c3d
 
 # Per normalisation: (mean, std) on [0, 1] and whether the model wants BGR.
 NORMS = {"assignment": (hf.CLIP_MEAN, hf.CLIP_STD, False), "kinetics": (hf.KINETICS_MEAN, hf.KINETICS_STD, False),

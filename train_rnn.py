@@ -18,9 +18,9 @@ import json
 import os
 
 import engine
-import feature_rnn
 import helperFunctions as hf
 import metrics
+from actionrec.models import feature_rnn
 
 FEATURES_INFO = "features.json"
 

@@ -35,8 +35,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import helperFunctions as hf  # noqa: E402
 import video_decode  # noqa: E402
+
+import helperFunctions as hf  # noqa: E402
 
 try:
     import av

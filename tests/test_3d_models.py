@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-import c3d
 import engine
 import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import test_3d
 import train_3d
+from actionrec.models import c3d
 from helpers import run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

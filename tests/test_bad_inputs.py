@@ -25,11 +25,9 @@ import pytest
 import torch
 import torchvision
 
-import c3d
 import combine_results
 import engine
 import extract_features
-import feature_rnn
 import helperFunctions as hf
 import make_split_lists
 import make_synthetic_ucf101
@@ -43,6 +41,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec.models import c3d, feature_rnn
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

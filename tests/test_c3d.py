@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import c3d
-from c3d import C3D, load_pretrained
+from actionrec.models import c3d
+from actionrec.models.c3d import C3D, load_pretrained
 from resnet_3d import resnet50
 
 PARAMS_101 = 78_409_573

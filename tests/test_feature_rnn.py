@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import feature_rnn
-from feature_rnn import FeatureRNN
+from actionrec.models import feature_rnn
+from actionrec.models.feature_rnn import FeatureRNN
 
 FEATURES, HIDDEN, CLASSES = 6, 8, 4
 LENGTHS, WINDOW = [1, 7, 3, 12], 15

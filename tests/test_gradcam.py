@@ -8,9 +8,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-import gradcam
 import resnet_3d
-from gradcam import default_layer, grad_cam, overlay_strip, save_maps, upsample
+from actionrec.inference import gradcam
+from actionrec.inference.gradcam import default_layer, grad_cam, overlay_strip, save_maps, upsample
 
 
 def all_hooks(model):

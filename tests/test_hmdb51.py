@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import helperFunctions as hf
-import video_decode
+from actionrec.data import video_decode
+from actionrec.data.video_decode import VideoReader, probe
 from helpers import decode_from_start
-from video_decode import VideoReader, probe
 
 SHARED_HMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hmdb51"
 # decoded / header frames and width, ../shared/data/SOURCES.md
@@ -165,7 +165,7 @@ def test_dataset_detection(tmp_path):
     (tmp_path / "ucfTrainTestlist").mkdir()
     with pytest.raises(ValueError, match="holds both .*pass --dataset ucf101 or hmdb51"):
         hf.resolve_dataset(tmp_path)
-    import guards
+    from actionrec import guards
     assert str(tmp_path / hf.HMDB_VIDEO_DIR) in guards.dataset_inputs(str(tmp_path))
 
 

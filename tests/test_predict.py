@@ -15,7 +15,6 @@ import torchvision
 
 import engine
 import extract_features
-import gradcam
 import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
@@ -25,6 +24,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec.inference import gradcam
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

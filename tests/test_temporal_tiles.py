@@ -12,15 +12,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-import c3d
 import engine
 import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import resnet_3d
-import temporal_tiles
 import test_3d
 import train_3d
+from actionrec.models import c3d, temporal_tiles
 
 SIZE = 8
 # (video frames, tile sizes): a clip, one frame past it (an unaligned end), and videos longer than a

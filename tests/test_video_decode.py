@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-import video_decode
+from actionrec.data import video_decode
+from actionrec.data.video_decode import VideoDecodeError, VideoReader, probe
 from helpers import decode_from_start
-from video_decode import VideoDecodeError, VideoReader, probe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / ".." / "shared" / "data" / "ucf101-samples"

@@ -25,7 +25,7 @@ import os
 import torch
 import torch.nn as nn
 
-from weights_file import read_weights, summarise
+from actionrec.models.weights_file import read_weights, summarise
 
 __all__ = ["C3D", "load_pretrained", "CLIP_LEN", "IMAGE_SIZE", "RESIZE_HW", "MEAN_BGR",
            "HEAD", "LAST_CONV"]

@@ -1,0 +1,1 @@
+"""Data: split lists, video files and decoding, samples and augmentation, crops, batching."""

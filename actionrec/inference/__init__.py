@@ -1,0 +1,1 @@
+"""Inference on one's own videos: predictors and Grad-CAM."""
