@@ -50,9 +50,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-import helperFunctions as hf
 import metrics
 from actionrec import guards
+from actionrec.data import datasets, video_groups
 
 TOPK = (1, 5, 10)
 NUM_LISTED = 10  # best/worst classes and confused pairs, as the assignment asks
@@ -2033,13 +2033,13 @@ def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
         except ValueError as e:
             fail(f"--weight-step: {e}")
     try:
-        given_groups = hf.parse_groups(args.val_groups) if args.val_groups else None
+        given_groups = video_groups.parse_groups(args.val_groups) if args.val_groups else None
     except ValueError as e:
         fail(f"--val-groups: {e}")
 
     try:
-        dataset = hf.resolve_dataset(args.data_dir, args.dataset)
-        class_list, (train_paths, train_labels), (test_paths, test_labels) = hf.get_split(
+        dataset = datasets.resolve_dataset(args.data_dir, args.dataset)
+        class_list, (train_paths, train_labels), (test_paths, test_labels) = datasets.get_split(
             args.data_dir, args.split, dataset=dataset)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
@@ -2069,7 +2069,9 @@ def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
     if val_specs:
         val_groups = validation_groups(val_specs, val_metas, given_groups)
         try:
-            _, val_paths, val_labels = hf.subset_videos(args.data_dir, args.split, "val", val_groups, dataset=dataset)
+            _, val_paths, val_labels = datasets.subset_videos(
+                args.data_dir, args.split, "val", val_groups, dataset=dataset
+            )
         except (FileNotFoundError, ValueError) as e:
             fail(f"--val: {e}")
         val_scans = scan_folders(val_specs, val_paths, num_classes,
@@ -2171,7 +2173,7 @@ def evaluate_split(args):  # noqa: C901 (split up in the restructure, issue 21)
     kept_labels = train_labels
     if val_groups:
         try:
-            (_, kept_labels), _ = hf.split_by_groups(train_paths, train_labels, val_groups)
+            (_, kept_labels), _ = video_groups.split_by_groups(train_paths, train_labels, val_groups)
         except ValueError as e:
             fail(f"--val: {e}")
     def frames_from(scans):
@@ -2451,7 +2453,7 @@ def get_args_parser(add_help=True):
     parser.add_argument("--data-dir", default=None,
                         help="dataset root holding ucfTrainTestlist/ or testTrainMulti_7030_splits/ (the video folders "
                              "are not needed) (required unless --summarize)")
-    parser.add_argument("--dataset", choices=hf.DATASETS, default="auto", help=hf.DATASET_HELP)
+    parser.add_argument("--dataset", choices=datasets.DATASETS, default="auto", help=datasets.DATASET_HELP)
     parser.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default: 1)")
     parser.add_argument("--model", action="append", metavar="NAME=DIR",
                         help="a model's test prediction folder; repeat for each model; NAME is letters, digits, _ "
@@ -2486,7 +2488,7 @@ def get_args_parser(add_help=True):
                              "auto and the validation accuracy (default: none)")
     parser.add_argument("--val-groups", default=None,
                         help="the validation groups, e.g. 8-10, when the --val folders have no model.json. "
-                             + hf.GROUPS_HELP.replace("%", "%%") + " (default: from their model.json)")
+                             + video_groups.GROUPS_HELP.replace("%", "%%") + " (default: from their model.json)")
     parser.add_argument("--weight-step", type=float, default=None,
                         help="grid step of --weights auto/auto-top1 over the simplex of weights (default: 0.05 for "
                              "2-3 models, "

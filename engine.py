@@ -29,8 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import helperFunctions as hf
 import metrics
+from actionrec.data import batching, datasets, loader_pool, sampling, split_lists, video_chunks, video_groups
 from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
@@ -76,7 +76,7 @@ def run_main(main, parser, argv=None):
         where = f"cannot use {e.filename}" if e.filename is not None else "cannot write"
         print(f"{parser.prog}: error: {where}: {write_failure(e, e.filename or '.')}", file=sys.stderr)
         sys.exit(2)
-    except hf.LoaderWorkerDied as e:
+    except loader_pool.LoaderWorkerDied as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(1)
     except (MemoryError, RuntimeError) as e:
@@ -196,8 +196,8 @@ def common_parser():
                    help="folder holding ucfTrainTestlist/ and the videos: UCF-101-hdf5/ (the course's HDF5 files) "
                         "and/or UCF-101/ (the original .avi release); for HMDB-51 testTrainMulti_7030_splits/ and "
                         "hmdb51-hdf5/ and/or hmdb51/ (default: data; test scripts: the training run's)")
-    g.add_argument("--dataset", choices=hf.DATASETS, default="auto", help=hf.DATASET_HELP)
-    g.add_argument("--storage", choices=hf.STORAGES, default="auto",
+    g.add_argument("--dataset", choices=datasets.DATASETS, default="auto", help=datasets.DATASET_HELP)
+    g.add_argument("--storage", choices=split_lists.STORAGES, default="auto",
                    help="which videos to read: auto = the HDF5 file where it exists, else the original video; "
                         "hdf5 or video = only those (default: auto)")
     g.add_argument("--split", type=int, choices=(1, 2, 3), default=None,
@@ -243,11 +243,15 @@ def train_parser(defaults):
                    help="test (or validation) accuracy every N epochs and after the last (default: 1)")
     g.add_argument("--eval-batch-size", type=positive_int, default=None,
                    help="batch size for the per-epoch test accuracy (default: --batch-size)")
-    g.add_argument("--val-groups", default=None,
-                   help="hold these groups (1-25) of the training list out of training, e.g. 8-10 or 1,3,5-7: the "
-                        "per-epoch accuracy is then measured on them (val_acc) instead of on the test videos, so "
-                        "no choice (epochs, fusion weights) is made on the test set. " + hf.GROUPS_HELP.replace(
-                            "%", "%%") + " (default: none)")
+    g.add_argument(
+        "--val-groups",
+        default=None,
+        help="hold these groups (1-25) of the training list out of training, e.g. 8-10 or 1,3,5-7: the "
+        "per-epoch accuracy is then measured on them (val_acc) instead of on the test videos, so "
+        "no choice (epochs, fusion weights) is made on the test set. "
+        + video_groups.GROUPS_HELP.replace("%", "%%")
+        + " (default: none)",
+    )
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUTPUT_DIR/checkpoint.pth when present (default: on)")
     g.add_argument("--max-steps", type=non_negative_int, default=0,
@@ -303,7 +307,7 @@ def test_parser(defaults):
                        "max(3, workers + 1) chunks wait in /dev/shm, resized (default: "
                        f"{defaults['chunk_frames']})")
     if defaults.get("crops", True):
-        g.add_argument("--crops", type=int, choices=hf.CROPS, default=1,
+        g.add_argument("--crops", type=int, choices=video_chunks.CROPS, default=1,
                        help="views per frame, logits averaged: 1 = the whole frame resized (as in training); "
                             "3 = left/centre/right squares of the frame resized to short side --image-size; "
                             "10 = 4 corners + centre of the frame resized to short side --image-size*256/224, "
@@ -320,7 +324,7 @@ def test_parser(defaults):
 
 def fill_defaults(args, trained_args=None):
     """Defaults that test scripts take from the training run; training uses the assignment's."""
-    base = {"data_dir": "data", "split": 1, "image_size": hf.IMAGE_SIZE}
+    base = {"data_dir": "data", "split": 1, "image_size": sampling.IMAGE_SIZE}
     for key, value in base.items():
         if getattr(args, key, None) is None:
             setattr(args, key, (trained_args or {}).get(key, value))
@@ -335,7 +339,7 @@ def resolve_dataset(args):
     (rank 0) when detected; the resolved name is what the checkpoint and results record."""
     dataset = getattr(args, "dataset", "auto") or "auto"
     try:
-        args.dataset = hf.resolve_dataset(args.data_dir, dataset)
+        args.dataset = datasets.resolve_dataset(args.data_dir, dataset)
     except ValueError as e:
         raise UserError(str(e)) from None
     if dataset == "auto" and Dist().main:
@@ -942,10 +946,10 @@ def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwarg
     (train_paths, train_labels), (test_paths, test_labels) = split_data
     if kind != "features":  # feature sequences have no frame size
         loader_kwargs = {"size": args.image_size, **loader_kwargs}
-    train = hf.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
+    train = batching.BatchLoader(train_paths, train_labels, args.batch_size, kind, augment=True, shuffle=True,
                            seed=args.seed, pool=pool, rank=ranks.rank, world_size=ranks.world_size,
                            min_share=2 if batchnorm else 1, **loader_kwargs)
-    test = hf.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
+    test = batching.BatchLoader(test_paths, test_labels, args.eval_batch_size or args.batch_size, kind, augment=False,
                           shuffle=False, seed=args.seed, pool=pool, rank=ranks.rank,
                           world_size=ranks.world_size, fixed=True, **{**loader_kwargs, **(eval_kwargs or {})})
     return train, test
@@ -956,15 +960,15 @@ def load_split(args, ranks, paths_of=None):
     accuracy is measured on, the split's test videos or, with --val-groups, the held-out groups.
     `paths_of(paths)` maps video paths to what the loader reads (the RNN's feature files)."""
     try:
-        class_list, train, test = hf.get_split(args.data_dir, args.split, getattr(args, "storage", "auto"),
+        class_list, train, test = datasets.get_split(args.data_dir, args.split, getattr(args, "storage", "auto"),
                                                resolve_dataset(args))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     held_out, name = test, "test"
     if getattr(args, "val_groups", None):
         try:
-            groups = hf.parse_groups(args.val_groups)
-            train, held_out = hf.split_by_groups(train[0], train[1], groups, args.dataset)
+            groups = video_groups.parse_groups(args.val_groups)
+            train, held_out = video_groups.split_by_groups(train[0], train[1], groups, args.dataset)
         except ValueError as e:
             raise UserError(f"--val-groups {args.val_groups}: {e}") from None
         name = "val"
@@ -1032,7 +1036,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
     """
     check_output_paths({"--output-dir": args.output_dir}, script_inputs(args))
     ranks = Dist()
-    pool = hf.make_pool(args.workers, shield_signals=True)  # before CUDA and the model: workers are forked
+    pool = loader_pool.make_pool(args.workers, shield_signals=True)  # before CUDA and the model: workers are forked
     stop = StopSignals().__enter__()  # from the start: a signal during set-up must not kill the job unsaved
     board = None
     try:
@@ -1127,7 +1131,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
                     "scaler": scaler.state_dict(), "epoch": epoch, "step": step, "partial": partial_totals,
                     "args": args_for_checkpoint(args), "class_list": class_list, "kind": kind,
                     "global_batch": args.batch_size * ranks.world_size,
-                    "val_groups": list(hf.parse_groups(args.val_groups)) if args.val_groups else [],
+                    "val_groups": list(video_groups.parse_groups(args.val_groups)) if args.val_groups else [],
                     "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": steps_per_epoch,
                                     "factor": lr_factor(args, epoch, step, steps_per_epoch)}}
 
@@ -1136,11 +1140,25 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
             set_train_mode(model, args.bn_drift)
             train_loader.set_epoch(epoch, start_step)
             result = train_one_epoch(
-                model, train_loader, optimizer, scaler, forward, device, amp, ranks, stop, start_step=start_step,
-                partial=partial, max_steps=args.max_steps, clip_grad_norm=args.clip_grad_norm,
+                model,
+                train_loader,
+                optimizer,
+                scaler,
+                forward,
+                device,
+                amp,
+                ranks,
+                stop,
+                start_step=start_step,
+                partial=partial,
+                max_steps=args.max_steps,
+                clip_grad_norm=args.clip_grad_norm,
                 schedule=lambda step, e=epoch: lr_factor(args, e, step, steps_per_epoch),
                 log_step=lambda step, loss, e=epoch: board.step(e * steps_per_epoch + step, loss),
-                step_seed=lambda step, e=epoch: hf.sample_seed(args.seed, e, step * ranks.world_size + ranks.rank))
+                step_seed=lambda step, e=epoch: batching.sample_seed(
+                    args.seed, e, step * ranks.world_size + ranks.rank
+                ),
+            )
             start_step, partial = 0, None
             if result["stopped"]:
                 if ranks.main:
@@ -1192,7 +1210,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
         if board is not None:
             board.close()
         stop.__exit__()
-        hf.close_pool(pool)
+        loader_pool.close_pool(pool)
 
 
 EXIT_UNREADABLE = 1
@@ -1472,7 +1490,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
     """
     return_freed_memory()
     ranks = Dist()
-    pool = hf.make_pool(args.workers, shield_signals=True)
+    pool = loader_pool.make_pool(args.workers, shield_signals=True)
     stop = StopSignals().__enter__()
     try:
         device = resolve_device(args.device, ranks, fixed_shapes)
@@ -1490,7 +1508,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         todo = [i for i in mine if not (resume and complete(output_path(paths[i])))]
         if ranks.main and len(todo) < len(mine):
             print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
-        loader = hf.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
+        loader = video_chunks.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
                                      depth=max(2, args.workers), max_chunk=max_chunk, crops=crops, features=features)
         failed, rows, written, rows_written, computed, model_seconds = {}, [], 0, 0, 0, 0.0
         start = time.perf_counter()
@@ -1498,11 +1516,11 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
             for video_index, number, count, chunk in progress(loader, ranks, desc=desc, unit="chunk"):
                 path = paths[todo[video_index]]
                 if isinstance(chunk, str):
-                    if hf.NON_FINITE in chunk:  # a damaged feature file: refuse it rather than skip it
-                        raise UserError(f"{path} holds {hf.NON_FINITE}: extract its features again "
+                    if batching.NON_FINITE in chunk:  # a damaged feature file: refuse it rather than skip it
+                        raise UserError(f"{path} holds {batching.NON_FINITE}: extract its features again "
                                         f"(delete the file and rerun extract_features.py)")
                     failed[str(path)] = chunk
-                    hf.log.warning("cannot read %s: %s", path, chunk)
+                    split_lists.log.warning("cannot read %s: %s", path, chunk)
                     rows = []
                     continue
                 started = time.perf_counter()
@@ -1558,7 +1576,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
     finally:
         stop.__exit__()
-        hf.close_pool(pool)
+        loader_pool.close_pool(pool)
 
 
 def gather(value, ranks, merge=True):
@@ -1577,9 +1595,9 @@ def test_subset(args, trained):
     run held out (val), or its training videos (train)."""
     val_groups = trained.get("val_groups") or ()
     if isinstance(val_groups, str):
-        val_groups = hf.parse_groups(val_groups)
+        val_groups = video_groups.parse_groups(val_groups)
     try:
-        class_list, paths, labels = hf.subset_videos(args.data_dir, args.split, args.subset, val_groups,
+        class_list, paths, labels = datasets.subset_videos(args.data_dir, args.split, args.subset, val_groups,
                                                      getattr(args, "storage", "auto"), resolve_dataset(args))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(f"--subset {args.subset}: {e}" if args.subset == "val" else str(e)) from None

@@ -28,10 +28,10 @@ import torch
 import torch.nn as nn
 
 import engine
-import helperFunctions as hf
 import metrics
 import test_single_frame
 import train_single_frame
+from actionrec.data import datasets, feature_files, normalization, video_files
 
 FEATURES_INFO = "features.json"
 
@@ -104,9 +104,9 @@ def stride_plan(stride, chunk_frames):
 
 def feature_file_complete(path):
     try:
-        hf.feature_info(path)
+        feature_files.feature_info(path)
         return True
-    except hf.READ_ERRORS:
+    except video_files.READ_ERRORS:
         return False
 
 
@@ -114,7 +114,7 @@ def write_features(path, features, attrs):
     """Atomically write float16 [frames, dims] features with their attributes."""
     def write(tmp_path):
         with h5py.File(tmp_path, "w") as f:
-            ds = f.create_dataset(hf.FEATURES_KEY, data=np.asarray(features, dtype=np.float16))
+            ds = f.create_dataset(feature_files.FEATURES_KEY, data=np.asarray(features, dtype=np.float16))
             for key, value in attrs.items():
                 ds.attrs[key] = value
     metrics._atomic_write(path, write)
@@ -131,7 +131,7 @@ def main(args):
     model, source = backbone(args, ranks)
     engine.fill_defaults(args)
     try:
-        _, train, test = hf.get_split(args.data_dir, args.split, args.storage, args.dataset)
+        _, train, test = datasets.get_split(args.data_dir, args.split, args.storage, args.dataset)
     except (FileNotFoundError, ValueError) as e:
         raise engine.UserError(str(e)) from None
     chosen = {"train": train[0], "test": test[0]}
@@ -148,7 +148,7 @@ def main(args):
         "weights_sha256": engine.file_sha256(weights_file) if weights_file else None,
         "seed": args.seed if args.source == "none" else None}, {"weights": source},
         (FEATURES_INFO, {k: info[k] for k in ("arch", "source", "image_size", "frame_stride")}))
-    normalize = engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
+    normalize = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
     result = engine.stream_videos(
         args, model, paths, plan=stride_plan(args.frame_stride, args.chunk_frames), max_chunk=args.chunk_frames,
         rows_fn=lambda m, frames: feature_rows(args.batch_size)(m, frames, normalize.to(frames.device)),
@@ -160,7 +160,7 @@ def main(args):
         for path in paths:
             target = metrics.prediction_path(args.output_dir, path)
             if feature_file_complete(target):
-                dims = hf.feature_info(target)[1]
+                dims = feature_files.feature_info(target)[1]
                 break
         metrics.write_json(os.path.join(args.output_dir, FEATURES_INFO), {**info, "dims": dims})
         print(f"features in {args.output_dir} ({FEATURES_INFO}: {json.dumps(info)})", flush=True)

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from helperFunctions import write_video_hdf5
+from actionrec.data.video_files import write_video_hdf5
 
 PROG = "make_synthetic_ucf101.py"
 CLIPS_PER_GROUP = 4

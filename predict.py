@@ -25,13 +25,13 @@ from tqdm import tqdm
 
 import engine
 import extract_features
-import helperFunctions as hf
 import metrics
 import test_3d
 import test_rnn
 import test_single_frame
 import train_3d
 import train_rnn
+from actionrec.data import normalization, sampling, split_lists, video_chunks, video_files
 from actionrec.inference import gradcam
 
 BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: test_3d.windows_per_pass
@@ -113,7 +113,7 @@ def get_args_parser():
                     "them, and show where they look (Grad-CAM).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="+", metavar="VIDEO",
-                        help=f"video files: the course's .hdf5 or {', '.join(hf.VIDEO_SUFFIXES)}")
+                        help=f"video files: the course's .hdf5 or {', '.join(split_lists.VIDEO_SUFFIXES)}")
     parser.add_argument("--checkpoint", action="append", required=True, metavar="CKPT",
                         help="checkpoint.pth of any training script; repeat for several models (required)")
     parser.add_argument("--top", type=engine.positive_int, default=5,
@@ -198,17 +198,22 @@ class Predictor(types.SimpleNamespace):
 
 
 def image_size_of(args, trained):
-    return args.image_size or trained.get("image_size") or hf.IMAGE_SIZE
+    return args.image_size or trained.get("image_size") or sampling.IMAGE_SIZE
 
 
 def frame_predictor(checkpoint, trained, args, ranks, path):
     model = test_single_frame.load_model(checkpoint, trained, ranks, path)
     batch_size = args.batch_size or BATCH_SIZES["frame"]
     described = test_single_frame.describe(trained, argparse.Namespace(frames=args.frames, crops=1))
-    return dict(title=described["title"], test=described["test"], model=model,
-                normalize=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD), image_size=image_size_of(args, trained),
-                plan=test_single_frame.frame_plan(args.frames, CHUNK_FRAMES["frame"]),
-                rows=test_single_frame.frame_logits(batch_size, 1))
+    return dict(
+        title=described["title"],
+        test=described["test"],
+        model=model,
+        normalize=engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
+        image_size=image_size_of(args, trained),
+        plan=test_single_frame.frame_plan(args.frames, CHUNK_FRAMES["frame"]),
+        rows=test_single_frame.frame_logits(batch_size, 1),
+    )
 
 
 def clip_predictor(checkpoint, trained, args, ranks, path):
@@ -238,7 +243,7 @@ def feature_cnn(info, features_dir, args, ranks):
     if known:
         cnn_args = argparse.Namespace(checkpoint=None, arch=known.group(2), pretrained="imagenet", weights=None,
                                       image_size=image_size)
-        return extract_features.backbone(cnn_args, ranks)[0], image_size or hf.IMAGE_SIZE
+        return extract_features.backbone(cnn_args, ranks)[0], image_size or sampling.IMAGE_SIZE
     if not source or not os.path.isfile(source):
         raise engine.UserError(f"{made_by} says the features were made by the CNN {source or '(not recorded)'}, "
                                f"which is not found: put that checkpoint or weights file back at that path")
@@ -248,11 +253,11 @@ def feature_cnn(info, features_dir, args, ranks):
     if is_checkpoint:  # a part-1 checkpoint (extract_features.py --checkpoint); its training size if none recorded
         cnn_args = argparse.Namespace(checkpoint=source, image_size=image_size, arch=arch)
         model = extract_features.backbone(cnn_args, ranks)[0]
-        return model, cnn_args.image_size or hf.IMAGE_SIZE
+        return model, cnn_args.image_size or sampling.IMAGE_SIZE
     # an ImageNet state_dict (extract_features.py --weights)
     cnn_args = argparse.Namespace(checkpoint=None, arch=arch, pretrained="imagenet", weights=source,
                                   image_size=image_size)
-    return extract_features.backbone(cnn_args, ranks)[0], image_size or hf.IMAGE_SIZE
+    return extract_features.backbone(cnn_args, ranks)[0], image_size or sampling.IMAGE_SIZE
 
 
 def features_predictor(checkpoint, trained, args, ranks, path):
@@ -274,7 +279,7 @@ def features_predictor(checkpoint, trained, args, ranks, path):
                 normalize=engine.FeatureInput(), image_size=None, plan=None,
                 rows=test_rnn.window_logits(max_frames, batch_size), max_frames=max_frames,
                 rnn_stride=rnn_stride, cnn=cnn, cnn_size=cnn_size,
-                cnn_normalize=engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
+                cnn_normalize=engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
                 cnn_plan=extract_features.stride_plan(info.get("frame_stride", 1), CHUNK_FRAMES["frame"]),
                 cnn_rows=extract_features.feature_rows(args.batch_size or BATCH_SIZES["frame"]),
                 feature_stride=info.get("frame_stride", 1))
@@ -307,8 +312,8 @@ def check_video(path):
     if os.path.isdir(path):
         raise VideoFailed(f"{path}: is a directory, not a video file")
     try:
-        frames, height, width, _ = hf.video_info(path)
-    except hf.READ_ERRORS as e:
+        frames, height, width, _ = video_files.video_info(path)
+    except video_files.READ_ERRORS as e:
         raise VideoFailed(read_error(path, e)) from None
     return frames, height, width
 
@@ -316,14 +321,14 @@ def check_video(path):
 def read_error(path, error):
     text = engine.one_line(error)
     text = text[len(path) + 2:] if text.startswith(f"{path}: ") else text
-    if isinstance(error, OSError) and not hf.is_video_path(path):
-        text = (f"neither an HDF5 video file nor a video ({', '.join(hf.VIDEO_SUFFIXES)}) ({text})")
+    if isinstance(error, OSError) and not video_files.is_video_path(path):
+        text = (f"neither an HDF5 video file nor a video ({', '.join(split_lists.VIDEO_SUFFIXES)}) ({text})")
     return f"{path}: {text}"
 
 
 def chunk_rows(model, plan, rows_fn, normalize, size, path, device, amp, desc):
     """rows_fn over the chunks plan(frames) says, read in this process: float32 numpy [rows, ...]."""
-    loader = hf.VideoChunkLoader([path], plan, pool=None, size=size)
+    loader = video_chunks.VideoChunkLoader([path], plan, pool=None, size=size)
     amp = engine.model_amp(amp, device, model)  # 3D convolutions stay float32 on the CPU
     out = []
     with torch.no_grad():
@@ -534,8 +539,8 @@ def spread(count, n):
 
 def explain_frames_2d(p, path, frames, target, args, device):
     """Maps [n, S, S] of a 2D model on n frames at the segment centres, and their frame indices."""
-    indices = hf.segment_centres(frames, min(args.explain_frames, frames))
-    x = p.normalize(engine.to_device(hf.load_chunk(path, indices, size=p.image_size), device))
+    indices = sampling.segment_centres(frames, min(args.explain_frames, frames))
+    x = p.normalize(engine.to_device(video_chunks.load_chunk(path, indices, size=p.image_size), device))
     maps = np.concatenate([gradcam.grad_cam(p.model, batch, target)[0]
                            for batch in engine.batched(x, args.batch_size or BATCH_SIZES["frame"])])
     return gradcam.upsample(maps, (p.image_size, p.image_size)), indices
@@ -544,10 +549,10 @@ def explain_frames_2d(p, path, frames, target, args, device):
 def explain_clips(p, path, frames, target, args, device):
     """Maps [clips, clip_len, S, S] of a 3D model on windows centred on the segment centres, and their
     frame indices [clips, clip_len] (looped past the end)."""
-    centres = hf.segment_centres(frames, args.explain_clips)
+    centres = sampling.segment_centres(frames, args.explain_clips)
     starts = np.clip(centres - p.clip_len // 2, 0, max(frames - p.clip_len, 0))
     indices = (starts[:, None] + np.arange(p.clip_len)) % frames  # (clips, clip_len)
-    chunk = hf.load_chunk(path, indices.ravel(), size=p.image_size)
+    chunk = video_chunks.load_chunk(path, indices.ravel(), size=p.image_size)
     clips = engine.to_device(chunk.reshape(indices.shape + chunk.shape[1:]), device)  # (clips, T, S, S, 3)
     maps = np.concatenate([gradcam.grad_cam(p.model, p.normalize(batch), target)[0]
                            for batch in engine.batched(clips, test_3d.windows_per_pass(args))])
@@ -584,9 +589,9 @@ def explain_rnn(p, path, frames, target, args, device):
         p.last_features = (path, video_features(p, path, device, (False, torch.float32)))
     features = torch.from_numpy(p.last_features[1]).to(device).float()
     step_frames = np.arange(0, frames, p.feature_stride)[::p.rnn_stride]  # the frame of each RNN step
-    steps = hf.segment_centres(len(step_frames), min(args.explain_frames, len(step_frames)))
+    steps = sampling.segment_centres(len(step_frames), min(args.explain_frames, len(step_frames)))
     indices = step_frames[steps]
-    x = p.cnn_normalize(engine.to_device(hf.load_chunk(path, indices, size=p.cnn_size), device))
+    x = p.cnn_normalize(engine.to_device(video_chunks.load_chunk(path, indices, size=p.cnn_size), device))
     wrapper = ThroughCNN(p.cnn, p.model, features, steps.tolist(), p.max_frames).eval()
     # cuDNN's RNN has no backward pass in eval mode: the explained RNN runs on PyTorch's own kernels.
     with torch.backends.cudnn.flags(enabled=False):
@@ -604,7 +609,7 @@ def explain(p, path, frames, target, stem, args, device):
     gradcam.save_maps(maps, base + ".npy")
     flat_maps, flat_indices = maps.reshape((-1,) + maps.shape[-2:]), np.asarray(indices).ravel()
     shown = spread(len(flat_indices), args.explain_frames)  # 3D: a few of each clip's frames
-    originals = hf.read_frames(path, flat_indices[shown])
+    originals = video_files.read_frames(path, flat_indices[shown])
     titles = [f"f{i} {p.class_list[target]}" for i in flat_indices[shown]]
     return gradcam.overlay_strip(originals, flat_maps[shown], base + ".png", titles=titles,
                                  max_tiles=args.explain_frames)

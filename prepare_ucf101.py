@@ -41,8 +41,9 @@ import numpy as np
 from tqdm import tqdm
 
 from actionrec import guards
+from actionrec.data.loader_pool import close_pool, make_pool
 from actionrec.data.video_decode import MIN_DECODED_FRACTION  # of CAP_PROP_FRAME_COUNT: one rule for every reader
-from helperFunctions import READ_ERRORS, close_pool, make_pool, video_info, write_video_hdf5
+from actionrec.data.video_files import READ_ERRORS, video_info, write_video_hdf5
 
 PROG = "prepare_ucf101.py"
 TMP_MARKER = ".tmp-"         # write_video_hdf5 writes `<path>.tmp-<pid>` and renames it when done

@@ -20,8 +20,8 @@ import math
 import torch
 
 import engine
-import helperFunctions as hf
 import train_3d
+from actionrec.data import sampling
 from actionrec.models import temporal_tiles
 
 BATCH_CUDA = 32  # sliding windows per forward pass on CUDA
@@ -180,7 +180,7 @@ def load_model(checkpoint, trained, ranks, path, image_size):
     model = engine.rebuild_model(train_3d.build_model, model_args, len(checkpoint["class_list"]), ranks, path)
     engine.load_model_state(model, checkpoint.pop("model"), path)  # and free the copy
     norm = trained.get("norm") or ("c3d" if model_args.arch == "c3d" else "assignment")
-    return model, trained.get("clip_len") or hf.CLIP_LEN, norm
+    return model, trained.get("clip_len") or sampling.CLIP_LEN, norm
 
 
 def main(args):

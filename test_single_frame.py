@@ -14,8 +14,8 @@ import argparse
 import torch
 
 import engine
-import helperFunctions as hf
 import train_single_frame
+from actionrec.data import normalization, sampling, video_chunks
 
 
 def get_args_parser():
@@ -34,9 +34,9 @@ def frame_plan(num_frames, chunk_frames):
     """The frames to test for a video, in chunks of at most chunk_frames: all, or N segment centres."""
     def plan(frames):
         if num_frames and num_frames < frames:
-            indices = hf.segment_centres(frames, num_frames)
+            indices = sampling.segment_centres(frames, num_frames)
             return [indices[i:i + chunk_frames] for i in range(0, len(indices), chunk_frames)]
-        return hf.video_chunk_plan(frames, chunk_frames)
+        return video_chunks.video_chunk_plan(frames, chunk_frames)
     return plan
 
 
@@ -78,9 +78,16 @@ def main(args):
     if args.frames < 0:
         raise engine.UserError(f"--frames must be 0 (every frame) or a positive count, not {args.frames}")
     model = load_model(checkpoint, trained, ranks, args.checkpoint)
-    return engine.test_videos(args, checkpoint, model, engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD),
-                              frame_plan(args.frames, args.chunk_frames), args.chunk_frames,
-                              frame_logits(args.batch_size, args.crops), describe(trained, args))
+    return engine.test_videos(
+        args,
+        checkpoint,
+        model,
+        engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
+        frame_plan(args.frames, args.chunk_frames),
+        args.chunk_frames,
+        frame_logits(args.batch_size, args.crops),
+        describe(trained, args),
+    )
 
 
 if __name__ == "__main__":

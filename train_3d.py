@@ -13,14 +13,17 @@ import argparse
 import os
 
 import engine
-import helperFunctions as hf
 import resnet_3d
+from actionrec.data import normalization, sampling
 from actionrec.models import c3d
 
 # Per normalisation: (mean, std) on [0, 1] and whether the model wants BGR.
-NORMS = {"assignment": (hf.CLIP_MEAN, hf.CLIP_STD, False), "kinetics": (hf.KINETICS_MEAN, hf.KINETICS_STD, False),
-         # C3D: BGR on 0..255 minus (90, 98, 102), no std, written on [0, 1] like the others
-         "c3d": (tuple(m / 255 for m in c3d.MEAN_BGR), (1 / 255,) * 3, True)}
+NORMS = {
+    "assignment": (normalization.CLIP_MEAN, normalization.CLIP_STD, False),
+    "kinetics": (normalization.KINETICS_MEAN, normalization.KINETICS_STD, False),
+    # C3D: BGR on 0..255 minus (90, 98, 102), no std, written on [0, 1] like the others
+    "c3d": (tuple(m / 255 for m in c3d.MEAN_BGR), (1 / 255,) * 3, True),
+}
 ARCHS = ("resnet", "c3d")
 
 
@@ -106,7 +109,7 @@ def get_args_parser():
     g.add_argument("--arch", choices=ARCHS, default="resnet",
                    help="resnet: Hara et al.'s 3D ResNet; c3d: Tran et al.'s C3D (default: resnet)")
     g.add_argument("--clip-len", type=engine.positive_int, default=None,
-                   help=f"frames per clip (default: {hf.CLIP_LEN})")
+                   help=f"frames per clip (default: {sampling.CLIP_LEN})")
     g.add_argument("--norm", choices=tuple(NORMS), default=None,
                    help="assignment: its mean/std on [0,1]; kinetics: Hara's 0-255 minus mean; c3d: BGR 0-255 minus "
                         "(90, 98, 102), what the released C3D weights expect (default: assignment; c3d for C3D)")
@@ -150,7 +153,7 @@ def resolve_arch_defaults(args):
         if not 0 < args.c3d_width <= 4 or not 0 <= args.c3d_dropout < 1:
             raise engine.UserError("--c3d-width must be in (0, 4] and --c3d-dropout in [0, 1)")
     else:
-        args.clip_len = args.clip_len or hf.CLIP_LEN
+        args.clip_len = args.clip_len or sampling.CLIP_LEN
         args.norm = args.norm or "assignment"
         args.trainable = args.trainable or "layer4.0,fc"
     return args

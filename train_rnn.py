@@ -18,8 +18,8 @@ import json
 import os
 
 import engine
-import helperFunctions as hf
 import metrics
+from actionrec.data import datasets
 from actionrec.models import feature_rnn
 
 FEATURES_INFO = "features.json"
@@ -97,7 +97,7 @@ def main(args):
     info = read_features_info(args.features)
     args.input_size = info["dims"]
     try:
-        _, train, test = hf.get_split(args.data_dir, args.split, "hdf5", args.dataset)
+        _, train, test = datasets.get_split(args.data_dir, args.split, "hdf5", args.dataset)
     except (FileNotFoundError, ValueError) as e:
         raise engine.UserError(str(e)) from None
     check_features_exist(args.features, train[0], "training")

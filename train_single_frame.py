@@ -23,7 +23,7 @@ import torch.nn as nn
 import torchvision
 
 import engine
-import helperFunctions as hf
+from actionrec.data import normalization
 
 ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101")
 FETCH_HINT = ('python -c "from torchvision.models import {arch}, {weights}; {arch}(weights={weights}.IMAGENET1K_V1)"')
@@ -128,7 +128,7 @@ def main(args):
         args.trainable = "layer4.1,fc" if args.arch == "resnet18" else "layer4.2,fc"
     if not 0 <= args.dropout < 1:
         raise engine.UserError(f"--dropout must be in [0, 1), not {args.dropout}")
-    normalize = engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
+    normalize = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
     if args.segments == 1:
         return engine.train(args, build_model, "frame", normalize)
     return engine.train(args, build_model, "segments", normalize, loader_kwargs={"segments": args.segments},

@@ -3,7 +3,7 @@ combine_results.py can use them): user mistakes as one-line errors, an output pa
 overwrite an input, and the record of what made a prediction or feature folder."""
 import os
 
-import helperFunctions as hf
+from actionrec.data import hmdb51, split_lists
 
 
 class UserError(Exception):
@@ -24,8 +24,17 @@ NOT_PATHS = {None, "", "none", "auto", "imagenet", "equal"}
 def dataset_inputs(data_dir):
     """The folders of --data-dir that hold what the scripts read: the split lists and the videos (of
     UCF-101 and of HMDB-51)."""
-    return [os.path.join(data_dir, name) for name in ("ucfTrainTestlist", hf.HDF5_DIR, hf.VIDEO_DIR,
-                                                      hf.HMDB_SPLIT_DIR, hf.HMDB_HDF5_DIR, hf.HMDB_VIDEO_DIR)]
+    return [
+        os.path.join(data_dir, name)
+        for name in (
+            "ucfTrainTestlist",
+            split_lists.HDF5_DIR,
+            split_lists.VIDEO_DIR,
+            hmdb51.HMDB_SPLIT_DIR,
+            hmdb51.HMDB_HDF5_DIR,
+            hmdb51.HMDB_VIDEO_DIR,
+        )
+    ]
 
 
 def script_inputs(args):

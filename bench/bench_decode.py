@@ -35,9 +35,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import video_decode  # noqa: E402
-
-import helperFunctions as hf  # noqa: E402
+from actionrec.data import sampling, video_decode, video_files
 
 try:
     import av
@@ -166,7 +164,7 @@ def av_from_start(path, start, n, shape):
 
 
 def hdf5_read(path, start, n, shape):
-    return hf.read_frames(path, np.arange(start, start + n))
+    return video_files.read_frames(path, np.arange(start, start + n))
 
 
 def clip_strategies():
@@ -184,7 +182,7 @@ def clip_strategies():
 
 def resize(frames, size):
     """helperFunctions' resize (no augmentation); size None: the frames unchanged."""
-    return frames if size is None else hf._transform(frames, False, None, size)
+    return frames if size is None else sampling._transform(frames, False, None, size)
 
 
 # Whole videos, front to back: functions(path, frames, size) -> frames read
@@ -216,7 +214,7 @@ def whole_av(path, frames, size, shape):
 
 
 def whole_hdf5(path, frames, size, shape):
-    resize(hf.read_frames(path, np.arange(frames)), size)
+    resize(video_files.read_frames(path, np.arange(frames)), size)
     return frames
 
 
@@ -323,8 +321,8 @@ def prepare(samples, directory):
         frames = cv_decode_all(avi)
         name = os.path.splitext(os.path.basename(avi))[0]
         raw, jpeg = (os.path.join(directory, f"{name}.{s}.hdf5") for s in ("raw", "jpeg"))
-        hf.write_video_hdf5(raw, frames, "raw")
-        hf.write_video_hdf5(jpeg, frames, "jpeg", quality=90)
+        video_files.write_video_hdf5(raw, frames, "raw")
+        video_files.write_video_hdf5(jpeg, frames, "jpeg", quality=90)
         truncated = os.path.join(directory, f"{name}.truncated.avi")
         with open(avi, "rb") as f:
             data = f.read()  # also warms the page cache
@@ -566,17 +564,17 @@ def main(args):
         videos = prepare(samples, directory)
         for video in videos:
             video["keyframes"] = len(video_decode._packet_index(video["avi"])[1])
-        draws = {v["name"]: rng.integers(0, v["frames"] - hf.CLIP_LEN + 1, args.clips_per_video).tolist()
+        draws = {v["name"]: rng.integers(0, v["frames"] - sampling.CLIP_LEN + 1, args.clips_per_video).tolist()
                  for v in videos}
         frame_draws = {v["name"]: rng.integers(0, v["frames"], args.clips_per_video).tolist() for v in videos}
         clip_rows, whole_rows, chunk_rows = clip_strategies(), whole_strategies(), chunk_strategies()
 
         t0 = time.perf_counter()
-        accuracy = check_accuracy(videos, clip_rows, draws, args.check, hf.CLIP_LEN)
+        accuracy = check_accuracy(videos, clip_rows, draws, args.check, sampling.CLIP_LEN)
         frame_accuracy = check_accuracy(videos, clip_rows, frame_draws, args.check, 1)
         print(f"accuracy checked in {time.perf_counter() - t0:.0f} s")
         t0 = time.perf_counter()
-        clip_times = measure_clips(videos, clip_rows, draws, args.repeats, hf.CLIP_LEN)
+        clip_times = measure_clips(videos, clip_rows, draws, args.repeats, sampling.CLIP_LEN)
         frame_times = measure_clips(videos, clip_rows, frame_draws, args.repeats, 1)
         print(f"clips and frames timed in {time.perf_counter() - t0:.0f} s")
         t0 = time.perf_counter()

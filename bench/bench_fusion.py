@@ -23,7 +23,7 @@ import numpy as np
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import metrics  # noqa: E402
+import metrics
 
 APPEARANCE_CLASSES, MOTION_CLASSES = 3, 3
 MODELS = ("single_frame", "3d")

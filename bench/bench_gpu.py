@@ -74,14 +74,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import engine  # noqa: E402
-import helperFunctions as hf  # noqa: E402
-import metrics  # noqa: E402
-import test_3d  # noqa: E402
-import test_single_frame  # noqa: E402
-import train_3d  # noqa: E402
-import train_single_frame  # noqa: E402
-from bench.bench_loaders import synthetic_video  # noqa: E402
+import engine
+import metrics
+import test_3d
+import test_single_frame
+import train_3d
+import train_single_frame
+from actionrec.data import batching, loader_pool, normalization, video_files
+from bench.bench_loaders import synthetic_video
 
 NUM_CLASSES = 101
 GOAL_WAIT_FRACTION = 0.05
@@ -150,7 +150,7 @@ class TrainSpec(NamedTuple):
     def normalize(self):
         if self.script is train_3d:
             return train_3d.normalizer(self.args.norm)
-        return engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
+        return engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
 
 
 def train_spec(name, dry_run=False, scale=1.0):
@@ -408,7 +408,7 @@ class SyntheticLoader:
         for step in range(len(self)):
             if step >= self.warmup + self.min_timed and self.clock.since(self.warmup) >= self.target_s:
                 return
-            yield hf.Batch(self.data, self.labels, indices, len(self.labels))
+            yield batching.Batch(self.data, self.labels, indices, len(self.labels))
 
 
 class TimedLoader:
@@ -638,7 +638,7 @@ def write_videos(ctx, directory):
         video = synthetic_video(rng, frames, height, width)
         for storage in paths:
             path = os.path.join(directory, storage, f"v_{i:03d}.hdf5")
-            hf.write_video_hdf5(path, video, storage=storage)
+            video_files.write_video_hdf5(path, video, storage=storage)
             paths[storage].append(path)
     for storage, written in paths.items():
         for i in range(distinct, count):
@@ -1159,7 +1159,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         workers_counts = [min(2, os.cpu_count() or 1)]
 
     # Loader pools first, as engine.train makes them: forked before CUDA and the models exist.
-    pools = {w: hf.make_pool(w) for w in workers_counts} if 2 in sections else {}
+    pools = {w: loader_pool.make_pool(w) for w in workers_counts} if 2 in sections else {}
     work = tempfile.mkdtemp(prefix="bench_gpu-", dir=args.work_dir)
     try:
         device = engine.resolve_device("cpu" if args.dry_run else "cuda", engine.Dist())  # cudnn.benchmark on
@@ -1187,7 +1187,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
                 rows = section_loader(ctx)
                 if not args.compile:  # idle workers until the end are memory (and CPU noise) for nothing
                     for pool in pools.values():
-                        hf.close_pool(pool)
+                        loader_pool.close_pool(pool)
                     pools.clear()
                 return {"videos": info, "goal_wait_fraction": GOAL_WAIT_FRACTION,
                         "recipe_workers": RECIPE_WORKERS, "rows": rows}
@@ -1228,7 +1228,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         return 1 if failed else 0
     finally:
         for pool in pools.values():
-            hf.close_pool(pool)
+            loader_pool.close_pool(pool)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -34,7 +34,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 import helperFunctions as hf  # noqa: E402  (replaced by --helpers)
-from bench import assignment_reference as ref  # noqa: E402
+from bench import assignment_reference as ref
 
 SIZE = hf.IMAGE_SIZE
 CLIP_LEN = hf.CLIP_LEN

@@ -174,7 +174,7 @@ def write_root(root, frames, seed=0):
     """A data dir with one test video of `frames` frames; returns the video's path."""
     import numpy as np
 
-    import helperFunctions as hf
+    from actionrec.data import video_files
 
     names = class_names()
     lists = os.path.join(root, "ucfTrainTestlist")
@@ -193,7 +193,7 @@ def write_root(root, frames, seed=0):
     for t in range(frames):  # a pattern moving 3 px per frame
         video[t] = np.roll(base, 3 * t, axis=1)
     path = os.path.join(root, "UCF-101-hdf5", TEST_CLASS, f"v_{TEST_CLASS}_g01_c01.hdf5")
-    hf.write_video_hdf5(path, video)
+    video_files.write_video_hdf5(path, video)
     return path
 
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import engine
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import test_3d
 import train_3d
+from actionrec.data import split_lists, video_chunks, video_files
 from actionrec.models import c3d
 from helpers import run_group, start_group
 
@@ -109,8 +109,8 @@ def test_c3d_sigterm_to_a_real_process_exits_75(data_dir, tmp_path):
 
 def direct_rows(model, normalize, path, mode, clip_len, stride, max_frames):
     """What test_3d.py must write for a video, computed straight from its documented definition."""
-    frames = hf.video_info(path)[0]
-    video = torch.from_numpy(hf.load_chunk(path, 0, max(frames, clip_len), 32))  # looped when short
+    frames = video_files.video_info(path)[0]
+    video = torch.from_numpy(video_chunks.load_chunk(path, 0, max(frames, clip_len), 32))  # looped when short
     rows = []
     with torch.no_grad():
         if mode == "sliding":
@@ -120,7 +120,7 @@ def direct_rows(model, normalize, path, mode, clip_len, stride, max_frames):
             rows.append(model(normalize(video[None]))[0])
         else:  # --max-frames: the pieces approximation
             for start, stop in test_3d.full_plan(clip_len, max_frames)(frames):
-                piece = torch.from_numpy(hf.load_chunk(path, start, stop, 32))
+                piece = torch.from_numpy(video_chunks.load_chunk(path, start, stop, 32))
                 rows.append(model(normalize(piece[None]))[0])
     return torch.stack(rows).numpy()
 
@@ -145,7 +145,7 @@ def test_3d_prediction_rows_equal_direct_forward_passes(data_dir, resnet_run, c3
          str(tmp_path / "o"), "--workers", "2", "--device", "cpu", "--mode", "sliding" if mode == "sliding" else "full",
          "--stride", "3", "--tile-frames", "7", "--chunk-frames", "20", *pieces]))
     model, normalize, clip_len = rebuild(run)
-    _, _, (paths, _) = hf.getUCF101(data_dir, 1)
+    _, _, (paths, _) = split_lists.getUCF101(data_dir, 1)
     for path in paths[::3]:
         stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
         expected = direct_rows(model, normalize, path, mode, clip_len, 3, 16 if which == "c3d" else 10)

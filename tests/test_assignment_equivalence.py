@@ -13,16 +13,16 @@ import h5py
 import numpy as np
 import pytest
 
-import helperFunctions as hf
+from actionrec.data import normalization, sampling, video_files
 from bench import assignment_reference as ref
 
 HEIGHT, WIDTH = 240, 320
-SIZE = hf.IMAGE_SIZE
+SIZE = sampling.IMAGE_SIZE
 ATOL = 1e-5
 
 
 def write(path, frames):
-    hf.write_video_hdf5(str(path), np.asarray(frames, dtype=np.uint8))
+    video_files.write_video_hdf5(str(path), np.asarray(frames, dtype=np.uint8))
     return str(path)
 
 
@@ -65,11 +65,11 @@ def decode_view(out):
 
 
 def normalized_frame(frame):
-    return hf.normalize_numpy(frame, hf.FRAME_MEAN, hf.FRAME_STD).transpose(2, 0, 1)
+    return normalization.normalize_numpy(frame, normalization.FRAME_MEAN, normalization.FRAME_STD).transpose(2, 0, 1)
 
 
 def normalized_clip(clip):
-    return hf.normalize_numpy(clip, hf.CLIP_MEAN, hf.CLIP_STD).transpose(3, 0, 1, 2)
+    return normalization.normalize_numpy(clip, normalization.CLIP_MEAN, normalization.CLIP_STD).transpose(3, 0, 1, 2)
 
 
 def assignment_to_uint8(out, mean, std):
@@ -109,11 +109,11 @@ def test_frame_without_augmentation_equals_the_assignment(noise):
     # The assignment cannot read that file (randint(1 - 1) raises), hence two files.
     assert assignment(ref.loadFrame, paths[1], False).size == 0
     for seed in range(3):
-        ours = hf.loadFrame((paths[1], False, seed))
+        ours = sampling.loadFrame((paths[1], False, seed))
         assert ours.shape == (3, SIZE, SIZE) and ours.dtype == np.float32
         np.testing.assert_allclose(ours, theirs, atol=ATOL, rtol=0)
     # The same file, frame 0 asked for explicitly.
-    ours = normalized_frame(hf._frame_raw(paths[2], False, np.random.default_rng(0), size=SIZE, frame_index=0))
+    ours = normalized_frame(sampling._frame_raw(paths[2], False, np.random.default_rng(0), size=SIZE, frame_index=0))
     np.testing.assert_allclose(ours, theirs, atol=ATOL, rtol=0)
 
 
@@ -126,10 +126,10 @@ def test_clip_without_augmentation_equals_the_assignment(noise):
     # cannot read that file (randint(15 - 16) raises), hence two files.
     assert assignment(ref.loadSequence, paths[16], False).size == 0
     for seed in range(2):
-        ours = hf.loadSequence((paths[16], False, seed))
+        ours = sampling.loadSequence((paths[16], False, seed))
         assert ours.shape == (3, 16, SIZE, SIZE) and ours.dtype == np.float32
         np.testing.assert_allclose(ours, theirs, atol=ATOL, rtol=0)
-    ours = normalized_clip(hf._clip_raw(paths[18], False, np.random.default_rng(0), start=0))
+    ours = normalized_clip(sampling._clip_raw(paths[18], False, np.random.default_rng(0), start=0))
     np.testing.assert_allclose(ours, theirs, atol=ATOL, rtol=0)
 
 
@@ -169,12 +169,12 @@ def test_augmentation_equals_the_assignment_given_the_same_draws(noise, monkeypa
         else:
             draws = assignment_clip_draws(seed, 18)
             theirs = assignment(ref.loadSequence, paths[18], True, seed)
-        monkeypatch.setattr(hf, "_augment_params", lambda rng, height, width, d=draws: d)
+        monkeypatch.setattr(sampling, "_augment_params", lambda rng, height, width, d=draws: d)
         rng = np.random.default_rng(seed)
         if kind == "frame":
-            ours = normalized_frame(hf._frame_raw(paths[2], True, rng, frame_index=0))
+            ours = normalized_frame(sampling._frame_raw(paths[2], True, rng, frame_index=0))
         else:
-            ours = normalized_clip(hf._clip_raw(paths[18], True, rng, start=0))
+            ours = normalized_clip(sampling._clip_raw(paths[18], True, rng, start=0))
         np.testing.assert_allclose(ours, theirs, atol=ATOL, rtol=0, err_msg=f"seed {seed}, draws {draws}")
         seen.add((draws[0] is not None, bool(draws[1]), int(np.sign(draws[2]))))
     assert {(c, f) for c, f, _ in seen} == {(False, False), (False, True), (True, False), (True, True)}
@@ -219,9 +219,9 @@ def test_files_are_closed_by_the_loaders(noise, tmp_path, augment):
     with h5py.File(no_video, "w") as f:
         f.create_dataset("not_video", data=np.zeros(3))
     with KeepFrames("loadFrame", "loadSequence", "_frame_raw", "_clip_raw", "_safe") as kept:
-        calls = [hf.loadFrame((paths[18], augment)), hf.loadSequence((paths[18], augment)),
-                 hf.loadFrameRaw((paths[18], augment)), hf.loadSequenceRaw((paths[18], augment)),
-                 hf.loadFrame((no_video, augment))]
+        calls = [sampling.loadFrame((paths[18], augment)), sampling.loadSequence((paths[18], augment)),
+                 sampling.loadFrameRaw((paths[18], augment)), sampling.loadSequenceRaw((paths[18], augment)),
+                 sampling.loadFrame((no_video, augment))]
         assert [c.size > 0 for c in calls] == [True, True, True, True, False]
         assert kept.frames, "the hook saw our loaders run"
         assert paths[18] not in open_files() and no_video not in open_files()
@@ -238,7 +238,7 @@ def test_files_are_closed_by_the_loaders(noise, tmp_path, augment):
 
 def test_every_frame_can_be_drawn(tmp_path):
     path = write(tmp_path / "five.hdf5", gray_levels(5))
-    ours = [frame_number(hf.loadFrameRaw((path, False, seed))) for seed in range(200)]
+    ours = [frame_number(sampling.loadFrameRaw((path, False, seed))) for seed in range(200)]
     counts = np.bincount(ours, minlength=5)
     assert counts.min() >= 20, counts  # uniform over all 5 (expected 40 each)
     np.random.seed(0)
@@ -250,7 +250,7 @@ def test_every_frame_can_be_drawn(tmp_path):
 
 def test_every_clip_start_can_be_drawn(tmp_path):
     path = write(tmp_path / "twenty.hdf5", gray_levels(20, step=10))
-    starts = {frame_number(hf.loadSequenceRaw((path, False, seed))[0], step=10) for seed in range(60)}
+    starts = {frame_number(sampling.loadSequenceRaw((path, False, seed))[0], step=10) for seed in range(60)}
     assert starts == {0, 1, 2, 3, 4}  # the clip of frames 4..19 holds the last frame
     np.random.seed(0)
     theirs = {frame_number(assignment_to_uint8(ref.loadSequence((path, False), rewrite_paths=False)[:, 0],
@@ -261,10 +261,10 @@ def test_every_clip_start_can_be_drawn(tmp_path):
 
 def test_short_video_gives_a_full_looped_clip(tmp_path, capsys):
     path = write(tmp_path / "ten.hdf5", gray_levels(10))
-    raw = hf.loadSequenceRaw((path, False, 0))
+    raw = sampling.loadSequenceRaw((path, False, 0))
     assert raw.shape == (16, SIZE, SIZE, 3)
     assert [frame_number(f) for f in raw] == list(range(10)) + list(range(6))
-    clip = hf.loadSequence((path, True, 0))
+    clip = sampling.loadSequence((path, True, 0))
     assert clip.shape == (3, 16, SIZE, SIZE) and clip.dtype == np.float32
     # The assignment: randint(9 - 16) raises, the bare except prints and returns an empty array.
     theirs = assignment(ref.loadSequence, path, False)
@@ -275,10 +275,10 @@ def test_short_video_gives_a_full_looped_clip(tmp_path, capsys):
 def test_small_video_loads_with_its_own_size(tmp_path):
     frame = coordinate_frame(120, 160)
     path = write(tmp_path / "small.hdf5", frame[None])
-    np.testing.assert_array_equal(hf.loadFrameRaw((path, False, 0)), cv2.resize(frame, (SIZE, SIZE)))
-    clip = hf.loadSequenceRaw((path, True, 0))
+    np.testing.assert_array_equal(sampling.loadFrameRaw((path, False, 0)), cv2.resize(frame, (SIZE, SIZE)))
+    clip = sampling.loadSequenceRaw((path, True, 0))
     assert clip.shape == (16, SIZE, SIZE, 3)
-    ours = [decode_view(hf.loadFrameRaw((path, True, seed))) for seed in range(200)]
+    ours = [decode_view(sampling.loadFrameRaw((path, True, seed))) for seed in range(200)]
     spans = np.array([(x, y) for _, x, y, _ in ours])
     assert spans.min() >= 0.69, spans.min()  # every crop keeps 70-100% of the real frame
     assert (spans < 0.95).any(axis=1).mean() > 0.3  # and crops do happen
@@ -296,7 +296,7 @@ def test_small_video_loads_with_its_own_size(tmp_path):
 def test_missing_file_gives_an_empty_array_and_logs_the_path(tmp_path, caplog):
     path = str(tmp_path / "missing.hdf5")
     with caplog.at_level(logging.WARNING, logger="ucf101"):
-        for loader in (hf.loadFrame, hf.loadSequence, hf.loadFrameRaw, hf.loadSequenceRaw):
+        for loader in (sampling.loadFrame, sampling.loadSequence, sampling.loadFrameRaw, sampling.loadSequenceRaw):
             caplog.clear()
             out = loader((path, True))
             assert isinstance(out, np.ndarray) and out.size == 0
@@ -305,7 +305,7 @@ def test_missing_file_gives_an_empty_array_and_logs_the_path(tmp_path, caplog):
 
 def test_augmentation_statistics_of_frames(tmp_path):
     path = write(tmp_path / "coords.hdf5", coordinate_frame()[None])
-    draws = [decode_view(hf.loadFrameRaw((path, True, seed))) for seed in range(400)]
+    draws = [decode_view(sampling.loadFrameRaw((path, True, seed))) for seed in range(400)]
     brightness = np.array([b for b, _, _, _ in draws])
     flips = np.array([f for _, _, _, f in draws])
     spans = np.array([(x, y) for _, x, y, _ in draws])
@@ -323,7 +323,7 @@ def test_a_clip_shares_one_augmentation(tmp_path):
     path = write(tmp_path / "still.hdf5", np.stack([coordinate_frame()] * 16))
     views = set()
     for seed in range(40):
-        clip = hf.loadSequenceRaw((path, True, seed))
+        clip = sampling.loadSequenceRaw((path, True, seed))
         assert clip.shape == (16, SIZE, SIZE, 3)
         for frame in clip[1:]:  # identical input frames: any per-frame draw would show here
             np.testing.assert_array_equal(frame, clip[0])

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import helperFunctions as hf
 import metrics
 import prepare_ucf101
 import test_single_frame
 import train_single_frame
+from actionrec.data import batching, loader_pool, split_lists, video_chunks, video_files
 from helpers import run_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,50 +74,55 @@ def hdf5_root(avi_root, tmp_path_factory):
 
 @needs_samples
 def test_getUCF101_finds_the_original_videos(avi_root):
-    classes, (train_paths, train_labels), (test_paths, test_labels) = hf.getUCF101(str(avi_root), 1)
+    classes, (train_paths, train_labels), (test_paths, test_labels) = split_lists.getUCF101(str(avi_root), 1)
     assert list(classes) == list(CLIPS) and list(test_labels) == list(range(6)) == list(train_labels)
     assert all(p.endswith(".avi") and os.path.isfile(p) for p in list(train_paths) + list(test_paths))
     for path, cls in zip(test_paths, CLIPS):
-        assert hf.video_info(path) == (FRAMES[cls], 240, 320, "video")
+        assert video_files.video_info(path) == (FRAMES[cls], 240, 320, "video")
 
 
 @needs_samples
 def test_avi_frames_clips_and_segments_equal_the_converted_hdf5(avi_root, hdf5_root):
-    _, _, (avi_paths, _) = hf.getUCF101(str(avi_root), 1)
-    _, _, (h5_paths, _) = hf.getUCF101(str(hdf5_root), 1)
+    _, _, (avi_paths, _) = split_lists.getUCF101(str(avi_root), 1)
+    _, _, (h5_paths, _) = split_lists.getUCF101(str(hdf5_root), 1)
     assert all(p.endswith(".hdf5") for p in h5_paths)
     rng = np.random.default_rng(0)
     for avi, h5, cls in zip(avi_paths, h5_paths, CLIPS):
         start = int(rng.integers(FRAMES[cls] - 16))
         indices = np.r_[np.arange(start, start + 16), [FRAMES[cls] - 1, 0, 5]]
-        np.testing.assert_array_equal(hf.read_frames(avi, indices), hf.read_frames(h5, indices))
+        np.testing.assert_array_equal(video_files.read_frames(avi, indices), video_files.read_frames(h5, indices))
         for kind, kwargs in (("clip", {"clip_len": 16}), ("frame", {}), ("segments", {"segments": 3})):
-            loader = hf.SAMPLE_LOADERS[kind]
+            loader = batching.SAMPLE_LOADERS[kind]
             a = loader(avi, True, np.random.default_rng(7), size=32, **kwargs)
             b = loader(h5, True, np.random.default_rng(7), size=32, **kwargs)
             np.testing.assert_array_equal(a, b)  # same frames, same augmentation draws
-        chunks_avi = [c for *_, c in hf.VideoChunkLoader([avi], lambda t: hf.video_chunk_plan(t, 50), size=24)]
-        chunks_h5 = [c for *_, c in hf.VideoChunkLoader([h5], lambda t: hf.video_chunk_plan(t, 50), size=24)]
+        chunks_avi = [
+            c for *_, c in video_chunks.VideoChunkLoader([avi], lambda t: video_chunks.video_chunk_plan(t, 50), size=24)
+        ]
+        chunks_h5 = [
+            c for *_, c in video_chunks.VideoChunkLoader([h5], lambda t: video_chunks.video_chunk_plan(t, 50), size=24)
+        ]
         np.testing.assert_array_equal(np.concatenate(chunks_avi), np.concatenate(chunks_h5))
 
 
 @needs_samples
 def test_whole_videos_stream_from_the_avi_in_a_pool_as_from_hdf5(avi_root, hdf5_root):
     # Workers keep their reader open between chunks; chunks of one video land on different workers.
-    _, _, (avi_paths, _) = hf.getUCF101(str(avi_root), 1)
-    _, _, (h5_paths, _) = hf.getUCF101(str(hdf5_root), 1)
-    pool = hf.make_pool(2)
+    _, _, (avi_paths, _) = split_lists.getUCF101(str(avi_root), 1)
+    _, _, (h5_paths, _) = split_lists.getUCF101(str(hdf5_root), 1)
+    pool = loader_pool.make_pool(2)
     try:
         def frames_of(paths):
-            loader = hf.VideoChunkLoader(paths, lambda t: hf.video_chunk_plan(t, 30), pool=pool, size=16,
-                                         depth=3, max_chunk=30)
+            loader = video_chunks.VideoChunkLoader(
+                paths, lambda t: video_chunks.video_chunk_plan(t, 30), pool=pool, size=16, depth=3, max_chunk=30
+            )
             out = {}
             for index, _, _, chunk in loader:
                 out.setdefault(index, []).append(chunk)
             return {i: np.concatenate(c) for i, c in out.items()}
         a, b = frames_of(list(avi_paths)), frames_of(list(h5_paths))
     finally:
-        hf.close_pool(pool)
+        loader_pool.close_pool(pool)
     assert sorted(a) == sorted(b) == list(range(6))
     for i in a:
         np.testing.assert_array_equal(a[i], b[i])
@@ -136,10 +141,10 @@ def test_a_truncated_avi_drops_its_sample_only_and_is_named_once(avi_root, tmp_p
     shutil.copytree(avi_root, root)
     broken = truncated_copy(SAMPLES / "Archery" / "v_Archery_g01_c01.avi",
                             root / "UCF-101" / "Archery" / "v_Archery_g20_c01.avi")
-    with pytest.raises(hf.VideoReadError, match="131"):
-        hf.video_info(broken)
-    _, (paths, labels), _ = hf.getUCF101(str(root), 1)
-    loader = hf.BatchLoader(paths, labels, 3, "clip", augment=True, shuffle=True, size=16, clip_len=8)
+    with pytest.raises(video_files.VideoReadError, match="131"):
+        video_files.video_info(broken)
+    _, (paths, labels), _ = split_lists.getUCF101(str(root), 1)
+    loader = batching.BatchLoader(paths, labels, 3, "clip", augment=True, shuffle=True, size=16, clip_len=8)
     with caplog.at_level(logging.WARNING, logger="ucf101"):
         for epoch in range(2):
             loader.set_epoch(epoch)
@@ -162,7 +167,7 @@ def test_training_and_testing_on_the_avi_tree(avi_root, tmp_path):
         ["--checkpoint", str(out / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p"),
          "--output-dir", str(tmp_path / "o"), "--workers", "2", "--device", "cpu", "--chunk-frames", "64"]))
     assert results["videos"] == 6 and results["failed"] == 0
-    _, _, (paths, _) = hf.getUCF101(str(avi_root), 1)
+    _, _, (paths, _) = split_lists.getUCF101(str(avi_root), 1)
     for path, cls in zip(paths, CLIPS):
         assert metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path)).shape == (FRAMES[cls], 6)
 
@@ -171,7 +176,7 @@ def test_the_lists_alone_are_enough_to_combine_prediction_folders(tmp_path):
     # A laptop with the split lists and the prediction folders copied from the cluster: no videos.
     classes = list(CLIPS)
     write_lists(tmp_path, [(c, n.replace("_g", "_g2")) for c, n in CLIPS.items()], [(c, n) for c, n in CLIPS.items()])
-    _, _, (paths, labels) = hf.getUCF101(str(tmp_path), 1)
+    _, _, (paths, labels) = split_lists.getUCF101(str(tmp_path), 1)
     rng = np.random.default_rng(0)
     for model in ("single_frame", "3d"):
         for path, label in zip(paths, labels):

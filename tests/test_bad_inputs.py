@@ -28,7 +28,6 @@ import torchvision
 import combine_results
 import engine
 import extract_features
-import helperFunctions as hf
 import make_split_lists
 import make_synthetic_ucf101
 import metrics
@@ -41,6 +40,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec.data import feature_files, split_lists, video_groups
 from actionrec.models import c3d, feature_rnn
 from helpers import run_group
 
@@ -96,7 +96,7 @@ def world(tmp_path_factory):
     data = str(root / "data")
     make_synthetic_ucf101.make_dataset(data, classes=CLASSES, train_per_class=5, test_per_class=2,
                                        frames=FRAMES, size=(32, 40), seed=0)
-    class_list, (train_paths, _), (test_paths, _) = hf.getUCF101(data, 1)
+    class_list, (train_paths, _), (test_paths, _) = split_lists.getUCF101(data, 1)
     class_list = [str(c) for c in class_list]
     torch.manual_seed(0)
     common = {"data_dir": data, "split": 1, "image_size": 32, "seed": 0}
@@ -134,7 +134,7 @@ def world(tmp_path_factory):
         for path in test_paths:
             metrics.write_predictions(metrics.prediction_path(predictions[name], path), rng.normal(size=(3, CLASSES)))
         for path in train_paths:
-            if hf.video_group(path) == 3:
+            if video_groups.video_group(path) == 3:
                 metrics.write_predictions(metrics.prediction_path(val_predictions[name], path),
                                           rng.normal(size=(3, CLASSES)))
     run = str(root / "trained")
@@ -420,7 +420,7 @@ def list_arg(script, list_name):
     def build(world, tmp):
         data = os.path.join(tmp, "data")
         shutil.copytree(os.path.join(world.data, "ucfTrainTestlist"), os.path.join(data, "ucfTrainTestlist"))
-        os.symlink(os.path.join(world.data, hf.HDF5_DIR), os.path.join(data, hf.HDF5_DIR))
+        os.symlink(os.path.join(world.data, split_lists.HDF5_DIR), os.path.join(data, split_lists.HDF5_DIR))
         path = os.path.join(data, "ucfTrainTestlist", list_name)
         os.remove(path)
         return argv_with_data(world, tmp, script, data), path
@@ -506,7 +506,7 @@ def feature_file_arg(script):
     def build(world, tmp):
         folder = os.path.join(tmp, "features")
         shutil.copytree(world.features, folder)
-        _, (train_paths, _), _ = hf.getUCF101(world.data, 1)
+        _, (train_paths, _), _ = split_lists.getUCF101(world.data, 1)
         video = world.test_videos[1] if script == "test_rnn.py" else train_paths[1]
         path = metrics.prediction_path(folder, video)
         os.remove(path)
@@ -519,7 +519,7 @@ def video_arg(script):
     def build(world, tmp):
         data = os.path.join(tmp, "data")
         shutil.copytree(world.data, data)
-        _, (train_paths, _), (test_paths, _) = hf.getUCF101(data, 1)
+        _, (train_paths, _), (test_paths, _) = split_lists.getUCF101(data, 1)
         path = str(test_paths[1] if script.startswith(("test_", "extract_")) else train_paths[1])
         os.remove(path)
         return argv_with_data(world, tmp, script, data), path
@@ -591,7 +591,7 @@ def prepare_arg(flag):
 def split_lists_arg(flag):
     def build(world, tmp):
         argv = {"--videos": ["--videos", bad(tmp, "videos"), "--out", os.path.join(tmp, "lists")],
-                "--out": ["--videos", os.path.join(world.data, hf.HDF5_DIR), "--out", bad(tmp, "lists")]}[flag]
+                "--out": ["--videos", os.path.join(world.data, split_lists.HDF5_DIR), "--out", bad(tmp, "lists")]}[flag]
         return argv, argv[argv.index(flag) + 1]
     return build
 
@@ -977,7 +977,7 @@ def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, mo
     second = metrics.prediction_path(out, world.test_videos[1])
     assert_one_line(code, err, "extract_features.py", 2, (second, "No space left on device"))
     first = metrics.prediction_path(out, world.test_videos[0])
-    assert hf.feature_info(first) == (FRAMES, 512)
+    assert feature_files.feature_info(first) == (FRAMES, 512)
     assert files_under(out) == [os.path.relpath(first, out)]  # no temporary, no half file, no features.json
 
 
@@ -1107,8 +1107,8 @@ def overwrite_cases():
     def test_script(script, kind, predictions, output=None, extra=()):
         def build(world, tmp, data, features):
             where = {
-                "videos": os.path.join(data, hf.HDF5_DIR),
-                "video-class": os.path.join(data, hf.HDF5_DIR, "AppearanceRed"),
+                "videos": os.path.join(data, split_lists.HDF5_DIR),
+                "video-class": os.path.join(data, split_lists.HDF5_DIR, "AppearanceRed"),
                 "data": data,
                 "features": features,
                 "lists": os.path.join(data, "ucfTrainTestlist"),
@@ -1135,8 +1135,8 @@ def overwrite_cases():
     ]
 
     def extract(world, tmp, data, features):
-        return (["--data-dir", data, "--output-dir", os.path.join(data, hf.HDF5_DIR), "--pretrained", "none",
-                 "--arch", "resnet18", "--image-size", "32", *CPU], os.path.join(data, hf.HDF5_DIR))
+        return (["--data-dir", data, "--output-dir", os.path.join(data, split_lists.HDF5_DIR), "--pretrained", "none",
+                 "--arch", "resnet18", "--image-size", "32", *CPU], os.path.join(data, split_lists.HDF5_DIR))
 
     def extract_onto_checkpoint(world, tmp, data, features):
         checkpoint = os.path.join(tmp, "cnn", "checkpoint.pth")
@@ -1147,9 +1147,9 @@ def overwrite_cases():
 
     def train(script):
         def build(world, tmp, data, features):
-            return train_argv(world, tmp, script, data=data, output=os.path.join(data, hf.HDF5_DIR),
+            return train_argv(world, tmp, script, data=data, output=os.path.join(data, split_lists.HDF5_DIR),
                               extra=["--features", features] if script == "train_rnn.py" else []), \
-                os.path.join(data, hf.HDF5_DIR)
+                os.path.join(data, split_lists.HDF5_DIR)
         return build
 
     def train_onto_features(world, tmp, data, features):
@@ -1323,15 +1323,15 @@ def test_a_video_name_with_a_space_is_read_as_listed(world, tmp_path, monkeypatc
     train = read_lines(data, "trainlist01.txt")
     folder, name = test[0].split("/")
     spaced = name.replace("_g01", " g01")  # "v_AppearanceRed g01_c01.avi"
-    os.rename(os.path.join(data, hf.HDF5_DIR, folder, name.replace(".avi", ".hdf5")),
-              os.path.join(data, hf.HDF5_DIR, folder, spaced.replace(".avi", ".hdf5")))
+    os.rename(os.path.join(data, split_lists.HDF5_DIR, folder, name.replace(".avi", ".hdf5")),
+              os.path.join(data, split_lists.HDF5_DIR, folder, spaced.replace(".avi", ".hdf5")))
     tfolder, tname = train[0].rsplit(" ", 1)[0].split("/")
     tspaced = tname.replace("_c", " _c")
-    os.rename(os.path.join(data, hf.HDF5_DIR, tfolder, tname.replace(".avi", ".hdf5")),
-              os.path.join(data, hf.HDF5_DIR, tfolder, tspaced.replace(".avi", ".hdf5")))
+    os.rename(os.path.join(data, split_lists.HDF5_DIR, tfolder, tname.replace(".avi", ".hdf5")),
+              os.path.join(data, split_lists.HDF5_DIR, tfolder, tspaced.replace(".avi", ".hdf5")))
     write_lists(data, train_lines=[f"{tfolder}/{tspaced} {train[0].rsplit(' ', 1)[1]}"] + train[1:],
                 test_lines=[f"{folder}/{spaced}"] + test[1:])
-    class_list, (train_paths, _), (test_paths, labels) = hf.getUCF101(data, 1)
+    class_list, (train_paths, _), (test_paths, labels) = split_lists.getUCF101(data, 1)
     assert test_paths[0].endswith(f"{folder}/{spaced.replace('.avi', '.hdf5')}") and os.path.isfile(test_paths[0])
     assert train_paths[0].endswith(tspaced.replace(".avi", ".hdf5")) and os.path.isfile(train_paths[0])
     code, _, err = run_script("test_single_frame.py", ["--checkpoint", world.files["frame-ckpt"], "--predictions-dir",
@@ -1394,7 +1394,9 @@ def test_prepare_refuses_an_out_folder_that_overlaps_the_videos(tmp_path, monkey
 def test_predict_explain_into_the_videos_folder_is_refused(world, tmp_path, monkeypatch, capsys):
     data, _ = copy_world(world, str(tmp_path))
     video = os.path.join(
-        data, hf.HDF5_DIR, os.path.relpath(world.test_videos[0], os.path.join(world.data, hf.HDF5_DIR))
+        data,
+        split_lists.HDF5_DIR,
+        os.path.relpath(world.test_videos[0], os.path.join(world.data, split_lists.HDF5_DIR)),
     )
     before = snapshot(str(tmp_path))
     code, _, err = run_script("predict.py", [video, "--checkpoint", world.files["frame-ckpt"], "--explain",

@@ -14,22 +14,12 @@ import numpy as np
 import pytest
 
 import helperFunctions
-from helperFunctions import (
-    BatchLoader,
-    LoaderWorkerDied,
-    Prefetcher,
-    VideoChunkLoader,
-    close_pool,
-    iter_video_chunks,
-    load_chunk,
-    loadFrameRaw,
-    loadSequenceRaw,
-    make_pool,
-    read_frames,
-    video_chunk_plan,
-    video_info,
-    write_video_hdf5,
-)
+from actionrec.data import video_chunks, video_files
+from actionrec.data.batching import BatchLoader
+from actionrec.data.loader_pool import LoaderWorkerDied, Prefetcher, close_pool, make_pool
+from actionrec.data.sampling import loadFrameRaw, loadSequenceRaw
+from actionrec.data.video_chunks import VideoChunkLoader, iter_video_chunks, load_chunk, video_chunk_plan
+from actionrec.data.video_files import read_frames, video_info, write_video_hdf5
 
 HEIGHT, WIDTH, SIZE = 24, 32, 16
 NUM_LOADER_VIDEOS = 24
@@ -472,7 +462,7 @@ def chunk_videos(videos, bad_files, tmp_path_factory):
 def test_video_chunk_loader(chunk_videos, monkeypatch, use_pool, max_chunk, slab_frames):
     # max_chunk 20: every chunk through shared memory; 10: the larger ones fall back to the pipe.
     # slab_frames 3: chunks are read and written to shared memory 3 frames at a time.
-    monkeypatch.setattr(helperFunctions, "SLAB_FRAMES", slab_frames)
+    monkeypatch.setattr(video_chunks, "SLAB_FRAMES", slab_frames)
     paths, readable, _ = chunk_videos
     chunk = 20
     worker_pool = make_pool(2) if use_pool else None  # forked after the patch
@@ -505,7 +495,7 @@ def test_video_chunk_loader(chunk_videos, monkeypatch, use_pool, max_chunk, slab
 @pytest.mark.parametrize("slab_frames", [32, 3])
 def test_video_chunk_loader_custom_plan_loops_past_the_end(videos, monkeypatch, slab_frames):
     """A plan may ask for frames past the end (looped): a 10-frame video as two 8-frame chunks."""
-    monkeypatch.setattr(helperFunctions, "SLAB_FRAMES", slab_frames)  # 3: a slab wraps around (9, 0, 1)
+    monkeypatch.setattr(video_chunks, "SLAB_FRAMES", slab_frames)  # 3: a slab wraps around (9, 0, 1)
     loader = VideoChunkLoader([videos[SHORT]], lambda frames: [(0, 8), (8, 16)], size=SIZE)
     items = list(loader)
     assert [(v, c, n) for v, c, n, _ in items] == [(0, 0, 2), (0, 1, 2)]
@@ -645,7 +635,7 @@ def _buggy_reader(error):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_an_unexpected_reader_error_propagates_instead_of_skipping_the_sample(videos, monkeypatch, caplog, error,
                                                                                workers):
-    monkeypatch.setattr(helperFunctions, "_read_indices", _buggy_reader(error))  # before the workers fork
+    monkeypatch.setattr(video_files, "_read_indices", _buggy_reader(error))  # before the workers fork
     paths, labels = loader_inputs(videos, 6)
     worker_pool = make_pool(workers)
     try:

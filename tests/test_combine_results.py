@@ -869,8 +869,8 @@ def ucf101_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("ucf101")
     (root / "data").mkdir()
     (root / "data" / "ucfTrainTestlist").symlink_to(os.path.abspath(SHARED_LISTS))
-    import helperFunctions
-    class_list, _, (paths, labels) = helperFunctions.getUCF101(str(root / "data"), 1)
+    from actionrec.data import split_lists
+    class_list, _, (paths, labels) = split_lists.getUCF101(str(root / "data"), 1)
     rng = np.random.default_rng(101)
     num_classes = len(class_list)
     difficulty = rng.random(num_classes)

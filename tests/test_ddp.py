@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import engine
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
+from actionrec.data import split_lists
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,7 +111,7 @@ def test_test_script_splits_videos_over_ranks(runs, data_dir, tmp_path):
                                           "--output-dir", str(tmp_path / "o1")] + COMMON)
     double = run("test_single_frame.py", ["--checkpoint", checkpoint, "--predictions-dir", str(tmp_path / "p2"),
                                           "--output-dir", str(tmp_path / "o2")] + COMMON, nproc=2)
-    _, _, (paths, _) = hf.getUCF101(data_dir, 1)
+    _, _, (paths, _) = split_lists.getUCF101(data_dir, 1)
     per_rank = re.search(r"wrote predictions for (\d+) videos \(per rank: (\d+), (\d+)\)", double.stdout)
     assert per_rank and int(per_rank.group(1)) == len(paths)
     assert int(per_rank.group(2)) + int(per_rank.group(3)) == len(paths) and int(per_rank.group(3)) > 0

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import engine
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import test_single_frame
 import train_single_frame
+from actionrec.data import datasets, video_groups
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1"]
 SINGLE = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4"]
@@ -227,12 +227,12 @@ def test_the_subsets_of_a_run_with_validation_groups(data_dir, tmp_path, subset,
     results = test_single_frame.main(test_single_frame.get_args_parser().parse_args(
         ["--checkpoint", str(out / "checkpoint.pth"), "--predictions-dir", str(predictions), "--output-dir",
          str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--subset", subset]))
-    _, paths, _ = hf.subset_videos(data_dir, 1, subset, (3,))
+    _, paths, _ = datasets.subset_videos(data_dir, 1, subset, (3,))
     assert results["videos"] == len(paths) == videos and results["subset"] == subset
     files = sorted(str(p) for p in predictions.rglob("*.hdf5"))
     assert files == sorted(metrics.prediction_path(predictions, p) for p in paths)
     if subset != "test":
-        assert all(hf.video_group(p) == (3 if subset == "val" else 2) for p in paths)
+        assert all(video_groups.video_group(p) == (3 if subset == "val" else 2) for p in paths)
     info = json.loads((predictions / "model.json").read_text())
     assert info["subset"] == subset and info["val_groups"] == [3] and info["split"] == 1
     assert info["checkpoint"] == str((out / "checkpoint.pth").resolve())

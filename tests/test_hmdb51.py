@@ -5,8 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import helperFunctions as hf
-from actionrec.data import video_decode
+from actionrec.data import (
+    datasets,
+    hmdb51,
+    sampling,
+    split_lists,
+    video_chunks,
+    video_decode,
+    video_files,
+    video_groups,
+)
 from actionrec.data.video_decode import VideoReader, probe
 from helpers import decode_from_start
 
@@ -38,15 +46,20 @@ def test_real_clip_decodes(name):
     reference = decode_from_start(path)
     assert reference.shape == (frames, 240, width, 3)
     assert probe(path, declared=True) == (frames, 240, width, pytest.approx(30.0), declared)
-    assert hf.video_info(path) == (frames, 240, width, "video")
+    assert video_files.video_info(path) == (frames, 240, width, "video")
     with VideoReader(path, frames=frames) as reader:
         np.testing.assert_array_equal(np.stack(list(reader.iter_frames())), reference)
     with VideoReader(path, frames=frames) as reader:  # a fresh reader, a clip at the very end
         np.testing.assert_array_equal(reader.read(range(frames - 16, frames)), reference[-16:])
-    np.testing.assert_array_equal(hf.read_frames(path, range(frames - 16, frames)), reference[-16:])
+    np.testing.assert_array_equal(video_files.read_frames(path, range(frames - 16, frames)), reference[-16:])
     for seed in range(3):  # the training loader's random 16-frame clips
-        assert hf.loadSequenceRaw((str(path), True, seed), size=112).shape == (16, 112, 112, 3)
-    assert hf.load_chunk(path, frames - 16, frames, size=112).shape == (16, 112, 112, 3)  # the last test chunk
+        assert sampling.loadSequenceRaw((str(path), True, seed), size=112).shape == (16, 112, 112, 3)
+    assert video_chunks.load_chunk(path, frames - 16, frames, size=112).shape == (
+        16,
+        112,
+        112,
+        3,
+    )  # the last test chunk
 
 
 def test_reader_without_a_count_corrects_the_header():
@@ -59,7 +72,7 @@ def test_reader_without_a_count_corrects_the_header():
             reader.read(range(409 - 16, 409))
         assert reader.frames == 408
         np.testing.assert_array_equal(reader.read(range(408 - 16, 408)), reference[-16:])
-    assert video_decode.MIN_DECODED_FRACTION == hf.MIN_DECODED_FRACTION
+    assert video_decode.MIN_DECODED_FRACTION == video_files.MIN_DECODED_FRACTION
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,9 +82,9 @@ def test_reader_without_a_count_corrects_the_header():
 def hmdb_root(tmp_path_factory):
     """A --data-dir with the real split files (a link) and the four real clips in hmdb51/."""
     root = tmp_path_factory.mktemp("hmdb")
-    (root / hf.HMDB_SPLIT_DIR).symlink_to(shared(hf.HMDB_SPLIT_DIR), target_is_directory=True)
+    (root / hmdb51.HMDB_SPLIT_DIR).symlink_to(shared(hmdb51.HMDB_SPLIT_DIR), target_is_directory=True)
     for name in CLIPS:
-        target = root / hf.HMDB_VIDEO_DIR / f"{name}.avi"
+        target = root / hmdb51.HMDB_VIDEO_DIR / f"{name}.avi"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(shared("videos") / f"{name}.avi")
     return root
@@ -80,7 +93,7 @@ def hmdb_root(tmp_path_factory):
 def split_ids(split):
     """{(action, video file name): id} of every line of the real split files of `split`."""
     ids = {}
-    for path in sorted(shared(hf.HMDB_SPLIT_DIR).glob(f"*_test_split{split}.txt")):
+    for path in sorted(shared(hmdb51.HMDB_SPLIT_DIR).glob(f"*_test_split{split}.txt")):
         for line in path.read_text().splitlines():
             name, subset_id = line.split()
             ids[path.name.replace(f"_test_split{split}.txt", ""), name] = subset_id
@@ -89,7 +102,7 @@ def split_ids(split):
 
 @pytest.mark.parametrize("split", [1, 2, 3])
 def test_official_splits(hmdb_root, split):
-    class_list, (train, train_labels), (test, test_labels) = hf.getHMDB51(hmdb_root, split)
+    class_list, (train, train_labels), (test, test_labels) = hmdb51.getHMDB51(hmdb_root, split)
     assert len(class_list) == 51 and list(class_list) == sorted(class_list)
     assert (class_list[0], class_list[-1]) == ("brush_hair", "wave")
     assert (len(train), len(test)) == (3570, 1530)
@@ -110,15 +123,15 @@ def test_official_splits(hmdb_root, split):
     assert "Brushing_Her_Hair__[_NEW_AUDIO_]_UPDATED!!!!_brush_hair_h_cm_np1_fr_goo_0.avi" in {n for _, n in ids}
     for path in np.concatenate([train, test]):  # the real clips resolve to the original videos
         if Path(path).is_file():
-            assert str(Path(path).relative_to(hmdb_root / hf.HMDB_VIDEO_DIR).with_suffix("")) in CLIPS
+            assert str(Path(path).relative_to(hmdb_root / hmdb51.HMDB_VIDEO_DIR).with_suffix("")) in CLIPS
     assert sum(Path(p).is_file() for p in np.concatenate([train, test])) == 4
 
 
 def copy_splits(root, edit=None):
     """root/testTrainMulti_7030_splits/: a copy of the real split files, edit(folder) applied."""
-    folder = root / hf.HMDB_SPLIT_DIR
+    folder = root / hmdb51.HMDB_SPLIT_DIR
     folder.mkdir(parents=True)
-    for path in shared(hf.HMDB_SPLIT_DIR).glob("*.txt"):
+    for path in shared(hmdb51.HMDB_SPLIT_DIR).glob("*.txt"):
         (folder / path.name).write_bytes(path.read_bytes())
     if edit:
         edit(folder)
@@ -145,51 +158,51 @@ def replace_line(path, number, text):
 def test_split_file_mistakes_are_one_line(tmp_path, mistake, message):
     copy_splits(tmp_path, mistake)
     with pytest.raises((ValueError, FileNotFoundError), match=message) as error:
-        hf.getHMDB51(tmp_path, 1)
+        hmdb51.getHMDB51(tmp_path, 1)
     assert "\n" not in str(error.value)
 
 
 def test_no_split_folder_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"testTrainMulti_7030_splits.*--data-dir must hold"):
-        hf.getHMDB51(tmp_path, 1)
+        hmdb51.getHMDB51(tmp_path, 1)
 
 
 # ----------------------------------------------------------------------------------------------
 # Dataset choice and validation groups
 
 def test_dataset_detection(tmp_path):
-    assert hf.resolve_dataset(tmp_path) == "ucf101"  # neither: getUCF101 names what is missing
-    (tmp_path / hf.HMDB_SPLIT_DIR).mkdir()
-    assert hf.resolve_dataset(tmp_path) == "hmdb51" == hf.resolve_dataset(tmp_path, "hmdb51")
-    assert hf.resolve_dataset(tmp_path, "ucf101") == "ucf101"
+    assert datasets.resolve_dataset(tmp_path) == "ucf101"  # neither: getUCF101 names what is missing
+    (tmp_path / hmdb51.HMDB_SPLIT_DIR).mkdir()
+    assert datasets.resolve_dataset(tmp_path) == "hmdb51" == datasets.resolve_dataset(tmp_path, "hmdb51")
+    assert datasets.resolve_dataset(tmp_path, "ucf101") == "ucf101"
     (tmp_path / "ucfTrainTestlist").mkdir()
     with pytest.raises(ValueError, match="holds both .*pass --dataset ucf101 or hmdb51"):
-        hf.resolve_dataset(tmp_path)
+        datasets.resolve_dataset(tmp_path)
     from actionrec import guards
-    assert str(tmp_path / hf.HMDB_VIDEO_DIR) in guards.dataset_inputs(str(tmp_path))
+    assert str(tmp_path / hmdb51.HMDB_VIDEO_DIR) in guards.dataset_inputs(str(tmp_path))
 
 
 def test_film_and_group():
-    assert hf.hmdb51_film("x/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "brush_hair") == "April_09"
+    assert hmdb51.hmdb51_film("x/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "brush_hair") == "April_09"
     path = "hmdb51/climb/Kletter_climb_climb_f_cm_np1_ba_med_0.avi"  # the action's name inside the film's
-    assert hf.hmdb51_film(path, "climb") == "Kletter_climb"
-    assert hf.video_group(path, "hmdb51") == __import__("zlib").crc32(b"Kletter_climb") % 25 + 1
-    assert hf.video_group("UCF-101/Archery/v_Archery_g08_c01.avi") == 8
+    assert hmdb51.hmdb51_film(path, "climb") == "Kletter_climb"
+    assert video_groups.video_group(path, "hmdb51") == __import__("zlib").crc32(b"Kletter_climb") % 25 + 1
+    assert video_groups.video_group("UCF-101/Archery/v_Archery_g08_c01.avi") == 8
 
 
 @pytest.mark.parametrize("split", [1, 2, 3])
 def test_validation_films_never_straddle(hmdb_root, split):
-    class_list, train, _ = hf.getHMDB51(hmdb_root, split)
-    groups = {hf.video_group(p, "hmdb51") for p in train[0]}
+    class_list, train, _ = hmdb51.getHMDB51(hmdb_root, split)
+    groups = {video_groups.video_group(p, "hmdb51") for p in train[0]}
     assert groups == set(range(1, 26))  # every group has training videos
-    kept, held = hf.split_by_groups(train[0], train[1], hf.parse_groups("8"), "hmdb51")
+    kept, held = video_groups.split_by_groups(train[0], train[1], video_groups.parse_groups("8"), "hmdb51")
     assert 0 < len(held[0]) < len(train[0]) / 10 and len(kept[0]) + len(held[0]) == len(train[0])
 
     def films(paths):
-        return {(Path(p).parent.name, hf.hmdb51_film(p, Path(p).parent.name)) for p in paths}
+        return {(Path(p).parent.name, hmdb51.hmdb51_film(p, Path(p).parent.name)) for p in paths}
     assert not films(kept[0]) & films(held[0])
     assert not {f for _, f in films(kept[0])} & {f for _, f in films(held[0])}  # not even across actions
-    _, val_paths, _ = hf.subset_videos(hmdb_root, split, "val", (8,))  # detected from the folder
+    _, val_paths, _ = datasets.subset_videos(hmdb_root, split, "val", (8,))  # detected from the folder
     assert sorted(val_paths) == sorted(held[0])
 
 
@@ -212,24 +225,24 @@ def synthetic_hmdb(tmp_path_factory):
     make_synthetic_ucf101.make_dataset(str(source), classes=3, train_per_class=4, test_per_class=2, frames=20,
                                        size=(32, 40), seed=0)
     root = tmp_path_factory.mktemp("hmdb_synthetic")
-    class_list, train, test = hf.getUCF101(str(source), 1)
-    (root / hf.HMDB_SPLIT_DIR).mkdir()
+    class_list, train, test = split_lists.getUCF101(str(source), 1)
+    (root / hmdb51.HMDB_SPLIT_DIR).mkdir()
     for label, name in enumerate(class_list):
         action = f"act_{name.lower()}"
         lines = []
         for subset_id, (paths, labels) in (("1", train), ("2", test)):
             for path in paths[labels == label]:
-                film = f"Film(#{hf.video_group(path)})-x"
+                film = f"Film(#{video_groups.video_group(path)})-x"
                 stem = f"{film}_{action}_f_cm_np1_fr_med_{Path(path).stem[-1]}"
-                target = root / hf.HMDB_HDF5_DIR / action / f"{stem}.hdf5"
+                target = root / hmdb51.HMDB_HDF5_DIR / action / f"{stem}.hdf5"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(Path(path).read_bytes())
                 lines.append(f"{stem}.avi {subset_id} \n")
         lines.append(f"Unused_{action}_f_cm_np1_fr_med_0.avi 0 \n")
-        (root / hf.HMDB_SPLIT_DIR / f"{action}_test_split1.txt").write_text("".join(lines))
+        (root / hmdb51.HMDB_SPLIT_DIR / f"{action}_test_split1.txt").write_text("".join(lines))
     for split in (2, 3):  # the other splits' files exist, as in the real folder
-        for path in list((root / hf.HMDB_SPLIT_DIR).glob("*_split1.txt")):
-            (root / hf.HMDB_SPLIT_DIR / path.name.replace("split1", f"split{split}")).write_bytes(path.read_bytes())
+        for path in list((root / hmdb51.HMDB_SPLIT_DIR).glob("*_split1.txt")):
+            (root / hmdb51.HMDB_SPLIT_DIR / path.name.replace("split1", f"split{split}")).write_bytes(path.read_bytes())
     return root
 
 
@@ -269,7 +282,7 @@ def test_synthetic_hmdb_3d_train_test(synthetic_hmdb, tmp_path):
     test_3d.main(test_3d.get_args_parser().parse_args(
         ["--checkpoint", str(tmp_path / "run" / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "pred"),
          "--output-dir", str(tmp_path / "test"), "--workers", "0", "--device", "cpu", "--max-frames", "12"]))
-    _, _, (paths, _) = hf.getHMDB51(synthetic_hmdb, 1)
+    _, _, (paths, _) = hmdb51.getHMDB51(synthetic_hmdb, 1)
     import metrics
     assert all(Path(metrics.prediction_path(tmp_path / "pred", p)).is_file() for p in paths)
 

@@ -11,7 +11,7 @@ import pytest
 import make_split_lists
 import make_synthetic_ucf101
 import train_single_frame
-from helperFunctions import getUCF101
+from actionrec.data.split_lists import getUCF101
 from helpers import run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ import torchvision
 
 import engine
 import extract_features
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import predict
@@ -24,6 +23,7 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec.data import feature_files, split_lists, video_chunks, video_files
 from actionrec.inference import gradcam
 from helpers import run_group
 
@@ -73,7 +73,7 @@ def ws(tmp_path_factory, one_thread):
     os.makedirs(os.path.dirname(ckpt["other"]))
     torch.save(other, ckpt["other"])
 
-    class_list, _, (test_paths, _) = hf.getUCF101(data, 1)
+    class_list, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     scripts = {}
     for name, script, extra in (("single_frame", test_single_frame, []),
                                 ("3d", test_3d, ["--mode", "sliding", "--stride", "8"])):
@@ -170,7 +170,7 @@ def test_rnn_rebuilds_its_cnn_and_matches_its_features(ws):
     assert p.kind == "features" and p.cnn_size == 32
     video = ws["videos"][0]
     made = predict.video_features(p, video, torch.device("cpu"), (False, torch.float32))
-    stored = hf.read_features(metrics.prediction_path(ws["features"], video), np.arange(16))
+    stored = feature_files.read_features(metrics.prediction_path(ws["features"], video), np.arange(16))
     np.testing.assert_allclose(made.astype(np.float32), stored.astype(np.float32), atol=2e-3)
 
 
@@ -293,8 +293,8 @@ def test_failures_are_one_line_each_and_the_rest_is_predicted(ws, tmp_path):
     empty = tmp_path / "empty.hdf5"
     with h5py.File(empty, "w") as f:
         f.create_dataset("video", shape=(0, 32, 40, 3), dtype=np.uint8)
-    with pytest.raises(hf.VideoReadError, match="no frames"):  # what the loader says of it
-        hf.video_info(str(empty))
+    with pytest.raises(video_files.VideoReadError, match="no frames"):  # what the loader says of it
+        video_files.video_info(str(empty))
     good = ws["videos"][:2]
     argv = [sys.executable, os.path.join(REPO, "predict.py"), good[0], missing, text, empty, good[1],
             "--checkpoint", ws["ckpt"]["single_frame"], "--checkpoint", ws["ckpt"]["other"],
@@ -408,7 +408,7 @@ def test_rnn_explanation_rows_are_the_rnn_windows(ws):
     logits = predict.video_logits(p, video, torch.device("cpu"), (False, torch.float32))  # (3 windows of 6, 4)
     features = torch.from_numpy(p.last_features[1]).float()
     steps = [0, 7, 15]
-    x = p.cnn_normalize(engine.to_device(hf.load_chunk(video, steps, size=p.cnn_size), torch.device("cpu")))
+    x = p.cnn_normalize(engine.to_device(video_chunks.load_chunk(video, steps, size=p.cnn_size), torch.device("cpu")))
     with torch.no_grad():
         rows = predict.ThroughCNN(p.cnn, p.model, features, steps, p.max_frames).eval()(x)
     np.testing.assert_allclose(rows.numpy(), logits[[0, 1, 2]], atol=1e-3)

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-import helperFunctions as hf
 import prepare_ucf101
+from actionrec.data import video_files
 from helpers import run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ def test_every_frame_of_every_clip(raw_out):
     assert sorted(p.relative_to(raw_out).with_suffix("").as_posix()
                   for p in raw_out.rglob("*.hdf5")) == sorted(FRAME_COUNTS)
     for name, count in FRAME_COUNTS.items():
-        assert hf.video_info(raw_out / f"{name}.hdf5") == (count, 240, 320, "raw"), name
-    frames = hf.read_frames(raw_out / f"{SMALL[0]}.hdf5", np.arange(FRAME_COUNTS[SMALL[0]]))
+        assert video_files.video_info(raw_out / f"{name}.hdf5") == (count, 240, 320, "raw"), name
+    frames = video_files.read_frames(raw_out / f"{SMALL[0]}.hdf5", np.arange(FRAME_COUNTS[SMALL[0]]))
     assert frames.dtype == np.uint8 and frames.shape == (79, 240, 320, 3)
     assert not list(raw_out.rglob("*.tmp-*"))
 
@@ -79,7 +79,7 @@ def test_frames_are_rgb(samples, raw_out, name):
         ok, bgr = capture.read()
         assert ok
     capture.release()
-    stored = hf.read_frames(raw_out / f"{name}.hdf5", [10])[0]
+    stored = video_files.read_frames(raw_out / f"{name}.hdf5", [10])[0]
     np.testing.assert_array_equal(stored, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     assert not np.array_equal(stored, bgr)  # the clip has colour: the order is really checked
 
@@ -99,9 +99,9 @@ def test_jpeg_storage_is_close_and_small(samples, raw_out, tmp_path):
     assert result.returncode == 0, result.stderr
     for name in SMALL:
         count = FRAME_COUNTS[name]
-        assert hf.video_info(out / f"{name}.hdf5") == (count, 240, 320, "jpeg")
-        jpeg = hf.read_frames(out / f"{name}.hdf5", np.arange(count))
-        raw = hf.read_frames(raw_out / f"{name}.hdf5", np.arange(count))
+        assert video_files.video_info(out / f"{name}.hdf5") == (count, 240, 320, "jpeg")
+        jpeg = video_files.read_frames(out / f"{name}.hdf5", np.arange(count))
+        raw = video_files.read_frames(raw_out / f"{name}.hdf5", np.arange(count))
         assert jpeg.shape == raw.shape and jpeg.dtype == np.uint8
         assert np.abs(jpeg.astype(np.int16) - raw).mean() < 3.0
         assert (out / f"{name}.hdf5").stat().st_size < (raw_out / f"{name}.hdf5").stat().st_size / 5
@@ -121,7 +121,7 @@ def test_truncated_video_is_reported_and_others_convert(samples, tmp_path):
     assert "converted 1, skipped 0 (already done), failed 1" in result.stdout
     assert not (out / "Archery/v_Archery_g01_c01.hdf5").exists()
     assert not list(out.rglob("*.tmp-*"))
-    assert hf.video_info(out / "PushUps/v_PushUps_g02_c03.hdf5")[0] == 79
+    assert video_files.video_info(out / "PushUps/v_PushUps_g02_c03.hdf5")[0] == 79
 
 
 def test_decode_video_rejects_truncated_and_non_videos(samples, tmp_path):
@@ -148,7 +148,7 @@ def test_broken_output_is_redone_and_stale_temporaries_removed(samples, tmp_path
     assert result.returncode == 0, result.stderr
     assert "converted 1, skipped 0" in result.stdout and "removed 1 stale" in result.stdout
     assert not stale.exists()
-    assert hf.video_info(out / f"{name}.hdf5") == (79, 240, 320, "raw")
+    assert video_files.video_info(out / f"{name}.hdf5") == (79, 240, 320, "raw")
 
 
 def test_list_converts_only_listed_videos(samples, tmp_path):
@@ -238,7 +238,7 @@ def pieces_of(out, name):
     assert [p.name for p in paths] == [f"{Path(name).name}-seg{i:03d}.hdf5" for i in range(len(paths))]
     result = []
     for path in paths:
-        frames = hf.read_frames(path, np.arange(hf.video_info(path)[0]))
+        frames = video_files.read_frames(path, np.arange(video_files.video_info(path)[0]))
         with h5py.File(path, "r") as f:
             result.append((frames, dict(f.attrs)))
     return result
@@ -261,8 +261,8 @@ def test_other_video_suffixes_are_converted(own_videos, tmp_path, capsys):
     assert "converted 2, skipped 0 (already done), failed 0" in capsys.readouterr().out
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
         ["Cat/nap.hdf5", "Dog/walk.hdf5"]
-    assert hf.video_info(out / "Dog/walk.hdf5") == (23, 24, 32, "raw")
-    assert hf.video_info(out / "Cat/nap.hdf5") == (31, 24, 32, "raw")
+    assert video_files.video_info(out / "Dog/walk.hdf5") == (23, 24, 32, "raw")
+    assert video_files.video_info(out / "Cat/nap.hdf5") == (31, 24, 32, "raw")
 
 
 def test_a_list_entry_finds_the_video_whatever_its_suffix(own_videos, tmp_path):
@@ -288,7 +288,7 @@ def test_pieces_hold_the_frames_of_the_whole_conversion(own_videos, tmp_path, ca
     convert(own_videos, cut, "--segment-seconds", 1)  # 10 frames a piece at 10 fps
     assert "converted 2 (5 pieces), skipped 0 (already done, 0 pieces), failed 0" in capsys.readouterr().out
     for name, lengths in (("Dog/walk", [10, 13]), ("Cat/nap", [10, 10, 11])):  # 23 = 10 + 10 + 3 -> 10 + 13
-        reference = hf.read_frames(whole / f"{name}.hdf5", np.arange(sum(lengths)))
+        reference = video_files.read_frames(whole / f"{name}.hdf5", np.arange(sum(lengths)))
         pieces = pieces_of(cut, name)
         assert [len(frames) for frames, _ in pieces] == lengths, name
         first = 0
@@ -385,7 +385,7 @@ def test_real_clip_is_cut_as_documented(samples, raw_out, tmp_path, capsys, seco
     out = tmp_path / "out"
     convert(videos, out, "--segment-seconds", seconds)
     assert f"converted 1 ({len(lengths)} pieces)" in capsys.readouterr().out
-    reference = hf.read_frames(raw_out / f"{GUITAR}.hdf5", np.arange(250))
+    reference = video_files.read_frames(raw_out / f"{GUITAR}.hdf5", np.arange(250))
     pieces = pieces_of(out, GUITAR)
     assert [len(frames) for frames, _ in pieces] == lengths
     starts = np.cumsum([0] + lengths[:-1])

@@ -14,12 +14,12 @@ import torch
 
 import engine
 import extract_features
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import test_rnn
 import train_rnn
 import train_single_frame
+from actionrec.data import feature_files, normalization, split_lists, video_chunks
 from helpers import start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +57,7 @@ def features(data_dir, cnn, tmp_path_factory):
 
 
 def all_videos(data_dir):
-    _, (train, _), (test, _) = hf.getUCF101(data_dir, 1)
+    _, (train, _), (test, _) = split_lists.getUCF101(data_dir, 1)
     return list(train) + list(test)
 
 
@@ -83,9 +83,9 @@ def test_features_equal_the_backbones_pooled_output(data_dir, cnn, features):
     model.fc = torch.nn.Identity()
     model.eval()
     path = all_videos(data_dir)[4]
-    frames = torch.from_numpy(hf.load_chunk(path, 0, 14, 32))
+    frames = torch.from_numpy(video_chunks.load_chunk(path, 0, 14, 32))
     with torch.no_grad():
-        direct = model(engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)(frames)).numpy()
+        direct = model(engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(frames)).numpy()
     with h5py.File(metrics.prediction_path(features, path)) as f:
         stored = f["features"][()].astype(np.float32)
     np.testing.assert_allclose(stored, direct, rtol=2e-3, atol=2e-3)  # float16 storage
@@ -93,7 +93,7 @@ def test_features_equal_the_backbones_pooled_output(data_dir, cnn, features):
 
 def test_frame_stride_keeps_every_nth_frame(data_dir, cnn, features, tmp_path):
     extract(data_dir, cnn, tmp_path / "strided", "--frame-stride", "3", "--subsets", "test", "--limit", "2")
-    _, _, (test, _) = hf.getUCF101(data_dir, 1)
+    _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
     for path in test[:2]:
         with h5py.File(metrics.prediction_path(tmp_path / "strided", path)) as f:
             strided = f["features"][()]
@@ -105,7 +105,7 @@ def test_frame_stride_keeps_every_nth_frame(data_dir, cnn, features, tmp_path):
 def test_a_rerun_skips_finished_files_and_redoes_a_broken_one(data_dir, cnn, tmp_path, monkeypatch):
     out = tmp_path / "features"
     extract(data_dir, cnn, out, "--subsets", "test")
-    _, _, (test, _) = hf.getUCF101(data_dir, 1)
+    _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
     broken = metrics.prediction_path(out, test[1])
     with open(broken, "wb") as f:
         f.write(b"half a file")
@@ -113,7 +113,7 @@ def test_a_rerun_skips_finished_files_and_redoes_a_broken_one(data_dir, cnn, tmp
     monkeypatch.setattr(extract_features, "write_features",
                         lambda path, *a: (written.append(path), original(path, *a)))
     extract(data_dir, cnn, out, "--subsets", "test")
-    assert written == [broken] and hf.feature_info(broken) == (14, 512)
+    assert written == [broken] and feature_files.feature_info(broken) == (14, 512)
 
 
 def test_a_killed_extraction_leaves_only_whole_files(data_dir, cnn, tmp_path):
@@ -129,7 +129,7 @@ def test_a_killed_extraction_leaves_only_whole_files(data_dir, cnn, tmp_path):
     finished = [p for p in out.rglob("*.hdf5") if ".tmp-" not in p.name]
     assert 3 <= len(finished) < len(all_videos(data_dir))
     for path in finished:  # every file under its final name is complete
-        assert hf.feature_info(path) == (14, 512)
+        assert feature_files.feature_info(path) == (14, 512)
     extract(data_dir, cnn, out, "--image-size", "128")  # and a rerun finishes the job
     assert len([p for p in out.rglob("*.hdf5") if ".tmp-" not in p.name]) == len(all_videos(data_dir))
 
@@ -220,7 +220,7 @@ def run_test(rnn_run, out, *extra):
 def test_test_rnn_predictions_do_not_depend_on_the_batch_size(data_dir, rnn_run, tmp_path):
     one = run_test(rnn_run, tmp_path / "one", "--batch-size", "1", "--workers", "2")
     many = run_test(rnn_run, tmp_path / "many", "--batch-size", "64")
-    _, _, (test, _) = hf.getUCF101(data_dir, 1)
+    _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
     for path in test:
         a = metrics.read_predictions(metrics.prediction_path(tmp_path / "one" / "p", path))
         b = metrics.read_predictions(metrics.prediction_path(tmp_path / "many" / "p", path))
@@ -238,8 +238,8 @@ def test_test_rnn_rows_equal_the_model_on_each_window(data_dir, rnn_run, tmp_pat
     model = train_rnn.build_model(argparse.Namespace(**ckpt["args"]), 3, engine.Dist())
     model.load_state_dict(ckpt["model"])
     model.eval()
-    _, _, (test, _) = hf.getUCF101(data_dir, 1)
-    feats = hf.read_features(metrics.prediction_path(ckpt["args"]["features"], test[0]), np.arange(14))
+    _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
+    feats = feature_files.read_features(metrics.prediction_path(ckpt["args"]["features"], test[0]), np.arange(14))
     with torch.no_grad():
         expected = torch.cat([model(torch.from_numpy(feats[a:a + 6]).float()[None], torch.tensor([len(feats[a:a + 6])]))
                               for a in range(0, 14, 6)]).numpy()
@@ -251,7 +251,7 @@ def test_a_feature_file_with_nan_is_refused_by_name(data_dir, rnn_run, features,
     import shutil
     copy = tmp_path / "features"
     shutil.copytree(features, copy)
-    _, _, (test, _) = hf.getUCF101(data_dir, 1)
+    _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
     bad = metrics.prediction_path(copy, test[2])
     with h5py.File(bad, "r+") as f:
         f["features"][3, 7] = np.nan

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helperFunctions import getUCF101
+from actionrec.data.split_lists import getUCF101
 
 SHARED_LISTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucfTrainTestlist"
 SPLIT_COUNTS = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}
@@ -287,41 +287,41 @@ def test_unknown_class_folder(tmp_path):
 # Validation groups
 
 def test_group_numbers_and_ranges():
-    import helperFunctions as hf
-    assert hf.video_group("/x/UCF-101-hdf5/HandstandPushups/v_HandStandPushups_g08_c03.hdf5") == 8
-    assert hf.video_group("Archery/v_Archery_g25_c07.avi") == 25
-    assert hf.video_group("Label/my_own_video.mp4") is None
-    assert hf.parse_groups("8-10") == (8, 9, 10)
-    assert hf.parse_groups("1,3,5-7,3") == (1, 3, 5, 6, 7)
+    from actionrec.data import video_groups
+    assert video_groups.video_group("/x/UCF-101-hdf5/HandstandPushups/v_HandStandPushups_g08_c03.hdf5") == 8
+    assert video_groups.video_group("Archery/v_Archery_g25_c07.avi") == 25
+    assert video_groups.video_group("Label/my_own_video.mp4") is None
+    assert video_groups.parse_groups("8-10") == (8, 9, 10)
+    assert video_groups.parse_groups("1,3,5-7,3") == (1, 3, 5, 6, 7)
     for bad in ("", "a-b", "10-8", "8-"):
         with pytest.raises(ValueError):
-            hf.parse_groups(bad)
+            video_groups.parse_groups(bad)
 
 
 def test_validation_groups_of_the_real_training_list(real_splits):
-    import helperFunctions as hf
+    from actionrec.data import video_groups
     _, (paths, labels), _ = real_splits[1]
-    (kept, kept_labels), (held, held_labels) = hf.split_by_groups(paths, labels, (8, 9, 10))
+    (kept, kept_labels), (held, held_labels) = video_groups.split_by_groups(paths, labels, (8, 9, 10))
     assert len(kept) + len(held) == len(paths) and len(held) > 0
-    assert {hf.video_group(p) for p in held} == {8, 9, 10}
-    assert not {hf.video_group(p) for p in kept} & {8, 9, 10}  # no group on both sides
+    assert {video_groups.video_group(p) for p in held} == {8, 9, 10}
+    assert not {video_groups.video_group(p) for p in kept} & {8, 9, 10}  # no group on both sides
     assert set(held_labels) == set(labels)  # every class keeps validation videos
     with pytest.raises(ValueError, match="g01"):  # split 1 tests on groups 1-7: not in the training list
-        hf.split_by_groups(paths, labels, (1, 9))
+        video_groups.split_by_groups(paths, labels, (1, 9))
 
 
 def test_subset_videos(tmp_path):
-    import helperFunctions as hf
+    from actionrec.data import datasets, video_groups
     train = TRAIN + [("JumpRope/v_JumpRope_g03_c01.avi", 5), ("Hammering/v_Hammering_g03_c02.avi", 1)]
     base = make_lists(tmp_path, "\n", train=train)
-    _, train_paths, _ = hf.subset_videos(str(base), 1, "train")
-    groups = sorted({hf.video_group(p) for p in train_paths})
+    _, train_paths, _ = datasets.subset_videos(str(base), 1, "train")
+    groups = sorted({video_groups.video_group(p) for p in train_paths})
     assert groups == [1, 3]
-    _, val_paths, _ = hf.subset_videos(str(base), 1, "val", val_groups=(3,))
-    _, rest_paths, _ = hf.subset_videos(str(base), 1, "train", val_groups=(3,))
+    _, val_paths, _ = datasets.subset_videos(str(base), 1, "val", val_groups=(3,))
+    _, rest_paths, _ = datasets.subset_videos(str(base), 1, "train", val_groups=(3,))
     assert len(val_paths) == 2
     assert sorted(list(val_paths) + list(rest_paths)) == sorted(train_paths)
-    _, test_paths, _ = hf.subset_videos(str(base), 1, "test")
+    _, test_paths, _ = datasets.subset_videos(str(base), 1, "test")
     assert len(test_paths) == len(TEST)
     with pytest.raises(ValueError, match="val"):
-        hf.subset_videos(str(base), 1, "val")
+        datasets.subset_videos(str(base), 1, "val")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import helperFunctions as hf
 import make_synthetic_ucf101 as syn
+from actionrec.data import split_lists, video_files
 from helpers import run_group
 
 SCRIPT = Path(__file__).resolve().parents[1] / "make_synthetic_ucf101.py"
@@ -42,7 +42,7 @@ def run(*args):
 # Layout
 
 def test_layout_is_what_getUCF101_reads(tiny):
-    classes, (train_paths, train_labels), (test_paths, test_labels) = hf.getUCF101(str(tiny))
+    classes, (train_paths, train_labels), (test_paths, test_labels) = split_lists.getUCF101(str(tiny))
     names = [spec["name"] for spec in syn.class_specs(4)]
     assert list(classes) == names == ["AppearanceRed", "AppearanceBlue", "MotionUp", "MotionDown"]
     assert len(train_paths) == 4 * 5 and len(test_paths) == 4 * 3
@@ -96,10 +96,10 @@ def test_half_of_the_classes_rounded_up_are_appearance(classes):
 
 
 def test_videos_shape_and_dtype(tiny):
-    _, (train_paths, _), (test_paths, _) = hf.getUCF101(str(tiny))
+    _, (train_paths, _), (test_paths, _) = split_lists.getUCF101(str(tiny))
     for path in list(train_paths) + list(test_paths):
-        assert hf.video_info(path) == (20, 32, 40, "raw")
-    frames = hf.read_frames(train_paths[0], np.arange(20))
+        assert video_files.video_info(path) == (20, 32, 40, "raw")
+    frames = video_files.read_frames(train_paths[0], np.arange(20))
     assert frames.dtype == np.uint8 and frames.shape == (20, 32, 40, 3)
     assert frames.std() > 5  # not blank
 
@@ -115,16 +115,16 @@ def test_same_arguments_same_bytes(tiny, tmp_path):
     assert digest(tmp_path / "again") == digest(tiny)
     syn.make_dataset(tmp_path / "other", **dict(TINY, seed=4))
     video = "UCF-101-hdf5/MotionUp/v_MotionUp_g01_c01.hdf5"
-    assert not np.array_equal(hf.read_frames(tmp_path / "other" / video, np.arange(20)),
-                              hf.read_frames(tiny / video, np.arange(20)))
+    assert not np.array_equal(video_files.read_frames(tmp_path / "other" / video, np.arange(20)),
+                              video_files.read_frames(tiny / video, np.arange(20)))
 
 
 def test_jpeg_storage(tiny, tmp_path):
     syn.make_dataset(tmp_path, **dict(TINY, storage="jpeg"))
     video = "UCF-101-hdf5/MotionDown/v_MotionDown_g02_c01.hdf5"
-    assert hf.video_info(tmp_path / video) == (20, 32, 40, "jpeg")
-    jpeg = hf.read_frames(tmp_path / video, np.arange(20)).astype(np.int16)
-    assert np.abs(jpeg - hf.read_frames(tiny / video, np.arange(20))).mean() < 4
+    assert video_files.video_info(tmp_path / video) == (20, 32, 40, "jpeg")
+    jpeg = video_files.read_frames(tmp_path / video, np.arange(20)).astype(np.int16)
+    assert np.abs(jpeg - video_files.read_frames(tiny / video, np.arange(20))).mean() < 4
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -257,6 +257,6 @@ def test_cli_writes_and_reports(tmp_path):
                  "--frames", 8, "--size", "24x32")
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout and "3 classes (2 appearance, 1 motion), 6 train + 3 test" in result.stdout
-    classes, (train_paths, _), (test_paths, _) = hf.getUCF101(str(out))
+    classes, (train_paths, _), (test_paths, _) = split_lists.getUCF101(str(out))
     assert list(classes) == ["AppearanceRed", "AppearanceBlue", "MotionUp"]
-    assert hf.video_info(train_paths[0]) == (8, 24, 32, "raw")
+    assert video_files.video_info(train_paths[0]) == (8, 24, 32, "raw")

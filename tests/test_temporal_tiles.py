@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 
 import engine
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import resnet_3d
 import test_3d
 import train_3d
+from actionrec.data import split_lists, video_chunks
 from actionrec.models import c3d, temporal_tiles
 
 SIZE = 8
@@ -140,7 +140,7 @@ def long_videos(tmp_path_factory):
     data = str(root / "data")
     make_synthetic_ucf101.make_dataset(data, classes=2, train_per_class=1, test_per_class=1, frames=LONG,
                                        size=(16, 20), seed=0)
-    class_list, _, (paths, _) = hf.getUCF101(data, 1)
+    class_list, _, (paths, _) = split_lists.getUCF101(data, 1)
     torch.manual_seed(0)
     trained = {"arch": "resnet", "depth": 10, "layer4_blocks": 1, "clip_len": 8, "norm": "assignment",
                "image_size": 16, "data_dir": data, "split": 1}
@@ -159,7 +159,7 @@ def test_full_mode_writes_the_whole_video_pass(long_videos, tmp_path):
     normalize = train_3d.normalizer("assignment")
     for path in long_videos.paths:
         logits, attrs = metrics.read_prediction_file(metrics.prediction_path(tmp_path / "p", path))
-        video = torch.from_numpy(hf.load_chunk(path, 0, LONG, 16))
+        video = torch.from_numpy(video_chunks.load_chunk(path, 0, LONG, 16))
         with torch.no_grad():
             whole = long_videos.model(normalize(video[None])).numpy()  # (1, classes)
         assert logits.shape == whole.shape

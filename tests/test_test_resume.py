@@ -18,13 +18,13 @@ import pytest
 import torch
 
 import engine
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import resnet_3d
 import test_3d
 import test_single_frame
 import train_single_frame
+from actionrec.data import split_lists, video_files
 from helpers import child_pids, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,7 +44,7 @@ def world(tmp_path_factory):
     data = str(root / "data")
     make_synthetic_ucf101.make_dataset(data, classes=CLASSES, train_per_class=1, test_per_class=4, frames=12,
                                        size=(32, 40), seed=0)
-    class_list, _, (paths, _) = hf.getUCF101(data, 1)
+    class_list, _, (paths, _) = split_lists.getUCF101(data, 1)
     class_list = [str(c) for c in class_list]
     torch.manual_seed(0)
     frame = train_single_frame.build_model(
@@ -121,7 +121,9 @@ def test_finished_files_are_skipped_and_damaged_ones_redone(world, tmp_path, mon
     written = count_writes(monkeypatch)
     second_results = run_test(test_single_frame, world["frame"], tmp_path)
     assert sorted(written) == sorted([truncated, wrong])  # only those two were written again
-    assert sum(frames) == hf.video_info(paths[1])[0] + hf.video_info(paths[4])[0]  # and only they were computed
+    assert (
+        sum(frames) == video_files.video_info(paths[1])[0] + video_files.video_info(paths[4])[0]
+    )  # and only they were computed
     assert prediction_files(tmp_path / "predictions") == first  # the same bytes as the first run
     assert {k: second_results[k] for k in SCORES} == {k: results(tmp_path)[k] for k in SCORES}
 

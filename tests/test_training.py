@@ -295,19 +295,19 @@ def run_test_single(checkpoint, tmp, *extra):
 
 
 def recompute(data_dir, predictions_dir, class_count):
-    import helperFunctions as hf
-    class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
+    from actionrec.data import split_lists
+    class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
     scores = metrics.load_video_scores(predictions_dir, paths)
     return metrics.topk_accuracy(scores, labels), paths, labels
 
 
 def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir, single_checkpoint, tmp_path):
     results = run_test_single(single_checkpoint, tmp_path)
-    import helperFunctions as hf
-    class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
+    from actionrec.data import normalization, split_lists, video_chunks, video_files
+    class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
         logits = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", path))
-        assert logits.shape == (hf.video_info(path)[0], len(class_list)) and logits.dtype == np.float32
+        assert logits.shape == (video_files.video_info(path)[0], len(class_list)) and logits.dtype == np.float32
     topk, _, _ = recompute(data_dir, tmp_path / "predictions", len(class_list))
     saved = json.loads((tmp_path / "test" / "results.json").read_text())
     for k in ("top1", "top5", "top10"):
@@ -323,9 +323,11 @@ def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir,
                                            engine.Dist(), pretrained=False)
     model.load_state_dict(ckpt["model"])
     model.eval()
-    frames = hf.load_chunk(paths[0], 0, hf.video_info(paths[0])[0], 32)
+    frames = video_chunks.load_chunk(paths[0], 0, video_files.video_info(paths[0])[0], 32)
     with torch.no_grad():
-        direct = model(engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)(torch.from_numpy(frames))).numpy()
+        direct = model(
+            engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(torch.from_numpy(frames))
+        ).numpy()
     stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", paths[0]))
     np.testing.assert_allclose(stored, direct, rtol=1e-4, atol=1e-4)
 
@@ -361,8 +363,8 @@ def test_corrupt_test_video_is_reported_and_counted(data_dir, single_checkpoint,
     import shutil
     broken = tmp_path / "data"
     shutil.copytree(data_dir, broken)
-    import helperFunctions as hf
-    _, _, (paths, _) = hf.getUCF101(str(broken), 1)
+    from actionrec.data import split_lists
+    _, _, (paths, _) = split_lists.getUCF101(str(broken), 1)
     with open(paths[1], "wb") as f:
         f.write(b"not an hdf5 file")
     args = test_single_frame.get_args_parser().parse_args(
@@ -422,11 +424,11 @@ def test_3d_test_modes_write_consistent_files(data_dir, clip_checkpoint, tmp_pat
          "--max-frames", "12", "--chunk-frames", "14"])
     results = test_3d.main(args)
     assert args.batch_size == test_3d.BATCH_CPU  # no --batch-size on the CPU: 8 windows per pass
-    import helperFunctions as hf
-    class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
+    from actionrec.data import split_lists, video_files
+    class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
         rows = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
-        frames = hf.video_info(path)[0]
+        frames = video_files.video_info(path)[0]
         expected = (-(-frames // 12) if mode == "full" else len(test_3d.window_starts(frames, 8, 4)))
         assert rows.shape == (expected, len(class_list))
     topk, _, _ = recompute(data_dir, tmp_path / "p", len(class_list))

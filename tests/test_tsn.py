@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 
 import engine
-import helperFunctions as hf
 import make_synthetic_ucf101
 import metrics
 import test_3d
 import test_single_frame
 import train_single_frame
+from actionrec.data import batching, normalization, sampling, split_lists, video_chunks, video_files
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "4"]
 TSN = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4", "--segments", "3",
@@ -28,7 +28,7 @@ def index_video(path, frames, height=24, width=40):
     video[..., 0] = 100
     video[..., 1] = (10 + 3 * np.arange(frames))[:, None, None]
     video[..., 2] = (np.arange(width) * 6)[None, None, :]
-    hf.write_video_hdf5(str(path), video)
+    video_files.write_video_hdf5(str(path), video)
     return str(path)
 
 
@@ -50,29 +50,29 @@ def data_dir(tmp_path_factory):
 # Sampling
 
 def test_segment_centres_are_the_documented_frames():
-    assert list(hf.segment_centres(100, 4)) == [12, 37, 62, 87]  # int((k + 0.5) * 100 / 4)
-    assert list(hf.segment_centres(184, 25)) == [int((k + 0.5) * 184 / 25) for k in range(25)]
-    assert list(hf.segment_centres(2, 3)) == [0, 1, 1]  # shorter than K: frames repeat
+    assert list(sampling.segment_centres(100, 4)) == [12, 37, 62, 87]  # int((k + 0.5) * 100 / 4)
+    assert list(sampling.segment_centres(184, 25)) == [int((k + 0.5) * 184 / 25) for k in range(25)]
+    assert list(sampling.segment_centres(2, 3)) == [0, 1, 1]  # shorter than K: frames repeat
 
 
 def test_segment_offsets_fall_one_in_each_segment():
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(200):
-        indices = hf.segment_offsets(30, 3, rng)
+        indices = sampling.segment_offsets(30, 3, rng)
         assert [i // 10 for i in indices] == [0, 1, 2]
         seen.update(int(i) for i in indices)
     assert seen == set(range(30))  # every offset of every segment is drawn
-    short = hf.segment_offsets(2, 3, rng)  # fewer frames than segments: valid, non-decreasing indices
+    short = sampling.segment_offsets(2, 3, rng)  # fewer frames than segments: valid, non-decreasing indices
     assert len(short) == 3 and short.min() >= 0 and short.max() <= 1 and list(short) == sorted(short)
 
 
 def test_a_segments_sample_is_one_frame_per_segment_with_one_augmentation(tmp_path):
     path = index_video(tmp_path / "v.hdf5", 30)
-    plain = hf._segments_raw(path, False, np.random.default_rng(1), size=16, segments=3, centres=True)
-    assert [frame_index(f) for f in plain] == list(hf.segment_centres(30, 3))
+    plain = sampling._segments_raw(path, False, np.random.default_rng(1), size=16, segments=3, centres=True)
+    assert [frame_index(f) for f in plain] == list(sampling.segment_centres(30, 3))
     for seed in range(20):
-        sample = hf._segments_raw(path, True, np.random.default_rng(seed), size=16, segments=3)
+        sample = sampling._segments_raw(path, True, np.random.default_rng(seed), size=16, segments=3)
         # The red plane is constant before augmentation: brightness moves it by the same amount in
         # every frame, and the crop/flip act on the blue gradient the same way in every frame.
         assert len({int(f[0, 0, 0]) for f in sample}) == 1
@@ -96,10 +96,10 @@ class Pixels(torch.nn.Module):
 
 def test_consensus_averages_the_segment_logits_before_the_loss():
     torch.manual_seed(0)
-    model, normalize = Pixels(), engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
+    model, normalize = Pixels(), engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
     data = np.random.default_rng(0).integers(0, 256, (5, 3, 8, 8, 3), dtype=np.uint8)  # (N, K, H, W, 3)
     labels = torch.tensor([0, 1, 2, 3, 1])
-    batch = hf.Batch(data, labels.numpy(), np.arange(5), 5)
+    batch = batching.Batch(data, labels.numpy(), np.arange(5), 5)
     logits, extra = engine.Forward(normalize, segments=3)(model, batch, torch.device("cpu"))
     per_segment = torch.stack([model(normalize(torch.from_numpy(data[:, k]))) for k in range(3)], 1)  # (N, K, C)
     assert extra is None
@@ -124,11 +124,13 @@ def test_the_logged_training_loss_is_the_consensus_loss(data_dir, tmp_path):
     torch.manual_seed(4)
     model = train_single_frame.build_model(args, 4, engine.Dist(), pretrained=False)
     model.train()
-    _, (paths, labels), _ = hf.getUCF101(data_dir, 1)
-    loader = hf.BatchLoader(paths, labels, 4, "segments", augment=True, shuffle=True, seed=4, size=32, segments=3)
+    _, (paths, labels), _ = split_lists.getUCF101(data_dir, 1)
+    loader = batching.BatchLoader(paths, labels, 4, "segments", augment=True, shuffle=True, seed=4, size=32, segments=3)
     loader.set_epoch(0)
     batch = next(iter(loader))
-    x = engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)(torch.from_numpy(batch.data.reshape(12, 32, 32, 3)))
+    x = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(
+        torch.from_numpy(batch.data.reshape(12, 32, 32, 3))
+    )
     with torch.no_grad():
         consensus = model(x).view(4, 3, -1).mean(1)
     expected = F.cross_entropy(consensus, torch.from_numpy(batch.labels)).item()
@@ -181,7 +183,7 @@ def test_segments_train_and_resume_like_an_uninterrupted_run(data_dir, tmp_path,
 def test_frames_plan_picks_the_segment_centres(tmp_path):
     path = index_video(tmp_path / "v.hdf5", 40)
     plan = test_single_frame.frame_plan(5, 3)
-    loader = hf.VideoChunkLoader([path], plan, size=16)
+    loader = video_chunks.VideoChunkLoader([path], plan, size=16)
     chunks = [c for *_, c in loader]
     assert [len(c) for c in chunks] == [3, 2]
     assert [frame_index(f) for c in chunks for f in c] == [int((k + 0.5) * 40 / 5) for k in range(5)]
@@ -201,12 +203,12 @@ def position_frame(height, width):
 @pytest.mark.parametrize("height, width", [(240, 320), (320, 240)])
 def test_crop_boxes_are_the_documented_regions(height, width):
     size = 224
-    (h3, w3), boxes3 = hf.crop_boxes(height, width, size, 3)
+    (h3, w3), boxes3 = video_chunks.crop_boxes(height, width, size, 3)
     assert min(h3, w3) == size and abs(max(h3, w3) - size * max(height, width) / min(height, width)) <= 1
     long_side = max(h3, w3)
     starts = [b[1] if width > height else b[0] for b in boxes3]
     assert starts == [0, (long_side - size) // 2, long_side - size] and not any(b[2] for b in boxes3)
-    (h10, w10), boxes10 = hf.crop_boxes(height, width, size, 10)
+    (h10, w10), boxes10 = video_chunks.crop_boxes(height, width, size, 10)
     assert min(h10, w10) == 256
     corners = {(y, x) for y, x, _ in boxes10}
     assert corners == {(0, 0), (0, w10 - size), (h10 - size, 0), (h10 - size, w10 - size),
@@ -217,8 +219,8 @@ def test_crop_boxes_are_the_documented_regions(height, width):
 def test_crops_cut_where_the_boxes_say_and_mirror():
     frame = position_frame(24, 32)
     out = np.empty((1, 10, 8, 8, 3), dtype=np.uint8)
-    hf._crop_views(frame[None], 8, 10, out)
-    (h, w), boxes = hf.crop_boxes(24, 32, 8, 10)
+    video_chunks._crop_views(frame[None], 8, 10, out)
+    (h, w), boxes = video_chunks.crop_boxes(24, 32, 8, 10)
     import cv2
     resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
     for view, (y, x, flip) in zip(out[0], boxes):
@@ -229,15 +231,15 @@ def test_crops_cut_where_the_boxes_say_and_mirror():
 def test_a_uniform_frame_gives_the_same_logits_for_1_3_and_10_crops(tmp_path):
     video = np.full((6, 30, 44, 3), (90, 140, 40), dtype=np.uint8)
     path = str(tmp_path / "uniform.hdf5")
-    hf.write_video_hdf5(path, video)
+    video_files.write_video_hdf5(path, video)
     torch.manual_seed(0)
     model = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(
         ["--arch", "resnet18", "--pretrained", "none"]), 5, engine.Dist(), pretrained=False).eval()
-    normalize = engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)
+    normalize = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
     logits = {}
     with torch.no_grad():
         for crops in (1, 3, 10):
-            chunk = torch.from_numpy(hf.load_chunk(path, 0, 6, size=32, crops=crops))
+            chunk = torch.from_numpy(video_chunks.load_chunk(path, 0, 6, size=32, crops=crops))
             logits[crops] = test_single_frame.frame_logits(4, crops)(model, chunk, normalize)
             assert logits[crops].shape == (6, 5)
     torch.testing.assert_close(logits[3], logits[1], atol=1e-5, rtol=1e-5)
@@ -246,8 +248,12 @@ def test_a_uniform_frame_gives_the_same_logits_for_1_3_and_10_crops(tmp_path):
     import resnet_3d
     model3d = resnet_3d.resnet10(num_classes=5, shortcut_type="A").eval()
     with torch.no_grad():
-        rows = {c: test_3d.clip_logits("sliding", 4, 2, 8, c)(
-            model3d, torch.from_numpy(hf.load_chunk(path, 0, 6, size=32, crops=c)), normalize) for c in (1, 10)}
+        rows = {
+            c: test_3d.clip_logits("sliding", 4, 2, 8, c)(
+                model3d, torch.from_numpy(video_chunks.load_chunk(path, 0, 6, size=32, crops=c)), normalize
+            )
+            for c in (1, 10)
+        }
     torch.testing.assert_close(rows[10], rows[1], atol=1e-5, rtol=1e-5)
 
 
@@ -258,7 +264,7 @@ def test_tsn_checkpoint_is_tested_with_frames_and_crops(data_dir, tmp_path):
     results = test_single_frame.main(test_single_frame.get_args_parser().parse_args(
         ["--checkpoint", str(out / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p"),
          "--output-dir", str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--frames", "5", "--crops", "10"]))
-    _, _, (paths, _) = hf.getUCF101(data_dir, 1)
+    _, _, (paths, _) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
         file = metrics.prediction_path(tmp_path / "p", path)
         assert metrics.read_predictions(file).shape == (5, 4)

@@ -17,7 +17,6 @@ import torch
 import combine_results
 import engine
 import extract_features
-import helperFunctions as hf
 import make_split_lists
 import make_synthetic_ucf101
 import metrics
@@ -28,6 +27,7 @@ import test_rnn
 import test_single_frame
 import train_3d
 import train_single_frame
+from actionrec.data import batching, split_lists, video_files
 
 CPU = ["--workers", "0", "--device", "cpu"]
 CLASSES = 3
@@ -108,10 +108,10 @@ def test_a_video_group_is_a_read_error(tmp_path):
     path = str(tmp_path / "v_X_g01_c01.hdf5")
     open(path, "w").close()
     plant_group_video(path)
-    for read in (hf.video_info, lambda p: hf.read_frames(p, [0])):
-        with pytest.raises(hf.READ_ERRORS) as caught:
+    for read in (video_files.video_info, lambda p: video_files.read_frames(p, [0])):
+        with pytest.raises(video_files.READ_ERRORS) as caught:
             read(path)
-        assert isinstance(caught.value, hf.VideoReadError) and "no 'video' dataset" in str(caught.value)
+        assert isinstance(caught.value, video_files.VideoReadError) and "no 'video' dataset" in str(caught.value)
         assert "group" in str(caught.value)
 
 
@@ -126,7 +126,7 @@ def frame_checkpoint(data, tmp_path_factory):
 
 def test_the_test_skips_a_video_group_and_tests_the_others(data, frame_checkpoint, tmp_path, monkeypatch, capsys):
     data = copy_dataset(data, tmp_path)
-    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    _, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     bad = str(test_paths[1])
     plant_group_video(bad)
     code, out, err = run_script("test_single_frame.py", [
@@ -143,7 +143,7 @@ def test_predict_names_a_video_group_and_predicts_the_next_video(data, frame_che
     bad = str(tmp_path / "v_Bad_g01_c01.hdf5")
     open(bad, "w").close()
     plant_group_video(bad)
-    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    _, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     good = str(test_paths[0])
     code, out, err = run_script("predict.py", [bad, good, "--checkpoint", frame_checkpoint, "--json",
                                                "--device", "cpu"], monkeypatch, capsys)
@@ -158,10 +158,10 @@ def test_predict_names_a_video_group_and_predicts_the_next_video(data, frame_che
 
 def test_a_training_tail_of_one_sample_joins_the_step_before():
     paths, labels = [f"v{i}.hdf5" for i in range(9)], [0] * 9
-    assert [len(s) for s in hf.BatchLoader(paths, labels, 4, shuffle=True)._steps()] == [4, 4, 1]
-    assert [len(s) for s in hf.BatchLoader(paths, labels, 4, shuffle=True, min_share=2)._steps()] == [4, 5]
+    assert [len(s) for s in batching.BatchLoader(paths, labels, 4, shuffle=True)._steps()] == [4, 4, 1]
+    assert [len(s) for s in batching.BatchLoader(paths, labels, 4, shuffle=True, min_share=2)._steps()] == [4, 5]
     # two ranks: a tail of 3 would leave rank 1 one sample
-    steps = hf.BatchLoader(paths[:7], labels[:7], 2, world_size=2, min_share=2)._steps()
+    steps = batching.BatchLoader(paths[:7], labels[:7], 2, world_size=2, min_share=2)._steps()
     assert [len(s) for s in steps] == [7]
 
 
@@ -198,9 +198,9 @@ def test_batch_size_1_where_batchnorm_cannot_train_is_one_line(data, tmp_path, m
 
 def test_a_batch_an_unreadable_video_leaves_one_sample_is_skipped(data, tmp_path, monkeypatch, capsys):
     data = copy_dataset(data, tmp_path)
-    _, (train_paths, train_labels), _ = hf.getUCF101(data, 1)
+    _, (train_paths, train_labels), _ = split_lists.getUCF101(data, 1)
     # The video in the first step (2 samples) of epoch 0, as the training loader draws it.
-    loader = hf.BatchLoader(train_paths, train_labels, 2, shuffle=True, seed=0, min_share=2)
+    loader = batching.BatchLoader(train_paths, train_labels, 2, shuffle=True, seed=0, min_share=2)
     first_step = loader._steps()[0]
     assert len(first_step) == 2
     with open(train_paths[first_step[0]], "wb") as f:
@@ -286,7 +286,7 @@ def test_test_3d_layer4_blocks_beyond_the_depth_is_one_line(data, tmp_path, monk
 # 5. combine_results.py --output-dir naming a file
 
 def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, capsys):
-    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    _, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     predictions = tmp_path / "pred"
     rng = np.random.default_rng(0)
     for path in test_paths:
@@ -314,7 +314,7 @@ DAMAGED_FRAME_ARGS = [({"arch": "resnet999"}, "'resnet999'"), ({"image_size": "3
 @pytest.mark.parametrize("script", ["test_single_frame.py", "predict.py", "extract_features.py"])
 def test_damaged_frame_checkpoint_args_are_one_line(script, changes, needle, data, tmp_path, monkeypatch, capsys):
     path = save_checkpoint(tmp_path / "frame.pth", "frame", {"data_dir": data, **FRAME_ARGS, **changes})
-    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    _, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     argv = {"test_single_frame.py": ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
                                      "--output-dir", str(tmp_path / "o"), *CPU],
             "predict.py": [str(test_paths[0]), "--checkpoint", path, "--device", "cpu"],
@@ -332,7 +332,7 @@ DAMAGED_CLIP_ARGS = [({"depth": 7}, "depth=7"), ({"norm": "imagenet"}, "'imagene
 @pytest.mark.parametrize("script", ["test_3d.py", "predict.py"])
 def test_damaged_clip_checkpoint_args_are_one_line(script, changes, needle, data, tmp_path, monkeypatch, capsys):
     path = save_checkpoint(tmp_path / "clip.pth", "clip", clip_args(data, **changes))
-    _, _, (test_paths, _) = hf.getUCF101(data, 1)
+    _, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     argv = {"test_3d.py": ["--checkpoint", path, "--predictions-dir", str(tmp_path / "p"),
                            "--output-dir", str(tmp_path / "o"), *CPU],
             "predict.py": [str(test_paths[0]), "--checkpoint", path, "--device", "cpu"]}[script]
