@@ -18,28 +18,23 @@ CUDA, resumable (finished files are skipped; a file is written whole or not at a
 exit 75 after the video in progress, videos split over torchrun ranks; unreadable videos are listed at
 the end and make the exit status 1 (the others are done).
 """
+
 import argparse
 import json
 import os
 
-import h5py
-import numpy as np
-import torch
-import torch.nn as nn
-
-import engine
 import metrics
-import test_single_frame
-import train_single_frame
-from actionrec.data import datasets, feature_files, normalization, video_files
-
-FEATURES_INFO = "features.json"
+from actionrec import guards
+from actionrec.data import datasets, feature_files, normalization
+from actionrec.engine import arg_types, cli_flags, devices, model_io, output_provenance, runner, video_test
+from actionrec.inference import feature_extraction
+from actionrec.zoo import frame_nets
 
 
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Extract per-frame 2D CNN features (global average pool) of every video, for train_rnn.py.",
-        parents=[engine.common_parser()])
+        parents=[cli_flags.common_parser()])
     g = parser.add_argument_group("features")
     g.add_argument("--output-dir", required=True, help="OUTPUT_DIR/<Class>/<video>.hdf5 and features.json go here")
     g.add_argument("--subsets", default="train,test",
@@ -52,15 +47,20 @@ def get_args_parser():
     g.add_argument("--checkpoint", default=None,
                    help="a part-1 checkpoint (train_single_frame.py) instead of ImageNet: note that a CNN fine-tuned "
                         "on the training videos gives over-fitted features for them (default: none)")
-    g.add_argument("--arch", choices=train_single_frame.ARCHS, default="resnet50",
+    g.add_argument("--arch", choices=frame_nets.ARCHS, default="resnet50",
                    help="torchvision ResNet with ImageNet weights (default: resnet50; a --checkpoint says its own)")
-    g.add_argument("--frame-stride", type=engine.positive_int, default=1,
+    g.add_argument("--frame-stride", type=arg_types.positive_int, default=1,
                    help="every N-th frame (default: 1, every frame)")
-    g.add_argument("--batch-size", type=engine.positive_int, default=100, help="frames per forward pass (default: 100)")
-    g.add_argument("--chunk-frames", type=engine.positive_int, default=100,
+    g.add_argument(
+        "--batch-size", type=arg_types.positive_int, default=100, help="frames per forward pass (default: 100)"
+    )
+    g.add_argument("--chunk-frames", type=arg_types.positive_int, default=100,
                    help="frames loaded at a time, so memory does not grow with video length (default: 100)")
     g.add_argument(
-        "--limit", type=engine.non_negative_int, default=0, help="only the first N videos of each subset (default: all)"
+        "--limit",
+        type=arg_types.non_negative_int,
+        default=0,
+        help="only the first N videos of each subset (default: all)",
     )
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip the videos OUTPUT_DIR already holds from the same extraction (same weights, "
@@ -69,104 +69,63 @@ def get_args_parser():
     return parser
 
 
-def backbone(args, ranks):
-    """(2D ResNet up to its global average pool, description of its weights); args.source says what
-    they are ("imagenet", "weights" for a local ImageNet file, "checkpoint" for a part-1 model, "none")."""
-    torch.manual_seed(getattr(args, "seed", 0))  # --pretrained none: the same random CNN for the same seed
-    args.source = ("checkpoint" if args.checkpoint else "weights" if getattr(args, "weights", None)
-                   else getattr(args, "pretrained", "imagenet"))
-    if args.checkpoint:
-        checkpoint, trained = engine.load_trained(argparse.Namespace(checkpoint=args.checkpoint), ranks, "frame")
-        model = test_single_frame.load_model(checkpoint, trained, ranks, args.checkpoint)
-        args.arch, source = trained.get("arch", "resnet50"), os.path.abspath(args.checkpoint)
-        if args.image_size is None:
-            args.image_size = trained.get("image_size")
-    else:
-        model_args = argparse.Namespace(arch=args.arch, pretrained=args.pretrained, weights=args.weights)
-        model = train_single_frame.build_model(model_args, 1000, ranks, pretrained=True)
-        source = os.path.abspath(args.weights) if args.weights else f"{args.pretrained} ({args.arch})"
-    model.fc = nn.Identity()  # the global average pool's output, (N, 2048) for ResNet-50
-    return model, source
-
-
-def feature_rows(batch_size):
-    def rows(model, frames, normalize):  # uint8 (F, H, W, 3) -> features (F, dims)
-        return torch.cat([model(normalize(x)) for x in engine.batched(frames, batch_size)])
-    return rows
-
-
-def stride_plan(stride, chunk_frames):
-    def plan(frames):
-        indices = np.arange(0, frames, stride)
-        return [indices[i:i + chunk_frames] for i in range(0, len(indices), chunk_frames)]
-    return plan
-
-
-def feature_file_complete(path):
-    try:
-        feature_files.feature_info(path)
-        return True
-    except video_files.READ_ERRORS:
-        return False
-
-
-def write_features(path, features, attrs):
-    """Atomically write float16 [frames, dims] features with their attributes."""
-    def write(tmp_path):
-        with h5py.File(tmp_path, "w") as f:
-            ds = f.create_dataset(feature_files.FEATURES_KEY, data=np.asarray(features, dtype=np.float16))
-            for key, value in attrs.items():
-                ds.attrs[key] = value
-    metrics._atomic_write(path, write)
-
-
 def main(args):
-    ranks = engine.Dist()
+    ranks = devices.Dist()
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
     if not subsets or any(s not in ("train", "test") for s in subsets):
-        raise engine.UserError(f"--subsets must name train and/or test, not {args.subsets!r}")
+        raise guards.UserError(f"--subsets must name train and/or test, not {args.subsets!r}")
     if args.checkpoint and (args.weights or args.pretrained != "imagenet"):
-        raise engine.UserError("--checkpoint gives the weights: leave out --weights and --pretrained")
-    engine.check_output_paths({"--output-dir": args.output_dir}, engine.script_inputs(args))
-    model, source = backbone(args, ranks)
-    engine.fill_defaults(args)
+        raise guards.UserError("--checkpoint gives the weights: leave out --weights and --pretrained")
+    guards.check_output_paths({"--output-dir": args.output_dir}, guards.script_inputs(args))
+    model, source = feature_extraction.backbone(args, ranks)
+    cli_flags.fill_defaults(args)
     try:
         _, train, test = datasets.get_split(args.data_dir, args.split, args.storage, args.dataset)
     except (FileNotFoundError, ValueError) as e:
-        raise engine.UserError(str(e)) from None
+        raise guards.UserError(str(e)) from None
     chosen = {"train": train[0], "test": test[0]}
     paths = [p for s in subsets for p in (chosen[s][:args.limit] if args.limit else chosen[s])]
     if ranks.main:
-        engine.print_args(args)
+        cli_flags.print_args(args)
     info = {"arch": args.arch, "source": args.source, "weights": source, "image_size": args.image_size,
             "frame_stride": args.frame_stride, "seed": args.seed,
             "split": args.split, "subsets": subsets, "normalisation": "ImageNet mean/std on RGB in [0, 1]"}
     attrs = {k: v for k, v in info.items() if k not in ("subsets", "split", "normalisation", "seed")}
     weights_file = args.checkpoint or getattr(args, "weights", None)
-    provenance = engine.Provenance(args.output_dir, "--output-dir", {
+    provenance = output_provenance.Provenance(args.output_dir, "--output-dir", {
         "arch": args.arch, "source": args.source, "image_size": args.image_size, "frame_stride": args.frame_stride,
-        "weights_sha256": engine.file_sha256(weights_file) if weights_file else None,
+        "weights_sha256": output_provenance.file_sha256(weights_file) if weights_file else None,
         "seed": args.seed if args.source == "none" else None}, {"weights": source},
-        (FEATURES_INFO, {k: info[k] for k in ("arch", "source", "image_size", "frame_stride")}))
-    normalize = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
-    result = engine.stream_videos(
-        args, model, paths, plan=stride_plan(args.frame_stride, args.chunk_frames), max_chunk=args.chunk_frames,
-        rows_fn=lambda m, frames: feature_rows(args.batch_size)(m, frames, normalize.to(frames.device)),
+        (feature_files.FEATURES_INFO, {k: info[k] for k in ("arch", "source", "image_size", "frame_stride")}))
+    normalize = model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
+    result = video_test.stream_videos(
+        args,
+        model,
+        paths,
+        plan=feature_extraction.stride_plan(args.frame_stride, args.chunk_frames),
+        max_chunk=args.chunk_frames,
+        rows_fn=lambda m, frames: feature_extraction.feature_rows(args.batch_size)(
+            m, frames, normalize.to(frames.device)
+        ),
         output_path=lambda p: metrics.prediction_path(args.output_dir, p),
-        write=lambda target, features, extra: write_features(target, features, {**attrs, **extra}),
-        complete=feature_file_complete, desc="features", noun="features", provenance=provenance)
+        write=lambda target, features, extra: feature_extraction.write_features(target, features, {**attrs, **extra}),
+        complete=feature_extraction.feature_file_complete,
+        desc="features",
+        noun="features",
+        provenance=provenance,
+    )
     if result.ranks.main:
         dims = None
         for path in paths:
             target = metrics.prediction_path(args.output_dir, path)
-            if feature_file_complete(target):
+            if feature_extraction.feature_file_complete(target):
                 dims = feature_files.feature_info(target)[1]
                 break
-        metrics.write_json(os.path.join(args.output_dir, FEATURES_INFO), {**info, "dims": dims})
-        print(f"features in {args.output_dir} ({FEATURES_INFO}: {json.dumps(info)})", flush=True)
-    engine.exit_if_unreadable(result.failed, "no features for them")
+        metrics.write_json(os.path.join(args.output_dir, feature_files.FEATURES_INFO), {**info, "dims": dims})
+        print(f"features in {args.output_dir} ({feature_files.FEATURES_INFO}: {json.dumps(info)})", flush=True)
+    video_test.exit_if_unreadable(result.failed, "no features for them")
     return result
 
 
 if __name__ == "__main__":
-    engine.run_main(main, get_args_parser())
+    runner.run_main(main, get_args_parser())

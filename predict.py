@@ -23,16 +23,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-import engine
-import extract_features
 import metrics
-import test_3d
-import test_rnn
-import test_single_frame
-import train_3d
-import train_rnn
-from actionrec.data import normalization, sampling, split_lists, video_chunks, video_files
-from actionrec.inference import gradcam
+from actionrec import guards
+from actionrec.data import feature_files, normalization, sampling, split_lists, video_chunks, video_files
+from actionrec.engine import arg_types, checkpoints, devices, model_io, runlog, runner, trained_model
+from actionrec.inference import clip_views, feature_extraction, frame_views, gradcam, rnn_views
+from actionrec.zoo import clip_nets, rnn_nets
 
 BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: test_3d.windows_per_pass
 CHUNK_FRAMES = {"frame": 100, "clip": 200}  # frames decoded at a time: memory flat in video length
@@ -116,7 +112,7 @@ def get_args_parser():
                         help=f"video files: the course's .hdf5 or {', '.join(split_lists.VIDEO_SUFFIXES)}")
     parser.add_argument("--checkpoint", action="append", required=True, metavar="CKPT",
                         help="checkpoint.pth of any training script; repeat for several models (required)")
-    parser.add_argument("--top", type=engine.positive_int, default=5,
+    parser.add_argument("--top", type=arg_types.positive_int, default=5,
                         metavar="K",
                    help="classes listed per model and for the fusion (default: 5)")
     parser.add_argument("--json", action="store_true",
@@ -135,17 +131,17 @@ def get_args_parser():
                    help="W1,W2,... one non-negative weight per --checkpoint, or a combine_results.py results.json "
                         "(default: equal weights)")
     t = parser.add_argument_group("how the models see the video")
-    t.add_argument("--frames", type=engine.non_negative_int, default=0,
+    t.add_argument("--frames", type=arg_types.non_negative_int, default=0,
                    metavar="N",
                    help="single frame / TSN: N frames at the segment centres; 0 = every frame (default: 0)")
-    t.add_argument("--stride", type=engine.positive_int, default=8,
+    t.add_argument("--stride", type=arg_types.positive_int, default=8,
                    metavar="FRAMES",
                    help="3D models: stride of the sliding windows (default: 8)")
-    t.add_argument("--batch-size", type=engine.positive_int, default=None,
+    t.add_argument("--batch-size", type=arg_types.positive_int, default=None,
                    metavar="N",
                    help="frames, windows or RNN windows per forward pass (default: the test scripts': 100 frames, "
                         "32 clips on CUDA and 8 on the CPU, 64 RNN windows)")
-    t.add_argument("--image-size", type=engine.positive_int, default=None,
+    t.add_argument("--image-size", type=arg_types.positive_int, default=None,
                    metavar="PIXELS",
                    help="frame size fed to every model (default: each checkpoint's training size; the RNN's CNN: "
                         "its features.json's)")
@@ -154,10 +150,10 @@ def get_args_parser():
                    help="write <video stem>.<model>.png and .npy Grad-CAM maps here (default: off)")
     e.add_argument("--explain-class", default=None, metavar="NAME",
                    help="class to explain, a name of the class list (default: each model's top class)")
-    e.add_argument("--explain-frames", type=engine.positive_int, default=8,
+    e.add_argument("--explain-frames", type=arg_types.positive_int, default=8,
                    metavar="N",
                    help="2D models and the RNN: frames explained; 3D models: frames shown (default: 8)")
-    e.add_argument("--explain-clips", type=engine.positive_int, default=2,
+    e.add_argument("--explain-clips", type=arg_types.positive_int, default=2,
                    metavar="N",
                    help="3D models: clips explained, centred on the segment centres (default: 2)")
     return parser
@@ -169,7 +165,7 @@ def get_args_parser():
 def read_checkpoint(path):
     """(checkpoint, training args, kind) of a training script's checkpoint; kind is "frame" (single frame
     and TSN), "clip" or "features". A UserError line for anything else."""
-    return engine.check_trained(engine.load_checkpoint(path), path)
+    return trained_model.check_trained(checkpoints.load_checkpoint(path), path)
 
 
 def model_names(paths):
@@ -202,31 +198,31 @@ def image_size_of(args, trained):
 
 
 def frame_predictor(checkpoint, trained, args, ranks, path):
-    model = test_single_frame.load_model(checkpoint, trained, ranks, path)
+    model = frame_views.load_model(checkpoint, trained, ranks, path)
     batch_size = args.batch_size or BATCH_SIZES["frame"]
-    described = test_single_frame.describe(trained, argparse.Namespace(frames=args.frames, crops=1))
+    described = frame_views.describe(trained, argparse.Namespace(frames=args.frames, crops=1))
     return dict(
         title=described["title"],
         test=described["test"],
         model=model,
-        normalize=engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
+        normalize=model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
         image_size=image_size_of(args, trained),
-        plan=test_single_frame.frame_plan(args.frames, CHUNK_FRAMES["frame"]),
-        rows=test_single_frame.frame_logits(batch_size, 1),
+        plan=frame_views.frame_plan(args.frames, CHUNK_FRAMES["frame"]),
+        rows=frame_views.frame_logits(batch_size, 1),
     )
 
 
 def clip_predictor(checkpoint, trained, args, ranks, path):
     # What test_3d.main does for --mode sliding.
     image_size = image_size_of(args, trained)
-    model, clip_len, norm = test_3d.load_model(checkpoint, trained, ranks, path, image_size)
-    batch_size = test_3d.windows_per_pass(args)
-    described = test_3d.describe(trained, argparse.Namespace(mode="sliding", stride=args.stride,
+    model, clip_len, norm = clip_views.load_model(checkpoint, trained, ranks, path, image_size)
+    batch_size = clip_views.windows_per_pass(args)
+    described = clip_views.describe(trained, argparse.Namespace(mode="sliding", stride=args.stride,
                                                              max_frames=None, crops=1), clip_len)
-    return dict(title=described["title"], test=described["test"], model=model, normalize=train_3d.normalizer(norm),
+    return dict(title=described["title"], test=described["test"], model=model, normalize=clip_nets.normalizer(norm),
                 image_size=image_size, clip_len=clip_len,
-                plan=test_3d.sliding_plan(clip_len, args.stride, CHUNK_FRAMES["clip"]),
-                rows=test_3d.clip_logits("sliding", clip_len, args.stride, batch_size, 1))
+                plan=clip_views.sliding_plan(clip_len, args.stride, CHUNK_FRAMES["clip"]),
+                rows=clip_views.clip_logits("sliding", clip_len, args.stride, batch_size, 1))
 
 
 def feature_cnn(info, features_dir, args, ranks):
@@ -235,53 +231,53 @@ def feature_cnn(info, features_dir, args, ranks):
     source = str(info.get("weights", ""))
     arch = info.get("arch", "resnet50")
     image_size = args.image_size or info.get("image_size")  # the size the features were made at
-    made_by = os.path.join(features_dir, extract_features.FEATURES_INFO)
+    made_by = os.path.join(features_dir, feature_files.FEATURES_INFO)
     known = PRETRAINED_SOURCE.match(source)
     if known and known.group(1) == "none":
-        raise engine.UserError(f"{made_by}: the features were made by a randomly initialised {known.group(2)} "
+        raise guards.UserError(f"{made_by}: the features were made by a randomly initialised {known.group(2)} "
                                f"(--pretrained none), which cannot be made again: nothing to predict with")
     if known:
         cnn_args = argparse.Namespace(checkpoint=None, arch=known.group(2), pretrained="imagenet", weights=None,
                                       image_size=image_size)
-        return extract_features.backbone(cnn_args, ranks)[0], image_size or sampling.IMAGE_SIZE
+        return feature_extraction.backbone(cnn_args, ranks)[0], image_size or sampling.IMAGE_SIZE
     if not source or not os.path.isfile(source):
-        raise engine.UserError(f"{made_by} says the features were made by the CNN {source or '(not recorded)'}, "
+        raise guards.UserError(f"{made_by} says the features were made by the CNN {source or '(not recorded)'}, "
                                f"which is not found: put that checkpoint or weights file back at that path")
-    state = engine.load_checkpoint(source, what=f"the CNN of {made_by}")
+    state = checkpoints.load_checkpoint(source, what=f"the CNN of {made_by}")
     is_checkpoint = isinstance(state, dict) and isinstance(state.get("model"), dict) and "class_list" in state
     del state  # backbone() reads the file itself
     if is_checkpoint:  # a part-1 checkpoint (extract_features.py --checkpoint); its training size if none recorded
         cnn_args = argparse.Namespace(checkpoint=source, image_size=image_size, arch=arch)
-        model = extract_features.backbone(cnn_args, ranks)[0]
+        model = feature_extraction.backbone(cnn_args, ranks)[0]
         return model, cnn_args.image_size or sampling.IMAGE_SIZE
     # an ImageNet state_dict (extract_features.py --weights)
     cnn_args = argparse.Namespace(checkpoint=None, arch=arch, pretrained="imagenet", weights=source,
                                   image_size=image_size)
-    return extract_features.backbone(cnn_args, ranks)[0], image_size or sampling.IMAGE_SIZE
+    return feature_extraction.backbone(cnn_args, ranks)[0], image_size or sampling.IMAGE_SIZE
 
 
 def features_predictor(checkpoint, trained, args, ranks, path):
     # What test_rnn.main does, plus the CNN of extract_features.py in front.
     features_dir = trained.get("features")
     if not features_dir:
-        raise engine.UserError(f"{path}: the RNN checkpoint does not name its features folder, so the CNN that "
+        raise guards.UserError(f"{path}: the RNN checkpoint does not name its features folder, so the CNN that "
                                f"made its features is unknown")
     try:
-        info = train_rnn.read_features_info(features_dir)
-    except engine.UserError as e:
-        raise engine.UserError(f"{path}: its features.json (which CNN made the RNN's features) cannot be read: "
+        info = rnn_nets.read_features_info(features_dir)
+    except guards.UserError as e:
+        raise guards.UserError(f"{path}: its features.json (which CNN made the RNN's features) cannot be read: "
                                f"{e}") from None
-    model, max_frames, rnn_stride = test_rnn.load_model(checkpoint, trained, ranks, path, info["dims"])
+    model, max_frames, rnn_stride = rnn_views.load_model(checkpoint, trained, ranks, path, info["dims"])
     cnn, cnn_size = feature_cnn(info, features_dir, args, ranks)
     batch_size = args.batch_size or BATCH_SIZES["features"]
-    described = test_rnn.describe(trained, info, max_frames, rnn_stride)
+    described = rnn_views.describe(trained, info, max_frames, rnn_stride)
     return dict(title=described["title"], test=described["test"], model=model,
-                normalize=engine.FeatureInput(), image_size=None, plan=None,
-                rows=test_rnn.window_logits(max_frames, batch_size), max_frames=max_frames,
+                normalize=model_io.FeatureInput(), image_size=None, plan=None,
+                rows=rnn_views.window_logits(max_frames, batch_size), max_frames=max_frames,
                 rnn_stride=rnn_stride, cnn=cnn, cnn_size=cnn_size,
-                cnn_normalize=engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
-                cnn_plan=extract_features.stride_plan(info.get("frame_stride", 1), CHUNK_FRAMES["frame"]),
-                cnn_rows=extract_features.feature_rows(args.batch_size or BATCH_SIZES["frame"]),
+                cnn_normalize=model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
+                cnn_plan=feature_extraction.stride_plan(info.get("frame_stride", 1), CHUNK_FRAMES["frame"]),
+                cnn_rows=feature_extraction.feature_rows(args.batch_size or BATCH_SIZES["frame"]),
                 feature_stride=info.get("frame_stride", 1))
 
 
@@ -292,12 +288,12 @@ def load_predictor(path, name, args, ranks, device):
     """The checkpoint at `path` as a Predictor on `device`, or a UserError line."""
     checkpoint, trained, kind = read_checkpoint(path)
     fields = BUILDERS[kind](checkpoint, trained, args, ranks, path)
-    fields["model"] = engine.prepare_model(fields["model"], device).eval()
+    fields["model"] = devices.prepare_model(fields["model"], device).eval()
     for key in ("normalize", "cnn_normalize"):
         if key in fields:
             fields[key] = fields[key].to(device)
     if "cnn" in fields:
-        fields["cnn"] = engine.prepare_model(fields["cnn"], device).eval()
+        fields["cnn"] = devices.prepare_model(fields["cnn"], device).eval()
     return Predictor(name=name, path=path, kind=kind, class_list=[str(c) for c in checkpoint["class_list"]],
                      **fields)
 
@@ -319,7 +315,7 @@ def check_video(path):
 
 
 def read_error(path, error):
-    text = engine.one_line(error)
+    text = runner.one_line(error)
     text = text[len(path) + 2:] if text.startswith(f"{path}: ") else text
     if isinstance(error, OSError) and not video_files.is_video_path(path):
         text = (f"neither an HDF5 video file nor a video ({', '.join(split_lists.VIDEO_SUFFIXES)}) ({text})")
@@ -329,15 +325,15 @@ def read_error(path, error):
 def chunk_rows(model, plan, rows_fn, normalize, size, path, device, amp, desc):
     """rows_fn over the chunks plan(frames) says, read in this process: float32 numpy [rows, ...]."""
     loader = video_chunks.VideoChunkLoader([path], plan, pool=None, size=size)
-    amp = engine.model_amp(amp, device, model)  # 3D convolutions stay float32 on the CPU
+    amp = devices.model_amp(amp, device, model)  # 3D convolutions stay float32 on the CPU
     out = []
     with torch.no_grad():
-        for *_, chunk in engine.progress(loader, engine.Dist(), desc=desc, unit="chunk", leave=False):
+        for *_, chunk in runlog.progress(loader, devices.Dist(), desc=desc, unit="chunk", leave=False):
             if isinstance(chunk, str):  # "VideoDecodeError: path: frame 40 does not decode ..."
                 reason = chunk.partition(": ")[2] or chunk
                 raise VideoFailed(reason if reason.startswith(path) else f"{path}: {reason}")
-            with engine.autocast(device, amp):
-                out.append(rows_fn(model, engine.to_device(chunk, device), normalize).float().cpu().numpy())
+            with devices.autocast(device, amp):
+                out.append(rows_fn(model, devices.to_device(chunk, device), normalize).float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -356,7 +352,7 @@ def video_logits(p, path, device, amp):
     else:
         features = video_features(p, path, device, amp)
         p.last_features = (path, features)  # for --explain
-        with torch.no_grad(), engine.autocast(device, amp):
+        with torch.no_grad(), devices.autocast(device, amp):
             logits = p.rows(p.model, torch.from_numpy(features).to(device), p.normalize).float().cpu().numpy()
     if not np.isfinite(logits).all():
         raise VideoFailed(f"{path}: {p.name}'s outputs are not finite"
@@ -388,7 +384,7 @@ def parse_weights(text, count):
     except ValueError:
         weights = []
     if len(weights) != count or not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) == 0:
-        raise engine.UserError(f"--weights {text!r}: expected {count} non-negative numbers, one per --checkpoint in "
+        raise guards.UserError(f"--weights {text!r}: expected {count} non-negative numbers, one per --checkpoint in "
                                f"order, not all zero (e.g. {','.join(['0.5'] * count)}), or a combine_results.py "
                                f"results.json")
     return weights
@@ -432,12 +428,12 @@ def recorded_model(results_path, models, p):
                        and os.path.realpath(m["checkpoint"]) == checkpoint]
     candidates = same_checkpoint or ([p.name] if p.name in models else [])
     if not candidates:
-        raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is none of its models "
+        raise guards.UserError(f"--weights {results_path}: cannot be matched: {p.path} is none of its models "
                                f"({', '.join(models)}) by checkpoint path or by name ({p.name})")
     differences = {name: test_differences(p, models[name]) for name in candidates}
     same_mode = [name for name in candidates if differences[name] != ["mode"]]
     if not same_mode:
-        raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is in it only as "
+        raise guards.UserError(f"--weights {results_path}: cannot be matched: {p.path} is in it only as "
                                + ", ".join(f"{name} ({tested_as(models[name])})" for name in candidates)
                                + f", and predict.py tests it in {p.test['mode']} mode ({p.test['description']}): "
                                f"give combine_results.py a test of that mode")
@@ -447,7 +443,7 @@ def recorded_model(results_path, models, p):
         chosen = [name for name in chosen if name == p.name] or chosen
     if len(chosen) > 1:
         alike = "" if exact else f" of {p.test['mode']} mode, none"
-        raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} is several of its models"
+        raise guards.UserError(f"--weights {results_path}: cannot be matched: {p.path} is several of its models"
                                f"{alike} tested as predict.py tests it ({p.test['description']}): "
                                + ", ".join(f"{name} ({tested_as(models[name])})" for name in chosen))
     name = chosen[0]
@@ -467,17 +463,17 @@ def recorded_fusion(results_path, predictors, rule):
         with open(results_path, encoding="utf-8") as f:
             results = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise engine.UserError(f"--weights {results_path}: not a readable results.json "
-                               f"({engine.one_line(e)})") from None
+        raise guards.UserError(f"--weights {results_path}: not a readable results.json "
+                               f"({runner.one_line(e)})") from None
     models, fusions = (results.get("models"), results.get("fusions")) if isinstance(results, dict) else (None, None)
     if not isinstance(models, dict) or not isinstance(fusions, dict):
-        raise engine.UserError(f"--weights {results_path}: not a results.json of combine_results.py "
+        raise guards.UserError(f"--weights {results_path}: not a results.json of combine_results.py "
                                f"(no models/fusions)")
     matched, hows = [], []
     for p in predictors:
         name, how = recorded_model(results_path, models, p)
         if name in matched:
-            raise engine.UserError(f"--weights {results_path}: cannot be matched: {p.path} and "
+            raise guards.UserError(f"--weights {results_path}: cannot be matched: {p.path} and "
                                    f"{predictors[matched.index(name)].path} are both its model {name}")
         matched.append(name)
         hows.append(how)
@@ -490,7 +486,7 @@ def recorded_fusion(results_path, predictors, rule):
             temperatures = [float(recorded[members.index(m)]) for m in matched]
             return (fusion["rule"], weights, f"fusion {fusion_name} of {results_path}; " + "; ".join(hows),
                     temperatures)
-    raise engine.UserError(f"--weights {results_path}: cannot be matched: it records no fusion of exactly "
+    raise guards.UserError(f"--weights {results_path}: cannot be matched: it records no fusion of exactly "
                            f"{', '.join(matched)}" + (f" with rule {rule}" if rule else "")
                            + f" (its fusions: {', '.join(fusions) or 'none'})")
 
@@ -507,7 +503,7 @@ def plan_fusion(args, predictors, kept):
         weights = parse_weights(args.weights, len(args.checkpoint))
         weights = [weights[i] for i in kept]
         if sum(weights) == 0:
-            raise engine.UserError("--weights: every checkpoint that loaded has weight 0")
+            raise guards.UserError("--weights: every checkpoint that loaded has weight 0")
         return rule, weights, "weights given", [1.0] * len(predictors)
     return rule, [1.0 / len(predictors)] * len(predictors), "equal weights", [1.0] * len(predictors)
 
@@ -540,9 +536,9 @@ def spread(count, n):
 def explain_frames_2d(p, path, frames, target, args, device):
     """Maps [n, S, S] of a 2D model on n frames at the segment centres, and their frame indices."""
     indices = sampling.segment_centres(frames, min(args.explain_frames, frames))
-    x = p.normalize(engine.to_device(video_chunks.load_chunk(path, indices, size=p.image_size), device))
+    x = p.normalize(devices.to_device(video_chunks.load_chunk(path, indices, size=p.image_size), device))
     maps = np.concatenate([gradcam.grad_cam(p.model, batch, target)[0]
-                           for batch in engine.batched(x, args.batch_size or BATCH_SIZES["frame"])])
+                           for batch in model_io.batched(x, args.batch_size or BATCH_SIZES["frame"])])
     return gradcam.upsample(maps, (p.image_size, p.image_size)), indices
 
 
@@ -553,9 +549,9 @@ def explain_clips(p, path, frames, target, args, device):
     starts = np.clip(centres - p.clip_len // 2, 0, max(frames - p.clip_len, 0))
     indices = (starts[:, None] + np.arange(p.clip_len)) % frames  # (clips, clip_len)
     chunk = video_chunks.load_chunk(path, indices.ravel(), size=p.image_size)
-    clips = engine.to_device(chunk.reshape(indices.shape + chunk.shape[1:]), device)  # (clips, T, S, S, 3)
+    clips = devices.to_device(chunk.reshape(indices.shape + chunk.shape[1:]), device)  # (clips, T, S, S, 3)
     maps = np.concatenate([gradcam.grad_cam(p.model, p.normalize(batch), target)[0]
-                           for batch in engine.batched(clips, test_3d.windows_per_pass(args))])
+                           for batch in model_io.batched(clips, clip_views.windows_per_pass(args))])
     return gradcam.upsample(maps, (p.clip_len, p.image_size, p.image_size)), indices
 
 
@@ -591,7 +587,7 @@ def explain_rnn(p, path, frames, target, args, device):
     step_frames = np.arange(0, frames, p.feature_stride)[::p.rnn_stride]  # the frame of each RNN step
     steps = sampling.segment_centres(len(step_frames), min(args.explain_frames, len(step_frames)))
     indices = step_frames[steps]
-    x = p.cnn_normalize(engine.to_device(video_chunks.load_chunk(path, indices, size=p.cnn_size), device))
+    x = p.cnn_normalize(devices.to_device(video_chunks.load_chunk(path, indices, size=p.cnn_size), device))
     wrapper = ThroughCNN(p.cnn, p.model, features, steps.tolist(), p.max_frames).eval()
     # cuDNN's RNN has no backward pass in eval mode: the explained RNN runs on PyTorch's own kernels.
     with torch.backends.cudnn.flags(enabled=False):
@@ -628,7 +624,7 @@ def load_predictors(args, ranks, device):
     for i, (path, name) in enumerate(zip(args.checkpoint, model_names(args.checkpoint))):
         try:
             p = load_predictor(path, name, args, ranks, device)
-        except engine.UserError as e:
+        except guards.UserError as e:
             if len(args.checkpoint) == 1:  # nothing left to predict with: the usage error, one line
                 raise
             say(f"checkpoint left out: {e}")
@@ -656,26 +652,26 @@ def explain_stems(paths):
 
 def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     if (args.weights or args.fusion) and len(args.checkpoint) < 2:
-        raise engine.UserError("--fusion/--weights: there is nothing to fuse with one --checkpoint")
+        raise guards.UserError("--fusion/--weights: there is nothing to fuse with one --checkpoint")
     if args.weights and not is_results_path(args.weights):
         parse_weights(args.weights, len(args.checkpoint))  # a usage error before any model loads
-    engine.check_output_paths({"--explain": args.explain}, {
+    guards.check_output_paths({"--explain": args.explain}, {
         "VIDEO": args.videos, "--checkpoint": args.checkpoint,
         "--weights": [args.weights] if args.weights and is_results_path(args.weights) else []})
     # OpenCV logs its own warning about a file FFmpeg cannot open; the one line below says it.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    ranks = engine.Dist()
-    device = engine.resolve_device(args.device, ranks)
-    amp = engine.amp_settings(args, device)
+    ranks = devices.Dist()
+    device = devices.resolve_device(args.device, ranks)
+    amp = devices.amp_settings(args, device)
     predictors, kept, left_out = load_predictors(args, ranks, device)
     if not predictors:
-        raise engine.UserError("no checkpoint could be used (see the lines above)")
+        raise guards.UserError("no checkpoint could be used (see the lines above)")
     fusion = plan_fusion(args, predictors, kept)
     class_list = predictors[0].class_list
     target = None
     if args.explain_class is not None:
         if args.explain_class not in class_list:
-            raise engine.UserError(f"--explain-class {args.explain_class!r} is not a class of the checkpoints "
+            raise guards.UserError(f"--explain-class {args.explain_class!r} is not a class of the checkpoints "
                                    f"({', '.join(class_list[:5])}, ...)")
         target = class_list.index(args.explain_class)
     if fusion is not None and fusion[2].startswith("fusion "):  # say what was taken from the results.json
@@ -689,7 +685,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
             tqdm.write(f"{p.name}: {p.title} ({p.path})", file=sys.stdout)
     failed = 0
     stems = explain_stems(args.videos)
-    for path, stem in zip(engine.progress(args.videos, ranks, desc="videos", unit="video"), stems):
+    for path, stem in zip(runlog.progress(args.videos, ranks, desc="videos", unit="video"), stems):
         try:
             frames, _, _ = check_video(path)
             scores = {p.name: metrics.video_score(video_logits(p, path, device, amp)) for p in predictors}
@@ -713,11 +709,11 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
                 try:
                     explain(p, path, frames, chosen, stem, args, device)
                 except (OSError, ValueError, VideoFailed) as e:
-                    say(f"{path}: no Grad-CAM of {p.name}: {engine.one_line(e)}")
+                    say(f"{path}: no Grad-CAM of {p.name}: {runner.one_line(e)}")
                     failed += 1
         sys.stdout.flush()
     return 1 if failed or left_out else 0
 
 
 if __name__ == "__main__":
-    sys.exit(engine.run_main(main, get_args_parser()))
+    sys.exit(runner.run_main(main, get_args_parser()))

@@ -74,18 +74,22 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import engine
+
 import metrics
 import test_3d
 import test_single_frame
 import train_3d
 import train_single_frame
+from actionrec import guards
 from actionrec.data import batching, loader_pool, normalization, video_files
+from actionrec.engine import arg_types, cli_flags, devices, loop, model_io, optim, runner, training
+from actionrec.inference import clip_views, frame_views
+from actionrec.zoo import clip_nets
 from bench.bench_loaders import synthetic_video
 
 NUM_CLASSES = 101
 GOAL_WAIT_FRACTION = 0.05
-RECIPE_WORKERS = engine.DEFAULT_WORKERS
+RECIPE_WORKERS = cli_flags.DEFAULT_WORKERS
 TEST_VIDEO_FRAMES = 184     # mean length of the UCF-101 split 1 test videos
 DRY_RUN_TEST_FRAMES = 24
 CUDNN_LENGTHS = (30, 500)   # test video lengths of section 5 (UCF-101's shortest is 30)
@@ -149,8 +153,8 @@ class TrainSpec(NamedTuple):
 
     def normalize(self):
         if self.script is train_3d:
-            return train_3d.normalizer(self.args.norm)
-        return engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
+            return clip_nets.normalizer(self.args.norm)
+        return model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
 
 
 def train_spec(name, dry_run=False, scale=1.0):
@@ -161,8 +165,8 @@ def train_spec(name, dry_run=False, scale=1.0):
         flags += DRY_RUN_FLAGS[name.split("/")[0]]
     args = script.get_args_parser().parse_args(flags)
     if script is train_3d:
-        train_3d.resolve_arch_defaults(args)
-    engine.fill_defaults(args)
+        clip_nets.resolve_arch_defaults(args)
+    cli_flags.fill_defaults(args)
     args.batch_size = max(1, round(args.batch_size * scale))
     if script is train_single_frame:
         return TrainSpec(name, args, script, "frame", {}, args.arch, "fc")
@@ -190,17 +194,17 @@ def test_spec(name, dry_run=False):
     spec = train_spec(train_name, dry_run)
     if script is test_single_frame:
         t = test_single_frame.get_args_parser().parse_args(TEST_REQUIRED)
-        return TestSpec(name, spec, mode, t.batch_size, test_single_frame.frame_plan(t.frames, t.chunk_frames),
-                        test_single_frame.frame_logits(t.batch_size, t.crops), "frames")
+        return TestSpec(name, spec, mode, t.batch_size, frame_views.frame_plan(t.frames, t.chunk_frames),
+                        frame_views.frame_logits(t.batch_size, t.crops), "frames")
     t = test_3d.get_args_parser().parse_args(TEST_REQUIRED + ["--mode", mode])
     clip_len = spec.args.clip_len
-    batch_size = t.batch_size or test_3d.BATCH_CUDA
+    batch_size = t.batch_size or clip_views.BATCH_CUDA
     if mode == "full":  # exact, in tiles
-        tiled = test_3d.TiledFull(t.tile_frames, t.crops)
-        return TestSpec(name, spec, mode, batch_size, test_3d.stream_plan(clip_len, t.chunk_frames), tiled.rows,
+        tiled = clip_views.TiledFull(t.tile_frames, t.crops)
+        return TestSpec(name, spec, mode, batch_size, clip_views.stream_plan(clip_len, t.chunk_frames), tiled.rows,
                         "video", tiled.start, tiled.end)
-    return TestSpec(name, spec, mode, batch_size, test_3d.sliding_plan(clip_len, t.stride, t.chunk_frames),
-                    test_3d.clip_logits(mode, clip_len, t.stride, batch_size, t.crops), "windows")
+    return TestSpec(name, spec, mode, batch_size, clip_views.sliding_plan(clip_len, t.stride, t.chunk_frames),
+                    clip_views.clip_logits(mode, clip_len, t.stride, batch_size, t.crops), "windows")
 
 
 def native_bf16(device):
@@ -302,8 +306,8 @@ class Context:
         if key != self.on_device:
             self.park()
             if key not in self.models:
-                self.models[key] = spec.script.build_model(spec.args, NUM_CLASSES, engine.Dist(), pretrained=False)
-            self.models[key] = engine.prepare_model(self.models[key], self.device)
+                self.models[key] = spec.script.build_model(spec.args, NUM_CLASSES, devices.Dist(), pretrained=False)
+            self.models[key] = devices.prepare_model(self.models[key], self.device)
             self.on_device = key
         return self.models[key]
 
@@ -353,7 +357,7 @@ def attempt(ctx, fn):
             return fn()
         except torch.cuda.OutOfMemoryError:
             out_of_memory = True  # leave the except block first: its traceback holds the step's tensors
-        except engine.NonFiniteLoss:
+        except loop.NonFiniteLoss:
             pass
         ctx.free_memory()
         if out_of_memory:
@@ -461,9 +465,9 @@ def synthetic_batch(ctx, spec, batch_size):
 def prepare_training(ctx, spec):
     """The model set up as engine.train sets it up: trainable layers, unused blocks and frozen BN."""
     model = ctx.model(spec)
-    engine.set_trainable(model, spec.args.trainable)
-    train_3d.freeze_unused_blocks(model)
-    engine.set_train_mode(model, bn_drift=False)
+    optim.set_trainable(model, spec.args.trainable)
+    clip_nets.freeze_unused_blocks(model)
+    optim.set_train_mode(model, bn_drift=False)
     return model
 
 
@@ -472,15 +476,15 @@ def run_training(ctx, spec, precision, compiled, loader, clock):
     model = prepare_training(ctx, spec)
     net = ctx.compiled(spec) if compiled else model
     if compiled:
-        engine.set_train_mode(net, bn_drift=False)
+        optim.set_train_mode(net, bn_drift=False)
     # lr 0: the optimizer does all of its work, but the random weights stay as they are, so that no
     # row diverges (C3D's 0-255 inputs give random weights a loss in the hundreds).
-    optimizer = engine.build_optimizer(argparse.Namespace(**{**vars(spec.args), "lr": 0.0}), model, spec.head)
-    amp = engine.model_amp(PRECISIONS[precision], ctx.device, model)
+    optimizer = optim.build_optimizer(argparse.Namespace(**{**vars(spec.args), "lr": 0.0}), model, spec.head)
+    amp = devices.model_amp(PRECISIONS[precision], ctx.device, model)
     # fp16 needs loss scaling, bf16 and fp32 do not: as engine.train builds it.
-    scaler = engine.grad_scaler(ctx.device, amp)
-    forward = engine.Forward(spec.normalize().to(ctx.device))
-    engine.train_one_epoch(net, loader, optimizer, scaler, forward, ctx.device, amp, engine.Dist(), NoStop(),
+    scaler = devices.grad_scaler(ctx.device, amp)
+    forward = model_io.Forward(spec.normalize().to(ctx.device))
+    loop.train_one_epoch(net, loader, optimizer, scaler, forward, ctx.device, amp, devices.Dist(), NoStop(),
                            log_step=clock)
     # Each step whose gradients overflowed halved the scale and skipped its update (2**16 at the start).
     return round(math.log2(2 ** 16 / scaler.get_scale())) if scaler.is_enabled() else 0
@@ -492,7 +496,7 @@ def copy_ms(ctx, data):
     for _ in range(1 if ctx.dry_run else 3):
         ctx.sync()
         start = time.perf_counter()
-        engine.to_device(data, ctx.device)
+        devices.to_device(data, ctx.device)
         ctx.sync()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
@@ -666,8 +670,8 @@ def loader_once(ctx, spec, precision, compiled, storage, workers, batch_size):
     paths = [videos[i % len(videos)] for i in range(count)]
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, count)
     args = argparse.Namespace(**{**vars(spec.args), "batch_size": batch_size})
-    train_loader, _ = engine.build_loaders(args, spec.kind, ((paths, labels), (paths[:1], labels[:1])),
-                                           ctx.pools[workers], engine.Dist(), spec.loader_kwargs)
+    train_loader, _ = training.build_loaders(args, spec.kind, ((paths, labels), (paths[:1], labels[:1])),
+                                           ctx.pools[workers], devices.Dist(), spec.loader_kwargs)
     train_loader.set_epoch(0)
     loader = TimedLoader(train_loader)
     ctx.model(spec)
@@ -722,15 +726,15 @@ def section_loader(ctx):
 def run_video(ctx, model, tspec, normalize, frames, amp):
     """One video through the test path, chunk by chunk as engine.stream_videos does; returns its rows."""
     rows = 0
-    amp = engine.model_amp(amp, ctx.device, model)
+    amp = devices.model_amp(amp, ctx.device, model)
     if tspec.video_start is not None:
         tspec.video_start()
         model = getattr(model, "_orig_mod", model)  # the tiled pass calls the stages, eager even when compiled
     chunks = tspec.plan(len(frames))
     for number, chunk in enumerate(chunks):
         start, stop = chunk if isinstance(chunk, tuple) else (chunk[0], chunk[-1] + 1)
-        with engine.autocast(ctx.device, amp):
-            out = tspec.rows(model, engine.to_device(frames[start:stop], ctx.device), normalize)
+        with devices.autocast(ctx.device, amp):
+            out = tspec.rows(model, devices.to_device(frames[start:stop], ctx.device), normalize)
             if number + 1 == len(chunks) and tspec.video_end is not None:
                 out = torch.cat([out, tspec.video_end(model)])
         rows += len(out.float().cpu().numpy())  # .cpu() waits for the GPU, as in stream_videos
@@ -820,7 +824,7 @@ def compiled_row(ctx, section, name, precision):
         ctx.free_memory()
         prefix = {"train": "train", "test": "test", "loader": "loader"}[section]
         return {"id": f"{prefix}/{name}/{precision}/compiled", "config": name, "precision": precision,
-                "compile": True, "status": f"failed: {engine.one_line(e)}"}
+                "compile": True, "status": f"failed: {runner.one_line(e)}"}
 
 
 def section_compile(ctx, sections):
@@ -847,7 +851,7 @@ def cudnn_lengths(args):
 def cudnn_passes(args):
     """Child process of section 5: every mode over the lengths with cudnn.benchmark set as asked;
     returns {mode: {"cold": [s per video], "warm": [...], ...}}."""
-    ctx = Context(args, engine.resolve_device("cpu" if args.dry_run else "cuda", engine.Dist()))
+    ctx = Context(args, devices.resolve_device("cpu" if args.dry_run else "cuda", devices.Dist()))
     torch.backends.cudnn.benchmark = args.cudnn_setting == "on"
     lengths = cudnn_lengths(args)
     cap = args.pass_cap_s or math.inf
@@ -974,7 +978,7 @@ def section_cudnn(ctx, work):
 # Report
 
 def environment(device):
-    env = {"device": engine.device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda,
+    env = {"device": devices.device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda,
            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
            "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
            "gpu": None, "recipe_precision": recipe_precision(device)}
@@ -987,7 +991,7 @@ def environment(device):
         env.update(gpu=props.name, gpu_memory_gib=props.total_memory / 2 ** 30,
                    capability=f"{props.major}.{props.minor}", bf16_native=native_bf16(device),
                    bf16_is_bf16_supported=torch.cuda.is_bf16_supported(),
-                   engine_amp=str(engine.amp_settings(argparse.Namespace(amp=None), device)[1]).replace("torch.", ""),
+                   engine_amp=str(devices.amp_settings(argparse.Namespace(amp=None), device)[1]).replace("torch.", ""),
                    cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
                    matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32)
     return env
@@ -1144,7 +1148,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         metrics.write_json(args.cudnn_out, cudnn_passes(args))
         return 0
     if not args.dry_run and not torch.cuda.is_available():
-        raise engine.UserError("no CUDA device found: this benchmark needs a GPU (--dry-run checks it on the CPU)")
+        raise guards.UserError("no CUDA device found: this benchmark needs a GPU (--dry-run checks it on the CPU)")
     sections = set(args.sections)
     args.target_s = args.target_s if args.target_s is not None else (0.6 if args.quick else 1.5)
     args.budget_s = args.budget_s if args.budget_s is not None else (0 if args.dry_run else 150 if args.quick else 450)
@@ -1162,7 +1166,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     pools = {w: loader_pool.make_pool(w) for w in workers_counts} if 2 in sections else {}
     work = tempfile.mkdtemp(prefix="bench_gpu-", dir=args.work_dir)
     try:
-        device = engine.resolve_device("cpu" if args.dry_run else "cuda", engine.Dist())  # cudnn.benchmark on
+        device = devices.resolve_device("cpu" if args.dry_run else "cuda", devices.Dist())  # cudnn.benchmark on
         ctx = Context(args, device)
         ctx.pools = pools
         ctx.reserve_s = (CUDNN_RESERVE_S / 3 if args.quick else CUDNN_RESERVE_S) if 5 in sections else 0
@@ -1213,7 +1217,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 failed.append(name)
-                s[name] = {"status": f"failed: {type(e).__name__}: {engine.one_line(e)}", "rows": []}
+                s[name] = {"status": f"failed: {type(e).__name__}: {runner.one_line(e)}", "rows": []}
                 ctx.free_memory()
             s[name]["elapsed_s"] = time.perf_counter() - start
             ctx.log(f"section {name}: {s[name]['elapsed_s']:.1f} s")
@@ -1245,7 +1249,7 @@ def sections_list(text):
 
 def workers_list(text):
     try:
-        values = [engine.positive_int(x) for x in text.split(",") if x.strip()]
+        values = [arg_types.positive_int(x) for x in text.split(",") if x.strip()]
     except argparse.ArgumentTypeError:
         values = []
     if not values:
@@ -1267,23 +1271,23 @@ def get_args_parser():
                    help="also run sections 1-3 with torch.compile, in the recipe's AMP precision (default: off)")
     p.add_argument("--sections", type=sections_list, default={1, 2, 3, 5},
                    help="sections to run: 1 train, 2 loader, 3 test, 5 cudnn.benchmark (default: 1,2,3,5)")
-    p.add_argument("--scale", type=engine.positive_float, default=1.0,
+    p.add_argument("--scale", type=arg_types.positive_float, default=1.0,
                    help="multiply every training batch size, e.g. 0.25 on a 16 GB GPU (default: 1)")
     p.add_argument("--workers-list", type=workers_list, default=[4, 8, 16],
                    help="loader worker counts of section 2, each at most os.cpu_count() (default: 4,8,16)")
-    p.add_argument("--videos", type=engine.positive_int, default=None,
+    p.add_argument("--videos", type=arg_types.positive_int, default=None,
                    help="HDF5 videos written for section 2, per storage (default: 64; dry run: 4)")
-    p.add_argument("--video-frames", type=engine.positive_int, default=None,
+    p.add_argument("--video-frames", type=arg_types.positive_int, default=None,
                    help="frames per video of section 2 (default: 60; dry run: 20)")
-    p.add_argument("--target-s", type=engine.positive_float, default=None,
+    p.add_argument("--target-s", type=arg_types.positive_float, default=None,
                    help="seconds of timed steps per row, after the warm-up (default: 1.5; quick: 0.6)")
-    p.add_argument("--budget-s", type=engine.non_negative_float, default=None,
+    p.add_argument("--budget-s", type=arg_types.non_negative_float, default=None,
                    help="stop starting rows when this many seconds have passed; 0 = no limit "
                         "(default: 450; quick: 150; dry run: 0)")
-    p.add_argument("--pass-cap-s", type=engine.non_negative_float, default=None,
+    p.add_argument("--pass-cap-s", type=arg_types.non_negative_float, default=None,
                    help="section 5: stop a pass over the videos after this many seconds and compare the videos "
                         "both settings finished; 0 = no cap (default: 45; quick: 15)")
-    p.add_argument("--dry-run-memory-batch", type=engine.positive_int, default=2,
+    p.add_argument("--dry-run-memory-batch", type=arg_types.positive_int, default=2,
                    help="dry run: batches above this raise a simulated out-of-memory error (default: 2)")
     p.add_argument("--json", default=None,
                    help="results as JSON (default: bench/gpu_results.json; dry run: bench/gpu_results_dry_run.json)")
@@ -1295,4 +1299,4 @@ def get_args_parser():
 
 
 if __name__ == "__main__":
-    sys.exit(engine.run_main(main, get_args_parser()))
+    sys.exit(runner.run_main(main, get_args_parser()))

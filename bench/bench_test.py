@@ -223,22 +223,21 @@ def write_checkpoints(out, args, root):
     """2D and 3D checkpoints in the training scripts' format (engine.train's state())."""
     import torch
 
-    import engine
-    import train_3d
-    import train_single_frame
+    from actionrec.engine import devices
+    from actionrec.zoo import clip_nets, frame_nets
 
-    ranks = engine.Dist()
+    ranks = devices.Dist()
     names = class_names()
     torch.manual_seed(0)
     paths = {}
-    model = train_single_frame.build_model(argparse.Namespace(arch=args.arch, pretrained="none", weights=None),
+    model = frame_nets.build_model(argparse.Namespace(arch=args.arch, pretrained="none", weights=None),
                                            len(names), ranks, pretrained=False)
     paths["frame"] = os.path.join(out, "frame.pth")
     torch.save({"model": model.state_dict(), "class_list": names, "kind": "frame", "epoch": 1, "step": 0,
                 "args": {"arch": args.arch, "image_size": args.image_size, "data_dir": root, "split": 1}},
                paths["frame"])
     if not args.skip_3d:
-        model = train_3d.build_model(argparse.Namespace(depth=50, layer4_blocks=1, kinetics_checkpoint="none"),
+        model = clip_nets.build_model(argparse.Namespace(depth=50, layer4_blocks=1, kinetics_checkpoint="none"),
                                      len(names), ranks, pretrained=False)
         paths["clip"] = os.path.join(out, "clip.pth")
         torch.save({"model": model.state_dict(), "class_list": names, "kind": "clip", "epoch": 1, "step": 0,

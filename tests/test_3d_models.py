@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-import engine
 import make_synthetic_ucf101
 import metrics
 import test_3d
 import train_3d
+from actionrec import guards
 from actionrec.data import split_lists, video_chunks, video_files
+from actionrec.engine import checkpoints, devices, loop, model_io
+from actionrec.inference import clip_views
 from actionrec.models import c3d
+from actionrec.zoo import clip_nets
 from helpers import run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,17 +74,17 @@ def test_c3d_trains_and_records_its_architecture(c3d_run):
 
 def test_c3d_resumes_after_sigterm_like_an_uninterrupted_run(data_dir, c3d_run, tmp_path, monkeypatch):
     out = tmp_path / "stopped"
-    original = engine.train_one_epoch
+    original = loop.train_one_epoch
 
     def stop_at_step_2(*args, **kwargs):
         def on_step(step):
             if step == 2:
                 os.kill(os.getpid(), signal.SIGTERM)
         return original(*args, on_step=on_step, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", stop_at_step_2)
+    monkeypatch.setattr(loop, "train_one_epoch", stop_at_step_2)
     with pytest.raises(SystemExit) as exit_info:
         train(data_dir, out, C3D, "--epochs", "2")
-    assert exit_info.value.code == engine.EXIT_PREEMPTED
+    assert exit_info.value.code == checkpoints.EXIT_PREEMPTED
     assert torch.load(out / "checkpoint.pth", weights_only=True)["step"] == 2
     monkeypatch.undo()
     train(data_dir, out, C3D, "--epochs", "2")
@@ -103,7 +106,7 @@ def test_c3d_sigterm_to_a_real_process_exits_75(data_dir, tmp_path):
                 break
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == engine.EXIT_PREEMPTED, stderr
+    assert proc.returncode == checkpoints.EXIT_PREEMPTED, stderr
     assert "SIGTERM: saved" in stdout and "Traceback" not in stderr
 
 
@@ -114,12 +117,12 @@ def direct_rows(model, normalize, path, mode, clip_len, stride, max_frames):
     rows = []
     with torch.no_grad():
         if mode == "sliding":
-            for start in test_3d.window_starts(frames, clip_len, stride):
+            for start in clip_views.window_starts(frames, clip_len, stride):
                 rows.append(model(normalize(video[start:start + clip_len][None]))[0])
         elif mode == "full":  # one pass over the whole video
             rows.append(model(normalize(video[None]))[0])
         else:  # --max-frames: the pieces approximation
-            for start, stop in test_3d.full_plan(clip_len, max_frames)(frames):
+            for start, stop in clip_views.full_plan(clip_len, max_frames)(frames):
                 piece = torch.from_numpy(video_chunks.load_chunk(path, start, stop, 32))
                 rows.append(model(normalize(piece[None]))[0])
     return torch.stack(rows).numpy()
@@ -128,9 +131,9 @@ def direct_rows(model, normalize, path, mode, clip_len, stride, max_frames):
 def rebuild(run):
     ckpt = torch.load(run / "checkpoint.pth", weights_only=True)
     args = argparse.Namespace(**ckpt["args"])
-    model = train_3d.build_model(args, 4, engine.Dist(), pretrained=False)
+    model = clip_nets.build_model(args, 4, devices.Dist(), pretrained=False)
     model.load_state_dict(ckpt["model"])
-    return model.eval(), train_3d.normalizer(args.norm), args.clip_len
+    return model.eval(), clip_nets.normalizer(args.norm), args.clip_len
 
 
 @pytest.mark.parametrize("which, mode", [("resnet", "full"), ("resnet", "pieces"), ("resnet", "sliding"),
@@ -172,15 +175,15 @@ def test_c3d_defaults_to_sliding_and_refuses_full_mode_without_adaptive_pooling(
 
 
 def test_c3d_size_needs_the_explicit_option(data_dir, tmp_path):
-    with pytest.raises(engine.UserError, match="--c3d-adaptive-pool"):
+    with pytest.raises(guards.UserError, match="--c3d-adaptive-pool"):
         train(data_dir, tmp_path / "run", FAST + ["--arch", "c3d", "--c3d-checkpoint", "none"])
-    with pytest.raises(engine.UserError, match="clip-len"):
+    with pytest.raises(guards.UserError, match="clip-len"):
         train(data_dir, tmp_path / "run", C3D + ["--clip-len", "8"])
 
 
 def test_c3d_normalisation_is_bgr_minus_the_mean():
-    mean, std, bgr = train_3d.NORMS["c3d"]
-    normalize = engine.Normalize(mean, std, bgr=bgr)
+    mean, std, bgr = clip_nets.NORMS["c3d"]
+    normalize = model_io.Normalize(mean, std, bgr=bgr)
     pixel = torch.tensor([[[[200, 100, 50]]]], dtype=torch.uint8)  # (1, 1, 1, 1, 3) as (N, T, H, W, RGB)
     out = normalize(pixel[None])[0, :, 0, 0, 0]  # (3,)
     torch.testing.assert_close(out, torch.tensor([50 - 90.0, 100 - 98.0, 200 - 102.0]), atol=1e-3, rtol=1e-5)
@@ -211,9 +214,9 @@ def test_amp_on_the_cpu_keeps_3d_convolutions_in_float32(data_dir, tmp_path):
                         "--max-steps", "2", "--amp"],
                        cwd=REPO, timeout=240, env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert engine.CPU_3D_AMP_NOTE in result.stderr and "amp off" in result.stdout
+    assert devices.CPU_3D_AMP_NOTE in result.stderr and "amp off" in result.stdout
     args = argparse.Namespace(amp=True)
-    model = train_3d.build_model(train_3d.get_args_parser().parse_args(
-        ["--kinetics-checkpoint", "none", "--depth", "10"]), 4, engine.Dist())
-    assert engine.amp_settings(args, torch.device("cpu"), model) == (False, torch.float32)
-    assert engine.amp_settings(args, torch.device("cpu"), torch.nn.Conv2d(3, 3, 3)) == (True, torch.bfloat16)
+    model = clip_nets.build_model(train_3d.get_args_parser().parse_args(
+        ["--kinetics-checkpoint", "none", "--depth", "10"]), 4, devices.Dist())
+    assert devices.amp_settings(args, torch.device("cpu"), model) == (False, torch.float32)
+    assert devices.amp_settings(args, torch.device("cpu"), torch.nn.Conv2d(3, 3, 3)) == (True, torch.bfloat16)

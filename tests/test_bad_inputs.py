@@ -26,7 +26,6 @@ import torch
 import torchvision
 
 import combine_results
-import engine
 import extract_features
 import make_split_lists
 import make_synthetic_ucf101
@@ -40,8 +39,12 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec import guards
 from actionrec.data import feature_files, split_lists, video_groups
+from actionrec.engine import checkpoints, devices, output_provenance, runlog, runner
+from actionrec.inference import clip_views, feature_extraction
 from actionrec.models import c3d, feature_rnn
+from actionrec.zoo import frame_nets
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,9 +59,9 @@ TESTED = 3  # test videos the test scripts run on (--limit): the bad one is the 
 # The world the cases start from: a tiny dataset, checkpoints of every kind, features, predictions
 
 def frame_model():
-    return train_single_frame.build_model(
+    return frame_nets.build_model(
         train_single_frame.get_args_parser().parse_args(["--arch", "resnet18", "--pretrained", "none"]),
-        CLASSES, engine.Dist(), pretrained=False)
+        CLASSES, devices.Dist(), pretrained=False)
 
 
 def clip_model():
@@ -124,9 +127,9 @@ def world(tmp_path_factory):
     save("imagenet-file", torchvision.models.resnet18(weights=None).state_dict())
     rng = np.random.default_rng(0)
     for path in list(train_paths) + list(test_paths):
-        extract_features.write_features(metrics.prediction_path(features, path),
+        feature_extraction.write_features(metrics.prediction_path(features, path),
                                         rng.normal(size=(FRAMES, DIMS)), {"frames": FRAMES})
-    metrics.write_json(os.path.join(features, extract_features.FEATURES_INFO),
+    metrics.write_json(os.path.join(features, feature_files.FEATURES_INFO),
                        {"arch": "resnet18", "weights": "test", "image_size": 32, "frame_stride": 1, "dims": DIMS})
     predictions, val_predictions = {}, {}
     for name in ("single_frame", "3d"):
@@ -188,7 +191,7 @@ def plant(kind, path, world):
         torch.save({"model": RunsCode(marker)}, path)
         return
     if kind == "nan-features":
-        extract_features.write_features(path, np.full((FRAMES, DIMS), np.nan), {"frames": FRAMES})
+        feature_extraction.write_features(path, np.full((FRAMES, DIMS), np.nan), {"frames": FRAMES})
         return
     if kind == "nan-predictions":
         metrics.write_predictions(path, np.full((3, CLASSES), np.nan))
@@ -252,7 +255,7 @@ def run_script(name, argv, monkeypatch, capsys):
     try:
         parser = script.module.get_args_parser()
         if script.engine_cli:
-            result = engine.run_main(script.module.main, parser, argv)
+            result = runner.run_main(script.module.main, parser, argv)
         else:
             result = script.module.main(parser.parse_args(argv))
         code = result if type(result) is int else 0  # predict.py's main returns its exit status
@@ -380,9 +383,9 @@ def resume_arg(script):
     def build(world, tmp):
         run = os.path.join(tmp, "run")
         os.makedirs(run)
-        with open(os.path.join(run, engine.LOG_NAME), "w") as f:
+        with open(os.path.join(run, runlog.LOG_NAME), "w") as f:
             f.write(json.dumps({"epoch": 1, "train_loss": 1.0}) + "\n")
-        path = os.path.join(run, engine.CHECKPOINT_NAME)
+        path = os.path.join(run, checkpoints.CHECKPOINT_NAME)
         return train_argv(world, tmp, script), path
     return build
 
@@ -391,9 +394,9 @@ def log_arg(world, tmp):
     """OUTPUT_DIR/log.jsonl of a real one-epoch run (its checkpoint resumes): the checkpoint must survive."""
     run = os.path.join(tmp, "run")
     shutil.copytree(world.trained_run, run)
-    os.remove(os.path.join(run, engine.LOG_NAME))
+    os.remove(os.path.join(run, runlog.LOG_NAME))
     return train_argv(world, tmp, "train_single_frame.py", ["--epochs", "2", "--max-steps", "1"]), \
-        os.path.join(run, engine.LOG_NAME)
+        os.path.join(run, runlog.LOG_NAME)
 
 
 def data_dir_arg(script):
@@ -489,7 +492,7 @@ def features_info_arg(script):
     def build(world, tmp):
         folder = os.path.join(tmp, "features")
         shutil.copytree(world.features, folder)
-        path = os.path.join(folder, extract_features.FEATURES_INFO)
+        path = os.path.join(folder, feature_files.FEATURES_INFO)
         os.remove(path)
         return features_arg_argv(world, tmp, script, folder), path
     return build
@@ -565,7 +568,7 @@ def weights_arg(script, flag):
 def imagenet_cache_arg(world, tmp):
     """The ImageNet weights torchvision cached (--pretrained imagenet, the default): a damaged download."""
     return train_argv(world, tmp, "train_single_frame.py", pretrained_off=False), \
-        train_single_frame.imagenet_cache_path("resnet18")
+        frame_nets.imagenet_cache_path("resnet18")
 
 
 def extract_checkpoint_arg(world, tmp):
@@ -607,7 +610,7 @@ def skipped_and_named_in_the_log(world, case, code, out, err, caplog):
     its end, names it again there, and the exit status is 1 (the README's contract)."""
     assert code == 1 and "Traceback" not in err, err
     assert case.bad in caplog.text and f"  {case.bad}: " in out
-    log = engine.read_log(os.path.join(case.tmp, "run", engine.LOG_NAME))
+    log = runlog.read_log(os.path.join(case.tmp, "run", runlog.LOG_NAME))
     assert log[-1]["failed_samples"] == 1
 
 
@@ -917,31 +920,31 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_checkpoint(world, tmp_
         world, str(tmp_path), "train_single_frame.py", ["--epochs", "2", "--max-steps", "1"], output=str(run)
     )
     code, _, err = run_script("train_single_frame.py", argv, monkeypatch, capsys)
-    checkpoint = run / engine.CHECKPOINT_NAME
+    checkpoint = run / checkpoints.CHECKPOINT_NAME
     line = assert_one_line(code, err, "train_single_frame.py", 2, (checkpoint, "the previous checkpoint is kept"))
     assert ("No space left on device" if error == "enospc" else "MB free there") in line
-    assert len(calls) == 2 and sorted(os.listdir(run)) == [engine.CHECKPOINT_NAME, engine.LOG_NAME]  # no temporary
+    assert len(calls) == 2 and sorted(os.listdir(run)) == [checkpoints.CHECKPOINT_NAME, runlog.LOG_NAME]  # no temporary
     kept = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert kept["epoch"] == 1 and [e["epoch"] for e in engine.read_log(run / engine.LOG_NAME)] == [1]
+    assert kept["epoch"] == 1 and [e["epoch"] for e in runlog.read_log(run / runlog.LOG_NAME)] == [1]
 
 
 def test_a_log_write_that_fails_keeps_the_previous_log(tmp_path, monkeypatch):
-    log = tmp_path / engine.LOG_NAME
-    engine.write_log(log, [{"epoch": 1, "train_loss": 1.0}])
+    log = tmp_path / runlog.LOG_NAME
+    runlog.write_log(log, [{"epoch": 1, "train_loss": 1.0}])
     before = log.read_bytes()
 
     def full_disk(obj):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(engine.json, "dumps", full_disk)
-    with pytest.raises(engine.UserError, match="No space left on device.*the previous log is kept"):
-        engine.write_log(log, [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5}])
-    assert log.read_bytes() == before and os.listdir(tmp_path) == [engine.LOG_NAME]
+    monkeypatch.setattr(json, "dumps", full_disk)
+    with pytest.raises(guards.UserError, match="No space left on device.*the previous log is kept"):
+        runlog.write_log(log, [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5}])
+    assert log.read_bytes() == before and os.listdir(tmp_path) == [runlog.LOG_NAME]
 
 
 def files_under(folder):
     """The files under folder, its provenance record aside (written before the first video)."""
     return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, files in os.walk(folder) for f in files
-                  if f != engine.PROVENANCE_NAME)
+                  if f != guards.PROVENANCE_NAME)
 
 
 def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
@@ -1021,13 +1024,13 @@ def test_non_finite_outputs_stop_at_the_video_and_keep_the_finished_ones(world, 
 
 def test_non_finite_whole_video_logits_stop_at_the_video(world, tmp_path, monkeypatch, capsys):
     # test_3d.py --mode full: the video's row comes after its last chunk (TiledFull.end).
-    real, videos = test_3d.TiledFull.end, []
+    real, videos = clip_views.TiledFull.end, []
 
     def overflowing(self, model):
         videos.append(1)
         out = real(self, model)
         return out * float("nan") if len(videos) == 2 else out
-    monkeypatch.setattr(test_3d.TiledFull, "end", overflowing)
+    monkeypatch.setattr(clip_views.TiledFull, "end", overflowing)
     predictions = tmp_path / "predictions"
     argv = ["--checkpoint", world.files["clip-ckpt"], "--predictions-dir", str(predictions), "--output-dir",
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU, "--mode", "full"]
@@ -1218,8 +1221,8 @@ def test_another_checkpoint_into_a_finished_predictions_folder_is_refused(world,
     assert code == 0 and "already done" not in out, err
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert results["checkpoint"] == other
-    record = json.loads((tmp_path / "p" / engine.PROVENANCE_NAME).read_text())
-    assert record["identity"]["checkpoint_sha256"] == engine.file_sha256(other)
+    record = json.loads((tmp_path / "p" / guards.PROVENANCE_NAME).read_text())
+    assert record["identity"]["checkpoint_sha256"] == output_provenance.file_sha256(other)
     after = snapshot(predictions)
     redone = [p for p in before if p.endswith(".hdf5")]
     assert redone and all(after[p] != before[p] for p in redone)
@@ -1243,7 +1246,7 @@ def test_an_older_folder_whose_model_json_names_another_checkpoint_is_refused(wo
     tmp, predictions = str(tmp_path), tmp_path / "p"
     code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
     assert code == 0, err
-    (predictions / engine.PROVENANCE_NAME).unlink()
+    (predictions / guards.PROVENANCE_NAME).unlink()
     info = json.loads((predictions / "model.json").read_text())
     metrics.write_json(predictions / "model.json", {**info, "checkpoint": "/elsewhere/checkpoint.pth"})
     code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
@@ -1410,10 +1413,10 @@ def test_a_damaged_provenance_record_is_one_line_and_no_resume_replaces_it(world
                                                                            content):
     tmp, predictions = str(tmp_path), tmp_path / "p"
     predictions.mkdir()
-    (predictions / engine.PROVENANCE_NAME).write_text(content)
+    (predictions / guards.PROVENANCE_NAME).write_text(content)
     code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
-    refused(code, err, "test_single_frame.py", engine.PROVENANCE_NAME, "--no-resume")
+    refused(code, err, "test_single_frame.py", guards.PROVENANCE_NAME, "--no-resume")
     code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys,
                               "--no-resume")
     assert code == 0, err
-    assert "identity" in json.loads((predictions / engine.PROVENANCE_NAME).read_text())
+    assert "identity" in json.loads((predictions / guards.PROVENANCE_NAME).read_text())

@@ -12,9 +12,9 @@ import sys
 import pytest
 import torch
 
-import engine
 import make_synthetic_ucf101
 import metrics
+from actionrec import guards
 from actionrec.data import split_lists
 from helpers import run_group
 
@@ -116,7 +116,7 @@ def test_test_script_splits_videos_over_ranks(runs, data_dir, tmp_path):
     assert per_rank and int(per_rank.group(1)) == len(paths)
     assert int(per_rank.group(2)) + int(per_rank.group(3)) == len(paths) and int(per_rank.group(3)) > 0
     written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "p2") for f in files
-               if f not in ("model.json", engine.PROVENANCE_NAME)]
+               if f not in ("model.json", guards.PROVENANCE_NAME)]
     assert len(written) == len(paths) and not [f for f in written if ".tmp" in f]
     for path in paths:
         a = metrics.read_predictions(metrics.prediction_path(tmp_path / "p1", path))

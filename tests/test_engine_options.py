@@ -9,12 +9,13 @@ import signal
 import pytest
 import torch
 
-import engine
 import make_synthetic_ucf101
 import metrics
 import test_single_frame
 import train_single_frame
+from actionrec import guards
 from actionrec.data import datasets, video_groups
+from actionrec.engine import cli_flags, loop, optim
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1"]
 SINGLE = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4"]
@@ -45,12 +46,12 @@ def read_log(out):
 @pytest.mark.parametrize("device, cuda, workers, windows", [("cpu", True, 0, 8), ("auto", False, 0, 8),
                                                             ("auto", True, 8, 32), ("cuda", True, 8, 32)])
 def test_loader_workers_and_3d_windows_per_pass_follow_the_device(monkeypatch, device, cuda, workers, windows):
-    import test_3d  # its rule serves test_3d.py and predict.py
+    from actionrec.inference import clip_views
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    args = engine.fill_defaults(argparse.Namespace(device=device, workers=None, batch_size=None))
-    assert args.workers == workers and test_3d.windows_per_pass(args) == windows
-    explicit = engine.fill_defaults(argparse.Namespace(device=device, workers=3, batch_size=5))
-    assert explicit.workers == 3 and test_3d.windows_per_pass(explicit) == 5
+    args = cli_flags.fill_defaults(argparse.Namespace(device=device, workers=None, batch_size=None))
+    assert args.workers == workers and clip_views.windows_per_pass(args) == windows
+    explicit = cli_flags.fill_defaults(argparse.Namespace(device=device, workers=3, batch_size=5))
+    assert explicit.workers == 3 and clip_views.windows_per_pass(explicit) == 5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,20 +64,20 @@ def schedule_args(**kwargs):
 
 def test_lr_factor_of_each_schedule():
     step = schedule_args(lr_schedule="step", lr_steps=(3, 6))
-    assert [engine.lr_factor(step, e, 0, 5) for e in range(8)] == pytest.approx([1, 1, 1, .1, .1, .1, .01, .01])
+    assert [optim.lr_factor(step, e, 0, 5) for e in range(8)] == pytest.approx([1, 1, 1, .1, .1, .1, .01, .01])
     every = schedule_args(lr_schedule="step", lr_steps=("every", 4))
-    assert [engine.lr_factor(every, e, 4, 5) for e in (0, 3, 4, 8)] == pytest.approx([1, 1, .1, .01])
+    assert [optim.lr_factor(every, e, 4, 5) for e in (0, 3, 4, 8)] == pytest.approx([1, 1, .1, .01])
     cosine = schedule_args(lr_schedule="cosine", epochs=4)
-    assert engine.lr_factor(cosine, 0, 0, 10) == pytest.approx(1.0)
-    assert engine.lr_factor(cosine, 2, 0, 10) == pytest.approx(0.5)
-    assert engine.lr_factor(cosine, 3, 9, 10) == pytest.approx(0.5 * (1 + __import__("math").cos(3.9 / 4 * 3.14159265)))
+    assert optim.lr_factor(cosine, 0, 0, 10) == pytest.approx(1.0)
+    assert optim.lr_factor(cosine, 2, 0, 10) == pytest.approx(0.5)
+    assert optim.lr_factor(cosine, 3, 9, 10) == pytest.approx(0.5 * (1 + __import__("math").cos(3.9 / 4 * 3.14159265)))
     warm = schedule_args(warmup_epochs=1.0)
-    assert [engine.lr_factor(warm, 0, s, 4) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert engine.lr_factor(warm, 1, 0, 4) == 1.0
+    assert [optim.lr_factor(warm, 0, s, 4) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert optim.lr_factor(warm, 1, 0, 4) == 1.0
 
 
 def test_bad_schedule_flags_are_one_line_errors(data_dir, tmp_path):
-    with pytest.raises(engine.UserError, match="--lr-steps"):
+    with pytest.raises(guards.UserError, match="--lr-steps"):
         train(data_dir, tmp_path / "a", "--lr-schedule", "step")
     for bad in ("60,30", "x", "every:0"):
         with pytest.raises(SystemExit):
@@ -85,7 +86,7 @@ def test_bad_schedule_flags_are_one_line_errors(data_dir, tmp_path):
 
 def record_lrs(monkeypatch, stop_at=None):
     """Every lr the optimizer uses, in order (and a SIGTERM after step `stop_at` of epoch 2)."""
-    seen, original_set_lr, original_epoch = [], engine.set_lr, engine.train_one_epoch
+    seen, original_set_lr, original_epoch = [], optim.set_lr, loop.train_one_epoch
 
     def set_lr(optimizer, factor):
         original_set_lr(optimizer, factor)
@@ -96,8 +97,8 @@ def record_lrs(monkeypatch, stop_at=None):
             if stop_at is not None and len(seen) == stop_at:
                 os.kill(os.getpid(), signal.SIGTERM)
         return original_epoch(*args, on_step=on_step, **kwargs)
-    monkeypatch.setattr(engine, "set_lr", set_lr)
-    monkeypatch.setattr(engine, "train_one_epoch", one_epoch)
+    monkeypatch.setattr(optim, "set_lr", set_lr)
+    monkeypatch.setattr(loop, "train_one_epoch", one_epoch)
     return seen
 
 
@@ -174,14 +175,14 @@ def test_a_killed_and_resumed_run_adds_no_duplicate_steps(data_dir, tmp_path, mo
     train(data_dir, straight, "--epochs", "2", "--tensorboard-every", "1")
     # A kill without warning in epoch 2 after its 3rd step: TensorBoard already holds steps 6-8, the
     # checkpoint only epoch 1 (step 5). The rerun redoes steps 6-8 and must not show them twice.
-    original = engine.train_one_epoch
+    original = loop.train_one_epoch
 
     def crash(*args, **kwargs):
         def on_step(step):
             if kwargs.get("start_step", 0) == 0 and len(read_log(crashed)) == 1 and step == 4:
                 raise Crash()
         return original(*args, on_step=on_step, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", crash)
+    monkeypatch.setattr(loop, "train_one_epoch", crash)
     with pytest.raises(Crash):
         train(data_dir, crashed, "--epochs", "2", "--tensorboard-every", "1")
     monkeypatch.undo()
@@ -213,9 +214,9 @@ def test_validation_groups_are_held_out_and_measured(data_dir, tmp_path):
 
 
 def test_a_validation_group_not_in_the_training_list_is_one_line(data_dir, tmp_path):
-    with pytest.raises(engine.UserError, match="g01"):  # g01 is the test group
+    with pytest.raises(guards.UserError, match="g01"):  # g01 is the test group
         train(data_dir, tmp_path / "run", "--val-groups", "1")
-    with pytest.raises(engine.UserError, match="every training video"):
+    with pytest.raises(guards.UserError, match="every training video"):
         train(data_dir, tmp_path / "run", "--val-groups", "2-3")
 
 
@@ -242,7 +243,7 @@ def test_the_subsets_of_a_run_with_validation_groups(data_dir, tmp_path, subset,
 def test_the_val_subset_needs_a_run_with_validation_groups(data_dir, tmp_path):
     out = tmp_path / "run"
     train(data_dir, out, "--epochs", "1", "--no-tensorboard")
-    with pytest.raises(engine.UserError, match="--val-groups"):
+    with pytest.raises(guards.UserError, match="--val-groups"):
         test_single_frame.main(test_single_frame.get_args_parser().parse_args(
             ["--checkpoint", str(out / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p"),
              "--output-dir", str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--subset", "val"]))

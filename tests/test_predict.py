@@ -13,7 +13,6 @@ import pytest
 import torch
 import torchvision
 
-import engine
 import extract_features
 import make_synthetic_ucf101
 import metrics
@@ -23,8 +22,11 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec import guards
 from actionrec.data import feature_files, split_lists, video_chunks, video_files
+from actionrec.engine import devices, runner
 from actionrec.inference import gradcam
+from actionrec.zoo import frame_nets
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +91,7 @@ def ws(tmp_path_factory, one_thread):
 def run_predict(argv, capsys):
     """predict.py in this process: (exit status, stdout, stderr lines)."""
     try:
-        status = engine.run_main(predict.main, predict.get_args_parser(), [str(a) for a in argv])
+        status = runner.run_main(predict.main, predict.get_args_parser(), [str(a) for a in argv])
     except SystemExit as e:
         status = e.code
     out, err = capsys.readouterr()
@@ -166,7 +168,7 @@ def test_every_kind_in_text_and_json(ws, capsys):
 def test_rnn_rebuilds_its_cnn_and_matches_its_features(ws):
     """The features made on the spot equal extract_features.py's files, so the RNN sees what it was tested on."""
     args = predict.get_args_parser().parse_args(["v", "--checkpoint", ws["ckpt"]["rnn"], "--device", "cpu"])
-    p = predict.load_predictor(ws["ckpt"]["rnn"], "rnn", args, engine.Dist(), torch.device("cpu"))
+    p = predict.load_predictor(ws["ckpt"]["rnn"], "rnn", args, devices.Dist(), torch.device("cpu"))
     assert p.kind == "features" and p.cnn_size == 32
     video = ws["videos"][0]
     made = predict.video_features(p, video, torch.device("cpu"), (False, torch.float32))
@@ -324,9 +326,9 @@ def test_rnn_without_its_features_json_or_cnn_is_left_out(ws, capsys, tmp_path):
     torch.save(state, cases["gone"])
     moved = tmp_path / "moved"
     moved.mkdir()
-    with open(os.path.join(ws["features"], extract_features.FEATURES_INFO)) as f:
+    with open(os.path.join(ws["features"], feature_files.FEATURES_INFO)) as f:
         info = json.load(f)
-    (moved / extract_features.FEATURES_INFO).write_text(json.dumps({**info, "weights": str(tmp_path / "cnn.pth")}))
+    (moved / feature_files.FEATURES_INFO).write_text(json.dumps({**info, "weights": str(tmp_path / "cnn.pth")}))
     state["args"]["features"] = str(moved)
     cases["moved"] = tmp_path / "moved_rnn.pth"
     torch.save(state, cases["moved"])
@@ -403,12 +405,12 @@ def test_rnn_explanation_rows_are_the_rnn_windows(ws):
     """Row k of the explained function is the RNN's logit of the window holding step k: with the frame's own
     features it equals the prediction's row of that window."""
     args = predict.get_args_parser().parse_args(["v", "--checkpoint", ws["ckpt"]["rnn"], "--device", "cpu"])
-    p = predict.load_predictor(ws["ckpt"]["rnn"], "rnn", args, engine.Dist(), torch.device("cpu"))
+    p = predict.load_predictor(ws["ckpt"]["rnn"], "rnn", args, devices.Dist(), torch.device("cpu"))
     video = ws["videos"][1]
     logits = predict.video_logits(p, video, torch.device("cpu"), (False, torch.float32))  # (3 windows of 6, 4)
     features = torch.from_numpy(p.last_features[1]).float()
     steps = [0, 7, 15]
-    x = p.cnn_normalize(engine.to_device(video_chunks.load_chunk(video, steps, size=p.cnn_size), torch.device("cpu")))
+    x = p.cnn_normalize(devices.to_device(video_chunks.load_chunk(video, steps, size=p.cnn_size), torch.device("cpu")))
     with torch.no_grad():
         rows = predict.ThroughCNN(p.cnn, p.model, features, steps, p.max_frames).eval()(x)
     np.testing.assert_allclose(rows.numpy(), logits[[0, 1, 2]], atol=1e-3)
@@ -417,9 +419,9 @@ def test_rnn_explanation_rows_are_the_rnn_windows(ws):
 def test_feature_cnn_from_each_source_features_json_names(ws, monkeypatch, tmp_path):
     """extract_features.py records "imagenet (arch)", an ImageNet weights file, or a part-1 checkpoint."""
     args = predict.get_args_parser().parse_args(["v", "--checkpoint", "c"])
-    ranks = engine.Dist()
+    ranks = devices.Dist()
     state = torchvision.models.resnet18(weights=None).state_dict()
-    monkeypatch.setattr(train_single_frame, "imagenet_state_dict", lambda arch, ranks: state)
+    monkeypatch.setattr(frame_nets, "imagenet_state_dict", lambda arch, ranks: state)
     weights = tmp_path / "resnet18.pth"
     torch.save(state, weights)
     x = torch.randn(2, 3, 32, 32)
@@ -431,6 +433,6 @@ def test_feature_cnn_from_each_source_features_json_names(ws, monkeypatch, tmp_p
             assert cnn.eval()(x).shape == (2, 512)
         if source == str(weights):
             assert torch.equal(cnn.conv1.weight, state["conv1.weight"])
-    with pytest.raises(engine.UserError, match="randomly initialised"):
+    with pytest.raises(guards.UserError, match="randomly initialised"):
         predict.feature_cnn({"arch": "resnet18", "weights": "none (resnet18)"}, "f", args, ranks)
 

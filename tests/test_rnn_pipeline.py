@@ -12,14 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-import engine
 import extract_features
 import make_synthetic_ucf101
 import metrics
 import test_rnn
 import train_rnn
 import train_single_frame
+from actionrec import guards
 from actionrec.data import feature_files, normalization, split_lists, video_chunks
+from actionrec.engine import checkpoints, devices, loop, model_io
+from actionrec.inference import feature_extraction
+from actionrec.zoo import frame_nets, rnn_nets
 from helpers import start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,15 +80,15 @@ def test_feature_files_hold_every_frame_as_float16(data_dir, features):
 
 def test_features_equal_the_backbones_pooled_output(data_dir, cnn, features):
     ckpt = torch.load(cnn, weights_only=True)
-    model = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(
-        ["--arch", "resnet18", "--pretrained", "none"]), 3, engine.Dist(), pretrained=False)
+    model = frame_nets.build_model(train_single_frame.get_args_parser().parse_args(
+        ["--arch", "resnet18", "--pretrained", "none"]), 3, devices.Dist(), pretrained=False)
     model.load_state_dict(ckpt["model"])
     model.fc = torch.nn.Identity()
     model.eval()
     path = all_videos(data_dir)[4]
     frames = torch.from_numpy(video_chunks.load_chunk(path, 0, 14, 32))
     with torch.no_grad():
-        direct = model(engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(frames)).numpy()
+        direct = model(model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(frames)).numpy()
     with h5py.File(metrics.prediction_path(features, path)) as f:
         stored = f["features"][()].astype(np.float32)
     np.testing.assert_allclose(stored, direct, rtol=2e-3, atol=2e-3)  # float16 storage
@@ -109,8 +112,8 @@ def test_a_rerun_skips_finished_files_and_redoes_a_broken_one(data_dir, cnn, tmp
     broken = metrics.prediction_path(out, test[1])
     with open(broken, "wb") as f:
         f.write(b"half a file")
-    written, original = [], extract_features.write_features
-    monkeypatch.setattr(extract_features, "write_features",
+    written, original = [], feature_extraction.write_features
+    monkeypatch.setattr(feature_extraction, "write_features",
                         lambda path, *a: (written.append(path), original(path, *a)))
     extract(data_dir, cnn, out, "--subsets", "test")
     assert written == [broken] and feature_files.feature_info(broken) == (14, 512)
@@ -136,17 +139,17 @@ def test_a_killed_extraction_leaves_only_whole_files(data_dir, cnn, tmp_path):
 
 def test_sigterm_stops_extraction_after_the_video_in_progress(data_dir, cnn, tmp_path, monkeypatch):
     out = tmp_path / "features"
-    calls, original = [], extract_features.write_features
+    calls, original = [], feature_extraction.write_features
 
     def write_then_signal(path, *args):
         original(path, *args)
         calls.append(path)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
-    monkeypatch.setattr(extract_features, "write_features", write_then_signal)
+    monkeypatch.setattr(feature_extraction, "write_features", write_then_signal)
     with pytest.raises(SystemExit) as exit_info:
         extract(data_dir, cnn, out)
-    assert exit_info.value.code == engine.EXIT_PREEMPTED and len(calls) == 2
+    assert exit_info.value.code == checkpoints.EXIT_PREEMPTED and len(calls) == 2
     assert len(list(out.rglob("*.hdf5"))) == 2
 
 
@@ -190,17 +193,17 @@ def test_rnn_trains_with_the_notebooks_defaults(rnn_run):
 
 def test_rnn_resumes_mid_epoch_after_sigterm(data_dir, features, rnn_run, tmp_path, monkeypatch):
     out = tmp_path / "stopped"
-    original = engine.train_one_epoch
+    original = loop.train_one_epoch
 
     def stop(*args, **kwargs):
         def on_step(step):
             if step == 2:
                 os.kill(os.getpid(), signal.SIGTERM)
         return original(*args, on_step=on_step, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", stop)
+    monkeypatch.setattr(loop, "train_one_epoch", stop)
     with pytest.raises(SystemExit) as exit_info:
         train(data_dir, features, out, "--epochs", "2", "--max-frames", "6", "--frame-loss")
-    assert exit_info.value.code == engine.EXIT_PREEMPTED
+    assert exit_info.value.code == checkpoints.EXIT_PREEMPTED
     monkeypatch.undo()
     train(data_dir, features, out, "--epochs", "2", "--max-frames", "6", "--frame-loss")
     for x, y in zip(read_log(rnn_run), read_log(out)):
@@ -235,7 +238,7 @@ def test_test_rnn_rows_equal_the_model_on_each_window(data_dir, rnn_run, tmp_pat
     run_test(rnn_run, tmp_path)
     ckpt = torch.load(rnn_run / "checkpoint.pth", weights_only=True)
     import argparse
-    model = train_rnn.build_model(argparse.Namespace(**ckpt["args"]), 3, engine.Dist())
+    model = rnn_nets.build_model(argparse.Namespace(**ckpt["args"]), 3, devices.Dist())
     model.load_state_dict(ckpt["model"])
     model.eval()
     _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
@@ -255,15 +258,15 @@ def test_a_feature_file_with_nan_is_refused_by_name(data_dir, rnn_run, features,
     bad = metrics.prediction_path(copy, test[2])
     with h5py.File(bad, "r+") as f:
         f["features"][3, 7] = np.nan
-    with pytest.raises(engine.UserError, match="non-finite") as error:
+    with pytest.raises(guards.UserError, match="non-finite") as error:
         run_test(rnn_run, tmp_path, "--features", str(copy))
     assert bad in str(error.value)
 
 
 def test_missing_features_are_one_line(data_dir, tmp_path):
-    with pytest.raises(engine.UserError, match="extract_features.py"):
+    with pytest.raises(guards.UserError, match="extract_features.py"):
         train(data_dir, tmp_path / "nowhere", tmp_path / "run")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "features.json").write_text(json.dumps({"dims": 512}))
-    with pytest.raises(engine.UserError, match="no feature file"):
+    with pytest.raises(guards.UserError, match="no feature file"):
         train(data_dir, tmp_path / "empty", tmp_path / "run")

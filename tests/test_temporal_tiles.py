@@ -12,14 +12,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-import engine
 import make_synthetic_ucf101
 import metrics
 import resnet_3d
 import test_3d
-import train_3d
+from actionrec import guards
 from actionrec.data import split_lists, video_chunks
+from actionrec.engine import devices
 from actionrec.models import c3d, temporal_tiles
+from actionrec.zoo import clip_nets
 
 SIZE = 8
 # (video frames, tile sizes): a clip, one frame past it (an unaligned end), and videos longer than a
@@ -144,7 +145,7 @@ def long_videos(tmp_path_factory):
     torch.manual_seed(0)
     trained = {"arch": "resnet", "depth": 10, "layer4_blocks": 1, "clip_len": 8, "norm": "assignment",
                "image_size": 16, "data_dir": data, "split": 1}
-    model = train_3d.build_model(argparse.Namespace(**trained), 2, engine.Dist(), pretrained=False)
+    model = clip_nets.build_model(argparse.Namespace(**trained), 2, devices.Dist(), pretrained=False)
     checkpoint = str(root / "checkpoint.pth")
     torch.save({"model": model.state_dict(), "class_list": [str(c) for c in class_list], "kind": "clip",
                 "args": trained}, checkpoint)
@@ -156,7 +157,7 @@ def test_full_mode_writes_the_whole_video_pass(long_videos, tmp_path):
         ["--checkpoint", long_videos.checkpoint, "--predictions-dir", str(tmp_path / "p"), "--output-dir",
          str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--mode", "full", "--tile-frames", "48",
          "--chunk-frames", "100"]))
-    normalize = train_3d.normalizer("assignment")
+    normalize = clip_nets.normalizer("assignment")
     for path in long_videos.paths:
         logits, attrs = metrics.read_prediction_file(metrics.prediction_path(tmp_path / "p", path))
         video = torch.from_numpy(video_chunks.load_chunk(path, 0, LONG, 16))
@@ -185,7 +186,7 @@ def test_c3d_has_no_exact_full_mode(tmp_path):
     torch.save({"model": model.state_dict(), "class_list": ["a", "b"], "kind": "clip",
                 "args": {"arch": "c3d", "c3d_width": 0.125, "c3d_adaptive_pool": True, "image_size": 16,
                          "clip_len": 16, "norm": "c3d", "data_dir": str(tmp_path)}}, checkpoint)
-    with pytest.raises(engine.UserError, match="--max-frames N for the pieces approximation"):
+    with pytest.raises(guards.UserError, match="--max-frames N for the pieces approximation"):
         test_3d.main(test_3d.get_args_parser().parse_args(
             ["--checkpoint", str(checkpoint), "--predictions-dir", str(tmp_path / "p"), "--output-dir",
              str(tmp_path / "o"), "--mode", "full", "--device", "cpu"]))

@@ -17,14 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-import engine
 import make_synthetic_ucf101
 import metrics
 import resnet_3d
 import test_3d
 import test_single_frame
 import train_single_frame
+from actionrec import guards
 from actionrec.data import split_lists, video_files
+from actionrec.engine import checkpoints, devices
+from actionrec.zoo import frame_nets
 from helpers import child_pids, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,9 +49,9 @@ def world(tmp_path_factory):
     class_list, _, (paths, _) = split_lists.getUCF101(data, 1)
     class_list = [str(c) for c in class_list]
     torch.manual_seed(0)
-    frame = train_single_frame.build_model(
+    frame = frame_nets.build_model(
         train_single_frame.get_args_parser().parse_args(["--arch", "resnet18", "--pretrained", "none"]),
-        CLASSES, engine.Dist(), pretrained=False)
+        CLASSES, devices.Dist(), pretrained=False)
     clip = resnet_3d.generate_model(10, shortcut_type="A", num_classes=CLASSES, layer4_blocks=1)
     common = {"data_dir": data, "image_size": 32}
     return {"data": data, "paths": [str(p) for p in paths],
@@ -69,7 +71,7 @@ def prediction_files(folder):
     found = {}
     for directory, _, names in os.walk(folder):
         for name in names:
-            if name not in ("model.json", engine.PROVENANCE_NAME):
+            if name not in ("model.json", guards.PROVENANCE_NAME):
                 path = os.path.join(directory, name)
                 with open(path, "rb") as f:
                     found[os.path.relpath(path, folder)] = f.read()
@@ -161,7 +163,7 @@ def test_3d_test_stops_on_a_signal_and_resumes_to_the_same_results(world, tmp_pa
     monkeypatch.setattr(metrics, "write_predictions", write_then_signal)
     with pytest.raises(SystemExit) as stopped:
         run_test(test_3d, world["clip"], resumed)
-    assert stopped.value.code == engine.EXIT_PREEMPTED and len(calls) == 2  # the video in progress is finished
+    assert stopped.value.code == checkpoints.EXIT_PREEMPTED and len(calls) == 2  # the video in progress is finished
     assert not (resumed / "test" / "results.json").exists()
     assert sorted(prediction_files(resumed / "predictions")) == sorted(
         os.path.relpath(p, resumed / "predictions") for p in calls)

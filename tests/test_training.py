@@ -14,13 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-import engine
 import make_synthetic_ucf101
 import metrics
 import test_3d
 import test_single_frame
 import train_3d
 import train_single_frame
+from actionrec import guards
+from actionrec.engine import checkpoints, devices, loop, model_io, optim
+from actionrec.inference import clip_views
+from actionrec.zoo import clip_nets, frame_nets
 from helpers import child_pids, run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,14 +57,14 @@ def state_dicts_equal(a, b):
 
 def interrupt_at_step(monkeypatch, at_step, sig=signal.SIGTERM):
     """Make the training loop deliver `sig` to this process right after step `at_step`."""
-    original = engine.train_one_epoch
+    original = loop.train_one_epoch
 
     def patched(*args, **kwargs):
         def on_step(step):
             if step == at_step:
                 os.kill(os.getpid(), sig)
         return original(*args, on_step=on_step, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", patched)
+    monkeypatch.setattr(loop, "train_one_epoch", patched)
 
 
 def test_two_epochs_then_a_resumed_third(data_dir, tmp_path):
@@ -91,7 +94,7 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(data_dir, tm
     interrupt_at_step(monkeypatch, 2)
     with pytest.raises(SystemExit) as stopped:
         train_single(data_dir, interrupted, "--epochs", "2", "--trainable", "all")
-    assert stopped.value.code == engine.EXIT_PREEMPTED
+    assert stopped.value.code == checkpoints.EXIT_PREEMPTED
     ckpt = torch.load(interrupted / "checkpoint.pth", map_location="cpu", weights_only=True)
     assert (ckpt["epoch"], ckpt["step"]) == (0, 2)
     assert read_log(interrupted) == [] and not (interrupted / "COMPLETE").exists()
@@ -112,16 +115,16 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(data_dir, tm
 
 def test_signal_between_epochs_stops_after_saving(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    original = engine.evaluate
+    original = loop.evaluate
 
     def evaluate_then_signal(*args, **kwargs):
         result = original(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGUSR1)
         return result
-    monkeypatch.setattr(engine, "evaluate", evaluate_then_signal)
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_signal)
     with pytest.raises(SystemExit) as stopped:
         train_single(data_dir, out, "--epochs", "3")
-    assert stopped.value.code == engine.EXIT_PREEMPTED
+    assert stopped.value.code == checkpoints.EXIT_PREEMPTED
     assert [e["epoch"] for e in read_log(out)] == [1]
     assert torch.load(out / "checkpoint.pth", weights_only=True)["epoch"] == 1
 
@@ -143,7 +146,7 @@ def test_sigusr1_to_a_real_process_saves_and_exits_75(data_dir, tmp_path):
     with start_long_training(data_dir, out) as proc:
         proc.send_signal(signal.SIGUSR1)
         stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == engine.EXIT_PREEMPTED, stderr
+    assert proc.returncode == checkpoints.EXIT_PREEMPTED, stderr
     assert "SIGUSR1: saved" in stdout and "Traceback" not in stderr
     ckpt = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
     assert 1 <= ckpt["epoch"] < 50
@@ -157,7 +160,7 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(data_dir, tmp_pa
     with start_long_training(data_dir, out, "--workers", "2") as proc:
         os.killpg(proc.pid, signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == engine.EXIT_PREEMPTED, stderr
+    assert proc.returncode == checkpoints.EXIT_PREEMPTED, stderr
     assert "SIGTERM: saved" in stdout and "Traceback" not in stderr
     assert torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)["epoch"] >= 1
 
@@ -219,8 +222,8 @@ def test_frozen_batchnorm_statistics_do_not_drift(data_dir, tmp_path):
     train_single(data_dir, out, "--epochs", "1", "--trainable", "layer4.1,fc")
     train_single(data_dir, drift, "--epochs", "1", "--trainable", "layer4.1,fc", "--bn-drift")
     torch.manual_seed(3)  # the initial weights of --pretrained none come from the run's seed
-    initial = train_single_frame.build_model(
-        train_single_frame.get_args_parser().parse_args(SINGLE), 4, engine.Dist(), pretrained=False).state_dict()
+    initial = frame_nets.build_model(
+        train_single_frame.get_args_parser().parse_args(SINGLE), 4, devices.Dist(), pretrained=False).state_dict()
     frozen = torch.load(out / "checkpoint.pth", weights_only=True)["model"]
     drifted = torch.load(drift / "checkpoint.pth", weights_only=True)["model"]
     frozen_stats = [k for k in frozen if k.endswith(("running_mean", "running_var"))
@@ -234,13 +237,13 @@ def test_frozen_batchnorm_statistics_do_not_drift(data_dir, tmp_path):
 
 
 def test_trainable_prefix_that_matches_nothing_is_a_user_error(data_dir, tmp_path):
-    with pytest.raises(engine.UserError, match="layer9"):
+    with pytest.raises(guards.UserError, match="layer9"):
         train_single(data_dir, tmp_path / "run", "--trainable", "layer9,fc")
 
 
 def test_non_finite_loss_stops_without_writing_nan_weights(data_dir, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(engine.UserError, match="non-finite"):
+    with pytest.raises(guards.UserError, match="non-finite"):
         train_single(data_dir, out, "--epochs", "2", "--lr", "1e30", "--trainable", "all")
     if (out / "checkpoint.pth").exists():
         model = torch.load(out / "checkpoint.pth", weights_only=True)["model"]
@@ -319,14 +322,14 @@ def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir,
     assert saved["checkpoint"] == os.path.abspath(single_checkpoint)
     # The model's own frame logits match a direct forward pass on the loader's frames.
     ckpt = torch.load(single_checkpoint, weights_only=True)
-    model = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(SINGLE), 4,
-                                           engine.Dist(), pretrained=False)
+    model = frame_nets.build_model(train_single_frame.get_args_parser().parse_args(SINGLE), 4,
+                                           devices.Dist(), pretrained=False)
     model.load_state_dict(ckpt["model"])
     model.eval()
     frames = video_chunks.load_chunk(paths[0], 0, video_files.video_info(paths[0])[0], 32)
     with torch.no_grad():
         direct = model(
-            engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(torch.from_numpy(frames))
+            model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(torch.from_numpy(frames))
         ).numpy()
     stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", paths[0]))
     np.testing.assert_allclose(stored, direct, rtol=1e-4, atol=1e-4)
@@ -346,7 +349,7 @@ def test_interrupted_test_resumes_to_identical_results(data_dir, single_checkpoi
     monkeypatch.setattr(metrics, "write_predictions", write_then_signal)
     with pytest.raises(SystemExit) as stopped:
         run_test_single(single_checkpoint, resumed)
-    assert stopped.value.code == engine.EXIT_PREEMPTED and len(calls) == 3
+    assert stopped.value.code == checkpoints.EXIT_PREEMPTED and len(calls) == 3
     assert not (resumed / "test" / "results.json").exists()
     monkeypatch.undo()
     run_test_single(single_checkpoint, resumed)
@@ -397,7 +400,7 @@ def test_train_3d_resumes_and_handles_signals(data_dir, clip_checkpoint, tmp_pat
     interrupt_at_step(monkeypatch, 1, signal.SIGUSR1)
     with pytest.raises(SystemExit) as stopped:
         train_3d.main(train_3d.get_args_parser().parse_args(base + ["--epochs", "1"]))
-    assert stopped.value.code == engine.EXIT_PREEMPTED
+    assert stopped.value.code == checkpoints.EXIT_PREEMPTED
     monkeypatch.undo()
     train_3d.main(train_3d.get_args_parser().parse_args(base + ["--epochs", "2"]))
     log = read_log(out)
@@ -410,8 +413,8 @@ def test_unused_layer4_blocks_are_frozen():
     # Blocks that never run must not be trainable: DDP would wait for their gradients forever.
     import resnet_3d
     model = resnet_3d.resnet18(num_classes=4, layer4_blocks=1)
-    engine.set_trainable(model, "all")
-    train_3d.freeze_unused_blocks(model)
+    optim.set_trainable(model, "all")
+    clip_nets.freeze_unused_blocks(model)
     assert not any(p.requires_grad for p in model.layer4[1].parameters())
     assert all(p.requires_grad for p in model.layer4[0].parameters())
 
@@ -423,23 +426,23 @@ def test_3d_test_modes_write_consistent_files(data_dir, clip_checkpoint, tmp_pat
          str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--mode", mode, "--stride", "4",
          "--max-frames", "12", "--chunk-frames", "14"])
     results = test_3d.main(args)
-    assert args.batch_size == test_3d.BATCH_CPU  # no --batch-size on the CPU: 8 windows per pass
+    assert args.batch_size == clip_views.BATCH_CPU  # no --batch-size on the CPU: 8 windows per pass
     from actionrec.data import split_lists, video_files
     class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
         rows = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
         frames = video_files.video_info(path)[0]
-        expected = (-(-frames // 12) if mode == "full" else len(test_3d.window_starts(frames, 8, 4)))
+        expected = (-(-frames // 12) if mode == "full" else len(clip_views.window_starts(frames, 8, 4)))
         assert rows.shape == (expected, len(class_list))
     topk, _, _ = recompute(data_dir, tmp_path / "p", len(class_list))
     assert results["top1"] == pytest.approx(topk["top1"]) and "clip_accuracy" in results
 
 
 def test_window_and_piece_plans():
-    assert test_3d.window_starts(40, 16, 8) == [0, 8, 16, 24]
-    assert test_3d.window_starts(30, 16, 8) == [0, 8, 14]
-    assert test_3d.window_starts(9, 16, 8) == [0]
-    assert test_3d.full_plan(16, 512)(1000) == [(0, 500), (500, 1000)]
-    assert test_3d.full_plan(16, 512)(9) == [(0, 16)]  # looped to a whole clip
-    plan = test_3d.sliding_plan(16, 8, 200)(30)
+    assert clip_views.window_starts(40, 16, 8) == [0, 8, 16, 24]
+    assert clip_views.window_starts(30, 16, 8) == [0, 8, 14]
+    assert clip_views.window_starts(9, 16, 8) == [0]
+    assert clip_views.full_plan(16, 512)(1000) == [(0, 500), (500, 1000)]
+    assert clip_views.full_plan(16, 512)(9) == [(0, 16)]  # looped to a whole clip
+    plan = clip_views.sliding_plan(16, 8, 200)(30)
     assert plan == [(0, 24), (14, 30)]  # windows 0 and 8 together; the unaligned tail alone

@@ -9,13 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import engine
 import make_synthetic_ucf101
 import metrics
-import test_3d
 import test_single_frame
 import train_single_frame
 from actionrec.data import batching, normalization, sampling, split_lists, video_chunks, video_files
+from actionrec.engine import checkpoints, devices, loop, model_io
+from actionrec.inference import clip_views, frame_views
+from actionrec.zoo import frame_nets
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "4"]
 TSN = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4", "--segments", "3",
@@ -96,11 +97,11 @@ class Pixels(torch.nn.Module):
 
 def test_consensus_averages_the_segment_logits_before_the_loss():
     torch.manual_seed(0)
-    model, normalize = Pixels(), engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
+    model, normalize = Pixels(), model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
     data = np.random.default_rng(0).integers(0, 256, (5, 3, 8, 8, 3), dtype=np.uint8)  # (N, K, H, W, 3)
     labels = torch.tensor([0, 1, 2, 3, 1])
     batch = batching.Batch(data, labels.numpy(), np.arange(5), 5)
-    logits, extra = engine.Forward(normalize, segments=3)(model, batch, torch.device("cpu"))
+    logits, extra = model_io.Forward(normalize, segments=3)(model, batch, torch.device("cpu"))
     per_segment = torch.stack([model(normalize(torch.from_numpy(data[:, k]))) for k in range(3)], 1)  # (N, K, C)
     assert extra is None
     torch.testing.assert_close(logits, per_segment.mean(1))
@@ -122,13 +123,13 @@ def test_the_logged_training_loss_is_the_consensus_loss(data_dir, tmp_path):
     logged = json.loads((out / "log.jsonl").read_text().splitlines()[0])
 
     torch.manual_seed(4)
-    model = train_single_frame.build_model(args, 4, engine.Dist(), pretrained=False)
+    model = frame_nets.build_model(args, 4, devices.Dist(), pretrained=False)
     model.train()
     _, (paths, labels), _ = split_lists.getUCF101(data_dir, 1)
     loader = batching.BatchLoader(paths, labels, 4, "segments", augment=True, shuffle=True, seed=4, size=32, segments=3)
     loader.set_epoch(0)
     batch = next(iter(loader))
-    x = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(
+    x = model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(
         torch.from_numpy(batch.data.reshape(12, 32, 32, 3))
     )
     with torch.no_grad():
@@ -147,17 +148,17 @@ def test_segments_train_and_resume_like_an_uninterrupted_run(data_dir, tmp_path,
         return train_single_frame.main(args)
 
     train(straight)
-    original = engine.train_one_epoch
+    original = loop.train_one_epoch
 
     def stop_at_step_3(*args, **kwargs):
         def on_step(step):
             if step == 3:
                 os.kill(os.getpid(), signal.SIGTERM)
         return original(*args, on_step=on_step, **kwargs)
-    monkeypatch.setattr(engine, "train_one_epoch", stop_at_step_3)
+    monkeypatch.setattr(loop, "train_one_epoch", stop_at_step_3)
     with pytest.raises(SystemExit) as exit_info:
         train(stopped)
-    assert exit_info.value.code == engine.EXIT_PREEMPTED
+    assert exit_info.value.code == checkpoints.EXIT_PREEMPTED
     monkeypatch.undo()
     train(stopped)
     a, b = [[json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()] for d in (straight, stopped)]
@@ -170,8 +171,8 @@ def test_segments_train_and_resume_like_an_uninterrupted_run(data_dir, tmp_path,
     assert ckpt["kind"] == "segments" and ckpt["args"]["segments"] == 3
     assert "fc.1.weight" in ckpt["model"]  # dropout before the classifier
     # partial BN: only the first BatchNorm learned its affine parameters
-    initial = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(
-        TSN + ["--dropout", "0.5"]), 4, engine.Dist(), pretrained=False).state_dict()
+    initial = frame_nets.build_model(train_single_frame.get_args_parser().parse_args(
+        TSN + ["--dropout", "0.5"]), 4, devices.Dist(), pretrained=False).state_dict()
     assert not torch.equal(ckpt["model"]["bn1.weight"], initial["bn1.weight"])
     assert torch.equal(ckpt["model"]["layer1.0.bn1.weight"], initial["layer1.0.bn1.weight"])
     assert torch.equal(ckpt["model"]["layer1.0.bn1.running_mean"], initial["layer1.0.bn1.running_mean"])
@@ -182,14 +183,14 @@ def test_segments_train_and_resume_like_an_uninterrupted_run(data_dir, tmp_path,
 
 def test_frames_plan_picks_the_segment_centres(tmp_path):
     path = index_video(tmp_path / "v.hdf5", 40)
-    plan = test_single_frame.frame_plan(5, 3)
+    plan = frame_views.frame_plan(5, 3)
     loader = video_chunks.VideoChunkLoader([path], plan, size=16)
     chunks = [c for *_, c in loader]
     assert [len(c) for c in chunks] == [3, 2]
     assert [frame_index(f) for c in chunks for f in c] == [int((k + 0.5) * 40 / 5) for k in range(5)]
-    all_frames = test_single_frame.frame_plan(0, 30)(40)
+    all_frames = frame_views.frame_plan(0, 30)(40)
     assert all_frames == [(0, 30), (30, 40)]
-    assert test_single_frame.frame_plan(50, 30)(40) == all_frames  # N >= T: every frame
+    assert frame_views.frame_plan(50, 30)(40) == all_frames  # N >= T: every frame
 
 
 def position_frame(height, width):
@@ -233,14 +234,14 @@ def test_a_uniform_frame_gives_the_same_logits_for_1_3_and_10_crops(tmp_path):
     path = str(tmp_path / "uniform.hdf5")
     video_files.write_video_hdf5(path, video)
     torch.manual_seed(0)
-    model = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(
-        ["--arch", "resnet18", "--pretrained", "none"]), 5, engine.Dist(), pretrained=False).eval()
-    normalize = engine.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
+    model = frame_nets.build_model(train_single_frame.get_args_parser().parse_args(
+        ["--arch", "resnet18", "--pretrained", "none"]), 5, devices.Dist(), pretrained=False).eval()
+    normalize = model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
     logits = {}
     with torch.no_grad():
         for crops in (1, 3, 10):
             chunk = torch.from_numpy(video_chunks.load_chunk(path, 0, 6, size=32, crops=crops))
-            logits[crops] = test_single_frame.frame_logits(4, crops)(model, chunk, normalize)
+            logits[crops] = frame_views.frame_logits(4, crops)(model, chunk, normalize)
             assert logits[crops].shape == (6, 5)
     torch.testing.assert_close(logits[3], logits[1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logits[10], logits[1], atol=1e-5, rtol=1e-5)
@@ -249,7 +250,7 @@ def test_a_uniform_frame_gives_the_same_logits_for_1_3_and_10_crops(tmp_path):
     model3d = resnet_3d.resnet10(num_classes=5, shortcut_type="A").eval()
     with torch.no_grad():
         rows = {
-            c: test_3d.clip_logits("sliding", 4, 2, 8, c)(
+            c: clip_views.clip_logits("sliding", 4, 2, 8, c)(
                 model3d, torch.from_numpy(video_chunks.load_chunk(path, 0, 6, size=32, crops=c)), normalize
             )
             for c in (1, 10)

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import combine_results
-import engine
 import extract_features
 import make_split_lists
 import make_synthetic_ucf101
@@ -27,7 +26,9 @@ import test_rnn
 import test_single_frame
 import train_3d
 import train_single_frame
-from actionrec.data import batching, split_lists, video_files
+from actionrec.data import batching, feature_files, split_lists, video_files
+from actionrec.engine import arg_types, checkpoints, devices, optim, runlog, runner
+from actionrec.zoo import frame_nets
 
 CPU = ["--workers", "0", "--device", "cpu"]
 CLASSES = 3
@@ -44,7 +45,7 @@ def run_script(name, argv, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", os.path.join(os.path.dirname(__file__), "no-torch-home"))  # never fetch weights
     capsys.readouterr()
     try:
-        result = engine.run_main(module.main, module.get_args_parser(), argv)
+        result = runner.run_main(module.main, module.get_args_parser(), argv)
         code = result if type(result) is int else 0  # predict.py's main returns its exit status
     except SystemExit as e:
         code = e.code or 0
@@ -121,7 +122,7 @@ def frame_checkpoint(data, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("frame_run"))
     train_single_frame.main(train_single_frame.get_args_parser().parse_args(
         ["--data-dir", data, "--output-dir", out, "--epochs", "1", "--max-steps", "1", "--batch-size", "4", *SMALL]))
-    return os.path.join(out, engine.CHECKPOINT_NAME)
+    return os.path.join(out, checkpoints.CHECKPOINT_NAME)
 
 
 def test_the_test_skips_a_video_group_and_tests_the_others(data, frame_checkpoint, tmp_path, monkeypatch, capsys):
@@ -166,16 +167,16 @@ def test_a_training_tail_of_one_sample_joins_the_step_before():
 
 
 def test_only_a_model_that_trains_batchnorm_gets_the_longer_last_step():
-    model = train_single_frame.build_model(train_single_frame.get_args_parser().parse_args(
-        ["--arch", "resnet18", "--pretrained", "none"]), CLASSES, engine.Dist(), pretrained=False)
-    engine.set_trainable(model, "fc")  # every BatchNorm frozen: kept in eval mode, any batch will do
-    assert not engine.trains_batchnorm(model, bn_drift=False) and engine.trains_batchnorm(model, bn_drift=True)
-    engine.set_trainable(model, "layer4.1,fc")
-    assert engine.trains_batchnorm(model, bn_drift=False)
+    model = frame_nets.build_model(train_single_frame.get_args_parser().parse_args(
+        ["--arch", "resnet18", "--pretrained", "none"]), CLASSES, devices.Dist(), pretrained=False)
+    optim.set_trainable(model, "fc")  # every BatchNorm frozen: kept in eval mode, any batch will do
+    assert not optim.trains_batchnorm(model, bn_drift=False) and optim.trains_batchnorm(model, bn_drift=True)
+    optim.set_trainable(model, "layer4.1,fc")
+    assert optim.trains_batchnorm(model, bn_drift=False)
 
 
 def train_log(out):
-    with open(os.path.join(out, engine.LOG_NAME)) as f:
+    with open(os.path.join(out, runlog.LOG_NAME)) as f:
         return [json.loads(line) for line in f]
 
 
@@ -229,7 +230,7 @@ def test_the_shared_flags_refuse_values_that_cannot_work(script, flag, value, tm
 def test_the_largest_seed_torch_takes_trains(data, tmp_path, monkeypatch, capsys):
     code, _, err = run_script("train_single_frame.py", [
         "--data-dir", data, "--output-dir", str(tmp_path / "run"), "--epochs", "1", "--max-steps", "1",
-        "--batch-size", "4", "--seed", str(engine.MAX_SEED), *SMALL], monkeypatch, capsys)
+        "--batch-size", "4", "--seed", str(arg_types.MAX_SEED), *SMALL], monkeypatch, capsys)
     assert code == 0, err[-3000:]
 
 
@@ -244,7 +245,7 @@ def test_an_allocation_that_fails_is_one_line(error, monkeypatch, capsys):
         raise error
     monkeypatch.setattr(sys, "argv", ["train_single_frame.py"])
     with pytest.raises(SystemExit) as caught:
-        engine.run_main(main, train_single_frame.get_args_parser(), [])
+        runner.run_main(main, train_single_frame.get_args_parser(), [])
     line = one_error_line(caught.value.code, capsys.readouterr().err, "train_single_frame.py", "out of memory",
                           "--batch-size or --image-size")
     assert "enforce fail" not in line
@@ -254,7 +255,7 @@ def test_a_runtime_error_that_is_no_allocation_keeps_its_traceback():
     def main(args):
         raise RuntimeError("a bug")
     with pytest.raises(RuntimeError, match="a bug"):
-        engine.run_main(main, train_single_frame.get_args_parser(), [])
+        runner.run_main(main, train_single_frame.get_args_parser(), [])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -347,7 +348,7 @@ DAMAGED_RNN_ARGS = [({"cell": "transformer"}, "'transformer'"), ({"hidden": 0}, 
 @pytest.mark.parametrize("changes, needle", DAMAGED_RNN_ARGS, ids=[str(c) for c, _ in DAMAGED_RNN_ARGS])
 def test_damaged_rnn_checkpoint_args_are_one_line(changes, needle, data, tmp_path, monkeypatch, capsys):
     features = tmp_path / "features"
-    metrics.write_json(str(features / extract_features.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
+    metrics.write_json(str(features / feature_files.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
     path = save_checkpoint(tmp_path / "rnn.pth", "features", {
         "data_dir": data, "split": 1, "image_size": 32, "seed": 0, "input_size": 8, "cell": "gru", "layers": 1,
         "hidden": 4, "features": str(features), "max_frames": 6, **changes})

@@ -6,6 +6,7 @@ import numpy as np
 from actionrec.data import batching, video_files
 
 FEATURES_KEY = "features"
+FEATURES_INFO = "features.json"  # a features folder's description: dims, weights, stride (extract_features.py)
 
 
 def feature_info(path):

@@ -1,0 +1,139 @@
+"""The training loop: one epoch of steps, and the evaluation of a held-out loader."""
+
+import math
+import re
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from actionrec.engine import devices, optim, runlog
+from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,  # noqa: C901 (split up in the restructure, issue 21)
+                    start_step=0, partial=None, max_steps=0, on_step=None, schedule=None, clip_grad_norm=None,
+                    log_step=None, step_seed=None):
+    """One epoch (or its rest, after a mid-epoch resume). Returns a stats dict, with 'stopped' set
+    when a signal stopped it early (the stats then cover the steps done and can be continued).
+
+    schedule(step) -> lr factor for that 0-based step of the epoch; log_step(step, mean loss of the
+    step over all ranks) is called after every step (TensorBoard); step_seed(step) -> the seed of
+    torch's generator for that step, so dropout draws the same masks after a resume.
+    """
+    totals = dict(partial or {"loss_sum": 0.0, "correct": 0.0, "samples": 0.0, "seconds": 0.0, "wait": 0.0})
+    step = start_step
+    start = time.perf_counter()
+    batches = runlog.progress(loader, ranks, total=len(loader) - start_step, desc="train", leave=False)
+    stopped = False
+    loss_sum = correct = count = 0.0
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for batch in batches:
+        if schedule is not None:
+            optim.set_lr(optimizer, schedule(step))
+        if step_seed is not None:
+            torch.manual_seed(step_seed(step))
+        y = devices.to_device(batch.labels, device)
+        single = None  # BatchNorm's refusal of this rank's batch of one sample, if it refuses
+        try:
+            with devices.autocast(device, amp):
+                logits, extra = forward(model, batch, device, labels=y)
+        except ValueError as e:
+            if not is_single_sample_batchnorm(e):
+                raise
+            single = e
+        if single is None:
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
+            if extra is not None:
+                losses = losses + extra.float()
+            batch_loss = losses.detach().sum().item()
+        else:
+            batch_loss = 0.0
+        step += 1
+        if on_step is not None:  # a test hook: "a signal arrives during this step"
+            on_step(step)
+        # One small reduction per step keeps the ranks in agreement on stopping (signal or NaN) and on
+        # skipping; it comes before the update, so a non-finite loss never reaches the weights.
+        flags = ranks.all_reduce([0.0 if math.isfinite(batch_loss) else 1.0, 1.0 if stop.received else 0.0,
+                                  batch_loss if math.isfinite(batch_loss) else 0.0,
+                                  float(len(y)) if single is None else 0.0, 0.0 if single is None else 1.0], device)
+        if flags[0]:
+            raise NonFiniteLoss(f"the loss became non-finite at step {step}: stopping before it reaches the "
+                                f"weights (try a lower --lr or --no-amp)")
+        if flags[4]:
+            skip_single_sample_step(loader, ranks, step, single)
+        else:
+            # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
+            # over the whole global batch even when ranks hold unequal shares (the tail step).
+            loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if clip_grad_norm:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += batch_loss
+            correct += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+            if log_step is not None:
+                log_step(step, flags[2] / max(flags[3], 1))
+        if ranks.main and step % 10 == 0:
+            batches.set_postfix(loss=f"{loss_sum / max(count, 1):.3f}", acc=f"{correct / max(count, 1):.3f}")
+        if flags[1]:
+            stopped = True
+            break
+        if max_steps and step >= max_steps:
+            break
+    batches.close()
+    elapsed = time.perf_counter() - start
+    loss_sum, correct, count = ranks.all_reduce([loss_sum, correct, count], device)
+    wait = ranks.all_reduce([loader.wait_seconds], device, op=dist.ReduceOp.MAX if ranks.enabled else None)[0]
+    totals = {"loss_sum": totals["loss_sum"] + loss_sum, "correct": totals["correct"] + correct,
+              "samples": totals["samples"] + count, "seconds": totals["seconds"] + elapsed,
+              "wait": totals["wait"] + wait}
+    return {"step": step, "stopped": stopped, "totals": totals}
+
+
+def is_single_sample_batchnorm(error):
+    """Whether a ValueError of a training forward pass is BatchNorm's refusal of a batch that gives it one
+    value per channel (one sample whose maps are 1x1): it cannot compute a variance from one value."""
+    return "Expected more than 1 value per channel when training" in str(error)
+
+
+def skip_single_sample_step(loader, ranks, step, error):
+    """A step in which some rank's batch was one sample that BatchNorm refused (`error` on this rank, or
+    None): every rank skips it. With --batch-size 1, or too few training videos for two per rank, every
+    step would be skipped: one line saying what to change."""
+    shape = re.search(r"input size torch\.Size\((\[[^]]*\])\)", str(error or ""))
+    seen = f" (its input there is {shape.group(1)})" if shape else ""
+    if loader.batch_size == 1:
+        raise UserError(f"--batch-size 1: the model's BatchNorm sees a single value per channel{seen}, from which "
+                        f"it cannot train: use --batch-size 2 or more, or a larger --image-size")
+    if len(loader.paths) < 2 * ranks.world_size:
+        raise UserError(f"{len(loader.paths)} training video(s) for {ranks.world_size} process(es): BatchNorm cannot "
+                        f"train on a batch of one sample; it needs two or more per process")
+    if ranks.main:
+        print(f"note: step {step} skipped: unreadable videos left a batch of one sample, from which the model's "
+              f"BatchNorm cannot train{seen}", file=sys.stderr, flush=True)
+
+
+@torch.no_grad()
+def evaluate(model, loader, forward, device, amp, ranks, name="test"):
+    """Accuracy of single samples (one fixed frame, clip, set of segment centres or feature window
+    per video), reduced over ranks: {name}_acc, {name}_samples."""
+    model.eval()
+    correct = count = 0.0
+    for batch in runlog.progress(loader, ranks, desc="eval", leave=False):
+        with devices.autocast(device, amp):
+            logits, _ = forward(model, batch, device)
+        correct += (logits.argmax(1).cpu().numpy() == batch.labels).sum()
+        count += len(batch.labels)
+    correct, count = ranks.all_reduce([correct, count], device)
+    return {f"{name}_acc": correct / max(count, 1), f"{name}_samples": int(count)}

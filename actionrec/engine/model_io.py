@@ -1,0 +1,83 @@
+"""The model's input side: uint8 batches normalised on the device, and one forward call for every model kind."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from actionrec.engine import devices
+from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+
+
+class Normalize(nn.Module):
+    """uint8 channels-last batches -> normalised float (N, 3, H, W) or (N, 3, T, H, W) on the device.
+
+    Loaders ship uint8 RGB (4x fewer bytes than float32, no float work on the CPU); this does the rest:
+    (x / 255 - mean) / std per channel, with mean and std on [0, 1] in the order the model expects.
+    `bgr=True` flips the channels first (C3D's weights were trained on OpenCV's BGR frames).
+    """
+
+    def __init__(self, mean, std, bgr=False):
+        super().__init__()
+        self.bgr = bgr
+        self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std)), persistent=False)
+        self.register_buffer("shift", torch.tensor(mean) / torch.tensor(std), persistent=False)
+
+    def forward(self, x):
+        if self.bgr:
+            x = x.flip(-1)
+        x = x.movedim(-1, 1)  # (N, H, W, 3) -> (N, 3, H, W); (N, T, H, W, 3) -> (N, 3, T, H, W)
+        shape = (1, 3) + (1,) * (x.dim() - 2)
+        x = x.float() * self.scale.view(shape) - self.shift.view(shape)
+        # The moved view is already channels-last in memory; keep that on CUDA, plain layout on the CPU.
+        if x.is_cuda:
+            return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
+        return x.contiguous()
+
+
+class FeatureInput(nn.Module):
+    """float16 feature sequences (N, L, dims) -> float32 on the device (the RNN's "normalisation")."""
+
+    def forward(self, x):
+        return x.float()
+
+
+class Forward:
+    """How a batch becomes logits, for every model: normalise on the device, then the model.
+
+    - frames (N, H, W, 3) and clips (N, T, H, W, 3): `model(normalize(x))`;
+    - TSN segments (N, K, H, W, 3) with segments=K > 1: the backbone on all N*K frames, and the K logit
+      vectors of a video averaged (segmental consensus, before the softmax and the loss);
+    - feature sequences (N, L, dims) with lengths: `model(x, lengths)`; with frame_loss, training also
+      adds the mean cross-entropy over each video's valid steps to its loss.
+    Returns (logits (N, classes), extra per-sample loss (N,) or None).
+    """
+
+    def __init__(self, normalize, segments=1, frame_loss=False):
+        self.normalize, self.segments, self.frame_loss = normalize, segments, frame_loss
+
+    def __call__(self, model, batch, device, labels=None):
+        x = devices.to_device(batch.data, device)
+        if batch.lengths is not None:
+            lengths = torch.from_numpy(batch.lengths)  # on the CPU: pack_padded_sequence wants them there
+            if self.frame_loss and labels is not None:
+                logits, step_logits, mask = model(self.normalize(x), lengths, return_steps=True)
+                steps = F.cross_entropy(step_logits.float().transpose(1, 2), labels[:, None].expand(mask.shape),
+                                        reduction="none")  # (N, L)
+                extra = (steps * mask).sum(1) / mask.sum(1).clamp(min=1)
+                return logits, extra
+            return model(self.normalize(x), lengths), None
+        if self.segments > 1:
+            n, k = x.shape[:2]
+            logits = model(self.normalize(x.reshape((n * k,) + x.shape[2:])))  # (N*K, classes)
+            return logits.view(n, k, -1).mean(1), None
+        return model(self.normalize(x)), None
+
+
+def batched(x, batch_size):
+    """Split a tensor along dim 0 into pieces of at most batch_size."""
+    return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+
+
+def crop_mean(logits, crops):
+    """Logits of rows x crops views (rows*crops, C) -> the mean over each row's views (rows, C)."""
+    return logits if crops == 1 else logits.view(-1, crops, logits.shape[-1]).mean(1)

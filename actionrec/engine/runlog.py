@@ -1,0 +1,97 @@
+"""The training record: one JSON line per epoch, progress bars on rank 0, TensorBoard."""
+
+import contextlib
+import json
+import os
+import sys
+
+from tqdm import tqdm
+
+from actionrec.engine import runner
+from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+
+LOG_NAME = "log.jsonl"
+
+
+def read_log(path):
+    """The entries of a training run's log.jsonl ([] when there is none), or one line naming the file
+    when it is not one (a log is written whole, so a bad line is damage, not a killed write)."""
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UserError(f"{path} is not a log.jsonl of the training scripts ({runner.one_line(e)}): move it away "
+                        f"(the checkpoint is enough to resume; the log then restarts) or use --no-resume") from None
+    if not all(isinstance(e, dict) and isinstance(e.get("epoch"), int) for e in entries):
+        raise UserError(f"{path} is not a log.jsonl of the training scripts (a line without an epoch): move it "
+                        f"away (the checkpoint is enough to resume; the log then restarts) or use --no-resume")
+    return entries
+
+
+def write_log(path, entries):
+    """Atomic, as the checkpoint: a failed write (a full disk) keeps the previous log, and no temporary."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for entry in entries:
+                f.write(json.dumps(entry) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise UserError(f"cannot write {path}: {runner.write_failure(e, path)}; the previous log is kept") from None
+
+
+def progress(iterable, ranks, **kwargs):
+    return tqdm(iterable, disable=not (ranks.main and sys.stderr.isatty()), dynamic_ncols=True, **kwargs)
+
+
+class TensorBoard:
+    """TensorBoard scalars of a training run in OUTPUT_DIR/tensorboard/ (rank 0 only; a no-op when off).
+
+    Every point is at the global step (optimizer steps since the start of training), per-epoch tags
+    included, so that a resumed run can purge what a killed run wrote after its last checkpoint:
+    `purge_step` makes TensorBoard's reader drop those points, and the curves continue without
+    duplicated steps.
+    """
+
+    def __init__(self, args, ranks, purge_step):
+        self.writer = None
+        if not (getattr(args, "tensorboard", False) and ranks.main):
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise UserError(f"TensorBoard logging needs the tensorboard package ({e}): pip install tensorboard, "
+                            f"or pass --no-tensorboard") from None
+        self.every = args.tensorboard_every
+        self.writer = SummaryWriter(os.path.join(args.output_dir, "tensorboard"), purge_step=purge_step or None)
+
+    def step(self, global_step, loss):
+        if self.writer is not None and global_step % self.every == 0:
+            self.writer.add_scalar("train/loss_step", loss, global_step)
+
+    def epoch(self, global_step, entry):
+        if self.writer is None:
+            return
+        for key, tag in (("train_loss", "train/loss"), ("train_acc", "train/acc"), ("test_acc", "test/acc"),
+                         ("val_acc", "val/acc"), ("lr", "lr"), ("samples_per_s", "samples_per_s"),
+                         ("data_wait_fraction", "data_wait_fraction")):
+            if key in entry:
+                self.writer.add_scalar(tag, entry[key], global_step)
+        self.writer.flush()
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def format_entry(entry, epochs):
+    text = (f"epoch {entry['epoch']}/{epochs}: loss {entry['train_loss']:.4f} train acc {entry['train_acc']:.4f}")
+    for name in ("test", "val"):
+        if f"{name}_acc" in entry:
+            text += f" {name} acc {entry[f'{name}_acc']:.4f}"
+    return text + (f" | {entry['samples']} samples, {entry['samples_per_s']:.1f}/s, "
+                   f"waited on data {100 * entry['data_wait_fraction']:.0f}%, lr {entry['lr']:.3g}")

@@ -1,0 +1,300 @@
+"""The per-video test driver: every test video streamed in chunks through the model, one prediction file each."""
+
+import os
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+import metrics
+from actionrec.data import batching, datasets, loader_pool, split_lists, video_chunks, video_groups
+from actionrec.engine import checkpoints, cli_flags, devices, output_provenance, runlog, runner, signals
+from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+
+EXIT_UNREADABLE = 1
+
+
+def exit_if_unreadable(failed, what):
+    """The README's contract for videos that cannot be read ({path: reason}): every other video was
+    done; these are named at the end and the exit status is 1."""
+    if not failed:
+        return
+    if devices.Dist().main:
+        print(f"{len(failed)} video{'s' if len(failed) > 1 else ''} could not be read ({what}; exit status 1):",
+              flush=True)
+        for path, reason in sorted(failed.items()):
+            print(f"  {path}: {reason}", flush=True)
+    sys.exit(EXIT_UNREADABLE)
+
+
+class VideoPass(NamedTuple):
+    """What stream_videos did on this rank (and, gathered, on all): see stream_videos."""
+    ranks: devices.Dist
+    device: torch.device
+    failed: dict      # path -> reason, all ranks
+    written: list     # videos written per rank
+    timing: dict      # totals over all ranks
+    amp: tuple        # (enabled, dtype) the model ran in
+
+
+def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,  # noqa: C901 (split up in the restructure, issue 21)
+                  desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
+                  provenance=None, video_start=None, video_end=None):
+    """The per-video driver of the test scripts and of feature extraction.
+
+    Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
+    loaded chunk by chunk on the loader pool as `plan(frames)` says, each uint8 chunk (F, size, size, 3)
+    (or (F, crops, size, size, 3)) goes through `rows_fn(model, chunk_on_device)`, and once its last
+    chunk is done the video's rows are checked (all finite) and written with
+    `write(output_path(path), rows, {"frames": length, "crops": crops})`, atomically. Videos are split
+    over torchrun ranks. SIGTERM/SIGUSR1: the video in progress is finished, then exit 75. Returns a
+    VideoPass; the caller's rank 0 then summarises. fixed_shapes=False: the chunks' shapes vary (whole
+    pieces of videos), see resolve_device. provenance: what makes the output folder; a folder of another
+    run is refused (claim_folder), and with --no-resume (args.resume False) every video is redone.
+    video_start(), video_end(model) -> rows: for a rows_fn that keeps state over a video's chunks (test_3d's
+    exact full mode): called before a video's first chunk, and after its last one for its last rows.
+    """
+    devices.return_freed_memory()
+    ranks = devices.Dist()
+    pool = loader_pool.make_pool(args.workers, shield_signals=True)
+    stop = signals.StopSignals().__enter__()
+    try:
+        device = devices.resolve_device(args.device, ranks, fixed_shapes)
+        ranks.init(device)
+        model = devices.prepare_model(model, device).eval()
+        amp = devices.amp_settings(args, device, model, ranks)
+        resume = getattr(args, "resume", True)
+        if provenance is not None:
+            output_provenance.claim_folder(provenance, resume)
+            ranks.barrier()  # every rank has read the old record before rank 0 replaces it
+            if ranks.main:
+                output_provenance.record_provenance(provenance)
+            ranks.barrier()
+        mine = list(range(ranks.rank, len(paths), ranks.world_size))
+        todo = [i for i in mine if not (resume and complete(output_path(paths[i])))]
+        if ranks.main and len(todo) < len(mine):
+            print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
+        loader = video_chunks.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
+                                     depth=max(2, args.workers), max_chunk=max_chunk, crops=crops, features=features)
+        failed, rows, written, rows_written, computed, model_seconds = {}, [], 0, 0, 0, 0.0
+        start = time.perf_counter()
+        with torch.no_grad():
+            for video_index, number, count, chunk in runlog.progress(loader, ranks, desc=desc, unit="chunk"):
+                path = paths[todo[video_index]]
+                if isinstance(chunk, str):
+                    if batching.NON_FINITE in chunk:  # a damaged feature file: refuse it rather than skip it
+                        raise UserError(f"{path} holds {batching.NON_FINITE}: extract its features again "
+                                        f"(delete the file and rerun extract_features.py)")
+                    failed[str(path)] = chunk
+                    split_lists.log.warning("cannot read %s: %s", path, chunk)
+                    rows = []
+                    continue
+                started = time.perf_counter()
+                if number == 0 and video_start is not None:
+                    video_start()
+                with devices.autocast(device, amp):
+                    out = rows_fn(model, devices.to_device(chunk, device))
+                    if number + 1 == count and video_end is not None:
+                        out = torch.cat([out, video_end(model)])
+                rows.append(out.float().cpu().numpy())  # .cpu() waits for the GPU: the time below is its work
+                model_seconds += time.perf_counter() - started
+                computed += len(chunk)
+                if number + 1 < count:
+                    continue
+                video_rows, rows = np.concatenate(rows), []  # the video's last chunk: its file is complete
+                if not np.isfinite(video_rows).all():
+                    bad = int((~np.isfinite(video_rows)).sum())
+                    raise UserError(f"the model's outputs for {path} are not finite ({bad} of {video_rows.size} "
+                                    f"values; nothing written for it, finished videos are kept): rerun with "
+                                    f"--no-amp (fp16 overflow is the usual cause) or check the checkpoint")
+                target = output_path(path)
+                try:
+                    write(target, video_rows, {"frames": loader.frames[video_index], "crops": crops})
+                except OSError as e:
+                    raise UserError(f"cannot write {target}: {runner.write_failure(e, target)}; finished videos are "
+                                    f"kept: run again to continue") from None
+                written += 1
+                rows_written += len(video_rows)
+                if stop.received:
+                    break
+        seconds = time.perf_counter() - start
+        loaded = [loader.load_seconds.get(i, 0.0) for i in range(len(todo))]
+        timing = {"videos": written, "frames": computed, "rows": rows_written, "wall_seconds": seconds,
+                  "model_seconds": model_seconds, "load_seconds": float(sum(loaded))}
+        failed = devices.gather(failed, ranks)
+        written_per_rank = devices.gather(written, ranks)
+        totals = devices.gather(timing, ranks, merge=False)
+        timing = {k: sum(t[k] for t in totals) for k in timing}
+        timing["wall_seconds"] = max(t["wall_seconds"] for t in totals)
+        if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0]:  # any rank stopped: all stop
+            if ranks.main:
+                print(f"{stop.received or 'signal'}: stopped; finished videos are saved, "
+                      f"run the same command again to continue", flush=True)
+            sys.exit(checkpoints.EXIT_PREEMPTED)
+        ranks.barrier()
+        if ranks.main:
+            print(
+                f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
+                f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
+                f"loader wait {loader.wait_seconds:.1f} s",
+                flush=True,
+            )
+        return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
+    finally:
+        stop.__exit__()
+        loader_pool.close_pool(pool)
+
+
+def test_subset(args, trained):
+    """(class_list, paths, labels) of the subset to test: the split's test list, the groups the training
+    run held out (val), or its training videos (train)."""
+    val_groups = trained.get("val_groups") or ()
+    if isinstance(val_groups, str):
+        val_groups = video_groups.parse_groups(val_groups)
+    try:
+        class_list, paths, labels = datasets.subset_videos(args.data_dir, args.split, args.subset, val_groups,
+                                                     getattr(args, "storage", "auto"), cli_flags.resolve_dataset(args))
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(f"--subset {args.subset}: {e}" if args.subset == "val" else str(e)) from None
+    if args.limit:
+        paths, labels = paths[:args.limit], labels[:args.limit]
+    return [str(c) for c in class_list], paths, labels, list(val_groups)
+
+
+def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None, fixed_shapes=True,
+                video_start=None, video_end=None):
+    """The test driver of every test script: predictions of every video of --subset, then (rank 0)
+    results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
+
+    rows_fn(model, frames, normalize) -> logits rows of one uint8 chunk on the device (normalised batch
+    by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
+    tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces" | "video", test: {...});
+    paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>);
+    video_start, video_end: see stream_videos. The prediction files say how they were computed (attribute
+    test: info["test"]["description"]).
+    """
+    check_output_paths({"--predictions-dir": args.predictions_dir, "--output-dir": args.output_dir},
+                       script_inputs(args))
+    trained = checkpoint.get("args", {})
+    class_list, paths, labels, val_groups = test_subset(args, {**trained, "val_groups": checkpoint.get(
+        "val_groups") or trained.get("val_groups")})
+    if [str(c) for c in checkpoint["class_list"]] != class_list:
+        raise UserError(f"{args.checkpoint} was trained on {len(checkpoint['class_list'])} classes, but "
+                        f"the {args.dataset} split lists of {args.data_dir} give {len(class_list)} (or other names): "
+                        f"use the --data-dir it was trained on")
+    if devices.Dist().main:
+        cli_flags.print_args(args)
+    normalize_on = [None]
+
+    def rows(model, frames):
+        if normalize_on[0] is None:
+            normalize_on[0] = normalize.to(frames.device)
+        return rows_fn(model, frames, normalize_on[0])
+
+    num_classes = len(class_list)
+    crops = getattr(args, "crops", 1)
+    if paths_of is not None:
+        paths = paths_of(paths)
+    provenance = output_provenance.Provenance(
+        args.predictions_dir,
+        "--predictions-dir",
+        {
+            "checkpoint_sha256": output_provenance.file_sha256(args.checkpoint),
+            "class_list": class_list,
+            "split": args.split,
+            "subset": args.subset,
+            "val_groups": val_groups,
+            "image_size": args.image_size,
+            "crops": crops,
+            "model": {k: info.get(k) for k in ("name", "kind", "arch", "rows")},
+            "test": {k: v for k, v in info.get("test", {}).items() if k != "description"},
+        },
+        {"checkpoint": os.path.abspath(args.checkpoint), "data_dir": os.path.abspath(args.data_dir)},
+        (
+            "model.json",
+            {
+                "checkpoint": os.path.abspath(args.checkpoint),
+                "test": info.get("test"),
+                "rows": info["rows"],
+                "subset": args.subset,
+                "split": args.split,
+            },
+        ),
+    )
+    result = stream_videos(
+        args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
+        output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
+        write=lambda target, logits, attrs: metrics.write_predictions(
+            target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
+        complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
+        features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
+        fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end)
+    if not result.ranks.main:
+        exit_if_unreadable(result.failed, "not tested")
+        return None
+    t = result.timing
+    timing = {"device": devices.device_name(result.device), "batch_size": args.batch_size,
+              "amp": str(result.amp[1]).replace("torch.", "") if result.amp[0] else "off",
+              "workers": args.workers, "processes": result.ranks.world_size, "crops": crops,
+              "videos": t["videos"], "frames": t["frames"],
+              # rows (frames, windows, pieces, video) x crops
+              "views_per_video": t["rows"] * crops / max(t["videos"], 1),
+              "load_seconds_per_video": t["load_seconds"] / max(t["videos"], 1),
+              "model_seconds_per_video": t["model_seconds"] / max(t["videos"], 1),
+              "wall_seconds": t["wall_seconds"],
+              "fps_end_to_end": t["frames"] / max(t["wall_seconds"], 1e-9),
+              "fps_model": t["frames"] / max(t["model_seconds"], 1e-9)}
+    log_path = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), runlog.LOG_NAME)
+    model_info = {**{k: v for k, v in info.items() if k != "rows"}, "rows": info["rows"], "subset": args.subset,
+                  "split": args.split, "val_groups": val_groups, "class_list": class_list,
+                  "checkpoint": os.path.abspath(args.checkpoint),
+                  "log": log_path if os.path.isfile(log_path) else None, "timing": timing if t["videos"] else None}
+    results = summarize_predictions(args, paths, labels, class_list, "frame" if info["rows"] == "frames" else "clip",
+                                    args.checkpoint, result.failed, model_info)
+    metrics.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
+    exit_if_unreadable(result.failed, "not tested")
+    return results
+
+
+def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed, model_info=None):
+    """results.json and confusion_matrix.npy, recomputed from the prediction files alone."""
+    num_classes = len(class_list)
+    scored = [i for i, p in enumerate(paths)
+              if metrics.predictions_complete(metrics.prediction_path(args.predictions_dir, p), num_classes)]
+    if not scored:
+        raise UserError(f"no video could be tested; see the warnings above ({len(failed)} unreadable)")
+    scores, row_correct, row_count = [], 0, 0
+    for i in scored:
+        logits = metrics.read_predictions(metrics.prediction_path(args.predictions_dir, paths[i]))
+        scores.append(metrics.video_score(logits))
+        row_correct += int((logits.argmax(1) == labels[i]).sum())
+        row_count += len(logits)
+    summary, cm = metrics.summarize(np.stack(scores), labels[scored], class_list)
+    results = {
+        "top1": summary["top1"],
+        "top5": summary["top5"],
+        "top10": summary["top10"],
+        "mean_class_accuracy": summary["mean_class_accuracy"],
+        f"{row_name}_accuracy": row_correct / max(row_count, 1),
+        "videos": len(scored),
+        "failed_videos": sorted(failed),
+        "failed": len(failed),
+        "split": args.split,
+        "subset": getattr(args, "subset", "test"),
+        "checkpoint": os.path.abspath(checkpoint_path),
+        "predictions_dir": os.path.abspath(args.predictions_dir),
+        **{k: v for k, v in summary.items() if k not in ("top1", "top5", "top10", "mean_class_accuracy", "videos")},
+    }
+    if model_info is not None:
+        results["model"] = model_info
+    os.makedirs(args.output_dir, exist_ok=True)
+    metrics.write_json(os.path.join(args.output_dir, "results.json"), results)
+    np.save(os.path.join(args.output_dir, "confusion_matrix.npy"), cm)
+    print(metrics.format_class_table(summary["per_class_accuracy"]))
+    print(f"videos {len(scored)} (unreadable {len(failed)}), {row_name} accuracy {results[f'{row_name}_accuracy']:.4f}")
+    print(f"top1 {results['top1']:.4f}  top5 {results['top5']:.4f}  top10 {results['top10']:.4f}  "
+          f"mean class {results['mean_class_accuracy']:.4f}")
+    print(f"wrote {os.path.join(args.output_dir, 'results.json')}")
+    return results

@@ -1,0 +1,54 @@
+"""How a single-frame or TSN model sees a whole test video: chunks of frames, crops averaged, one row per video."""
+
+import argparse
+
+import torch
+
+from actionrec.data import sampling, video_chunks
+from actionrec.engine import model_io, trained_model
+from actionrec.zoo import frame_nets
+
+
+def frame_plan(num_frames, chunk_frames):
+    """The frames to test for a video, in chunks of at most chunk_frames: all, or N segment centres."""
+    def plan(frames):
+        if num_frames and num_frames < frames:
+            indices = sampling.segment_centres(frames, num_frames)
+            return [indices[i:i + chunk_frames] for i in range(0, len(indices), chunk_frames)]
+        return video_chunks.video_chunk_plan(frames, chunk_frames)
+    return plan
+
+
+def frame_logits(batch_size, crops):
+    def rows(model, frames, normalize):  # uint8 (F, H, W, 3), or (F, crops, H, W, 3) -> logits (F, classes)
+        views = frames.reshape((-1,) + frames.shape[-3:])
+        logits = torch.cat([model(normalize(x)) for x in model_io.batched(views, batch_size * crops)])
+        return model_io.crop_mean(logits, crops)
+    return rows
+
+
+def describe(trained, args):
+    segments = trained.get("segments", 1)
+    arch = trained.get("arch", "resnet50")
+    family = f"{arch.replace('resnet', 'ResNet-')}"
+    frames = "every frame" if not args.frames else f"{args.frames} frames at segment centres"
+    return {"name": "tsn" if segments > 1 else "single_frame",
+            "title": f"TSN ({family}, {segments} segments)" if segments > 1 else f"Single frame ({family})",
+            "kind": "frame", "temporal": False, "arch": ("tsn-" if segments > 1 else "") + arch, "rows": "frames",
+            "test": {"description": f"{frames}, {args.crops} crop{'s' if args.crops > 1 else ''}",
+                     "mode": "frames", "frames": args.frames, "crops": args.crops}}
+
+
+def load_model(checkpoint, trained, ranks, path):
+    """The trained frame model (single frame or TSN) of a checkpoint, on the CPU. The checkpoint's copy
+    of the weights is dropped once loaded (~100 MB for a ResNet-50)."""
+    trained_model.check_trained_args(
+        trained, frame_nets.model_flags_parser(), path, ("arch", "dropout", "segments")
+    )
+    model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
+                                    dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
+    model = trained_model.rebuild_model(
+        frame_nets.build_model, model_args, len(checkpoint["class_list"]), ranks, path
+    )
+    trained_model.load_model_state(model, checkpoint.pop("model"), path)
+    return model

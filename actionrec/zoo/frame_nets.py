@@ -1,0 +1,114 @@
+"""The 2D ImageNet CNNs of the single-frame and TSN models, with their ImageNet weights (torchvision
+cache or a file)."""
+
+import argparse
+import os
+import socket
+import urllib.error
+
+import torch
+import torch.nn as nn
+import torchvision
+
+from actionrec import guards
+from actionrec.engine import arg_types, checkpoints, runner, trained_model
+
+ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101")
+
+
+FETCH_HINT = ('python -c "from torchvision.models import {arch}, {weights}; {arch}(weights={weights}.IMAGENET1K_V1)"')
+
+
+def imagenet_cache_path(arch):
+    """Where torchvision keeps (or would download) the ImageNet weights of `arch`: $TORCH_HOME/hub/checkpoints."""
+    weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+
+
+def imagenet_state_dict(arch, ranks):
+    """torchvision's ImageNet weights from the cache ($TORCH_HOME), downloading them once if possible.
+
+    Compute nodes are often offline: instead of a traceback or a hang, say how to fetch them.
+    """
+    weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    cached = imagenet_cache_path(arch)
+    if not os.path.exists(cached):
+        if ranks.local_rank != 0:  # one download per node; the others wait for it
+            ranks.barrier()
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)  # a firewalled node drops packets: fail in seconds, not hours
+        try:
+            state = weights.get_state_dict(progress=ranks.main)
+        except (urllib.error.URLError, OSError) as e:
+            raise guards.UserError(
+                f"ImageNet weights for {arch} are not cached at {cached} and cannot be downloaded ({e}). "
+                f"Fetch them once on a machine with network (e.g. a login node) with the same TORCH_HOME: "
+                + FETCH_HINT.format(arch=arch, weights=type(weights).__name__)
+                + " -- or pass --weights PATH or --pretrained none") from None
+        finally:
+            socket.setdefaulttimeout(previous)
+            if ranks.local_rank == 0 and ranks.enabled:
+                ranks.barrier()
+        return state
+    try:
+        return checkpoints.load_checkpoint(cached, what="cached ImageNet weights")
+    except guards.UserError as e:
+        raise guards.UserError(f"{e} (delete it and run again to download it again)") from None
+
+
+def load_state_dict_file(path):
+    state = checkpoints.load_checkpoint(path, what="--weights")
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # one of our checkpoints
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise guards.UserError(f"--weights {path}: expected a state_dict of tensors (torchvision's ImageNet file "
+                               f"or one of our checkpoints)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def build_model(args, num_classes, ranks, pretrained=True):
+    model = getattr(torchvision.models, args.arch)(weights=None)
+    if pretrained and (args.weights or args.pretrained == "imagenet"):
+        state = load_state_dict_file(args.weights) if args.weights else imagenet_state_dict(args.arch, ranks)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as e:  # TypeError, AttributeError: not a dict
+            source = (
+                f"--weights {args.weights}"
+                if args.weights
+                else f"cached ImageNet weights {imagenet_cache_path(args.arch)}"
+            )
+            raise guards.UserError(f"{source}: not a torchvision {args.arch} state_dict "
+                                   f"({trained_model.state_dict_misfit(model, state) or runner.one_line(e)})") from None
+    # A new classifier for the dataset's classes (the ImageNet head has 1000).
+    fc = nn.Linear(model.fc.in_features, num_classes)
+    if getattr(args, "segments", 1) > 1:  # TSN initialises its new classifier N(0, 0.001)
+        nn.init.normal_(fc.weight, 0.0, 0.001)
+        nn.init.zeros_(fc.bias)
+    dropout = getattr(args, "dropout", 0.0)
+    model.fc = nn.Sequential(nn.Dropout(dropout), fc) if dropout > 0 else fc
+    return model
+
+
+def add_model_flags(parser):
+    """The flags that define the model: the training script's, and checked again (model_flags_parser) when a
+    checkpoint is read back for testing."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--arch", choices=ARCHS, default="resnet50", help="torchvision ResNet (default: resnet50)")
+    g.add_argument("--pretrained", choices=("imagenet", "none"), default="imagenet",
+                   help="start from torchvision's ImageNet weights or from scratch (default: imagenet)")
+    g.add_argument("--weights", default=None,
+                   help="a local state_dict (.pth) to start from instead of downloading (default: none)")
+    g.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout before the classifier (TSN: 0.8) (default: 0, the assignment's head)")
+    t = parser.add_argument_group("TSN")
+    t.add_argument("--segments", type=arg_types.positive_int, default=1,
+                   help="K segments per training sample, one frame from each, logits averaged (TSN: 3) "
+                        "(default: 1, the assignment's single-frame model)")
+
+
+def model_flags_parser():
+    """A parser of the model flags alone (no defaults of the training run), to check a checkpoint's args."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_model_flags(parser)
+    return parser
