@@ -26,6 +26,7 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import split_lists, video_files
 from actionrec.engine import checkpoints, devices
+from actionrec.inference import clip_views, frame_views
 from actionrec.zoo import frame_nets
 from helpers import child_pids, start_group
 
@@ -119,7 +120,7 @@ def test_finished_files_are_skipped_and_damaged_ones_redone(world, tmp_path, mon
         f.truncate(os.path.getsize(truncated) // 2)
     wrong = metrics.prediction_path(tmp_path / "predictions", paths[4])
     metrics.write_predictions(wrong, np.zeros((3, CLASSES + 1)))  # another class count
-    frames = count_model_work(monkeypatch, test_single_frame, "frame_logits")
+    frames = count_model_work(monkeypatch, frame_views, "frame_logits")
     written = count_writes(monkeypatch)
     second_results = run_test(test_single_frame, world["frame"], tmp_path)
     assert sorted(written) == sorted([truncated, wrong])  # only those two were written again
@@ -132,7 +133,7 @@ def test_finished_files_are_skipped_and_damaged_ones_redone(world, tmp_path, mon
 
 def test_a_rerun_of_a_finished_test_computes_nothing(world, tmp_path, monkeypatch):
     run_test(test_3d, world["clip"], tmp_path, "--mode", "sliding", "--stride", "4")
-    frames = count_model_work(monkeypatch, test_3d, "clip_logits")
+    frames = count_model_work(monkeypatch, clip_views, "clip_logits")
     written = count_writes(monkeypatch)
     run_test(test_3d, world["clip"], tmp_path, "--mode", "sliding", "--stride", "4")
     assert frames == [] and written == []

@@ -3,8 +3,6 @@
 import argparse
 import math
 
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
-
 
 def positive_int(text):
     try:

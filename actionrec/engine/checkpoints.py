@@ -8,7 +8,7 @@ import re
 import torch
 
 from actionrec.engine import runner
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a scheduler signal after saving; run again to continue
 

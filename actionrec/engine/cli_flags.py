@@ -5,7 +5,7 @@ import argparse
 
 from actionrec.data import datasets, sampling, split_lists, video_chunks, video_groups
 from actionrec.engine import arg_types, devices
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
 

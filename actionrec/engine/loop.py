@@ -10,14 +10,53 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from actionrec.engine import devices, optim, runlog
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,  # noqa: C901 (split up in the restructure, issue 21)
+def step_losses(model, batch, forward, device, amp, y):
+    """(logits, per-sample losses, their sum as a float, None) for one batch; when BatchNorm refuses
+    this rank's batch of one sample: (None, None, 0.0, the refusal)."""
+    try:
+        with devices.autocast(device, amp):
+            logits, extra = forward(model, batch, device, labels=y)
+    except ValueError as e:
+        if not is_single_sample_batchnorm(e):
+            raise
+        return None, None, 0.0, e
+    losses = F.cross_entropy(logits.float(), y, reduction="none")
+    if extra is not None:
+        losses = losses + extra.float()
+    return logits, losses, losses.detach().sum().item(), None
+
+
+def update_weights(optimizer, scaler, losses, batch, ranks, params, clip_grad_norm):
+    """One optimizer step on this rank's per-sample losses."""
+    # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
+    # over the whole global batch even when ranks hold unequal shares (the tail step).
+    loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad_norm:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def epoch_totals(totals, counts, seconds, loader, ranks, device):
+    """The running totals of an epoch (those of a resumed part first) plus this part's, summed over ranks."""
+    loss_sum, correct, count = ranks.all_reduce(counts, device)
+    wait = ranks.all_reduce([loader.wait_seconds], device, op=dist.ReduceOp.MAX if ranks.enabled else None)[0]
+    return {"loss_sum": totals["loss_sum"] + loss_sum, "correct": totals["correct"] + correct,
+            "samples": totals["samples"] + count, "seconds": totals["seconds"] + seconds,
+            "wait": totals["wait"] + wait}
+
+
+def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,
                     start_step=0, partial=None, max_steps=0, on_step=None, schedule=None, clip_grad_norm=None,
                     log_step=None, step_seed=None):
     """One epoch (or its rest, after a mid-epoch resume). Returns a stats dict, with 'stopped' set
@@ -40,21 +79,7 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
         if step_seed is not None:
             torch.manual_seed(step_seed(step))
         y = devices.to_device(batch.labels, device)
-        single = None  # BatchNorm's refusal of this rank's batch of one sample, if it refuses
-        try:
-            with devices.autocast(device, amp):
-                logits, extra = forward(model, batch, device, labels=y)
-        except ValueError as e:
-            if not is_single_sample_batchnorm(e):
-                raise
-            single = e
-        if single is None:
-            losses = F.cross_entropy(logits.float(), y, reduction="none")
-            if extra is not None:
-                losses = losses + extra.float()
-            batch_loss = losses.detach().sum().item()
-        else:
-            batch_loss = 0.0
+        logits, losses, batch_loss, single = step_losses(model, batch, forward, device, amp, y)
         step += 1
         if on_step is not None:  # a test hook: "a signal arrives during this step"
             on_step(step)
@@ -69,16 +94,7 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
         if flags[4]:
             skip_single_sample_step(loader, ranks, step, single)
         else:
-            # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
-            # over the whole global batch even when ranks hold unequal shares (the tail step).
-            loss = losses.sum() * ranks.world_size / max(batch.global_size, 1)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if clip_grad_norm:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
-                torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
+            update_weights(optimizer, scaler, losses, batch, ranks, params, clip_grad_norm)
             loss_sum += batch_loss
             correct += (logits.argmax(1) == y).sum().item()
             count += len(y)
@@ -92,12 +108,7 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
         if max_steps and step >= max_steps:
             break
     batches.close()
-    elapsed = time.perf_counter() - start
-    loss_sum, correct, count = ranks.all_reduce([loss_sum, correct, count], device)
-    wait = ranks.all_reduce([loader.wait_seconds], device, op=dist.ReduceOp.MAX if ranks.enabled else None)[0]
-    totals = {"loss_sum": totals["loss_sum"] + loss_sum, "correct": totals["correct"] + correct,
-              "samples": totals["samples"] + count, "seconds": totals["seconds"] + elapsed,
-              "wait": totals["wait"] + wait}
+    totals = epoch_totals(totals, [loss_sum, correct, count], time.perf_counter() - start, loader, ranks, device)
     return {"step": step, "stopped": stopped, "totals": totals}
 
 

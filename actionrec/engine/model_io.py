@@ -5,7 +5,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from actionrec.engine import devices
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
 
 
 class Normalize(nn.Module):

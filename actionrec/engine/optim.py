@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn as nn
 
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 
 def set_trainable(model, spec):

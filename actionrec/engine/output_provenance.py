@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import metrics
 from actionrec.engine import devices, runner
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import PROVENANCE_NAME, UserError
 
 
 def file_sha256(path, block=1 << 20):

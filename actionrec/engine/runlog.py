@@ -8,7 +8,7 @@ import sys
 from tqdm import tqdm
 
 from actionrec.engine import runner
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 LOG_NAME = "log.jsonl"
 

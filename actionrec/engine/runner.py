@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from actionrec.data import loader_pool
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 # Errors of a path itself (not of a bug), with what to do: a file where a folder is expected, permissions,
 # a full disk.

@@ -2,7 +2,7 @@
 
 import signal
 
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.engine import checkpoints
 
 
 class StopSignals:
@@ -28,3 +28,12 @@ class StopSignals:
     def __exit__(self, *exc):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+
+class Preempted(SystemExit):
+    """Stopped by a scheduler signal after saving what was done: the run ends with exit status
+    EXIT_PREEMPTED (75, EX_TEMPFAIL) and the same command continues it. A SystemExit, so a caller of a
+    script's main() sees the status the shell would see, and runner.run_main lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__(checkpoints.EXIT_PREEMPTED)

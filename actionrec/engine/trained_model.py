@@ -3,7 +3,7 @@
 import argparse
 
 from actionrec.engine import checkpoints, cli_flags, runner
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError
 
 TEST_SCRIPTS = {"frame": "test_single_frame.py", "clip": "test_3d.py", "features": "test_rnn.py"}
 

@@ -1,14 +1,13 @@
 """Training a model from a script: the split, the loaders, resume, epochs, checkpoints and the log."""
 
 import os
-import sys
 
 import torch
 import torch.nn as nn
 
 from actionrec.data import batching, datasets, loader_pool, video_groups
 from actionrec.engine import checkpoints, cli_flags, devices, loop, model_io, optim, runlog, runner, signals, video_test
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.guards import UserError, check_output_paths, script_inputs
 
 
 def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None, batchnorm=False):
@@ -55,7 +54,212 @@ def load_split(args, ranks, paths_of=None):
     return [str(c) for c in class_list], train, held_out, name
 
 
-def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs=None, after_trainable=None,  # noqa: C901 (split up in the restructure, issue 21)
+def read_resume_checkpoint(args, ckpt_path, class_list, kind):
+    """The checkpoint to resume from (None: start afresh), checked to be one of this run's kind and classes."""
+    if not (args.resume and os.path.exists(ckpt_path)):
+        return None
+    checkpoint = checkpoints.load_checkpoint(ckpt_path, what="the checkpoint to resume from (or use --no-resume)")
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise UserError(f"{ckpt_path} is not a checkpoint of the training scripts; use another --output-dir "
+                        f"or --no-resume")
+    if checkpoint.get("class_list") != class_list:
+        raise UserError(f"{ckpt_path} was trained on other classes; use another --output-dir or --no-resume")
+    if checkpoint.get("kind", kind) != kind:
+        raise UserError(f"{ckpt_path} holds a {checkpoint['kind']} model, not a {kind} model; use another "
+                        f"--output-dir or --no-resume")
+    return checkpoint
+
+
+def build_trained_part(args, build_model, num_classes, ranks, checkpoint, ckpt_path, after_trainable):
+    """(the model on the CPU with its trainable parameters chosen and the checkpoint's weights loaded,
+    the names of its trainable tensors)."""
+    model = build_model(args, num_classes, ranks, pretrained=checkpoint is None)
+    optim.set_trainable(model, args.trainable)
+    if after_trainable is not None:
+        after_trainable(model)
+    if args.partial_bn:
+        optim.apply_partial_bn(model)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    if checkpoint is not None:
+        try:
+            model.load_state_dict(checkpoint["model"])
+        except RuntimeError as e:
+            raise UserError(f"{ckpt_path} does not fit this model ({runner.one_line(e)}); use the same model flags, "
+                            f"another --output-dir or --no-resume") from None
+    return model, trainable
+
+
+def restore_optimizer(args, checkpoint, optimizer, scaler, ckpt_path, ranks):
+    """Load the optimizer and scaler state of `checkpoint`; returns (start epoch, start step, partial
+    totals of an epoch stopped part-way)."""
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise UserError(f"{ckpt_path}: its optimizer state does not fit --optimizer {args.optimizer} / "
+                        f"--trainable / --head-lr-mult ({runner.one_line(e)}); use the same flags or --no-resume"
+                        ) from None
+    for group, mult in zip(optimizer.param_groups, (1.0, args.head_lr_mult)):
+        group["initial_lr"] = args.lr * mult  # the flags of this run decide the base lr
+    scaler.load_state_dict(checkpoint["scaler"])
+    start_epoch, start_step = checkpoint["epoch"], checkpoint.get("step", 0)
+    partial = checkpoint.get("partial")
+    if start_step and checkpoint.get("global_batch") != args.batch_size * ranks.world_size:
+        # Steps of another global batch size do not line up with ours: redo the epoch.
+        if ranks.main:
+            print("the global batch size changed since the checkpoint: restarting its epoch", flush=True)
+        start_step, partial = 0, None
+    if ranks.main:
+        where = f"epoch {start_epoch + 1}, step {start_step}" if start_step else f"epoch {start_epoch + 1}"
+        print(f"resuming from {ckpt_path} at {where}", flush=True)
+    return start_epoch, start_step, partial
+
+
+def epoch_entry(epoch, totals, train_loader, optimizer):
+    """The log line of a finished training epoch (evaluation results are added to it)."""
+    return {"epoch": epoch + 1,
+            "train_loss": totals["loss_sum"] / max(totals["samples"], 1),
+            "train_acc": totals["correct"] / max(totals["samples"], 1),
+            "samples": int(totals["samples"]), "seconds": round(totals["seconds"], 3),
+            "samples_per_s": totals["samples"] / max(totals["seconds"], 1e-9),
+            "data_wait_fraction": min(totals["wait"] / max(totals["seconds"], 1e-9), 1.0),
+            "failed_samples": len(train_loader.failed),
+            "lr": optimizer.param_groups[0]["lr"]}
+
+
+class TrainingRun:
+    """One training run after set-up: the model (and its DDP wrapper), optimizer, loaders and paths; runs
+    the epochs from where the checkpoint left off and writes the checkpoint, the log and TensorBoard."""
+
+    def __init__(self, args, kind, class_list, ranks, device, stop, model, raw_model, optimizer, scaler, forward,
+                 amp, loaders, eval_name):
+        self.args, self.kind, self.class_list, self.ranks, self.device, self.stop = (
+            args, kind, class_list, ranks, device, stop)
+        self.model, self.raw_model, self.optimizer, self.scaler, self.forward, self.amp = (
+            model, raw_model, optimizer, scaler, forward, amp)
+        self.train_loader, self.eval_loader = loaders
+        self.eval_name = eval_name
+        self.ckpt_path = os.path.join(args.output_dir, checkpoints.CHECKPOINT_NAME)
+        self.log_path = os.path.join(args.output_dir, runlog.LOG_NAME)
+        self.marker = os.path.join(args.output_dir, checkpoints.COMPLETE_MARKER)
+        self.steps_per_epoch = min(len(self.train_loader), args.max_steps) if args.max_steps else len(self.train_loader)
+        self.board = None
+
+    def state(self, epoch, step=0, partial_totals=None):
+        """The checkpoint's contents after `step` steps of `epoch` (0 and None: the epoch is complete)."""
+        args = self.args
+        return {"model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": epoch, "step": step, "partial": partial_totals,
+                "args": checkpoints.args_for_checkpoint(args), "class_list": self.class_list, "kind": self.kind,
+                "global_batch": args.batch_size * self.ranks.world_size,
+                "val_groups": list(video_groups.parse_groups(args.val_groups)) if args.val_groups else [],
+                "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": self.steps_per_epoch,
+                                "factor": optim.lr_factor(args, epoch, step, self.steps_per_epoch)}}
+
+    def one_epoch(self, epoch, start_step, partial):
+        args, ranks = self.args, self.ranks
+        optim.set_train_mode(self.model, args.bn_drift)
+        self.train_loader.set_epoch(epoch, start_step)
+        return loop.train_one_epoch(
+            self.model, self.train_loader, self.optimizer, self.scaler, self.forward, self.device, self.amp, ranks,
+            self.stop, start_step=start_step, partial=partial, max_steps=args.max_steps,
+            clip_grad_norm=args.clip_grad_norm,
+            schedule=lambda step: optim.lr_factor(args, epoch, step, self.steps_per_epoch),
+            log_step=lambda step, loss: self.board.step(epoch * self.steps_per_epoch + step, loss),
+            step_seed=lambda step: batching.sample_seed(args.seed, epoch, step * ranks.world_size + ranks.rank))
+
+    def finish_epoch(self, epoch, result, log_entries):
+        """Evaluate when due, then log and save the finished epoch; returns its log entry."""
+        args = self.args
+        entry = epoch_entry(epoch, result["totals"], self.train_loader, self.optimizer)
+        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+            self.eval_loader.set_epoch(0)
+            entry.update(loop.evaluate(self.model, self.eval_loader, self.forward, self.device, self.amp, self.ranks,
+                                       self.eval_name))
+        if self.ranks.main:
+            log_entries.append(entry)
+            checkpoints.save_checkpoint(self.ckpt_path, self.state(epoch + 1))
+            runlog.write_log(self.log_path, log_entries)
+            self.board.epoch((epoch + 1) * self.steps_per_epoch, entry)
+            print(runlog.format_entry(entry, args.epochs), flush=True)
+        self.ranks.barrier()
+        return entry
+
+    def run(self, start_epoch, start_step, partial, log_entries):
+        """Train epochs start_epoch.. (the first from start_step); raises signals.Preempted when a stop
+        signal came, after saving. Returns the last log entry."""
+        args, ranks = self.args, self.ranks
+        entry = log_entries[-1] if log_entries else None
+        for epoch in range(start_epoch, args.epochs):
+            result = self.one_epoch(epoch, start_step, partial)
+            start_step, partial = 0, None
+            if result["stopped"]:
+                if ranks.main:
+                    checkpoints.save_checkpoint(self.ckpt_path, self.state(epoch, result["step"], result["totals"]))
+                    print(f"{self.stop.received}: saved {self.ckpt_path} at epoch {epoch + 1}, step {result['step']}; "
+                          f"run the same command again to continue", flush=True)
+                ranks.barrier()
+                raise signals.Preempted()
+            entry = self.finish_epoch(epoch, result, log_entries)
+            if ranks.all_reduce([1.0 if self.stop.received else 0.0], self.device)[0] and epoch + 1 < args.epochs:
+                if ranks.main:
+                    print(f"{self.stop.received}: saved {self.ckpt_path} after epoch {epoch + 1}; "
+                          f"run the same command again to continue", flush=True)
+                raise signals.Preempted()
+        if ranks.main:
+            with open(self.marker, "w") as f:
+                f.write(f"{args.epochs} epochs\n")
+            print(f"done: {self.ckpt_path}", flush=True)
+        return entry
+
+
+def prepare_run(args, build_model, kind, normalize, ranks, pool, stop, options):
+    """Set up a TrainingRun (resumed from the output folder's checkpoint when there is one); returns
+    (run, start epoch, start step, partial totals, log entries kept)."""
+    optim.check_schedule_args(args)
+    device = devices.resolve_device(args.device, ranks)
+    ranks.init(device)
+    torch.manual_seed(args.seed)
+    class_list, train_data, eval_data, eval_name = load_split(args, ranks, options["paths_of"])
+    if ranks.main:
+        cli_flags.print_args(args)
+        os.makedirs(args.output_dir, exist_ok=True)
+    ckpt_path = os.path.join(args.output_dir, checkpoints.CHECKPOINT_NAME)
+    checkpoint = read_resume_checkpoint(args, ckpt_path, class_list, kind)
+    model, trainable = build_trained_part(args, build_model, len(class_list), ranks, checkpoint, ckpt_path,
+                                          options["after_trainable"])
+    raw_model = devices.prepare_model(model, device)
+    model = raw_model
+    if ranks.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = optim.build_optimizer(args, raw_model, options["head"])
+    amp = devices.amp_settings(args, device, raw_model, ranks)
+    scaler = devices.grad_scaler(device, amp)
+    forward = options["forward"] or model_io.Forward(normalize)
+    forward.normalize = forward.normalize.to(device)
+    start_epoch, start_step, partial = 0, 0, None
+    if checkpoint is not None:
+        start_epoch, start_step, partial = restore_optimizer(args, checkpoint, optimizer, scaler, ckpt_path, ranks)
+    log_path = os.path.join(args.output_dir, runlog.LOG_NAME)
+    log_entries = [e for e in runlog.read_log(log_path) if e["epoch"] <= start_epoch] if checkpoint else []
+    marker = os.path.join(args.output_dir, checkpoints.COMPLETE_MARKER)
+    if ranks.main:
+        runlog.write_log(log_path, log_entries)  # drops lines of epochs the checkpoint does not hold
+        if start_epoch < args.epochs and os.path.exists(marker):
+            os.remove(marker)
+        params = [p for p in raw_model.parameters() if p.requires_grad]
+        print(f"{sum(p.numel() for p in params):,} trainable parameters of "
+              f"{sum(p.numel() for p in raw_model.parameters()):,} in {len(trainable)} tensors; "
+              f"device {device}, amp {amp[1] if amp[0] else 'off'}, {ranks.world_size} process(es)", flush=True)
+    loaders = build_loaders(args, kind, (train_data, eval_data), pool, ranks, options["loader_kwargs"] or {},
+                            options["eval_kwargs"], batchnorm=optim.trains_batchnorm(raw_model, args.bn_drift))
+    run = TrainingRun(args, kind, class_list, ranks, device, stop, model, raw_model, optimizer, scaler, forward,
+                      amp, loaders, eval_name)
+    run.board = runlog.TensorBoard(args, ranks, start_epoch * run.steps_per_epoch + start_step + 1 if checkpoint else 0)
+    return run, start_epoch, start_step, partial, log_entries
+
+
+def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs=None, after_trainable=None,
           head="fc", forward=None, paths_of=None):
     """The training driver of every train script.
 
@@ -64,186 +268,27 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
     that turns a uint8 batch into the model's input on the device; forward: a Forward (default: one
     built from `normalize`); head: the new classifier's parameter prefix (for --head-lr-mult).
     Writes OUTPUT_DIR/checkpoint.pth every epoch (and on a stop signal), log.jsonl, tensorboard/,
-    COMPLETE at the end. Returns the last log entry.
+    COMPLETE at the end. Returns the last log entry; raises signals.Preempted (exit status 75) when a
+    scheduler signal stopped it after saving.
     """
     check_output_paths({"--output-dir": args.output_dir}, script_inputs(args))
     ranks = devices.Dist()
     pool = loader_pool.make_pool(args.workers, shield_signals=True)  # before CUDA and the model: workers are forked
     stop = signals.StopSignals().__enter__()  # from the start: a signal during set-up must not kill the job unsaved
-    board = None
+    run = None
+    options = {"loader_kwargs": loader_kwargs, "eval_kwargs": eval_kwargs, "after_trainable": after_trainable,
+               "head": head, "forward": forward, "paths_of": paths_of}
     try:
-        optim.check_schedule_args(args)
-        device = devices.resolve_device(args.device, ranks)
-        ranks.init(device)
-        torch.manual_seed(args.seed)
-        class_list, train_data, eval_data, eval_name = load_split(args, ranks, paths_of)
-        if ranks.main:
-            cli_flags.print_args(args)
-            os.makedirs(args.output_dir, exist_ok=True)
-        ckpt_path = os.path.join(args.output_dir, checkpoints.CHECKPOINT_NAME)
-        log_path = os.path.join(args.output_dir, runlog.LOG_NAME)
-        marker = os.path.join(args.output_dir, checkpoints.COMPLETE_MARKER)
-
-        checkpoint = None
-        if args.resume and os.path.exists(ckpt_path):
-            checkpoint = checkpoints.load_checkpoint(
-                ckpt_path, what="the checkpoint to resume from (or use --no-resume)"
-            )
-            if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-                raise UserError(f"{ckpt_path} is not a checkpoint of the training scripts; use another --output-dir "
-                                f"or --no-resume")
-            if checkpoint.get("class_list") != class_list:
-                raise UserError(f"{ckpt_path} was trained on other classes; use another --output-dir or --no-resume")
-            if checkpoint.get("kind", kind) != kind:
-                raise UserError(f"{ckpt_path} holds a {checkpoint['kind']} model, not a {kind} model; use another "
-                                f"--output-dir or --no-resume")
-
-        model = build_model(args, len(class_list), ranks, pretrained=checkpoint is None)
-        trainable = optim.set_trainable(model, args.trainable)
-        if after_trainable is not None:
-            after_trainable(model)
-        if args.partial_bn:
-            optim.apply_partial_bn(model)
-        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-        if checkpoint is not None:
-            try:
-                model.load_state_dict(checkpoint["model"])
-            except RuntimeError as e:
-                raise UserError(
-                    f"{ckpt_path} does not fit this model ({runner.one_line(e)}); use the same model flags, "
-                    f"another --output-dir or --no-resume"
-                ) from None
-        model = devices.prepare_model(model, device)
-        raw_model = model
-        if ranks.enabled:
-            model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
-        optimizer = optim.build_optimizer(args, raw_model, head)
-        amp = devices.amp_settings(args, device, raw_model, ranks)
-        scaler = devices.grad_scaler(device, amp)
-        forward = forward or model_io.Forward(normalize)
-        forward.normalize = forward.normalize.to(device)
-
-        start_epoch, start_step, partial = 0, 0, None
-        if checkpoint is not None:
-            try:
-                optimizer.load_state_dict(checkpoint["optimizer"])
-            except (ValueError, KeyError) as e:
-                raise UserError(
-                    f"{ckpt_path}: its optimizer state does not fit --optimizer {args.optimizer} / "
-                    f"--trainable / --head-lr-mult ({runner.one_line(e)}); use the same flags or --no-resume"
-                ) from None
-            for group, mult in zip(optimizer.param_groups, (1.0, args.head_lr_mult)):
-                group["initial_lr"] = args.lr * mult  # the flags of this run decide the base lr
-            scaler.load_state_dict(checkpoint["scaler"])
-            start_epoch, start_step = checkpoint["epoch"], checkpoint.get("step", 0)
-            partial = checkpoint.get("partial")
-            if start_step and checkpoint.get("global_batch") != args.batch_size * ranks.world_size:
-                # Steps of another global batch size do not line up with ours: redo the epoch.
-                if ranks.main:
-                    print("the global batch size changed since the checkpoint: restarting its epoch", flush=True)
-                start_step, partial = 0, None
-            if ranks.main:
-                where = f"epoch {start_epoch + 1}, step {start_step}" if start_step else f"epoch {start_epoch + 1}"
-                print(f"resuming from {ckpt_path} at {where}", flush=True)
-        log_entries = [e for e in runlog.read_log(log_path) if e["epoch"] <= start_epoch] if checkpoint else []
-        if ranks.main:
-            runlog.write_log(log_path, log_entries)  # drops lines of epochs the checkpoint does not hold
-            if start_epoch < args.epochs and os.path.exists(marker):
-                os.remove(marker)
-            params = [p for p in raw_model.parameters() if p.requires_grad]
-            print(f"{sum(p.numel() for p in params):,} trainable parameters of "
-                  f"{sum(p.numel() for p in raw_model.parameters()):,} in {len(trainable)} tensors; "
-                  f"device {device}, amp {amp[1] if amp[0] else 'off'}, {ranks.world_size} process(es)", flush=True)
-
-        train_loader, eval_loader = build_loaders(args, kind, (train_data, eval_data), pool, ranks,
-                                                  loader_kwargs or {}, eval_kwargs,
-                                                  batchnorm=optim.trains_batchnorm(raw_model, args.bn_drift))
-        steps_per_epoch = min(len(train_loader), args.max_steps) if args.max_steps else len(train_loader)
-        board = runlog.TensorBoard(args, ranks, start_epoch * steps_per_epoch + start_step + 1 if checkpoint else 0)
-
-        def state(epoch, step=0, partial_totals=None):
-            return {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(), "epoch": epoch, "step": step, "partial": partial_totals,
-                    "args": checkpoints.args_for_checkpoint(args), "class_list": class_list, "kind": kind,
-                    "global_batch": args.batch_size * ranks.world_size,
-                    "val_groups": list(video_groups.parse_groups(args.val_groups)) if args.val_groups else [],
-                    "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": steps_per_epoch,
-                                    "factor": optim.lr_factor(args, epoch, step, steps_per_epoch)}}
-
-        entry = log_entries[-1] if log_entries else None
-        for epoch in range(start_epoch, args.epochs):
-            optim.set_train_mode(model, args.bn_drift)
-            train_loader.set_epoch(epoch, start_step)
-            result = loop.train_one_epoch(
-                model,
-                train_loader,
-                optimizer,
-                scaler,
-                forward,
-                device,
-                amp,
-                ranks,
-                stop,
-                start_step=start_step,
-                partial=partial,
-                max_steps=args.max_steps,
-                clip_grad_norm=args.clip_grad_norm,
-                schedule=lambda step, e=epoch: optim.lr_factor(args, e, step, steps_per_epoch),
-                log_step=lambda step, loss, e=epoch: board.step(e * steps_per_epoch + step, loss),
-                step_seed=lambda step, e=epoch: batching.sample_seed(
-                    args.seed, e, step * ranks.world_size + ranks.rank
-                ),
-            )
-            start_step, partial = 0, None
-            if result["stopped"]:
-                if ranks.main:
-                    checkpoints.save_checkpoint(ckpt_path, state(epoch, result["step"], result["totals"]))
-                    print(f"{stop.received}: saved {ckpt_path} at epoch {epoch + 1}, step {result['step']}; "
-                          f"run the same command again to continue", flush=True)
-                ranks.barrier()
-                return_code = checkpoints.EXIT_PREEMPTED
-                break
-            totals = result["totals"]
-            entry = {"epoch": epoch + 1,
-                     "train_loss": totals["loss_sum"] / max(totals["samples"], 1),
-                     "train_acc": totals["correct"] / max(totals["samples"], 1),
-                     "samples": int(totals["samples"]), "seconds": round(totals["seconds"], 3),
-                     "samples_per_s": totals["samples"] / max(totals["seconds"], 1e-9),
-                     "data_wait_fraction": min(totals["wait"] / max(totals["seconds"], 1e-9), 1.0),
-                     "failed_samples": len(train_loader.failed),
-                     "lr": optimizer.param_groups[0]["lr"]}
-            if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-                eval_loader.set_epoch(0)
-                entry.update(loop.evaluate(model, eval_loader, forward, device, amp, ranks, eval_name))
-            if ranks.main:
-                log_entries.append(entry)
-                checkpoints.save_checkpoint(ckpt_path, state(epoch + 1))
-                runlog.write_log(log_path, log_entries)
-                board.epoch((epoch + 1) * steps_per_epoch, entry)
-                print(runlog.format_entry(entry, args.epochs), flush=True)
-            ranks.barrier()
-            if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0] and epoch + 1 < args.epochs:
-                if ranks.main:
-                    print(f"{stop.received}: saved {ckpt_path} after epoch {epoch + 1}; "
-                          f"run the same command again to continue", flush=True)
-                return_code = checkpoints.EXIT_PREEMPTED
-                break
-        else:
-            return_code = 0
-            if ranks.main:
-                with open(marker, "w") as f:
-                    f.write(f"{args.epochs} epochs\n")
-                print(f"done: {ckpt_path}", flush=True)
-        if return_code:
-            sys.exit(return_code)
-        video_test.exit_if_unreadable(devices.gather({**train_loader.failed, **eval_loader.failed}, ranks),
-                           "left out of training and evaluation")
+        run, start_epoch, start_step, partial, log_entries = prepare_run(args, build_model, kind, normalize, ranks,
+                                                                         pool, stop, options)
+        entry = run.run(start_epoch, start_step, partial, log_entries)
+        video_test.exit_if_unreadable(devices.gather({**run.train_loader.failed, **run.eval_loader.failed}, ranks),
+                                      "left out of training and evaluation")
         return entry
     except loop.NonFiniteLoss as e:
         raise UserError(str(e)) from None
     finally:
-        if board is not None:
-            board.close()
+        if run is not None and run.board is not None:
+            run.board.close()
         stop.__exit__()
         loader_pool.close_pool(pool)

@@ -1,7 +1,7 @@
 """The per-video test driver: every test video streamed in chunks through the model, one prediction file each."""
 
+import logging
 import os
-import sys
 import time
 from typing import NamedTuple
 
@@ -9,11 +9,21 @@ import numpy as np
 import torch
 
 import metrics
-from actionrec.data import batching, datasets, loader_pool, split_lists, video_chunks, video_groups
-from actionrec.engine import checkpoints, cli_flags, devices, output_provenance, runlog, runner, signals
-from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.data import batching, datasets, loader_pool, video_chunks, video_groups
+from actionrec.engine import cli_flags, devices, output_provenance, runlog, runner, signals
+from actionrec.guards import UserError, check_output_paths, script_inputs
+
+log = logging.getLogger("ucf101")
 
 EXIT_UNREADABLE = 1
+
+
+class UnreadableVideos(SystemExit):
+    """Every readable video was done, and those that could not be read were named: exit status 1 (a
+    SystemExit, as for a script's caller; runner.run_main lets it through)."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_UNREADABLE)
 
 
 def exit_if_unreadable(failed, what):
@@ -26,7 +36,7 @@ def exit_if_unreadable(failed, what):
               flush=True)
         for path, reason in sorted(failed.items()):
             print(f"  {path}: {reason}", flush=True)
-    sys.exit(EXIT_UNREADABLE)
+    raise UnreadableVideos()
 
 
 class VideoPass(NamedTuple):
@@ -39,7 +49,112 @@ class VideoPass(NamedTuple):
     amp: tuple        # (enabled, dtype) the model ran in
 
 
-def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,  # noqa: C901 (split up in the restructure, issue 21)
+def claim_output(provenance, resume, ranks):
+    """Refuse an output folder of another run (claim_folder), then record this run's provenance."""
+    if provenance is None:
+        return
+    output_provenance.claim_folder(provenance, resume)
+    ranks.barrier()  # every rank has read the old record before rank 0 replaces it
+    if ranks.main:
+        output_provenance.record_provenance(provenance)
+    ranks.barrier()
+
+
+def videos_to_do(paths, ranks, resume, complete, output_path):
+    """Indices of this rank's share of `paths` whose output is not complete yet (all with resume off)."""
+    mine = list(range(ranks.rank, len(paths), ranks.world_size))
+    todo = [i for i in mine if not (resume and complete(output_path(paths[i])))]
+    if ranks.main and len(todo) < len(mine):
+        print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
+    return todo
+
+
+def unreadable_chunk(path, message):
+    """A chunk the loader could not read: a damaged feature file is refused; any other video is skipped."""
+    if batching.NON_FINITE in message:  # a damaged feature file: refuse it rather than skip it
+        raise UserError(f"{path} holds {batching.NON_FINITE}: extract its features again "
+                        f"(delete the file and rerun extract_features.py)")
+    log.warning("cannot read %s: %s", path, message)
+
+
+def write_video_rows(path, video_rows, target, write, attrs):
+    """Check a finished video's rows (all finite) and write them to `target` with `write`."""
+    if not np.isfinite(video_rows).all():
+        bad = int((~np.isfinite(video_rows)).sum())
+        raise UserError(f"the model's outputs for {path} are not finite ({bad} of {video_rows.size} "
+                        f"values; nothing written for it, finished videos are kept): rerun with "
+                        f"--no-amp (fp16 overflow is the usual cause) or check the checkpoint")
+    try:
+        write(target, video_rows, attrs)
+    except OSError as e:
+        raise UserError(f"cannot write {target}: {runner.write_failure(e, target)}; finished videos are "
+                        f"kept: run again to continue") from None
+
+
+class _Counts:
+    """What a pass did on this rank."""
+
+    def __init__(self):
+        self.failed, self.written, self.rows_written, self.computed, self.model_seconds = {}, 0, 0, 0, 0.0
+
+
+def run_chunks(loader, paths, todo, model, device, amp, stop, ranks, hooks, counts):
+    """Every chunk of the loader through rows_fn; each video's rows written after its last chunk. Stops
+    after the video in progress when a stop signal came."""
+    rows = []
+    for video_index, number, count, chunk in runlog.progress(loader, ranks, desc=hooks["desc"], unit="chunk"):
+        path = paths[todo[video_index]]
+        if isinstance(chunk, str):
+            unreadable_chunk(path, chunk)
+            counts.failed[str(path)] = chunk
+            rows = []
+            continue
+        started = time.perf_counter()
+        if number == 0 and hooks["video_start"] is not None:
+            hooks["video_start"]()
+        with devices.autocast(device, amp):
+            out = hooks["rows_fn"](model, devices.to_device(chunk, device))
+            if number + 1 == count and hooks["video_end"] is not None:
+                out = torch.cat([out, hooks["video_end"](model)])
+        rows.append(out.float().cpu().numpy())  # .cpu() waits for the GPU: the time below is its work
+        counts.model_seconds += time.perf_counter() - started
+        counts.computed += len(chunk)
+        if number + 1 < count:
+            continue
+        video_rows, rows = np.concatenate(rows), []  # the video's last chunk: its file is complete
+        write_video_rows(path, video_rows, hooks["output_path"](path), hooks["write"],
+                         {"frames": loader.frames[video_index], "crops": hooks["crops"]})
+        counts.written += 1
+        counts.rows_written += len(video_rows)
+        if stop.received:
+            break
+
+
+def finish_pass(loader, todo, counts, seconds, ranks, device, stop, amp, unit, noun):
+    """Gather the ranks' counts; raise signals.Preempted when any rank was stopped; returns the VideoPass."""
+    loaded = [loader.load_seconds.get(i, 0.0) for i in range(len(todo))]
+    timing = {"videos": counts.written, "frames": counts.computed, "rows": counts.rows_written,
+              "wall_seconds": seconds, "model_seconds": counts.model_seconds, "load_seconds": float(sum(loaded))}
+    failed = devices.gather(counts.failed, ranks)
+    written_per_rank = devices.gather(counts.written, ranks)
+    totals = devices.gather(timing, ranks, merge=False)
+    timing = {k: sum(t[k] for t in totals) for k in timing}
+    timing["wall_seconds"] = max(t["wall_seconds"] for t in totals)
+    if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0]:  # any rank stopped: all stop
+        if ranks.main:
+            print(f"{stop.received or 'signal'}: stopped; finished videos are saved, "
+                  f"run the same command again to continue", flush=True)
+        raise signals.Preempted()
+    ranks.barrier()
+    if ranks.main:
+        computed = counts.computed
+        print(f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
+              f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
+              f"loader wait {loader.wait_seconds:.1f} s", flush=True)
+    return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
+
+
+def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
                   desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
                   provenance=None, video_start=None, video_end=None):
     """The per-video driver of the test scripts and of feature extraction.
@@ -66,82 +181,18 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         model = devices.prepare_model(model, device).eval()
         amp = devices.amp_settings(args, device, model, ranks)
         resume = getattr(args, "resume", True)
-        if provenance is not None:
-            output_provenance.claim_folder(provenance, resume)
-            ranks.barrier()  # every rank has read the old record before rank 0 replaces it
-            if ranks.main:
-                output_provenance.record_provenance(provenance)
-            ranks.barrier()
-        mine = list(range(ranks.rank, len(paths), ranks.world_size))
-        todo = [i for i in mine if not (resume and complete(output_path(paths[i])))]
-        if ranks.main and len(todo) < len(mine):
-            print(f"{len(mine) - len(todo)} videos already done: skipping them", flush=True)
+        claim_output(provenance, resume, ranks)
+        todo = videos_to_do(paths, ranks, resume, complete, output_path)
         loader = video_chunks.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
-                                     depth=max(2, args.workers), max_chunk=max_chunk, crops=crops, features=features)
-        failed, rows, written, rows_written, computed, model_seconds = {}, [], 0, 0, 0, 0.0
+                                               depth=max(2, args.workers), max_chunk=max_chunk, crops=crops,
+                                               features=features)
+        hooks = {"rows_fn": rows_fn, "output_path": output_path, "write": write, "crops": crops, "desc": desc,
+                 "video_start": video_start, "video_end": video_end}
+        counts = _Counts()
         start = time.perf_counter()
         with torch.no_grad():
-            for video_index, number, count, chunk in runlog.progress(loader, ranks, desc=desc, unit="chunk"):
-                path = paths[todo[video_index]]
-                if isinstance(chunk, str):
-                    if batching.NON_FINITE in chunk:  # a damaged feature file: refuse it rather than skip it
-                        raise UserError(f"{path} holds {batching.NON_FINITE}: extract its features again "
-                                        f"(delete the file and rerun extract_features.py)")
-                    failed[str(path)] = chunk
-                    split_lists.log.warning("cannot read %s: %s", path, chunk)
-                    rows = []
-                    continue
-                started = time.perf_counter()
-                if number == 0 and video_start is not None:
-                    video_start()
-                with devices.autocast(device, amp):
-                    out = rows_fn(model, devices.to_device(chunk, device))
-                    if number + 1 == count and video_end is not None:
-                        out = torch.cat([out, video_end(model)])
-                rows.append(out.float().cpu().numpy())  # .cpu() waits for the GPU: the time below is its work
-                model_seconds += time.perf_counter() - started
-                computed += len(chunk)
-                if number + 1 < count:
-                    continue
-                video_rows, rows = np.concatenate(rows), []  # the video's last chunk: its file is complete
-                if not np.isfinite(video_rows).all():
-                    bad = int((~np.isfinite(video_rows)).sum())
-                    raise UserError(f"the model's outputs for {path} are not finite ({bad} of {video_rows.size} "
-                                    f"values; nothing written for it, finished videos are kept): rerun with "
-                                    f"--no-amp (fp16 overflow is the usual cause) or check the checkpoint")
-                target = output_path(path)
-                try:
-                    write(target, video_rows, {"frames": loader.frames[video_index], "crops": crops})
-                except OSError as e:
-                    raise UserError(f"cannot write {target}: {runner.write_failure(e, target)}; finished videos are "
-                                    f"kept: run again to continue") from None
-                written += 1
-                rows_written += len(video_rows)
-                if stop.received:
-                    break
-        seconds = time.perf_counter() - start
-        loaded = [loader.load_seconds.get(i, 0.0) for i in range(len(todo))]
-        timing = {"videos": written, "frames": computed, "rows": rows_written, "wall_seconds": seconds,
-                  "model_seconds": model_seconds, "load_seconds": float(sum(loaded))}
-        failed = devices.gather(failed, ranks)
-        written_per_rank = devices.gather(written, ranks)
-        totals = devices.gather(timing, ranks, merge=False)
-        timing = {k: sum(t[k] for t in totals) for k in timing}
-        timing["wall_seconds"] = max(t["wall_seconds"] for t in totals)
-        if ranks.all_reduce([1.0 if stop.received else 0.0], device)[0]:  # any rank stopped: all stop
-            if ranks.main:
-                print(f"{stop.received or 'signal'}: stopped; finished videos are saved, "
-                      f"run the same command again to continue", flush=True)
-            sys.exit(checkpoints.EXIT_PREEMPTED)
-        ranks.barrier()
-        if ranks.main:
-            print(
-                f"wrote {noun} for {sum(written_per_rank)} videos (per rank: {', '.join(map(str, written_per_rank))}); "
-                f"{computed} {unit} in {seconds:.1f} s ({computed / max(seconds, 1e-9):.1f} {unit}/s), "
-                f"loader wait {loader.wait_seconds:.1f} s",
-                flush=True,
-            )
-        return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
+            run_chunks(loader, paths, todo, model, device, amp, stop, ranks, hooks, counts)
+        return finish_pass(loader, todo, counts, time.perf_counter() - start, ranks, device, stop, amp, unit, noun)
     finally:
         stop.__exit__()
         loader_pool.close_pool(pool)
