@@ -1,0 +1,1 @@
+"""The library of the action-recognition study: data, models, engine, evaluation, reporting, inference, flow."""
