@@ -161,7 +161,7 @@ def get_args_parser():
                         help="output folder, gets <Class>/<video>.hdf5 (default: <data-dir>/UCF-101-flow, "
                         "or <data-dir>/hmdb51-flow for HMDB-51)")
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                        help="flow method: tvl1 is the papers' (TSN, two-stream) but ~70x slower than dis-medium "
+                        help="flow method: tvl1 is the papers' (TSN, two-stream) but ~90x the CPU of dis-medium "
                         "on a CPU (bench/README.md); raft-* need --raft-weights and run on CUDA when present "
                         f"(default: {DEFAULT_METHOD})")
     parser.add_argument("--raft-weights", default=None, metavar="FILE",
