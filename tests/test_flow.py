@@ -82,14 +82,19 @@ def test_flow_of_known_motion(method, shift, degrees):
 
 
 def test_raft_from_a_weights_file_without_download(tmp_path):
+    import torch
     from torchvision.models.optical_flow import raft_small
     weights = tmp_path / "raft_small.pth"
-    import torch
     torch.save(raft_small(weights=None).state_dict(), weights)  # random weights: shapes, not accuracy
+    # 60x70 is padded to RAFT's 128x128 minimum and the flow cropped back.
     flow = create_estimator("raft-small", str(weights), device="cpu").flows(np.zeros((3, 60, 70, 3), np.uint8))
     assert flow.shape == (2, 60, 70, 2) and flow.dtype == np.float32
-    with pytest.raises(ValueError, match="does not hold raft_large"):
-        load_raft_state(str(weights), "raft-large")
+    torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not hold raft_small's weights"):
+        load_raft_state(str(tmp_path / "other.pth"), "raft-small")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="junk.pth: not a weights-only PyTorch checkpoint"):
+        load_raft_state(str(tmp_path / "junk.pth"), "raft-small")
     with pytest.raises(ValueError, match="needs --raft-weights"):
         load_raft_state(None, "raft-small")
 
@@ -166,7 +171,7 @@ def test_bad_videos_are_named_and_exit_1(tmp_path, capsys):
 
 
 def test_killed_extraction_leaves_no_half_file_and_resumes(tmp_path):
-    make_videos(tmp_path, [("Walk", f"v_{i}") for i in range(3)], frames=120)
+    make_videos(tmp_path, [("Walk", f"v_{i}") for i in range(3)], frames=60)
     out = tmp_path / "UCF-101-flow"
     cmd = [*SCRIPT, "--data-dir", str(tmp_path), "--workers", "0", "--size", "320x240"]
     with start_group(cmd, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w")) as proc:
@@ -181,13 +186,13 @@ def test_killed_extraction_leaves_no_half_file_and_resumes(tmp_path):
     assert len(temporaries) == 1
     for name in left:
         if name not in temporaries:  # a finished name is a whole file
-            assert flow_attrs(out / name)["pairs"] == 119
+            assert flow_attrs(out / name)["pairs"] == 59
     result = run_group(cmd, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert "removed 1 stale temporary files" in result.stdout
     assert f"skipped {len(left) - 1} (already done)" in result.stdout
     assert outputs(out) == [f"Walk/v_{i}.hdf5" for i in range(3)]
-    assert all(flow_attrs(out / f"Walk/v_{i}.hdf5")["pairs"] == 119 for i in range(3))
+    assert all(flow_attrs(out / f"Walk/v_{i}.hdf5")["pairs"] == 59 for i in range(3))
 
 
 @pytest.mark.skipif(not REAL_CLIPS, reason=f"real UCF-101 clips not found under {SHARED} (no ../shared)")
@@ -211,10 +216,13 @@ def test_real_clips_extract(tmp_path):
             assert f["flow"].shape == (attrs["pairs"], 48, 64, 2)
 
 
-def test_usage_errors_are_one_line(tmp_path):
-    result = run_group([*SCRIPT, "--data-dir", str(tmp_path), "--size", "big"], timeout=TIMEOUT)
-    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
-    assert "--size must be WIDTHxHEIGHT" in result.stderr
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        extract_flow.run_main(extract_flow.main, extract_flow.get_args_parser(),
+                              ["--data-dir", str(tmp_path), "--size", "big"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.strip().count("\n") == 0
+    assert "extract_flow.py: error: --size must be WIDTHxHEIGHT" in err
     with pytest.raises(extract_flow.UserError, match="no videos found"):
         extract_flow.main(flow_args(tmp_path))
     with pytest.raises(extract_flow.UserError, match="needs --raft-weights"):

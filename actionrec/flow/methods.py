@@ -69,7 +69,7 @@ class RaftFlow:
         self.method, self._torch = method, torch
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         model = (raft_small if method == "raft-small" else raft_large)(weights=None)
-        model.load_state_dict(load_raft_state(weights_path, method))
+        model.load_state_dict(load_raft_state(weights_path, method, model.state_dict()))
         self._model = model.eval().to(self.device)
 
     def flows(self, frames: np.ndarray) -> np.ndarray:
@@ -93,26 +93,25 @@ class RaftFlow:
         return np.concatenate(out)
 
 
-def load_raft_state(weights_path: str, method: str) -> dict:
+def load_raft_state(weights_path: str, method: str, expected: dict = None) -> dict:
     """The state dict of a RAFT weights file (torchvision's release of raft_small / raft_large, e.g.
     raft_small_C_T_V2-01064c6d.pth), read with weights_only=True; ValueError naming the file when it
-    is missing, not a state dict, or for the other RAFT model."""
-    import torch
+    is missing, not a state dict, or for the other RAFT model. expected: the model's own state dict
+    (built here when not given)."""
     from torchvision.models.optical_flow import raft_large, raft_small
+
+    from weights_file import read_weights
 
     if not weights_path:
         raise ValueError(f"--method {method} needs --raft-weights FILE (torchvision's {method.replace('-', '_')} "
                          f"weights, downloaded once where there is network: nothing is downloaded here)")
     if not os.path.isfile(weights_path):
         raise ValueError(f"--raft-weights {weights_path} is not a file")
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError) as e:
-        raise ValueError(f"--raft-weights {weights_path} is not a readable weights file: "
-                         f"{str(e).splitlines()[0]}") from None
+    state = read_weights(weights_path, f"torchvision's {method.replace('-', '_')} state dict")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    expected = (raft_small if method == "raft-small" else raft_large)(weights=None).state_dict()
+    if expected is None:
+        expected = (raft_small if method == "raft-small" else raft_large)(weights=None).state_dict()
     if not isinstance(state, dict) or set(state) != set(expected) or any(
             getattr(state[k], "shape", None) != expected[k].shape for k in expected):
         raise ValueError(f"--raft-weights {weights_path} does not hold {method.replace('-', '_')}'s weights "
