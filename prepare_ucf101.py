@@ -41,12 +41,12 @@ import numpy as np
 from tqdm import tqdm
 
 from actionrec import guards
+from actionrec.bulk import TMP_MARKER, available_cpus, remove_stale_temporaries
 from actionrec.data.loader_pool import close_pool, make_pool
 from actionrec.data.video_decode import MIN_DECODED_FRACTION  # of CAP_PROP_FRAME_COUNT: one rule for every reader
 from actionrec.data.video_files import READ_ERRORS, video_info, write_video_hdf5
 
 PROG = "prepare_ucf101.py"
-TMP_MARKER = ".tmp-"         # write_video_hdf5 writes `<path>.tmp-<pid>` and renames it when done
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 PIECE_ATTRS = ("source", "fps", "segment_seconds", "segment_frames", "first_frame", "segment_index",
                "segment_count")
@@ -305,23 +305,6 @@ def same_output(names):
             return seen[key], name
         seen.setdefault(key, name)
     return None
-
-
-def remove_stale_temporaries(out_dir):
-    """Delete `*.tmp-<pid>` files a killed job left under out_dir; returns how many."""
-    removed = 0
-    for path in out_dir.rglob(f"*{TMP_MARKER}*"):
-        if path.is_file() and path.name.rpartition(TMP_MARKER)[2].isdigit():
-            path.unlink()
-            removed += 1
-    return removed
-
-
-def available_cpus():
-    """CPUs this process may use (a cluster job's allocation, not the whole node); os.cpu_count() elsewhere."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def format_bytes(n):

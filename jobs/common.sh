@@ -56,8 +56,13 @@ init_job() {
     DATA_DIR=${DATA_DIR:-$REPO_DIR/data}  # the Python scripts' --data-dir default
     RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs}
     PYTHON=${PYTHON:-$REPO_DIR/.venv/bin/python}
-    # An array task's index wins over an inherited SPLIT: `sbatch --array=1-3` / `qsub -J 1-3`.
-    SPLIT=${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SPLIT:-1}}}}
+    # An array task's index wins over an inherited SPLIT: `sbatch --array=1-3` / `qsub -J 1-3`;
+    # extract_flow's array spreads the videos instead (its index is a shard: flow_shard).
+    if [[ $STAGE == extract_flow ]]; then
+        SPLIT=${SPLIT:-1}
+    else
+        SPLIT=${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SPLIT:-1}}}}
+    fi
     [[ $SPLIT =~ ^[123]$ ]] || die "SPLIT must be 1, 2 or 3 (the official UCF-101 splits), got '$SPLIT'"
     MAX_RESTARTS=${MAX_RESTARTS:-50}
     [[ $MAX_RESTARTS =~ ^[0-9]+$ ]] || die "MAX_RESTARTS must be a number, got '$MAX_RESTARTS'"
@@ -766,6 +771,39 @@ stage_prepare() {
         --workers "${WORKERS:-$(cpus_per_node)}")
     [[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
     run_stage "$DATA_DIR/UCF-101-hdf5" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
+}
+
+# The --shard I/N of this extract_flow task: I = the array index from the first (a contiguous range,
+# `sbatch --array=0-15`, `qsub -J 0-15`), N = SHARDS, else Slurm's task count; SHARD (default 0/1,
+# every video) outside an array. Prints it; dies (in its subshell) when it cannot be one.
+flow_shard() {
+    local index count
+    if [[ -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
+        index=$((SLURM_ARRAY_TASK_ID - ${SLURM_ARRAY_TASK_MIN:-0}))
+        count=${SHARDS:-${SLURM_ARRAY_TASK_COUNT:-}}
+    elif [[ -n ${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-}} ]]; then
+        index=${PBS_ARRAY_INDEX:-$PBS_ARRAYID}
+        count=${SHARDS:-}
+    else
+        printf '%s\n' "${SHARD:-0/1}"
+        return 0
+    fi
+    [[ $count =~ ^[0-9]+$ ]] || die "an extract_flow array task needs SHARDS, the number of tasks of the array (got '$count')"
+    ((index >= 0 && index < count)) || die "array index $index is not in 0..$((count - 1)): the array must be 0-$((count - 1)) (SHARDS=$count)"
+    printf '%s/%s\n' "$index" "$count"
+}
+
+stage_extract_flow() {
+    local shard flow_dir=${FLOW_DIR:-$DATA_DIR/UCF-101-flow}
+    local -a cmd
+    shard=$(flow_shard) || exit 2
+    check_python
+    read_extra_args FLOW_ARGS
+    cmd=("$PYTHON" "$REPO_DIR/extract_flow.py" --data-dir "$DATA_DIR" --out "$flow_dir"
+        --workers "${WORKERS:-$(cpus_per_node)}" --shard "$shard")
+    [[ -z ${FLOW_METHOD:-} ]] || cmd+=(--method "$FLOW_METHOD")
+    [[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
+    run_stage "$flow_dir" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
 }
 
 # run_train_stage MODEL SCRIPT ARGS_VAR [FLAGS...]: train into stage_dir MODEL with FLAGS (the

@@ -24,6 +24,7 @@ ALL_SCRIPTS = sorted(JOBS.rglob("*.sh"))
 STAGES = ["prepare", "train_single_frame", "test_single_frame", "train_3d", "test_3d", "combine"]
 STUDY_STAGES = ["train_tsn", "test_tsn", "train_c3d", "test_c3d", "extract_features", "train_rnn", "test_rnn",
                 "summarize"]  # tests/test_jobs_study.py
+FLOW_STAGES = ["extract_flow"]  # a CPU job array, outside the study's chain
 GPU_STAGES = ["train_single_frame", "test_single_frame", "train_3d", "test_3d"]
 BASH = shutil.which("bash")
 TIMEOUT = 30
@@ -190,10 +191,10 @@ def test_shellcheck():
 
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
 def test_every_stage_has_a_job_script(scheduler):
-    assert {p.stem for p in (JOBS / scheduler).glob("*.sh")} == {*STAGES, *STUDY_STAGES, "submit_all"}
+    assert {p.stem for p in (JOBS / scheduler).glob("*.sh")} == {*STAGES, *STUDY_STAGES, *FLOW_STAGES, "submit_all"}
 
 
-@pytest.mark.parametrize("stage", STAGES[:-1])
+@pytest.mark.parametrize("stage", STAGES[:-1] + FLOW_STAGES)
 def test_slurm_jobs_ask_for_a_warning_signal_and_requeue(stage):
     text = (JOBS / "slurm" / f"{stage}.sh").read_text()
     for directive in ["#SBATCH --signal=B:USR1@300", "#SBATCH --requeue",
@@ -285,6 +286,31 @@ def test_prepare_command(cluster):
     assert cmd == [str(REPO / ".venv/bin/python"), str(REPO / "prepare_ucf101.py"),
                    "--videos", f"{cluster.data}/UCF-101", "--out", f"{cluster.data}/UCF-101-hdf5",
                    "--workers", "32", "--storage", "jpeg", "--limit", "5"]
+
+
+def flow_command(cluster, workers, shard, *extra):
+    return [str(REPO / ".venv/bin/python"), str(REPO / "extract_flow.py"), "--data-dir", str(cluster.data),
+            "--out", f"{cluster.data}/UCF-101-flow", "--workers", str(workers), "--shard", shard, *extra]
+
+
+def test_flow_array_task_is_a_shard_not_a_split(cluster):
+    cluster.slurm(cpus=16, SLURM_ARRAY_TASK_ID="7", SLURM_ARRAY_TASK_MIN="0", SLURM_ARRAY_TASK_COUNT="16")
+    [cmd] = cluster.dry_run("slurm/extract_flow.sh", FLOW_METHOD="tvl1", FLOW_ARGS="--size 170x128")
+    assert cmd == flow_command(cluster, 16, "7/16", "--method", "tvl1", "--size", "170x128")
+    # An array 1-8 (Slurm counts its tasks) is shards 0..7 as well.
+    cluster.env.update(SLURM_ARRAY_TASK_ID="8", SLURM_ARRAY_TASK_MIN="1", SLURM_ARRAY_TASK_COUNT="8")
+    assert cluster.dry_run("slurm/extract_flow.sh", FLOW_DIR="/scratch/flow")[0][-3:] == ["16", "--shard", "7/8"]
+
+
+def test_flow_pbs_array_and_by_hand(cluster):
+    cluster.pbs(cpus=8, PBS_ARRAY_INDEX="3")
+    [cmd] = cluster.dry_run("pbs/extract_flow.sh")  # SHARDS: 16, the script's -J 0-15
+    assert cmd == flow_command(cluster, 8, "3/16")
+    result = cluster.run("pbs/extract_flow.sh", DRY_RUN="1", PBS_ARRAY_INDEX="16")
+    assert result.returncode == 2 and "array index 16 is not in 0..15" in result.stderr
+    # By hand, outside a scheduler: SHARD, default 0/1.
+    [cmd] = cluster.dry_run("pbs/extract_flow.sh", PBS_JOBID="", PBS_ARRAY_INDEX="", WORKERS="2", SHARD="1/2")
+    assert cmd == flow_command(cluster, 2, "1/2")
 
 
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])

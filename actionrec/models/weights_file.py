@@ -6,13 +6,14 @@ that is not a checkpoint into one ValueError line naming the file.
 """
 import os
 import pickle
+import struct
 
 import torch
 
 # What the unpickler raises on bytes that are not a checkpoint varies with the bytes; OSError (a
 # missing file, permissions) is not caught: it already names the path.
 UNPICKLER_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, IndexError,
-                    KeyError, TypeError, OverflowError)
+                    KeyError, TypeError, OverflowError, struct.error)  # struct.error: a file of a few bytes
 
 
 def read_weights(path, expected):

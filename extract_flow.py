@@ -1,0 +1,194 @@
+"""Extract the optical flow of every video of a dataset to per-video HDF5 files (the motion stream's input).
+
+    python extract_flow.py --data-dir data/                       # UCF-101-hdf5/ or UCF-101/ -> UCF-101-flow/
+    python extract_flow.py --data-dir data/ --method tvl1 --shard 3/16   # one task of a 16-task job array
+
+Every video `<Class>/<video>` under `<data-dir>/UCF-101-hdf5/` or `<data-dir>/UCF-101/` (HMDB-51:
+`hmdb51-hdf5/`, `hmdb51/`; the HDF5 copy when both hold it) gets `<out>/<Class>/<video>.hdf5` with
+dataset `flow`, uint8 [T-1, H, W, 2] (x, y), TSN's 8-bit form (see actionrec/flow/extract.py and
+codec.py). The job is resumable and safe to kill: each file is written under a temporary name and
+renamed when complete; a finished file of the same settings (method, size, bound, storage) for the
+frames its video has is skipped; a file of other settings is refused unless --no-resume. A video that
+cannot be read gets no output and is named at the end, and the exit status is 1; a usage error is
+one line and exit status 2. --shard I/N takes every N-th video of the sorted names, from the I-th: the
+N shards of a job array cover every video exactly once.
+"""
+import argparse
+import concurrent.futures
+import os
+import sys
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+from tqdm import tqdm
+
+from actionrec import guards
+from actionrec.bulk import available_cpus, parse_shard, remove_stale_temporaries, shard
+from actionrec.data import datasets, loader_pool, split_lists
+from actionrec.engine.runner import run_main
+from actionrec.flow import codec, listing
+from actionrec.flow.extract import DEFAULT_SIZE, JPEG_QUALITY, FlowSettings, extract_video, foreign_outputs
+from actionrec.flow.methods import METHODS, RAFT_METHODS, load_raft_state
+from actionrec.guards import UserError
+
+PROG = "extract_flow.py"
+DEFAULT_METHOD = "dis-medium"  # chosen by bench/bench_flow.py: see README.md, "Optical flow"
+
+
+def parse_size(text):
+    """"WxH" -> (W, H), "native" -> None (each video's own size)."""
+    if text == "native":
+        return None
+    width, x, height = text.lower().partition("x")
+    if not (x and width.isdigit() and height.isdigit() and int(width) >= 8 and int(height) >= 8):
+        raise UserError(f"--size must be WIDTHxHEIGHT of at least 8x8 (e.g. 340x256) or native, not {text!r}")
+    return int(width), int(height)
+
+
+def check_args(args):
+    """The settings of this run from the flags; UserError for a flag the run cannot use."""
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 0, not {args.workers}")
+    if not 1 <= args.quality <= 100:
+        raise UserError(f"--quality must be in 1..100, not {args.quality}")
+    if not args.bound > 0:
+        raise UserError(f"--bound must be a positive number of pixels, not {args.bound}")
+    if args.method in RAFT_METHODS:
+        try:
+            load_raft_state(args.raft_weights, args.method)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    return FlowSettings(method=args.method, size=parse_size(args.size), bound=args.bound, storage=args.storage,
+                        quality=args.quality, raft_weights=args.raft_weights)
+
+
+def find_tasks(args, settings):
+    """(out_dir, shard's tasks, number of videos in all shards)."""
+    try:
+        dataset = datasets.resolve_dataset(args.data_dir, args.dataset)
+        index, count = parse_shard(args.shard)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    roots = [args.videos] if args.videos else listing.dataset_roots(args.data_dir, dataset)
+    out_dir = args.out or listing.default_out_dir(args.data_dir, dataset)
+    inputs = guards.dataset_inputs(args.data_dir) + ([args.videos] if args.videos else [])
+    guards.check_output_paths({"--out": out_dir}, {"--data-dir/--videos": inputs})
+    sources = listing.find_sources(roots)
+    if not sources:
+        raise UserError(f"no videos found in {' or '.join(f'{r}/<Class>/<video>' for r in roots)} "
+                        f"(.hdf5 or {' '.join(split_lists.VIDEO_SUFFIXES)}); set --data-dir, --dataset or --videos")
+    names = shard(sources, index, count)
+    tasks = [(name, sources[name], listing.output_path(out_dir, name), settings, args.resume) for name in names]
+    return out_dir, tasks, len(sources)
+
+
+def refuse_foreign(tasks, settings):
+    """UserError when finished files of this shard hold flow of other settings (without --no-resume)."""
+    foreign = foreign_outputs([path for _, _, path, _, _ in tasks], settings)
+    if foreign:
+        path, differ = foreign[0]
+        raise UserError(f"{len(foreign)} finished flow files were made with other settings, e.g. {path} "
+                        f"(differing: {', '.join(differ)}): use another --out, the same settings, or --no-resume "
+                        f"to redo them")
+
+
+def run_tasks(tasks, workers, out_dir):
+    """Extract every task (in a pool of `workers`, or here with 0); returns {status: count} and the
+    failures [(name, reason)]. Ctrl-C or a dead worker ends the run (exit 130 / 1), finished files kept."""
+    counts, failures = {"extracted": 0, "skipped": 0, "failed": 0}, []
+    pool = loader_pool.make_pool(workers)
+    results = map(extract_video, tasks) if pool is None else (
+        future.result() for future in
+        concurrent.futures.as_completed([pool.submit(extract_video, task) for task in tasks]))
+    try:
+        with tqdm(total=len(tasks), unit="video", disable=not sys.stderr.isatty()) as progress:
+            for name, status, detail in results:
+                counts[status] += 1
+                if status == "failed":
+                    failures.append((name, detail))
+                progress.set_postfix(failed=counts["failed"], refresh=False)
+                progress.update()
+    except KeyboardInterrupt:
+        loader_pool.close_pool(pool)
+        remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
+        print(f"{PROG}: interrupted; finished files are kept, run again to resume", file=sys.stderr)
+        sys.exit(130)
+    except BrokenProcessPool:
+        loader_pool.close_pool(pool)
+        remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
+        sys.exit(f"{PROG}: error: a worker process died (killed, e.g. out of memory, or a crash in the "
+                 f"decoder); finished files are kept: run again to resume, with --workers 0 to find the video")
+    loader_pool.close_pool(pool)
+    return counts, failures
+
+
+def main(args):
+    settings = check_args(args)
+    out_dir, tasks, total = find_tasks(args, settings)
+    if args.resume:
+        refuse_foreign(tasks, settings)
+    os.makedirs(out_dir, exist_ok=True)
+    stale = remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
+    workers = 0 if settings.method in RAFT_METHODS else args.workers  # RAFT: one model, in this process
+    size = "native" if settings.size is None else "x".join(map(str, settings.size))
+    print(f"{PROG}: {len(tasks)} of {total} videos (shard {args.shard}) -> {out_dir} (method {settings.method}, "
+          f"size {size}, bound {settings.bound:g}, storage {settings.storage}, {workers} workers)"
+          + (f"; removed {stale} stale temporary files" if stale else ""), flush=True)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # a damaged file is reported below instead
+    start = time.perf_counter()
+    counts, failures = run_tasks(tasks, workers, out_dir)
+    print(f"{PROG}: extracted {counts['extracted']}, skipped {counts['skipped']} (already done), "
+          f"failed {counts['failed']} in {time.perf_counter() - start:.1f} s")
+    if failures:
+        print(f"{PROG}: {len(failures)} videos failed (no output written):", file=sys.stderr)
+        for name, reason in sorted(failures):
+            print(f"  {name}: {reason}", file=sys.stderr)
+        sys.exit(1)
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Extract the optical flow of every video of a dataset to <out>/<Class>/<video>.hdf5 "
+        "(dataset 'flow', uint8 [T-1, H, W, 2], x and y quantised to 0-255 over +-bound as TSN). Resumable; "
+        "failed videos are listed at the end (exit status 1).")
+    parser.add_argument("--data-dir", default="data",
+                        help="holds the videos: UCF-101-hdf5/ or UCF-101/ (HMDB-51: hmdb51-hdf5/ or hmdb51/), "
+                        "<Class>/<video>.hdf5 or .avi (default: data)")
+    parser.add_argument("--dataset", choices=datasets.DATASETS, default="auto", help=datasets.DATASET_HELP)
+    parser.add_argument("--videos", default=None, metavar="DIR",
+                        help="read <Class>/<video> files from this folder instead of --data-dir's (default: off)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder, gets <Class>/<video>.hdf5 (default: <data-dir>/UCF-101-flow, "
+                        "or <data-dir>/hmdb51-flow for HMDB-51)")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                        help="flow method: tvl1 is the papers' (TSN, two-stream) but ~90x the CPU of dis-medium "
+                        "on a CPU (bench/README.md); raft-* need --raft-weights and run on CUDA when present "
+                        f"(default: {DEFAULT_METHOD})")
+    parser.add_argument("--raft-weights", default=None, metavar="FILE",
+                        help="torchvision's raft_small / raft_large state dict for --method raft-small / "
+                        "raft-large; never downloaded (default: none)")
+    parser.add_argument("--size", default="x".join(map(str, DEFAULT_SIZE)), metavar="WxH",
+                        help="frames are resized to WIDTHxHEIGHT before the flow, or 'native' for each video's "
+                        f"own size (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, TSN's)")
+    parser.add_argument("--bound", type=float, default=codec.BOUND,
+                        help=f"flow is clipped to +-bound pixels before the 8-bit mapping (default: {codec.BOUND:g}, "
+                        "TSN's)")
+    parser.add_argument("--storage", choices=("raw", "jpeg"), default="raw",
+                        help="raw: uint8 [T-1, H, W, 2]; jpeg: a greyscale JPEG per component and pair, as TSN "
+                        "stores flow, several times smaller (default: raw)")
+    parser.add_argument("--quality", type=int, default=JPEG_QUALITY,
+                        help=f"JPEG quality 1-100 for --storage jpeg (default: {JPEG_QUALITY})")
+    parser.add_argument("--workers", type=int, default=available_cpus(),
+                        help="parallel processes; 0 extracts in this process; RAFT always runs in this process "
+                        f"(default: the CPUs available to this process, here {available_cpus()})")
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="extract only shard I of N (0 <= I < N): every N-th of the sorted video names from "
+                        "the I-th; the N shards of a job array cover every video once (default: 0/1, all)")
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="skip videos whose finished flow file has these settings; --no-resume redoes every "
+                        "video of the shard (default: on)")
+    return parser
+
+
+if __name__ == "__main__":
+    run_main(main, get_args_parser())
