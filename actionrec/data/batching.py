@@ -227,5 +227,3 @@ class BatchLoader:
             self.wait_seconds = prefetcher.wait_seconds + read_seconds
             slots.close()
 
-
-NON_FINITE = "non-finite values"

@@ -4,7 +4,7 @@ import argparse
 import math
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -14,7 +14,7 @@ def positive_int(text):
     return value
 
 
-def non_negative_int(text):
+def non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -27,7 +27,7 @@ def non_negative_int(text):
 MAX_SEED = 2 ** 64 - 1  # torch.manual_seed's limit; numpy takes any integer >= 0
 
 
-def seed_int(text):
+def seed_int(text: str) -> int:
     """A seed: numpy refuses negative seeds, torch those of more than 64 bits."""
     value = non_negative_int(text)
     if value > MAX_SEED:
@@ -40,7 +40,7 @@ def seed_int(text):
 MAX_IMAGE_SIZE = 1024
 
 
-def image_size(text):
+def image_size(text: str) -> int:
     value = positive_int(text)
     if value > MAX_IMAGE_SIZE:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_IMAGE_SIZE} (UCF-101's frames are 320x240), "
@@ -48,7 +48,7 @@ def image_size(text):
     return value
 
 
-def non_negative_float(text):
+def non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -58,14 +58,14 @@ def non_negative_float(text):
     return value
 
 
-def positive_float(text):
+def positive_float(text: str) -> float:
     value = non_negative_float(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
-def lr_steps(text):
+def lr_steps(text: str) -> list[int]:
     """'30,60' (epochs at which the lr is multiplied by --lr-gamma) or 'every:10'."""
     text = text.strip()
     if text.startswith("every:"):

@@ -1,9 +1,11 @@
 """Checkpoints: written atomically, read weights-only, with the arguments that rebuild the model."""
 
+import argparse
 import contextlib
 import os
 import pickle
 import re
+from typing import Any
 
 import torch
 
@@ -19,7 +21,7 @@ COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_NAME = "checkpoint.pth"
 
 
-def save_checkpoint(path, state):
+def save_checkpoint(path: str, state: dict) -> None:
     """Atomic: a killed job leaves the previous checkpoint or the new one, never half a file. A write
     that fails (disk full, permissions) keeps the previous checkpoint, removes the temporary file and
     becomes one line."""
@@ -41,7 +43,7 @@ UNPICKLE_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, I
                    TypeError, AttributeError, UnicodeDecodeError, OverflowError, MemoryError)
 
 
-def load_checkpoint(path, what="checkpoint"):
+def load_checkpoint(path: str, what: str = "checkpoint") -> Any:
     """torch.load(path, weights_only=True) on the CPU, or one line (UserError) that names the file and
     says what was expected. weights_only refuses anything but tensors and plain containers, so a file
     crafted to run code when unpickled is refused without running it."""
@@ -86,7 +88,7 @@ def _why_not_a_checkpoint(path, error):
     return f"is not a PyTorch checkpoint (its bytes are not a torch.save file); {expected}"
 
 
-def args_for_checkpoint(args):
+def args_for_checkpoint(args: argparse.Namespace) -> dict:
     """The run's flags as plain values (what a test script needs to rebuild the model)."""
     plain = (int, float, str, bool, type(None))
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()

@@ -15,7 +15,7 @@ DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 ke
 DEFAULT_WORKERS_CPU = 0
 
 
-def common_parser():
+def common_parser() -> argparse.ArgumentParser:
     """Flags shared by every training and test script."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("data and devices")
@@ -49,7 +49,7 @@ def common_parser():
     return p
 
 
-def train_parser(defaults):
+def train_parser(defaults: dict) -> argparse.ArgumentParser:
     """Training flags; `defaults` sets the model-specific defaults (batch size, trainable layers, and
     optionally lr, epochs, optimizer, weight_decay, clip_grad_norm)."""
     d = {"lr": 1e-4, "epochs": 10, "optimizer": "adam", "weight_decay": 0.0, "clip_grad_norm": None,
@@ -118,7 +118,7 @@ def train_parser(defaults):
     return p
 
 
-def test_parser(defaults):
+def test_parser(defaults: dict) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("testing")
     g.add_argument("--checkpoint", required=True, help="checkpoint.pth written by the training script")
@@ -158,7 +158,7 @@ def test_parser(defaults):
     return p
 
 
-def fill_defaults(args, trained_args=None):
+def fill_defaults(args: argparse.Namespace, trained_args: dict | None = None) -> None:
     """Defaults that test scripts take from the training run; training uses the assignment's."""
     base = {"data_dir": "data", "split": 1, "image_size": sampling.IMAGE_SIZE}
     for key, value in base.items():
@@ -170,7 +170,7 @@ def fill_defaults(args, trained_args=None):
     return args
 
 
-def resolve_dataset(args):
+def resolve_dataset(args: argparse.Namespace) -> str:
     """args.dataset ("auto" or absent: detected from --data-dir) -> "ucf101" or "hmdb51", printed once
     (rank 0) when detected; the resolved name is what the checkpoint and results record."""
     dataset = getattr(args, "dataset", "auto") or "auto"
@@ -184,5 +184,5 @@ def resolve_dataset(args):
     return args.dataset
 
 
-def print_args(args):
+def print_args(args: argparse.Namespace) -> None:
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)

@@ -1,10 +1,14 @@
 """Devices and processes: CUDA or CPU, DDP ranks under torchrun, mixed precision, memory handed back."""
 
+import argparse
 import ctypes
 import datetime
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -12,7 +16,7 @@ import torch.nn as nn
 from actionrec.guards import UserError
 
 
-def uses_cuda(args):
+def uses_cuda(args: argparse.Namespace) -> bool:
     """Whether --device (auto, cuda or cpu) will run on CUDA (resolve_device checks that it exists)."""
     device = getattr(args, "device", "auto")
     return device == "cuda" or (device == "auto" and torch.cuda.is_available())
@@ -28,17 +32,17 @@ class Dist:
         self.enabled = self.world_size > 1
 
     @property
-    def main(self):
+    def main(self) -> bool:
         return self.rank == 0
 
-    def init(self, device):
+    def init(self, device: torch.device) -> None:
         if self.enabled and not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
             # Test videos are shared unevenly in time; a long barrier must not time out.
             dist.init_process_group(backend, timeout=datetime.timedelta(hours=2),
                                     device_id=device if device.type == "cuda" else None)
 
-    def all_reduce(self, values, device, op=None):
+    def all_reduce(self, values: Sequence[float], device: torch.device, op: Any = None) -> list[float]:
         """Sum (or `op`) a list of numbers over ranks; returns floats."""
         if not self.enabled:
             return [float(v) for v in values]
@@ -46,12 +50,12 @@ class Dist:
         dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
         return t.tolist()
 
-    def barrier(self):
+    def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
 
 
-def resolve_device(name, ranks, fixed_shapes=True):
+def resolve_device(name: str, ranks: Dist, fixed_shapes: bool = True) -> torch.device:
     """The torch.device for --device; on CUDA, cuDNN's benchmark mode only for fixed input shapes.
 
     Benchmark mode times every candidate kernel the first time it sees a shape, then reuses the
@@ -78,11 +82,15 @@ def resolve_device(name, ranks, fixed_shapes=True):
 # i.e. x86 CPUs with AVX-512 but without AMX) writes past its buffers for some shapes and aborts the
 # process with a heap corruption (bench/README.md has the minimal script); bf16 without oneDNN is ~75x
 # slower than float32. So on the CPU a model with 3D convolutions runs in float32 even under --amp.
+Amp = tuple[bool, torch.dtype]  # (autocast enabled, its dtype): what amp_settings decides
+
 CPU_3D_AMP_NOTE = ("note: --amp is off for 3D convolutions on the CPU (oneDNN's bf16 3D-convolution backward "
                    "corrupts memory on some CPUs; see bench/README.md): float32 instead")
 
 
-def amp_settings(args, device, model=None, ranks=None):
+def amp_settings(
+    args: argparse.Namespace, device: torch.device, model: nn.Module | None = None, ranks: Dist | None = None
+) -> Amp:
     """(enabled, dtype): bf16 where the GPU supports it, else fp16 (which needs the loss scaler); on the
     CPU bf16, except for a model with 3D convolutions (model_amp). With `ranks`, rank 0 says why when
     --amp was asked for and the model cannot have it."""
@@ -99,7 +107,7 @@ def amp_settings(args, device, model=None, ranks=None):
     return amp
 
 
-def model_amp(amp, device, model):
+def model_amp(amp: Amp, device: torch.device, model: nn.Module | None) -> Amp:
     """The precision `model` runs in on `device` when `amp` is asked for: float32 for 3D convolutions
     on the CPU (CPU_3D_AMP_NOTE), `amp` otherwise."""
     if amp[0] and device.type == "cpu" and model is not None and any(
@@ -108,24 +116,24 @@ def model_amp(amp, device, model):
     return amp
 
 
-def grad_scaler(device, amp):
+def grad_scaler(device: torch.device, amp: Amp) -> torch.amp.GradScaler:
     """fp16 needs loss scaling; with bf16 or fp32 the scaler is a no-op passthrough."""
     return torch.amp.GradScaler(device.type, enabled=amp[0] and amp[1] == torch.float16)
 
 
-def autocast(device, amp):
+def autocast(device: torch.device, amp: Amp) -> torch.autocast:
     enabled, dtype = amp
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
 
-def to_device(array, device):
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     tensor = torch.from_numpy(array)
     if device.type == "cuda":
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
 
 
-def prepare_model(model, device):
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         fmt = torch.channels_last if any(m.weight.dim() == 4 for m in model.modules() if isinstance(m, nn.Conv2d)) \
             else torch.channels_last_3d
@@ -133,7 +141,7 @@ def prepare_model(model, device):
     return model.to(device)
 
 
-def return_freed_memory():
+def return_freed_memory() -> None:
     """Make glibc hand large freed blocks back to the OS.
 
     By default glibc raises its mmap threshold each time a large block is freed, after which chunk
@@ -150,13 +158,13 @@ def return_freed_memory():
     libc.mallopt(m_trim_threshold, 128 * 1024)
 
 
-def device_name(device):
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return "cpu"
 
 
-def gather(value, ranks, merge=True):
+def gather(value: Any, ranks: Dist, merge: bool = True) -> Any:
     """Every rank's `value`: a dict is merged (unless merge=False), anything else listed by rank."""
     gathered = [value]
     if ranks.enabled:

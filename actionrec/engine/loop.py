@@ -4,12 +4,18 @@ import math
 import re
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 
+from actionrec.data.batching import Batch, BatchLoader
 from actionrec.engine import devices, optim, runlog
+from actionrec.engine.devices import Amp, Dist
+from actionrec.engine.model_io import Forward
+from actionrec.engine.signals import StopSignals
 from actionrec.guards import UserError
 
 
@@ -17,7 +23,9 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def step_losses(model, batch, forward, device, amp, y):
+def step_losses(
+    model: nn.Module, batch: Batch, forward: Forward, device: torch.device, amp: Amp, y: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None, float, ValueError | None]:
     """(logits, per-sample losses, their sum as a float, None) for one batch; when BatchNorm refuses
     this rank's batch of one sample: (None, None, 0.0, the refusal)."""
     try:
@@ -33,7 +41,15 @@ def step_losses(model, batch, forward, device, amp, y):
     return logits, losses, losses.detach().sum().item(), None
 
 
-def update_weights(optimizer, scaler, losses, batch, ranks, params, clip_grad_norm):
+def update_weights(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    losses: torch.Tensor,
+    batch: Batch,
+    ranks: Dist,
+    params: list[torch.Tensor],
+    clip_grad_norm: float | None,
+) -> None:
     """One optimizer step on this rank's per-sample losses."""
     # DDP averages gradients over ranks; scaling by world/global size makes the result the mean
     # over the whole global batch even when ranks hold unequal shares (the tail step).
@@ -47,7 +63,9 @@ def update_weights(optimizer, scaler, losses, batch, ranks, params, clip_grad_no
     scaler.update()
 
 
-def epoch_totals(totals, counts, seconds, loader, ranks, device):
+def epoch_totals(
+    totals: dict, counts: list[float], seconds: float, loader: BatchLoader, ranks: Dist, device: torch.device
+) -> dict:
     """The running totals of an epoch (those of a resumed part first) plus this part's, summed over ranks."""
     loss_sum, correct, count = ranks.all_reduce(counts, device)
     wait = ranks.all_reduce([loader.wait_seconds], device, op=dist.ReduceOp.MAX if ranks.enabled else None)[0]
@@ -56,9 +74,26 @@ def epoch_totals(totals, counts, seconds, loader, ranks, device):
             "wait": totals["wait"] + wait}
 
 
-def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, ranks, stop, *,
-                    start_step=0, partial=None, max_steps=0, on_step=None, schedule=None, clip_grad_norm=None,
-                    log_step=None, step_seed=None):
+def train_one_epoch(
+    model: nn.Module,
+    loader: BatchLoader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    forward: Forward,
+    device: torch.device,
+    amp: Amp,
+    ranks: Dist,
+    stop: StopSignals,
+    *,
+    start_step: int = 0,
+    partial: dict | None = None,
+    max_steps: int = 0,
+    on_step: Callable[[int], None] | None = None,
+    schedule: Callable[[int], float] | None = None,
+    clip_grad_norm: float | None = None,
+    log_step: Callable[[int, float], None] | None = None,
+    step_seed: Callable[[int], int] | None = None,
+) -> dict:
     """One epoch (or its rest, after a mid-epoch resume). Returns a stats dict, with 'stopped' set
     when a signal stopped it early (the stats then cover the steps done and can be continued).
 
@@ -112,13 +147,13 @@ def train_one_epoch(model, loader, optimizer, scaler, forward, device, amp, rank
     return {"step": step, "stopped": stopped, "totals": totals}
 
 
-def is_single_sample_batchnorm(error):
+def is_single_sample_batchnorm(error: Exception) -> bool:
     """Whether a ValueError of a training forward pass is BatchNorm's refusal of a batch that gives it one
     value per channel (one sample whose maps are 1x1): it cannot compute a variance from one value."""
     return "Expected more than 1 value per channel when training" in str(error)
 
 
-def skip_single_sample_step(loader, ranks, step, error):
+def skip_single_sample_step(loader: BatchLoader, ranks: Dist, step: int, error: Exception | None) -> None:
     """A step in which some rank's batch was one sample that BatchNorm refused (`error` on this rank, or
     None): every rank skips it. With --batch-size 1, or too few training videos for two per rank, every
     step would be skipped: one line saying what to change."""
@@ -136,7 +171,15 @@ def skip_single_sample_step(loader, ranks, step, error):
 
 
 @torch.no_grad()
-def evaluate(model, loader, forward, device, amp, ranks, name="test"):
+def evaluate(
+    model: nn.Module,
+    loader: BatchLoader,
+    forward: Forward,
+    device: torch.device,
+    amp: Amp,
+    ranks: Dist,
+    name: str = "test",
+) -> dict:
     """Accuracy of single samples (one fixed frame, clip, set of segment centres or feature window
     per video), reduced over ranks: {name}_acc, {name}_samples."""
     model.eval()

@@ -4,6 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from actionrec.data.batching import Batch
 from actionrec.engine import devices
 
 
@@ -21,7 +22,7 @@ class Normalize(nn.Module):
         self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std)), persistent=False)
         self.register_buffer("shift", torch.tensor(mean) / torch.tensor(std), persistent=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bgr:
             x = x.flip(-1)
         x = x.movedim(-1, 1)  # (N, H, W, 3) -> (N, 3, H, W); (N, T, H, W, 3) -> (N, 3, T, H, W)
@@ -36,7 +37,7 @@ class Normalize(nn.Module):
 class FeatureInput(nn.Module):
     """float16 feature sequences (N, L, dims) -> float32 on the device (the RNN's "normalisation")."""
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.float()
 
 
@@ -51,10 +52,12 @@ class Forward:
     Returns (logits (N, classes), extra per-sample loss (N,) or None).
     """
 
-    def __init__(self, normalize, segments=1, frame_loss=False):
+    def __init__(self, normalize: nn.Module, segments: int = 1, frame_loss: bool = False) -> None:
         self.normalize, self.segments, self.frame_loss = normalize, segments, frame_loss
 
-    def __call__(self, model, batch, device, labels=None):
+    def __call__(
+        self, model: nn.Module, batch: Batch, device: torch.device, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = devices.to_device(batch.data, device)
         if batch.lengths is not None:
             lengths = torch.from_numpy(batch.lengths)  # on the CPU: pack_padded_sequence wants them there
@@ -72,11 +75,11 @@ class Forward:
         return model(self.normalize(x)), None
 
 
-def batched(x, batch_size):
+def batched(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """Split a tensor along dim 0 into pieces of at most batch_size."""
     return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
 
 
-def crop_mean(logits, crops):
+def crop_mean(logits: torch.Tensor, crops: int) -> torch.Tensor:
     """Logits of rows x crops views (rows*crops, C) -> the mean over each row's views (rows, C)."""
     return logits if crops == 1 else logits.view(-1, crops, logits.shape[-1]).mean(1)

@@ -1,5 +1,6 @@
 """What trains and how fast: trainable parts, partial BatchNorm, the optimizer and the learning-rate schedule."""
 
+import argparse
 import math
 
 import torch
@@ -8,7 +9,7 @@ import torch.nn as nn
 from actionrec.guards import UserError
 
 
-def set_trainable(model, spec):
+def set_trainable(model: nn.Module, spec: str) -> list[str]:
     """Freeze every parameter except those whose name starts with a prefix in `spec` ('all' = all).
 
     Returns the trainable parameter names; a prefix that matches nothing is a user error.
@@ -29,17 +30,17 @@ def set_trainable(model, spec):
     return trainable
 
 
-def frozen_batchnorms(model):
+def frozen_batchnorms(model: nn.Module) -> list[nn.Module]:
     """BatchNorm layers whose parameters are all frozen: kept in eval mode so statistics do not drift."""
     return [m for m in model.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters())]
 
 
-def batchnorms(model):
+def batchnorms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def apply_partial_bn(model):
+def apply_partial_bn(model: nn.Module) -> None:
     """TSN's partial BN: freeze the affine parameters of every BatchNorm but the first; being frozen,
     they then stay in eval mode (set_train_mode), so their statistics do not change either."""
     norms = batchnorms(model)
@@ -50,19 +51,19 @@ def apply_partial_bn(model):
             p.requires_grad = False
 
 
-def trains_batchnorm(model, bn_drift):
+def trains_batchnorm(model: nn.Module, bn_drift: bool) -> bool:
     """Whether set_train_mode leaves a BatchNorm layer in training mode (one that needs two values per channel)."""
     return len(batchnorms(model)) > (0 if bn_drift else len(frozen_batchnorms(model)))
 
 
-def set_train_mode(model, bn_drift):
+def set_train_mode(model: nn.Module, bn_drift: bool) -> None:
     model.train()
     if not bn_drift:
         for m in frozen_batchnorms(model):
             m.eval()
 
 
-def head_parameters(model, head):
+def head_parameters(model: nn.Module, head: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(body, head) trainable parameters; `head` is the new classifier's name prefix (e.g. fc, fc8)."""
     body, head_params = [], []
     for name, param in model.named_parameters():
@@ -71,7 +72,7 @@ def head_parameters(model, head):
     return body, head_params
 
 
-def build_optimizer(args, model, head):
+def build_optimizer(args: argparse.Namespace, model: nn.Module, head: str) -> torch.optim.Optimizer:
     """Adam or SGD over the trainable parameters; the classifier in a group of its own with lr x
     --head-lr-mult. Each group records its base lr ("initial_lr"), which the schedule scales."""
     body, head_params = head_parameters(model, head)
@@ -82,7 +83,7 @@ def build_optimizer(args, model, head):
     return torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
 
 
-def lr_factor(args, epoch, step, steps_per_epoch):
+def lr_factor(args: argparse.Namespace, epoch: int, step: int, steps_per_epoch: int) -> float:
     """The schedule's factor for `step` (0-based) of `epoch` (0-based): a pure function of the position
     in training, so a resumed run sees exactly the lr of an uninterrupted one.
 
@@ -106,12 +107,12 @@ def lr_factor(args, epoch, step, steps_per_epoch):
     return factor
 
 
-def set_lr(optimizer, factor):
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
 
 
-def check_schedule_args(args):
+def check_schedule_args(args: argparse.Namespace) -> None:
     if args.lr_schedule == "step" and not args.lr_steps:
         raise UserError("--lr-schedule step needs --lr-steps (e.g. 30,60 or every:10)")
     if args.warmup_epochs and args.warmup_epochs >= args.epochs:

@@ -11,7 +11,7 @@ from actionrec.engine import devices, runner
 from actionrec.guards import PROVENANCE_NAME, UserError
 
 
-def file_sha256(path, block=1 << 20):
+def file_sha256(path: str, block: int = 1 << 20) -> str:
     """The SHA-256 of a file's bytes: a checkpoint's identity wherever it was copied or moved."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -32,7 +32,7 @@ class Provenance(NamedTuple):
     legacy: tuple = ("", {})
 
 
-def claim_folder(provenance, resume):
+def claim_folder(provenance: Provenance, resume: bool) -> None:
     """Check that `provenance.folder` holds nothing of another run (UserError naming what differs,
     unless `resume` is False: then this run starts over and every video is redone). Read-only: every
     rank may call it; record_provenance writes."""
@@ -91,7 +91,7 @@ def _short(value, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def record_provenance(provenance):
+def record_provenance(provenance: Provenance) -> None:
     os.makedirs(provenance.folder, exist_ok=True)
     metrics.write_json(os.path.join(provenance.folder, PROVENANCE_NAME),
                        {"identity": provenance.identity, "about": provenance.about})

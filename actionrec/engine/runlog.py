@@ -4,16 +4,19 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 from tqdm import tqdm
 
 from actionrec.engine import runner
+from actionrec.engine.devices import Dist
 from actionrec.guards import UserError
 
 LOG_NAME = "log.jsonl"
 
 
-def read_log(path):
+def read_log(path: str) -> list[dict]:
     """The entries of a training run's log.jsonl ([] when there is none), or one line naming the file
     when it is not one (a log is written whole, so a bad line is damage, not a killed write)."""
     if not os.path.exists(path):
@@ -30,7 +33,7 @@ def read_log(path):
     return entries
 
 
-def write_log(path, entries):
+def write_log(path: str, entries: list[dict]) -> None:
     """Atomic, as the checkpoint: a failed write (a full disk) keeps the previous log, and no temporary."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
@@ -44,7 +47,7 @@ def write_log(path, entries):
         raise UserError(f"cannot write {path}: {runner.write_failure(e, path)}; the previous log is kept") from None
 
 
-def progress(iterable, ranks, **kwargs):
+def progress(iterable: Iterable, ranks: Dist, **kwargs: Any) -> tqdm:
     return tqdm(iterable, disable=not (ranks.main and sys.stderr.isatty()), dynamic_ncols=True, **kwargs)
 
 
@@ -69,11 +72,11 @@ class TensorBoard:
         self.every = args.tensorboard_every
         self.writer = SummaryWriter(os.path.join(args.output_dir, "tensorboard"), purge_step=purge_step or None)
 
-    def step(self, global_step, loss):
+    def step(self, global_step: int, loss: float) -> None:
         if self.writer is not None and global_step % self.every == 0:
             self.writer.add_scalar("train/loss_step", loss, global_step)
 
-    def epoch(self, global_step, entry):
+    def epoch(self, global_step: int, entry: dict) -> None:
         if self.writer is None:
             return
         for key, tag in (("train_loss", "train/loss"), ("train_acc", "train/acc"), ("test_acc", "test/acc"),
@@ -83,12 +86,12 @@ class TensorBoard:
                 self.writer.add_scalar(tag, entry[key], global_step)
         self.writer.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def format_entry(entry, epochs):
+def format_entry(entry: dict, epochs: int) -> str:
     text = (f"epoch {entry['epoch']}/{epochs}: loss {entry['train_loss']:.4f} train acc {entry['train_acc']:.4f}")
     for name in ("test", "val"):
         if f"{name}_acc" in entry:

@@ -1,10 +1,13 @@
 """Running a script: its main under one error path (a user's mistake, an unusable path, a dead loader
 worker, an allocation the machine cannot give: one line, no traceback)."""
 
+import argparse
 import errno
 import os
 import shutil
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -26,7 +29,9 @@ PATH_ERRNOS = {
 }
 
 
-def run_main(main, parser, argv=None):
+def run_main(
+    main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+) -> Any:
     """Parse the command line and run `main(args)`; a UserError, or an OSError of a path itself
     (PATH_ERRNOS), becomes one line and exit status 2, a dead loader worker one line and exit status 1
     (the last checkpoint is kept: run again to resume)."""
@@ -66,20 +71,20 @@ def run_main(main, parser, argv=None):
 MEMORY_FLAGS = ("--batch-size", "--image-size", "--chunk-frames", "--max-frames")  # what sizes an allocation
 
 
-def out_of_memory(error):
+def out_of_memory(error: BaseException) -> bool:
     """Whether an exception says an allocation failed (host or GPU memory), not a bug."""
     return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or (
         isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
 
 
-def memory_error_text(error):
+def memory_error_text(error: BaseException) -> str:
     """The useful part of an allocation failure: numpy's and CUDA's first line, torch's CPU message
     without its "[enforce fail at alloc_cpu.cpp:127] err == 0." prefix."""
     text = one_line(error)
     return text[text.find("DefaultCPUAllocator"):] if "DefaultCPUAllocator" in text else text
 
 
-def write_failure(error, path):
+def write_failure(error: BaseException, path: str) -> str:
     """Why writing `path` failed, on one line, with what to do: h5py's message of a full disk is several
     lines and torch's ("[enforce fail at inline_container.cc] . unexpected pos") names no cause, so the
     errno's own words are used, and for torch the free space is given."""
@@ -92,7 +97,7 @@ def write_failure(error, path):
     return f"{one_line(error)} (a full disk is the usual cause: {free})"
 
 
-def one_line(error):
+def one_line(error: BaseException) -> str:
     """The first line of an exception's message (its type when it has none), at most 200 characters."""
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__

@@ -1,14 +1,19 @@
 """A trained checkpoint read back for testing: its kind and flags checked, its model rebuilt, its weights loaded."""
 
 import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch.nn as nn
 
 from actionrec.engine import checkpoints, cli_flags, runner
+from actionrec.engine.devices import Dist
 from actionrec.guards import UserError
 
 TEST_SCRIPTS = {"frame": "test_single_frame.py", "clip": "test_3d.py", "features": "test_rnn.py"}
 
 
-def check_trained(checkpoint, path, expected_kind=None):
+def check_trained(checkpoint: Any, path: str, expected_kind: str | None = None) -> tuple[dict, dict, str]:
     """(checkpoint, training args, kind) of a loaded training-script checkpoint, kind being "frame" (single
     frame and TSN: a TSN model is a frame model at test time), "clip" or "features"; the optimizer state
     is dropped (as large as the model, or twice for Adam). A file of another model kind than
@@ -33,7 +38,7 @@ def check_trained(checkpoint, path, expected_kind=None):
     return checkpoint, trained, kind
 
 
-def check_trained_args(trained, parser, path, keys):
+def check_trained_args(trained: dict, parser: argparse.ArgumentParser, path: str, keys: Sequence[str]) -> None:
     """Check the training args `keys` of a checkpoint as `parser` (the training script's) checks its
     flags: the flag's type (positive_int, image_size, ...) and choices. A damaged value (an unknown
     arch, a size that is no integer) is one UserError line naming the checkpoint, the flag and the value."""
@@ -48,7 +53,7 @@ def check_trained_args(trained, parser, path, keys):
                             f"{action.option_strings[-1]} ({problem})")
 
 
-def flag_value_problem(action, value):
+def flag_value_problem(action: argparse.Action, value: Any) -> str:
     """Why `value` is not what `action`'s flag would have stored ('' when it is)."""
     if action.nargs == 0:  # store_true / --flag/--no-flag
         return "" if isinstance(value, bool) or (value is None and action.default is None) else "expected true or false"
@@ -71,7 +76,9 @@ def flag_value_problem(action, value):
     return ""
 
 
-def rebuild_model(build, model_args, num_classes, ranks, path):
+def rebuild_model(
+    build: Callable[..., nn.Module], model_args: argparse.Namespace, num_classes: int, ranks: Dist, path: str
+) -> nn.Module:
     """build(model_args, num_classes, ranks, pretrained=False) for a checkpoint's model, or one line naming
     the checkpoint when its args describe no model this code builds (a depth without that many layer4
     blocks, a dropout of 5)."""
@@ -83,7 +90,7 @@ def rebuild_model(build, model_args, num_classes, ranks, path):
         ) from None
 
 
-def load_trained(args, ranks, expected_kind):
+def load_trained(args: argparse.Namespace, ranks: Dist, expected_kind: str) -> tuple[dict, dict]:
     """Checkpoint of a training script (--checkpoint): (checkpoint dict, its training args)."""
     checkpoint, trained, _ = check_trained(
         checkpoints.load_checkpoint(args.checkpoint, what="--checkpoint"), args.checkpoint, expected_kind
@@ -91,7 +98,7 @@ def load_trained(args, ranks, expected_kind):
     return checkpoint, trained
 
 
-def load_model_state(model, state, path):
+def load_model_state(model: nn.Module, state: Any, path: str) -> None:
     """model.load_state_dict(state), or one line when the checkpoint's weights do not fit the model."""
     try:
         model.load_state_dict(state)
@@ -100,7 +107,7 @@ def load_model_state(model, state, path):
                         f"({state_dict_misfit(model, state) or runner.one_line(e)})") from None
 
 
-def state_dict_misfit(model, state, shown=3):
+def state_dict_misfit(model: nn.Module, state: Any, shown: int = 3) -> str:
     """How a state_dict differs from the model's, on one line ('' when the keys and shapes agree):
     torch's own message is many lines, of which the first says nothing."""
     if not isinstance(state, dict):

@@ -1,16 +1,32 @@
 """Training a model from a script: the split, the loaders, resume, epochs, checkpoints and the log."""
 
+import argparse
 import os
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from actionrec.data import batching, datasets, loader_pool, video_groups
+from actionrec.data.batching import BatchLoader
 from actionrec.engine import checkpoints, cli_flags, devices, loop, model_io, optim, runlog, runner, signals, video_test
+from actionrec.engine.devices import Dist
+from actionrec.engine.model_io import Forward
+from actionrec.engine.signals import StopSignals
 from actionrec.guards import UserError, check_output_paths, script_inputs
 
 
-def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwargs=None, batchnorm=False):
+def build_loaders(
+    args: argparse.Namespace,
+    kind: str,
+    split_data: tuple,
+    pool: Any,
+    ranks: Dist,
+    loader_kwargs: dict,
+    eval_kwargs: dict | None = None,
+    batchnorm: bool = False,
+) -> tuple[BatchLoader, BatchLoader]:
     """(training loader, evaluation loader). batchnorm=True (the model trains BatchNorm layers): the last
     step of an epoch never leaves a rank one sample, which BatchNorm cannot train on at small image sizes
     (train_one_epoch skips such a step when unreadable videos make one)."""
@@ -26,7 +42,9 @@ def build_loaders(args, kind, split_data, pool, ranks, loader_kwargs, eval_kwarg
     return train, test
 
 
-def load_split(args, ranks, paths_of=None):
+def load_split(
+    args: argparse.Namespace, ranks: Dist, paths_of: Callable[[list], list] | None = None
+) -> tuple[list[str], tuple, tuple, str]:
     """(class_list, train, held_out, held_out_name): the training videos and those the per-epoch
     accuracy is measured on, the split's test videos or, with --val-groups, the held-out groups.
     `paths_of(paths)` maps video paths to what the loader reads (the RNN's feature files)."""
@@ -54,7 +72,7 @@ def load_split(args, ranks, paths_of=None):
     return [str(c) for c in class_list], train, held_out, name
 
 
-def read_resume_checkpoint(args, ckpt_path, class_list, kind):
+def read_resume_checkpoint(args: argparse.Namespace, ckpt_path: str, class_list: list[str], kind: str) -> dict | None:
     """The checkpoint to resume from (None: start afresh), checked to be one of this run's kind and classes."""
     if not (args.resume and os.path.exists(ckpt_path)):
         return None
@@ -70,7 +88,15 @@ def read_resume_checkpoint(args, ckpt_path, class_list, kind):
     return checkpoint
 
 
-def build_trained_part(args, build_model, num_classes, ranks, checkpoint, ckpt_path, after_trainable):
+def build_trained_part(
+    args: argparse.Namespace,
+    build_model: Callable[..., nn.Module],
+    num_classes: int,
+    ranks: Dist,
+    checkpoint: dict | None,
+    ckpt_path: str,
+    after_trainable: Callable[[nn.Module], None] | None,
+) -> tuple[nn.Module, list[str]]:
     """(the model on the CPU with its trainable parameters chosen and the checkpoint's weights loaded,
     the names of its trainable tensors)."""
     model = build_model(args, num_classes, ranks, pretrained=checkpoint is None)
@@ -89,7 +115,14 @@ def build_trained_part(args, build_model, num_classes, ranks, checkpoint, ckpt_p
     return model, trainable
 
 
-def restore_optimizer(args, checkpoint, optimizer, scaler, ckpt_path, ranks):
+def restore_optimizer(
+    args: argparse.Namespace,
+    checkpoint: dict,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    ckpt_path: str,
+    ranks: Dist,
+) -> tuple[int, int, dict | None]:
     """Load the optimizer and scaler state of `checkpoint`; returns (start epoch, start step, partial
     totals of an epoch stopped part-way)."""
     try:
@@ -114,7 +147,7 @@ def restore_optimizer(args, checkpoint, optimizer, scaler, ckpt_path, ranks):
     return start_epoch, start_step, partial
 
 
-def epoch_entry(epoch, totals, train_loader, optimizer):
+def epoch_entry(epoch: int, totals: dict, train_loader: BatchLoader, optimizer: torch.optim.Optimizer) -> dict:
     """The log line of a finished training epoch (evaluation results are added to it)."""
     return {"epoch": epoch + 1,
             "train_loss": totals["loss_sum"] / max(totals["samples"], 1),
@@ -144,7 +177,7 @@ class TrainingRun:
         self.steps_per_epoch = min(len(self.train_loader), args.max_steps) if args.max_steps else len(self.train_loader)
         self.board = None
 
-    def state(self, epoch, step=0, partial_totals=None):
+    def state(self, epoch: int, step: int = 0, partial_totals: dict | None = None) -> dict:
         """The checkpoint's contents after `step` steps of `epoch` (0 and None: the epoch is complete)."""
         args = self.args
         return {"model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -155,7 +188,7 @@ class TrainingRun:
                 "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": self.steps_per_epoch,
                                 "factor": optim.lr_factor(args, epoch, step, self.steps_per_epoch)}}
 
-    def one_epoch(self, epoch, start_step, partial):
+    def one_epoch(self, epoch: int, start_step: int, partial: dict | None) -> dict:
         args, ranks = self.args, self.ranks
         optim.set_train_mode(self.model, args.bn_drift)
         self.train_loader.set_epoch(epoch, start_step)
@@ -167,7 +200,7 @@ class TrainingRun:
             log_step=lambda step, loss: self.board.step(epoch * self.steps_per_epoch + step, loss),
             step_seed=lambda step: batching.sample_seed(args.seed, epoch, step * ranks.world_size + ranks.rank))
 
-    def finish_epoch(self, epoch, result, log_entries):
+    def finish_epoch(self, epoch: int, result: dict, log_entries: list[dict]) -> dict:
         """Evaluate when due, then log and save the finished epoch; returns its log entry."""
         args = self.args
         entry = epoch_entry(epoch, result["totals"], self.train_loader, self.optimizer)
@@ -184,7 +217,7 @@ class TrainingRun:
         self.ranks.barrier()
         return entry
 
-    def run(self, start_epoch, start_step, partial, log_entries):
+    def run(self, start_epoch: int, start_step: int, partial: dict | None, log_entries: list[dict]) -> dict | None:
         """Train epochs start_epoch.. (the first from start_step); raises signals.Preempted when a stop
         signal came, after saving. Returns the last log entry."""
         args, ranks = self.args, self.ranks
@@ -212,7 +245,16 @@ class TrainingRun:
         return entry
 
 
-def prepare_run(args, build_model, kind, normalize, ranks, pool, stop, options):
+def prepare_run(
+    args: argparse.Namespace,
+    build_model: Callable[..., nn.Module],
+    kind: str,
+    normalize: nn.Module,
+    ranks: Dist,
+    pool: Any,
+    stop: StopSignals,
+    options: dict,
+) -> tuple[TrainingRun, int, int, dict | None, list[dict]]:
     """Set up a TrainingRun (resumed from the output folder's checkpoint when there is one); returns
     (run, start epoch, start step, partial totals, log entries kept)."""
     optim.check_schedule_args(args)
@@ -259,8 +301,19 @@ def prepare_run(args, build_model, kind, normalize, ranks, pool, stop, options):
     return run, start_epoch, start_step, partial, log_entries
 
 
-def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs=None, after_trainable=None,
-          head="fc", forward=None, paths_of=None):
+def train(
+    args: argparse.Namespace,
+    build_model: Callable[..., nn.Module],
+    kind: str,
+    normalize: nn.Module,
+    *,
+    loader_kwargs: dict | None = None,
+    eval_kwargs: dict | None = None,
+    after_trainable: Callable[[nn.Module], None] | None = None,
+    head: str = "fc",
+    forward: Forward | None = None,
+    paths_of: Callable[[list], list] | None = None,
+) -> dict | None:
     """The training driver of every train script.
 
     build_model(args, num_classes, ranks, pretrained) -> nn.Module with pretrained weights loaded (CPU).

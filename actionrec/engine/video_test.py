@@ -1,16 +1,23 @@
 """The per-video test driver: every test video streamed in chunks through the model, one prediction file each."""
 
+import argparse
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 import metrics
-from actionrec.data import batching, datasets, loader_pool, video_chunks, video_groups
+from actionrec.data import datasets, feature_files, loader_pool, video_chunks, video_groups
+from actionrec.data.video_chunks import VideoChunkLoader
 from actionrec.engine import cli_flags, devices, output_provenance, runlog, runner, signals
+from actionrec.engine.devices import Amp, Dist
+from actionrec.engine.output_provenance import Provenance
+from actionrec.engine.signals import StopSignals
 from actionrec.guards import UserError, check_output_paths, script_inputs
 
 log = logging.getLogger("ucf101")
@@ -26,7 +33,7 @@ class UnreadableVideos(SystemExit):
         super().__init__(EXIT_UNREADABLE)
 
 
-def exit_if_unreadable(failed, what):
+def exit_if_unreadable(failed: dict[str, str], what: str) -> None:
     """The README's contract for videos that cannot be read ({path: reason}): every other video was
     done; these are named at the end and the exit status is 1."""
     if not failed:
@@ -49,7 +56,7 @@ class VideoPass(NamedTuple):
     amp: tuple        # (enabled, dtype) the model ran in
 
 
-def claim_output(provenance, resume, ranks):
+def claim_output(provenance: Provenance | None, resume: bool, ranks: Dist) -> None:
     """Refuse an output folder of another run (claim_folder), then record this run's provenance."""
     if provenance is None:
         return
@@ -60,7 +67,9 @@ def claim_output(provenance, resume, ranks):
     ranks.barrier()
 
 
-def videos_to_do(paths, ranks, resume, complete, output_path):
+def videos_to_do(
+    paths: Sequence[str], ranks: Dist, resume: bool, complete: Callable[[str], bool], output_path: Callable[[str], str]
+) -> list[int]:
     """Indices of this rank's share of `paths` whose output is not complete yet (all with resume off)."""
     mine = list(range(ranks.rank, len(paths), ranks.world_size))
     todo = [i for i in mine if not (resume and complete(output_path(paths[i])))]
@@ -69,15 +78,17 @@ def videos_to_do(paths, ranks, resume, complete, output_path):
     return todo
 
 
-def unreadable_chunk(path, message):
+def unreadable_chunk(path: str, message: str) -> None:
     """A chunk the loader could not read: a damaged feature file is refused; any other video is skipped."""
-    if batching.NON_FINITE in message:  # a damaged feature file: refuse it rather than skip it
-        raise UserError(f"{path} holds {batching.NON_FINITE}: extract its features again "
+    if feature_files.NON_FINITE in message:  # a damaged feature file: refuse it rather than skip it
+        raise UserError(f"{path} holds {feature_files.NON_FINITE}: extract its features again "
                         f"(delete the file and rerun extract_features.py)")
     log.warning("cannot read %s: %s", path, message)
 
 
-def write_video_rows(path, video_rows, target, write, attrs):
+def write_video_rows(
+    path: str, video_rows: np.ndarray, target: str, write: Callable[[str, np.ndarray, dict], None], attrs: dict
+) -> None:
     """Check a finished video's rows (all finite) and write them to `target` with `write`."""
     if not np.isfinite(video_rows).all():
         bad = int((~np.isfinite(video_rows)).sum())
@@ -98,7 +109,18 @@ class _Counts:
         self.failed, self.written, self.rows_written, self.computed, self.model_seconds = {}, 0, 0, 0, 0.0
 
 
-def run_chunks(loader, paths, todo, model, device, amp, stop, ranks, hooks, counts):
+def run_chunks(
+    loader: VideoChunkLoader,
+    paths: Sequence[str],
+    todo: list[int],
+    model: nn.Module,
+    device: torch.device,
+    amp: Amp,
+    stop: StopSignals,
+    ranks: Dist,
+    hooks: dict,
+    counts: _Counts,
+) -> None:
     """Every chunk of the loader through rows_fn; each video's rows written after its last chunk. Stops
     after the video in progress when a stop signal came."""
     rows = []
@@ -130,7 +152,18 @@ def run_chunks(loader, paths, todo, model, device, amp, stop, ranks, hooks, coun
             break
 
 
-def finish_pass(loader, todo, counts, seconds, ranks, device, stop, amp, unit, noun):
+def finish_pass(
+    loader: VideoChunkLoader,
+    todo: list[int],
+    counts: _Counts,
+    seconds: float,
+    ranks: Dist,
+    device: torch.device,
+    stop: StopSignals,
+    amp: Amp,
+    unit: str,
+    noun: str,
+) -> VideoPass:
     """Gather the ranks' counts; raise signals.Preempted when any rank was stopped; returns the VideoPass."""
     loaded = [loader.load_seconds.get(i, 0.0) for i in range(len(todo))]
     timing = {"videos": counts.written, "frames": counts.computed, "rows": counts.rows_written,
@@ -154,9 +187,27 @@ def finish_pass(loader, todo, counts, seconds, ranks, device, stop, amp, unit, n
     return VideoPass(ranks, device, failed, written_per_rank, timing, amp)
 
 
-def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
-                  desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
-                  provenance=None, video_start=None, video_end=None):
+def stream_videos(
+    args: argparse.Namespace,
+    model: nn.Module,
+    paths: Sequence[str],
+    *,
+    plan: Callable[[int], list],
+    max_chunk: int,
+    rows_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+    output_path: Callable[[str], str],
+    write: Callable[[str, np.ndarray, dict], None],
+    complete: Callable[[str], bool],
+    crops: int = 1,
+    desc: str = "test",
+    unit: str = "frames",
+    noun: str = "predictions",
+    features: bool = False,
+    fixed_shapes: bool = True,
+    provenance: Provenance | None = None,
+    video_start: Callable[[], None] | None = None,
+    video_end: Callable[[nn.Module], torch.Tensor] | None = None,
+) -> VideoPass:
     """The per-video driver of the test scripts and of feature extraction.
 
     Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
@@ -198,7 +249,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         loader_pool.close_pool(pool)
 
 
-def test_subset(args, trained):
+def test_subset(args: argparse.Namespace, trained: dict) -> tuple[list[str], list[str], list[int], list[int]]:
     """(class_list, paths, labels) of the subset to test: the split's test list, the groups the training
     run held out (val), or its training videos (train)."""
     val_groups = trained.get("val_groups") or ()
@@ -214,8 +265,20 @@ def test_subset(args, trained):
     return [str(c) for c in class_list], paths, labels, list(val_groups)
 
 
-def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None, fixed_shapes=True,
-                video_start=None, video_end=None):
+def test_videos(
+    args: argparse.Namespace,
+    checkpoint: dict,
+    model: nn.Module,
+    normalize: nn.Module,
+    plan: Callable[[int], list],
+    max_chunk: int,
+    rows_fn: Callable[..., Callable],
+    info: dict,
+    paths_of: Callable[[list], list] | None = None,
+    fixed_shapes: bool = True,
+    video_start: Callable[[], None] | None = None,
+    video_end: Callable[[nn.Module], torch.Tensor] | None = None,
+) -> VideoPass:
     """The test driver of every test script: predictions of every video of --subset, then (rank 0)
     results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
 
@@ -309,7 +372,16 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
     return results
 
 
-def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed, model_info=None):
+def summarize_predictions(
+    args: argparse.Namespace,
+    paths: Sequence[str],
+    labels: Sequence[int],
+    class_list: list[str],
+    row_name: str,
+    checkpoint_path: str,
+    failed: dict[str, str],
+    model_info: dict | None = None,
+) -> dict:
     """results.json and confusion_matrix.npy, recomputed from the prediction files alone."""
     num_classes = len(class_list)
     scored = [i for i, p in enumerate(paths)
