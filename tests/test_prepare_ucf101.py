@@ -1,5 +1,6 @@
 """prepare_ucf101.py on the six real UCF-101 clips of ../shared/data (skipped when absent)."""
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -547,3 +548,13 @@ def test_help_says_how_the_dataset_is_chosen():
                   "else hmdb51 when every class folder of the videos is one of HMDB-51's 51 actions",
                   "the choice is printed", "DIR/hmdb51/ into DIR/hmdb51-hdf5/"):
         assert words in text
+
+
+def test_readme_conversion_commands_parse():
+    """Every prepare_ucf101.py command of README.md parses with the script's parser (DATA_DIR as written)."""
+    commands = [line.split("#")[0] for line in (REPO_ROOT / "README.md").read_text().splitlines()
+                if line.startswith("python prepare_ucf101.py")]
+    assert any("--data-dir" in c and "--dataset hmdb51" in c for c in commands)
+    for command in commands:
+        args = prepare_ucf101.get_args_parser().parse_args(shlex.split(command)[2:])
+        assert args.data_dir is not None or (args.videos and args.out), command
