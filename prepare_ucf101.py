@@ -1,7 +1,16 @@
-"""Convert the UCF-101 .avi videos (or one's own) to the per-video HDF5 files the loaders read.
+"""Convert the UCF-101 or HMDB-51 .avi videos (or one's own) to the per-video HDF5 files the loaders read.
 
-    python prepare_ucf101.py --videos UCF-101/ --out UCF-101-hdf5/ [--workers N] [--storage raw|jpeg]
-                             [--segment-seconds S]
+    python prepare_ucf101.py --data-dir DATA [--dataset auto|ucf101|hmdb51] [--workers N] [--storage raw|jpeg]
+    python prepare_ucf101.py --videos UCF-101/ --out UCF-101-hdf5/ [...] [--segment-seconds S]
+
+--data-dir DATA reads DATA/UCF-101/<Class>/<video>.avi into DATA/UCF-101-hdf5/, or for HMDB-51
+DATA/hmdb51/<action>/<video>.avi (hmdb51_org.rar unpacked) into DATA/hmdb51-hdf5/, where getUCF101 and
+getHMDB51 look; --videos and --out name other folders. --dataset auto (the default) takes the dataset
+whose split folder DATA holds (ucfTrainTestlist/ or testTrainMulti_7030_splits/), else whose video
+folder it holds, else HMDB-51 when every class folder of the videos is an HMDB-51 action, else UCF-101;
+the choice is printed. HMDB-51's clips keep their names (- ( ) ! # [ ] & + ; ~ @ included), are read at
+their own width (320, 432, 560, ...) and decode one frame fewer than their header declares, which the
+95% rule below accepts.
 
 Every `<Class>/<video>.avi` (also .mp4 .mkv .mov .webm .mpg .mpeg .m4v) under --videos becomes
 `<Class>/<video>.hdf5` under --out holding one dataset `video`: every decoded frame, RGB, uint8
@@ -42,12 +51,16 @@ from tqdm import tqdm
 
 from actionrec import guards
 from actionrec.bulk import TMP_MARKER, available_cpus, remove_stale_temporaries
+from actionrec.data import datasets, hmdb51
 from actionrec.data.loader_pool import close_pool, make_pool
 from actionrec.data.video_decode import MIN_DECODED_FRACTION  # of CAP_PROP_FRAME_COUNT: one rule for every reader
 from actionrec.data.video_files import READ_ERRORS, video_info, write_video_hdf5
 
 PROG = "prepare_ucf101.py"
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+LAYOUTS = {"ucf101": "UCF-101/<Class>/<video>.avi",
+           "hmdb51": f"{hmdb51.HMDB_VIDEO_DIR}/<action>/<video>.avi: hmdb51_org.rar and its per-action .rar files "
+                     f"unpacked"}
 PIECE_ATTRS = ("source", "fps", "segment_seconds", "segment_frames", "first_frame", "segment_index",
                "segment_count")
 
@@ -320,25 +333,88 @@ def fail(message):
     raise SystemExit(2)
 
 
-def main(args):  # noqa: C901 (split up in the restructure, issue 21)
-    videos_dir, out_dir = Path(args.videos), Path(args.out)
+def video_folders(videos_dir):
+    """The names of the class folders under videos_dir (none when it is not a folder)."""
+    try:
+        return {p.name for p in videos_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    except OSError:
+        return set()
+
+
+def detect_dataset(data_dir, videos_dir):
+    """(dataset, why) for --dataset auto: the dataset whose split folder --data-dir holds, else whose video
+    folder it holds (UCF-101/ or hmdb51/), else hmdb51 when every class folder of the videos is an HMDB-51
+    action, else ucf101 (also one's own videos). ValueError when --data-dir holds both datasets' folders."""
+    if data_dir is not None:
+        # The split folder says which; else, when the videos are --data-dir's, which video folder is there.
+        for folders in (datasets.SPLIT_DIRS, datasets.VIDEO_DIRS if videos_dir is None else {}):
+            found = datasets.datasets_with(data_dir, folders)
+            if len(found) > 1:
+                raise ValueError(f"--data-dir {data_dir} holds both {' and '.join(f + '/' for f in folders.values())}: "
+                                 f"pass --dataset ucf101 or hmdb51")
+            if found:
+                return found[0], f"--data-dir holds {folders[found[0]]}/"
+    if videos_dir is not None:
+        folders = video_folders(videos_dir)
+        if folders and folders <= set(hmdb51.HMDB_ACTIONS):
+            return "hmdb51", f"the {len(folders)} class folders of {videos_dir} are HMDB-51 actions"
+    return "ucf101", "no HMDB-51 split or action folder"
+
+
+def choose_dataset(args):
+    """(dataset, videos_dir, out_dir) from --dataset, --data-dir, --videos and --out; prints the choice."""
+    data_dir = Path(args.data_dir) if args.data_dir is not None else None
+    if data_dir is None and (args.videos is None or args.out is None):
+        fail("give --data-dir (the videos are read from its UCF-101/ or hmdb51/ folder), or --videos and --out")
+    videos_dir = Path(args.videos) if args.videos is not None else None
+    if args.dataset == "auto":
+        try:
+            dataset, why = detect_dataset(data_dir, videos_dir)
+        except ValueError as e:
+            fail(str(e))
+        print(f"{PROG}: dataset: {dataset} (detected: {why}; --dataset chooses)")
+    else:
+        dataset = args.dataset
+        print(f"{PROG}: dataset: {dataset} (--dataset)")
+    if videos_dir is None:
+        videos_dir = data_dir / datasets.VIDEO_DIRS[dataset]
+    out_dir = Path(args.out) if args.out is not None else data_dir / datasets.HDF5_DIRS[dataset]
+    return dataset, videos_dir, out_dir
+
+
+def check_args(args, dataset, videos_dir):
+    """A usage error (fail) for a flag that cannot work."""
     if args.workers < 0:
         fail(f"--workers must be >= 0, not {args.workers}")
     if not 1 <= args.quality <= 100:
         fail(f"--quality must be in 1..100, not {args.quality}")
     if not videos_dir.is_dir():
-        fail(f"--videos {videos_dir} is not a directory (expected UCF-101/<Class>/<video>.avi)")
+        given = "--videos " if args.videos is not None else ""  # else it comes from --data-dir
+        fail(f"{given}{videos_dir} is not a directory (expected {LAYOUTS[dataset]})")
     if args.list is not None and not Path(args.list).is_file():
         fail(f"--list {args.list} is not a file")
-    try:
-        guards.check_output_paths(
-            {"--out": args.out}, {"--videos": [args.videos], "--list": [args.list] if args.list else []}
-        )
-    except guards.UserError as e:
-        fail(str(e))
     segment = args.segment_seconds
     if segment is not None and not (math.isfinite(segment) and segment > 0):
         fail(f"--segment-seconds must be a positive number of seconds, not {segment}")
+
+
+def check_outputs(args, videos_dir, out_dir):
+    """--out must not be (or hold) an input; made, and its stale temporaries removed: their number."""
+    inputs = {"--videos": [str(videos_dir)], "--list": [args.list] if args.list else []}
+    try:
+        guards.check_output_paths({"--out": str(out_dir)}, inputs)
+    except guards.UserError as e:
+        fail(str(e))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return remove_stale_temporaries(out_dir)
+    except OSError as e:
+        fail(f"cannot use --out {out_dir}: {e}")
+
+
+def videos_to_convert(args, dataset, videos_dir):
+    """The relative names `<Class>/<video>.<suffix>` to convert; a usage error when there are none, or two
+    would make one file. HMDB-51: a warning line names class folders that are not its actions."""
     try:
         names = find_videos(videos_dir, args.list)
     except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError: not a text file
@@ -350,42 +426,32 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     if clash:
         fail(f"{clash[0]} and {clash[1]} would both be converted to "
              f"{Path(clash[0]).with_suffix('.hdf5').as_posix()}: keep one of them")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stale = remove_stale_temporaries(out_dir)
-    except OSError as e:
-        fail(f"cannot use --out {out_dir}: {e}")
+    if dataset == "hmdb51":
+        folders = sorted({Path(name).parent.as_posix() for name in names})
+        strange = [f for f in folders if f not in hmdb51.HMDB_ACTIONS]
+        if strange:
+            print(f"{PROG}: warning: {len(strange)} of the {len(folders)} class folders are not HMDB-51 actions "
+                  f"(converted all the same; getHMDB51 reads only <action>/ folders): {', '.join(strange[:5])}"
+                  + (f" and {len(strange) - 5} more" if len(strange) > 5 else ""), file=sys.stderr)
+    return names
 
-    print(f"{PROG}: {len(names)} videos from {videos_dir} -> {out_dir} "
-          f"(storage {args.storage}{f', quality {args.quality}' if args.storage == 'jpeg' else ''}, "
-          f"{args.workers} workers"
-          + (f", pieces of {args.segment_seconds:g} s" if args.segment_seconds else "") + ")"
-          + (f"; removed {stale} stale temporary files" if stale else ""))
-    # FFmpeg logs every damaged macroblock of a truncated file; the failure is reported below instead.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-    tasks = [(name, videos_dir / name, (out_dir / name).with_suffix(".hdf5"), args.storage, args.quality,
-              args.segment_seconds) for name in names]
-    counts = {"converted": 0, "skipped": 0, "failed": 0}
-    pieces = {"converted": 0, "skipped": 0}
-    failures, bytes_written = [], 0
-    start = time.perf_counter()
-    pool = make_pool(args.workers)
+def convert_all(tasks, workers, out_dir):
+    """Convert every task in `workers` processes with a progress bar; the (name, status, detail, bytes)
+    of each. A Ctrl-C or a dead worker removes the temporaries and exits (130, or with one line)."""
+    pool = make_pool(workers)
     if pool is None:
         results = map(convert_video, tasks)
     else:  # in the order they finish, as the progress bar counts them
         results = (future.result() for future in
                    concurrent.futures.as_completed([pool.submit(convert_video, task) for task in tasks]))
+    done, failed = [], 0
     try:
         with tqdm(total=len(tasks), unit="video", disable=not sys.stderr.isatty()) as progress:
-            for name, status, detail, size in results:
-                counts[status] += 1
-                bytes_written += size
-                if args.segment_seconds and status != "failed":
-                    pieces[status] += detail
-                if status == "failed":
-                    failures.append((name, detail))
-                progress.set_postfix(failed=counts["failed"], refresh=False)
+            for result in results:
+                done.append(result)
+                failed += result[1] == "failed"
+                progress.set_postfix(failed=failed, refresh=False)
                 progress.update()
     except KeyboardInterrupt:
         close_pool(pool)  # the workers got Ctrl-C too; the videos they were on are left unfinished
@@ -398,32 +464,73 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         sys.exit(f"{PROG}: error: a worker process died (killed, e.g. out of memory, or a crash in the "
                  f"decoder); finished files are kept: run again to resume, with --workers 0 to find the video")
     close_pool(pool)
-    seconds = time.perf_counter() - start
+    return done
 
-    if args.segment_seconds:
+
+def report(results, segment_seconds, seconds):
+    """Print the counts; the failed videos on stderr and exit status 1 when there are any."""
+    counts = {"converted": 0, "skipped": 0, "failed": 0}
+    pieces = {"converted": 0, "skipped": 0}
+    for _, status, detail, _ in results:
+        counts[status] += 1
+        if segment_seconds and status != "failed":
+            pieces[status] += detail
+    written = format_bytes(sum(size for *_, size in results))
+    if segment_seconds:
         print(f"{PROG}: converted {counts['converted']} ({pieces['converted']} pieces), skipped "
               f"{counts['skipped']} (already done, {pieces['skipped']} pieces), failed {counts['failed']}; "
-              f"wrote {format_bytes(bytes_written)} in {seconds:.1f} s")
+              f"wrote {written} in {seconds:.1f} s")
     else:
         print(f"{PROG}: converted {counts['converted']}, skipped {counts['skipped']} (already done), "
-              f"failed {counts['failed']}; wrote {format_bytes(bytes_written)} in {seconds:.1f} s")
+              f"failed {counts['failed']}; wrote {written} in {seconds:.1f} s")
+    failures = sorted((name, detail) for name, status, detail, _ in results if status == "failed")
     if failures:
         print(f"{PROG}: {len(failures)} videos failed (no output written):", file=sys.stderr)
-        for name, reason in sorted(failures):
+        for name, reason in failures:
             print(f"  {name}: {reason}", file=sys.stderr)
         sys.exit(1)
 
 
+def main(args):
+    dataset, videos_dir, out_dir = choose_dataset(args)
+    check_args(args, dataset, videos_dir)
+    names = videos_to_convert(args, dataset, videos_dir)
+    stale = check_outputs(args, videos_dir, out_dir)
+    print(f"{PROG}: {len(names)} videos from {videos_dir} -> {out_dir} "
+          f"(storage {args.storage}{f', quality {args.quality}' if args.storage == 'jpeg' else ''}, "
+          f"{args.workers} workers"
+          + (f", pieces of {args.segment_seconds:g} s" if args.segment_seconds else "") + ")"
+          + (f"; removed {stale} stale temporary files" if stale else ""))
+    # FFmpeg logs every damaged macroblock of a truncated file; the failure is reported below instead.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    tasks = [(name, videos_dir / name, (out_dir / name).with_suffix(".hdf5"), args.storage, args.quality,
+              args.segment_seconds) for name in names]
+    start = time.perf_counter()
+    results = convert_all(tasks, args.workers, out_dir)
+    report(results, args.segment_seconds, time.perf_counter() - start)
+
+
 def get_args_parser():
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Convert UCF-101 <Class>/<video>.avi files (or .mp4 .mkv .mov .webm .mpg "
-        ".mpeg .m4v) to <Class>/<video>.hdf5 (dataset 'video', uint8 RGB, every frame), optionally cut into "
+        prog=PROG, description="Convert UCF-101 or HMDB-51 <Class>/<video>.avi files (or .mp4 .mkv .mov .webm "
+        ".mpg .mpeg .m4v) to <Class>/<video>.hdf5 (dataset 'video', uint8 RGB, every frame), optionally cut into "
         "pieces of --segment-seconds. Resumable; failed videos are listed at the end.")
-    parser.add_argument("--videos", required=True,
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="the scripts' --data-dir: converts DIR/UCF-101/ into DIR/UCF-101-hdf5/, or for HMDB-51 "
+                        f"DIR/{hmdb51.HMDB_VIDEO_DIR}/ into DIR/{hmdb51.HMDB_HDF5_DIR}/ (default: none; then --videos "
+                        "and --out are required)")
+    parser.add_argument("--dataset", choices=datasets.DATASETS, default="auto",
+                        help="which dataset the videos are: ucf101, hmdb51, or auto: the one whose split folder "
+                        f"--data-dir holds (ucfTrainTestlist/ or {hmdb51.HMDB_SPLIT_DIR}/), else whose video folder "
+                        f"it holds (UCF-101/ or {hmdb51.HMDB_VIDEO_DIR}/), else hmdb51 when every class folder of "
+                        "the videos is one of HMDB-51's 51 actions, else ucf101 (also one's own videos); the choice "
+                        "is printed. It picks the folders --data-dir reads and writes (default: auto)")
+    parser.add_argument("--videos", default=None,
                         help="folder holding <Class>/<video>.avi, or another video suffix: "
-                        f"{' '.join(VIDEO_SUFFIXES)} (e.g. UCF-101/); required")
-    parser.add_argument("--out", required=True,
-                        help="output folder, gets <Class>/<video>.hdf5 (e.g. UCF-101-hdf5/); required")
+                        f"{' '.join(VIDEO_SUFFIXES)} (default: --data-dir's UCF-101/ or {hmdb51.HMDB_VIDEO_DIR}/)")
+    parser.add_argument("--out", default=None,
+                        help="output folder, gets <Class>/<video>.hdf5 (default: --data-dir's UCF-101-hdf5/ or "
+                        f"{hmdb51.HMDB_HDF5_DIR}/)")
     parser.add_argument("--workers", type=int, default=available_cpus(),
                         help="parallel processes; 0 converts in this process (default: the CPUs available "
                         f"to this process, here {available_cpus()})")

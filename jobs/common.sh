@@ -53,8 +53,8 @@ init_job() {
     fi
 
     REPO_DIR=$(cd "$REPO_DIR" && pwd) || die "REPO_DIR=$REPO_DIR is not a directory"
-    DATA_DIR=${DATA_DIR:-$REPO_DIR/data}  # the Python scripts' --data-dir default
-    RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs}
+    cd "$REPO_DIR" || die "cannot cd to $REPO_DIR"  # a relative DATA_DIR is the repository's, as for the scripts
+    dataset_defaults  # DATA_DIR, DATASET and its folders, RUNS_DIR
     PYTHON=${PYTHON:-$REPO_DIR/.venv/bin/python}
     # An array task's index wins over an inherited SPLIT: `sbatch --array=1-3` / `qsub -J 1-3`;
     # extract_flow's array spreads the videos instead (its index is a shard: flow_shard).
@@ -63,7 +63,7 @@ init_job() {
     else
         SPLIT=${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SPLIT:-1}}}}
     fi
-    [[ $SPLIT =~ ^[123]$ ]] || die "SPLIT must be 1, 2 or 3 (the official UCF-101 splits), got '$SPLIT'"
+    [[ $SPLIT =~ ^[123]$ ]] || die "SPLIT must be 1, 2 or 3 (the official $DATASET_NAME splits), got '$SPLIT'"
     MAX_RESTARTS=${MAX_RESTARTS:-50}
     [[ $MAX_RESTARTS =~ ^[0-9]+$ ]] || die "MAX_RESTARTS must be a number, got '$MAX_RESTARTS'"
     STOP_SIGNAL=${STOP_SIGNAL:-TERM}
@@ -72,7 +72,6 @@ init_job() {
     DRY_RUN=${DRY_RUN:-0}
     export STOP_SIGNAL STOP_POLL_SECONDS
 
-    cd "$REPO_DIR" || die "cannot cd to $REPO_DIR"
     STOP_REQUESTED=0
     NNODES=
     NPROC_PER_NODE=
@@ -93,7 +92,51 @@ init_job() {
             echo "logging to $log_file"
             exec >>"$log_file" 2>&1
         fi
-        log "stage=$STAGE scheduler=$SCHEDULER job=$JOB_ID split=$SPLIT restart=$(restart_count)/$MAX_RESTARTS host=$(hostname)"
+        log "stage=$STAGE dataset=$JOB_DATASET scheduler=$SCHEDULER job=$JOB_ID split=$SPLIT restart=$(restart_count)/$MAX_RESTARTS host=$(hostname)"
+    fi
+}
+
+# dataset_defaults: DATA_DIR's default (the Python scripts' --data-dir default), then the dataset of
+# every stage: DATASET=ucf101 or hmdb51, or auto (the default): the one whose split folder DATA_DIR
+# holds, as the scripts' --dataset auto decides (ucf101 when neither; both is one line and exit 2).
+# Sets JOB_DATASET (never auto), DATASET_NAME and the dataset's folders under DATA_DIR (SPLIT_FOLDER,
+# VIDEO_FOLDER, HDF5_FOLDER, FLOW_FOLDER), DATASET_ARGS (`--dataset DATASET` for every Python command
+# unless auto) and RUNS_DIR's default: HMDB-51's runs go to runs/hmdb51/, so a job never resumes or
+# tests a UCF-101 checkpoint on HMDB-51 (nor combines or summarizes the two).
+dataset_defaults() {
+    DATA_DIR=${DATA_DIR:-$REPO_DIR/data}
+    DATASET=${DATASET:-auto}
+    case $DATASET in
+        ucf101 | hmdb51) JOB_DATASET=$DATASET ;;
+        auto)
+            JOB_DATASET=ucf101
+            if [[ -d $DATA_DIR/testTrainMulti_7030_splits ]]; then
+                [[ ! -d $DATA_DIR/ucfTrainTestlist ]] ||
+                    die "$DATA_DIR holds both ucfTrainTestlist/ and testTrainMulti_7030_splits/: set DATASET=ucf101 or DATASET=hmdb51"
+                JOB_DATASET=hmdb51
+            fi
+            ;;
+        *) die "DATASET must be ucf101, hmdb51 or auto, got '$DATASET'" ;;
+    esac
+    if [[ $JOB_DATASET == hmdb51 ]]; then
+        DATASET_NAME=HMDB-51 SPLIT_FOLDER=testTrainMulti_7030_splits VIDEO_FOLDER=hmdb51
+        HDF5_FOLDER=hmdb51-hdf5 FLOW_FOLDER=hmdb51-flow
+        RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs/hmdb51}
+    else
+        DATASET_NAME=UCF-101 SPLIT_FOLDER=ucfTrainTestlist VIDEO_FOLDER=UCF-101
+        HDF5_FOLDER=UCF-101-hdf5 FLOW_FOLDER=UCF-101-flow
+        RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs}
+    fi
+    DATASET_ARGS=()
+    [[ $DATASET == auto ]] || DATASET_ARGS=(--dataset "$DATASET")
+}
+
+# Where the released videos are, and what to do when they are not.
+videos_hint() {
+    if [[ $JOB_DATASET == hmdb51 ]]; then
+        echo "Unpack hmdb51_org.rar and its per-action .rar files there, or set VIDEOS_DIR."
+    else
+        echo "Download and unpack UCF-101 there, or set VIDEOS_DIR."
     fi
 }
 
@@ -500,7 +543,7 @@ pbs_add_afterok() {
 pbs_job_vars() {
     local name value
     local -a vars=()
-    for name in REPO_DIR DATA_DIR RUNS_DIR SPLIT PYTHON MAX_RESTARTS GPUS_PER_NODE WORKERS \
+    for name in REPO_DIR DATA_DIR DATASET RUNS_DIR SPLIT PYTHON MAX_RESTARTS GPUS_PER_NODE WORKERS \
         VIDEOS_DIR STORAGE KINETICS_CHECKPOINT C3D_CHECKPOINT FEATURES_DIR VAL_GROUPS \
         TEST_3D_MODE PREPARE_ARGS TRAIN_SF_ARGS TEST_SF_ARGS TRAIN_TSN_ARGS TEST_TSN_ARGS \
         TRAIN_3D_ARGS TEST_3D_ARGS TRAIN_C3D_ARGS TEST_C3D_ARGS EXTRACT_ARGS TRAIN_RNN_ARGS \
@@ -641,13 +684,20 @@ check_python() {
 check_lists() {
     [[ $DRY_RUN == 1 ]] && return 0
     check_python
-    require_file "$DATA_DIR/ucfTrainTestlist" "Set DATA_DIR to the folder holding ucfTrainTestlist/ and UCF-101-hdf5/."
+    require_lists
 }
 
-# The videos: the course's HDF5 files (prepare.sh) or the original .avi release. Also at submit time.
+# The dataset's split folder. Also at submit time.
+require_lists() {
+    local hint=
+    [[ $JOB_DATASET == hmdb51 || $DATASET != auto ]] || hint=" For HMDB-51, set DATASET=hmdb51."
+    require_file "$DATA_DIR/$SPLIT_FOLDER" "Set DATA_DIR to the folder holding $SPLIT_FOLDER/ and $HDF5_FOLDER/.$hint"
+}
+
+# The videos: the HDF5 files (prepare.sh) or the original .avi release. Also at submit time.
 require_videos() {
-    [[ -e $DATA_DIR/UCF-101-hdf5 || -e $DATA_DIR/UCF-101 ]] ||
-        die "$DATA_DIR/UCF-101-hdf5 not found (nor the original videos, $DATA_DIR/UCF-101). Run the prepare job first (jobs/*/prepare.sh) or set DATA_DIR."
+    [[ -e $DATA_DIR/$HDF5_FOLDER || -e $DATA_DIR/$VIDEO_FOLDER ]] ||
+        die "$DATA_DIR/$HDF5_FOLDER not found (nor the original videos, $DATA_DIR/$VIDEO_FOLDER). Run the prepare job first (jobs/*/prepare.sh) or set DATA_DIR."
 }
 
 check_dataset() {
@@ -699,9 +749,9 @@ preflight_study() {
     local prepare=$1 model python=${PYTHON:-$REPO_DIR/.venv/bin/python}
     shift
     [[ -x $python ]] || die "PYTHON=$python is not executable; create the venv (python -m venv .venv && .venv/bin/pip install -r requirements.txt) or set PYTHON"
-    require_file "$DATA_DIR/ucfTrainTestlist" "Set DATA_DIR to the folder holding ucfTrainTestlist/ and UCF-101-hdf5/."
+    require_lists
     if [[ $prepare == 1 ]]; then
-        require_file "${VIDEOS_DIR:-$DATA_DIR/UCF-101}" "Download and unpack UCF-101 there, or set VIDEOS_DIR."
+        require_file "${VIDEOS_DIR:-$DATA_DIR/$VIDEO_FOLDER}" "$(videos_hint)"
     else
         require_videos
     fi
@@ -760,17 +810,17 @@ tsn_batch_size() {
 }
 
 stage_prepare() {
-    local videos_dir=${VIDEOS_DIR:-$DATA_DIR/UCF-101}
+    local videos_dir=${VIDEOS_DIR:-$DATA_DIR/$VIDEO_FOLDER}
     local -a cmd
     if [[ $DRY_RUN != 1 ]]; then
         check_python
-        require_file "$videos_dir" "Download and unpack UCF-101 there, or set VIDEOS_DIR."
+        require_file "$videos_dir" "$(videos_hint)"
     fi
     read_extra_args PREPARE_ARGS
-    cmd=("$PYTHON" "$REPO_DIR/prepare_ucf101.py" --videos "$videos_dir" --out "$DATA_DIR/UCF-101-hdf5"
-        --workers "${WORKERS:-$(cpus_per_node)}")
+    cmd=("$PYTHON" "$REPO_DIR/prepare_ucf101.py" "${DATASET_ARGS[@]}" --videos "$videos_dir"
+        --out "$DATA_DIR/$HDF5_FOLDER" --workers "${WORKERS:-$(cpus_per_node)}")
     [[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
-    run_stage "$DATA_DIR/UCF-101-hdf5" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
+    run_stage "$DATA_DIR/$HDF5_FOLDER" "" local "${cmd[@]}" "${EXTRA_ARGS[@]}"
 }
 
 # The --shard I/N of this extract_flow task: I = the array index from the first (a contiguous range,
@@ -794,12 +844,12 @@ flow_shard() {
 }
 
 stage_extract_flow() {
-    local shard flow_dir=${FLOW_DIR:-$DATA_DIR/UCF-101-flow}
+    local shard flow_dir=${FLOW_DIR:-$DATA_DIR/$FLOW_FOLDER}
     local -a cmd
     shard=$(flow_shard) || exit 2
     check_python
     read_extra_args FLOW_ARGS
-    cmd=("$PYTHON" "$REPO_DIR/extract_flow.py" --data-dir "$DATA_DIR" --out "$flow_dir"
+    cmd=("$PYTHON" "$REPO_DIR/extract_flow.py" --data-dir "$DATA_DIR" "${DATASET_ARGS[@]}" --out "$flow_dir"
         --workers "${WORKERS:-$(cpus_per_node)}" --shard "$shard")
     [[ -z ${FLOW_METHOD:-} ]] || cmd+=(--method "$FLOW_METHOD")
     [[ -z ${STORAGE:-} ]] || cmd+=(--storage "$STORAGE")
@@ -817,8 +867,8 @@ run_train_stage() {
     [[ -z ${VAL_GROUPS:-} ]] || val_args=(--val-groups "$VAL_GROUPS")
     read_extra_args "$args_var"
     run_stage "$output_dir" "$output_dir/COMPLETE" torchrun "$script" \
-        --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$output_dir" --workers "$WORKERS" \
-        "$@" "${val_args[@]}" "${EXTRA_ARGS[@]}"
+        --data-dir "$DATA_DIR" "${DATASET_ARGS[@]}" --split "$SPLIT" --output-dir "$output_dir" \
+        --workers "$WORKERS" "$@" "${val_args[@]}" "${EXTRA_ARGS[@]}"
 }
 
 stage_train_single_frame() {
@@ -865,8 +915,8 @@ stage_extract_features() {
     discover_nodes
     read_extra_args EXTRACT_ARGS
     run_stage "$features" "" torchrun extract_features.py \
-        --data-dir "$DATA_DIR" --split "$SPLIT" --output-dir "$features" --workers "$WORKERS" \
-        --subsets "$EXTRACT_SUBSETS" "${EXTRA_ARGS[@]}"
+        --data-dir "$DATA_DIR" "${DATASET_ARGS[@]}" --split "$SPLIT" --output-dir "$features" \
+        --workers "$WORKERS" --subsets "$EXTRACT_SUBSETS" "${EXTRA_ARGS[@]}"
 }
 
 stage_train_rnn() {
@@ -892,7 +942,7 @@ run_test_stage() {
     check_trained "$train_dir" "$inputs"
     discover_nodes
     read_extra_args "$args_var"
-    local -a common=(--data-dir "$DATA_DIR" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth")
+    local -a common=(--data-dir "$DATA_DIR" "${DATASET_ARGS[@]}" --split "$SPLIT" --checkpoint "$train_dir/checkpoint.pth")
     begin_stage "$train_dir/test" ""
     run_step torchrun "$script" "${common[@]}" --predictions-dir "$train_dir/predictions" \
         --output-dir "$train_dir/test" --workers "$WORKERS" "$@" "${EXTRA_ARGS[@]}" || status=$?
@@ -930,7 +980,7 @@ stage_combine() {
         present=("${STUDY_MODELS[@]}")  # a dry run before any test: the whole study
     fi
     check_python
-    cmd=("$PYTHON" "$REPO_DIR/combine_results.py" --data-dir "$DATA_DIR" --split "$SPLIT")
+    cmd=("$PYTHON" "$REPO_DIR/combine_results.py" --data-dir "$DATA_DIR" "${DATASET_ARGS[@]}" --split "$SPLIT")
     for name in "${present[@]}"; do
         cmd+=(--model "$name=$(stage_dir "$name")/predictions")
     done

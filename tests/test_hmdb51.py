@@ -162,6 +162,39 @@ def test_split_file_mistakes_are_one_line(tmp_path, mistake, message):
     assert "\n" not in str(error.value)
 
 
+def remove_action(folder, action):
+    for split in (1, 2, 3):
+        (folder / f"{action}_test_split{split}.txt").unlink()
+
+
+def add_action(folder, action, like="jump"):
+    for split in (1, 2, 3):
+        text = (folder / f"{like}_test_split{split}.txt").read_text().replace(f"_{like}_", f"_{action}_")
+        (folder / f"{action}_test_split{split}.txt").write_text(text)
+
+
+def seven_missing_two_extra(folder):
+    for action in ("kiss", "pour", "run", "sit", "smile", "talk", "walk"):
+        remove_action(folder, action)
+    add_action(folder, "Kiss")  # a case-changed name is not the action
+    add_action(folder, "zz")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: remove_action(f, "kiss"), r"names 50 actions, HMDB-51 has 51: no <action>_test_split<N>\.txt file "
+                                         r"for kiss \(unpack test_train_splits\.rar again"),
+    (lambda f: add_action(f, "jump_rope"), r"names 52 actions, HMDB-51 has 51: jump_rope is not an HMDB-51 action"),
+    (seven_missing_two_extra,
+     r"names 46 actions, HMDB-51 has 51: no .* file for kiss, pour, run, sit, smile and 2 more; Kiss, zz are not"),
+])
+def test_split_folder_must_name_the_51_actions(tmp_path, edit, message):
+    folder = copy_splits(tmp_path, edit)
+    with pytest.raises(ValueError, match=message) as error:
+        hmdb51.getHMDB51(tmp_path, 2)
+    assert "\n" not in str(error.value) and str(folder) in str(error.value)
+    assert hmdb51.hmdb51_actions(shared(hmdb51.HMDB_SPLIT_DIR)) == list(hmdb51.HMDB_ACTIONS)
+
+
 def test_no_split_folder_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"testTrainMulti_7030_splits.*--data-dir must hold"):
         hmdb51.getHMDB51(tmp_path, 1)

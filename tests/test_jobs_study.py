@@ -549,3 +549,121 @@ def test_pbs_refuses_a_comma_in_a_variable(cluster):
     result = submit(cluster, "pbs", "--models", "3d", VAL_GROUPS="1,3")
     assert result.returncode == 2 and "VAL_GROUPS contains a comma" in one_error_line(result)
     assert cluster.calls("qsub") == []
+
+
+# --- HMDB-51: DATASET=hmdb51 (or auto, from DATA_DIR) -----------------------------------------
+
+EVERY_STAGE = ["prepare", "extract_flow", *TRAIN_STAGES, *TEST_STAGES, "extract_features", "combine", "summarize"]
+HMDB_RUNS = REPO / "runs" / "hmdb51"  # RUNS_DIR's default for HMDB-51
+
+
+def hmdb_data(cluster):
+    """DATA_DIR in HMDB-51's layout: its split folder and its converted videos."""
+    (cluster.data / "testTrainMulti_7030_splits").mkdir(parents=True)
+    (cluster.data / "hmdb51-hdf5").mkdir()
+    cluster.env.update(PYTHON="/bin/true", TORCHRUN="torchrun")
+    return cluster
+
+
+def every_stage_dry_run(cluster, scheduler="slurm", **env):
+    return {stage: cluster.dry_run(f"{scheduler}/{stage}.sh", **env) for stage in EVERY_STAGE}
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_hmdb51_selects_hmdb51_for_every_stage(cluster, scheduler):
+    """Every command names the dataset and parses with its script; HMDB-51's folders and its own runs."""
+    cluster.slurm() if scheduler == "slurm" else cluster.pbs()
+    del cluster.env["RUNS_DIR"]  # dry runs write nothing, not even the logs folder
+    commands = every_stage_dry_run(cluster, scheduler, DATASET="hmdb51")
+    parsed = {stage: [parse_with_the_scripts_parser(cmd) for cmd in cmds] for stage, cmds in commands.items()}
+    for stage, namespaces in parsed.items():
+        if stage != "summarize":
+            assert [ns.dataset for ns in namespaces] == ["hmdb51"], stage
+    [prepare] = parsed["prepare"]
+    assert (prepare.videos, prepare.out) == (f"{cluster.data}/hmdb51", f"{cluster.data}/hmdb51-hdf5")
+    assert parsed["extract_flow"][0].out == f"{cluster.data}/hmdb51-flow"
+    for stage, model in {**TRAIN_STAGES, **TEST_STAGES}.items():
+        [ns] = parsed[stage]
+        assert ns.data_dir == str(cluster.data) and str(HMDB_RUNS / "split1" / model) in " ".join(
+            commands[stage][0]), stage
+    [combine] = parsed["combine"]
+    assert combine.model == [f"{m}={HMDB_RUNS}/split1/{m}/predictions" for m in MODELS]
+    assert combine.output_dir == f"{HMDB_RUNS}/split1/report"
+    [summary] = parsed["summarize"]
+    assert summary.summarize == [f"{HMDB_RUNS}/split{s}/report" for s in (1, 2, 3)]
+    assert summary.output_dir == f"{HMDB_RUNS}/summary"
+
+
+def test_hmdb51_is_detected_from_the_data_dir(cluster):
+    """DATASET unset: auto, as the scripts decide it; no --dataset flag (the scripts detect it too)."""
+    hmdb_data(cluster.slurm())
+    del cluster.env["RUNS_DIR"]
+    auto = every_stage_dry_run(cluster)
+    assert not any("--dataset" in cmd for cmds in auto.values() for cmd in cmds)
+    [prepare] = auto["prepare"]
+    assert prepare[prepare.index("--videos") + 1:prepare.index("--out") + 2] == [
+        f"{cluster.data}/hmdb51", "--out", f"{cluster.data}/hmdb51-hdf5"]
+    explicit = every_stage_dry_run(cluster, DATASET="hmdb51")
+    for stage in EVERY_STAGE:  # the same commands, less the flag
+        assert [[a for a in cmd if a not in ("--dataset", "hmdb51")] for cmd in explicit[stage]] == auto[stage]
+    [train] = auto["train_3d"]
+    assert f"{HMDB_RUNS}/split1/3d" in train
+
+
+def test_dataset_ucf101_is_passed_on_and_the_default_is_unchanged(cluster):
+    cluster.slurm()
+    [plain] = cluster.dry_run("slurm/train_3d.sh")
+    [cmd] = cluster.dry_run("slurm/train_3d.sh", DATASET="ucf101")
+    at = plain.index("--data-dir") + 2
+    assert cmd == plain[:at] + ["--dataset", "ucf101"] + plain[at:]
+    assert parse_with_the_scripts_parser(cmd).dataset == "ucf101"
+
+
+@pytest.mark.parametrize("env, make, message", [
+    ({"DATASET": "hmdb"}, [], "error: DATASET must be ucf101, hmdb51 or auto, got 'hmdb'"),
+    ({}, ["ucfTrainTestlist", "testTrainMulti_7030_splits"],
+     "holds both ucfTrainTestlist/ and testTrainMulti_7030_splits/: set DATASET=ucf101 or DATASET=hmdb51"),
+    ({"DATASET": "hmdb51"}, ["ucfTrainTestlist", "UCF-101-hdf5"],
+     "/testTrainMulti_7030_splits not found. Set DATA_DIR to the folder holding testTrainMulti_7030_splits/ and "
+     "hmdb51-hdf5/."),
+    ({"DATASET": "hmdb51"}, ["testTrainMulti_7030_splits", "UCF-101-hdf5"],
+     "/hmdb51-hdf5 not found (nor the original videos, "),
+    ({}, [], "/ucfTrainTestlist not found. Set DATA_DIR to the folder holding ucfTrainTestlist/ and UCF-101-hdf5/. "
+             "For HMDB-51, set DATASET=hmdb51."),
+])
+def test_hmdb51_job_refuses_the_wrong_data_in_one_line(cluster, env, make, message):
+    cluster.slurm().env.update(PYTHON="/bin/true", TORCHRUN="torchrun")
+    for folder in make:
+        (cluster.data / folder).mkdir(parents=True)
+    result = cluster.run("slurm/train_single_frame.sh", **env)
+    assert result.returncode == 2 and message in one_error_line(result, job=True)
+    assert not cluster.calls("torchrun")
+
+
+def test_hmdb51_prepare_job_converts_hmdb51(cluster):
+    hmdb_data(cluster.slurm())
+    result = cluster.run("slurm/prepare.sh", DATASET="hmdb51")
+    assert result.returncode == 2
+    assert one_error_line(result, job=True) == (f"error: {cluster.data}/hmdb51 not found. Unpack hmdb51_org.rar and "
+                                                "its per-action .rar files there, or set VIDEOS_DIR.")
+
+
+def test_hmdb51_submit_all(cluster):
+    study_inputs(cluster)
+    shutil.rmtree(cluster.data / "ucfTrainTestlist")
+    hmdb_data(cluster)
+    result = submit(cluster, "pbs", "--models", "3d", "--prepare", DATASET="hmdb51")
+    assert result.returncode == 2 and "hmdb51 not found. Unpack hmdb51_org.rar" in one_error_line(result)
+    (cluster.data / "hmdb51").mkdir()
+    printed, calls = queued(cluster, "--splits", "1,3", "--models", "3d", "--prepare", scheduler="pbs",
+                            DATASET="hmdb51")
+    assert [line[0] for line in printed] == ["prepare", "train_3d", "test_3d", "combine", "train_3d", "test_3d",
+                                             "combine", "summarize"]
+    for call in calls:  # PBS jobs inherit nothing: DATASET goes with -v, and with every resubmission
+        variables = dict(item.split("=", 1) for item in call[call.index("-v") + 1].split(","))
+        assert variables["DATASET"] == "hmdb51" and variables["RUNS_DIR"] == str(cluster.runs)
+    _, calls = queued(cluster, "--models", "3d", DATASET="hmdb51")
+    assert [Path(call[-1]).stem for call in calls] == ["train_3d", "test_3d", "combine"]
+    (cluster.data / "ucfTrainTestlist").mkdir()
+    result = submit(cluster, "slurm", "--models", "3d")  # auto cannot choose: nothing is queued
+    assert result.returncode == 2 and "set DATASET=ucf101 or DATASET=hmdb51" in one_error_line(result)

@@ -1,5 +1,6 @@
 """prepare_ucf101.py on the six real UCF-101 clips of ../shared/data (skipped when absent)."""
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 import prepare_ucf101
-from actionrec.data import video_files
-from helpers import run_group
+from actionrec.data import hmdb51, video_files
+from helpers import decode_from_start, run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "prepare_ucf101.py"
@@ -392,3 +393,168 @@ def test_real_clip_is_cut_as_documented(samples, raw_out, tmp_path, capsys, seco
     for (frames, attrs), start in zip(pieces, starts):
         assert attrs["first_frame"] == start and attrs["segment_frames"] == round(seconds * fps)
         np.testing.assert_array_equal(frames, reference[start:start + len(frames)])
+
+
+# ----------------------------------------------------------------------------------------------
+# HMDB-51: <data-dir>/hmdb51/<action>/<video>.avi -> <data-dir>/hmdb51-hdf5/<action>/<video>.hdf5. The four
+# real clips of ../shared/data/hmdb51 (skipped when absent), then tiny generated ones (always run).
+
+HMDB_SHARED = REPO_ROOT / ".." / "shared" / "data" / "hmdb51"
+HMDB_CLIPS = {  # decoded / header frames and width, ../shared/data/SOURCES.md
+    "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0": (408, 409, 320),
+    "climb_stairs/Increase_stride_length_by_running_stairs__working_step_over_action_speed_development_"
+    "climb_stairs_f_cm_np1_le_med_1": (74, 75, 320),
+    "wave/RATRACE_wave_f_nm_np1_fr_goo_37": (72, 73, 560),
+    "wave/TrumanShow_wave_f_nm_np1_fr_med_26": (48, 49, 432),
+}
+# Names as HMDB-51's split files spell them (every special character of theirs), each of its action.
+SPECIAL_NAMES = {
+    "brush_hair": "Brushing_Her_Hair__[_NEW_AUDIO_]_UPDATED!!!!_brush_hair_h_cm_np1_fr_goo_0",
+    "wave": "Jay_Leno_@_Dave_(#2)_&_Co+;~-_wave_u_cm_np1_fr_med_3",
+}
+
+
+@pytest.fixture(scope="module")
+def hmdb_converted(tmp_path_factory):
+    """A --data-dir with the real split files (a link) and the four real clips in hmdb51/, converted by
+    `prepare_ucf101.py --data-dir` alone (the dataset detected); (data dir, the run's stdout)."""
+    if not all((HMDB_SHARED / "videos" / f"{name}.avi").is_file() for name in HMDB_CLIPS):
+        pytest.skip(f"the HMDB-51 clips are not in {HMDB_SHARED / 'videos'}")
+    root = tmp_path_factory.mktemp("hmdb")
+    (root / hmdb51.HMDB_SPLIT_DIR).symlink_to((HMDB_SHARED / hmdb51.HMDB_SPLIT_DIR).resolve(), target_is_directory=True)
+    for name in HMDB_CLIPS:
+        (root / hmdb51.HMDB_VIDEO_DIR / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(HMDB_SHARED / "videos" / f"{name}.avi", root / hmdb51.HMDB_VIDEO_DIR / f"{name}.avi")
+    result = run("--data-dir", root, "--workers", 2)
+    assert result.returncode == 0, result.stderr
+    return root, result.stdout
+
+
+def test_hmdb51_real_clips_convert_from_the_data_dir(hmdb_converted):
+    root, stdout = hmdb_converted
+    assert (f"dataset: hmdb51 (detected: --data-dir holds {hmdb51.HMDB_SPLIT_DIR}/; --dataset chooses)" in stdout)
+    assert f"4 videos from {root / 'hmdb51'} -> {root / 'hmdb51-hdf5'}" in stdout
+    assert "converted 4, skipped 0 (already done), failed 0" in stdout
+    out = root / hmdb51.HMDB_HDF5_DIR
+    assert sorted(p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*.hdf5")) == sorted(HMDB_CLIPS)
+    for name, (frames, declared, width) in HMDB_CLIPS.items():
+        # one frame fewer than the header declares is every frame there is; widths as they are
+        assert video_files.video_info(out / f"{name}.hdf5") == (frames, 240, width, "raw"), name
+        assert frames == declared - 1
+    name = "wave/TrumanShow_wave_f_nm_np1_fr_med_26"  # 432 wide
+    np.testing.assert_array_equal(video_files.read_frames(out / f"{name}.hdf5", np.arange(48)),
+                                  decode_from_start(root / hmdb51.HMDB_VIDEO_DIR / f"{name}.avi"))
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_hmdb51_converted_clips_are_what_getHMDB51_reads(hmdb_converted, split):
+    root, _ = hmdb_converted
+    _, (train, _), (test, _) = hmdb51.getHMDB51(root, split, storage="hdf5")
+    converted = [Path(p) for p in np.concatenate([train, test]) if Path(p).is_file()]
+    assert sorted(p.relative_to(root / hmdb51.HMDB_HDF5_DIR).with_suffix("").as_posix() for p in converted) == \
+        sorted(HMDB_CLIPS)  # every real clip is used in every split (SOURCES.md: ids 1 or 2)
+
+
+def test_hmdb51_second_run_skips_and_data_dir_with_both_datasets_is_one_line(hmdb_converted, tmp_path):
+    root, _ = hmdb_converted
+    result = run("--data-dir", root, "--workers", 0, "--dataset", "hmdb51")
+    assert result.returncode == 0, result.stderr
+    assert "dataset: hmdb51 (--dataset)" in result.stdout and "converted 0, skipped 4" in result.stdout
+    both = tmp_path / "both"
+    (both / "ucfTrainTestlist").mkdir(parents=True)
+    (both / hmdb51.HMDB_SPLIT_DIR).symlink_to(root / hmdb51.HMDB_SPLIT_DIR)
+    result = run("--data-dir", both)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"prepare_ucf101.py: error: --data-dir {both} holds both ucfTrainTestlist/ and "
+                                     f"{hmdb51.HMDB_SPLIT_DIR}/: pass --dataset ucf101 or hmdb51")
+
+
+def hmdb_layout(root, width=56):
+    """root/hmdb51/<action>/<video>.avi: generated XviD clips under HMDB-51's special-character names,
+    `width` wide (not 320)."""
+    for action, stem in SPECIAL_NAMES.items():
+        write_video(root / hmdb51.HMDB_VIDEO_DIR / action / f"{stem}.avi", frames=12, fps=30, fourcc="XVID",
+                    size=(width, 24))
+    return root
+
+
+def test_hmdb51_synthetic_layout_names_intact_and_detected_by_its_folders(tmp_path, capsys):
+    videos = hmdb_layout(tmp_path) / hmdb51.HMDB_VIDEO_DIR
+    out = tmp_path / "elsewhere"
+    convert(videos, out)  # --videos and --out: no split folder, the action folders say HMDB-51
+    printed = capsys.readouterr().out
+    assert f"dataset: hmdb51 (detected: the 2 class folders of {videos} are HMDB-51 actions" in printed
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        sorted(f"{action}/{stem}.hdf5" for action, stem in SPECIAL_NAMES.items())
+    for action, stem in SPECIAL_NAMES.items():
+        assert video_files.video_info(out / action / f"{stem}.hdf5") == (12, 24, 56, "raw")
+    own = tmp_path / "own"
+    write_video(own / "Dog" / "walk.avi", fourcc="XVID")
+    convert(own, tmp_path / "own-out")
+    assert "dataset: ucf101 (detected: no HMDB-51 split or action folder" in capsys.readouterr().out
+
+
+def test_hmdb51_synthetic_data_dir_round_trip(tmp_path, capsys):
+    """--data-dir with split files of one's own action names: converted where getHMDB51 reads."""
+    root = tmp_path / "data"
+    for action in ("act_a", "act_b"):
+        write_video(root / hmdb51.HMDB_VIDEO_DIR / action / f"F(1)!_{action}_u_0.avi", frames=9, fourcc="XVID",
+                    size=(40, 24))
+        write_video(root / hmdb51.HMDB_VIDEO_DIR / action / f"G[2]@_{action}_u_0.avi", frames=9, fourcc="XVID",
+                    size=(40, 24))
+        (root / hmdb51.HMDB_SPLIT_DIR).mkdir(parents=True, exist_ok=True)
+        for split in (1, 2, 3):
+            (root / hmdb51.HMDB_SPLIT_DIR / f"{action}_test_split{split}.txt").write_text(
+                f"F(1)!_{action}_u_0.avi 1 \nG[2]@_{action}_u_0.avi 2 \n")
+    args = prepare_ucf101.get_args_parser().parse_args(["--data-dir", str(root), "--workers", "0"])
+    prepare_ucf101.main(args)
+    assert "dataset: hmdb51 (detected: --data-dir holds testTrainMulti_7030_splits/" in capsys.readouterr().out
+    classes, (train, _), (test, _) = hmdb51.getHMDB51(root, 1, storage="hdf5")
+    assert list(classes) == ["act_a", "act_b"]
+    assert all(Path(p).is_file() and video_files.video_info(p) == (9, 24, 40, "raw") for p in [*train, *test])
+
+
+def test_hmdb51_folders_that_are_not_actions_are_named(tmp_path, capsys):
+    videos = hmdb_layout(tmp_path) / hmdb51.HMDB_VIDEO_DIR
+    write_video(videos / "Waving" / "x_Waving_0.avi", fourcc="XVID")
+    convert(videos, tmp_path / "out", "--dataset", "hmdb51")
+    captured = capsys.readouterr()
+    assert "dataset: hmdb51 (--dataset)" in captured.out and "converted 3" in captured.out
+    assert captured.err.strip() == ("prepare_ucf101.py: warning: 1 of the 3 class folders are not HMDB-51 actions "
+                                    "(converted all the same; getHMDB51 reads only <action>/ folders): Waving")
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give --data-dir (the videos are read from its UCF-101/ or hmdb51/ folder), or --videos and --out"),
+    (["--videos", "V"], "give --data-dir"),
+    (["--data-dir", "D", "--dataset", "hmdb51"], "D/hmdb51 is not a directory (expected hmdb51/<action>/<video>.avi: "
+                                                 "hmdb51_org.rar and its per-action .rar files unpacked)"),
+    (["--data-dir", "D"], "D/UCF-101 is not a directory (expected UCF-101/<Class>/<video>.avi)"),
+])
+def test_dataset_usage_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "D").mkdir()
+    args = [str(tmp_path / a) if a in ("D", "V") else a for a in args]
+    result = run(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message.replace("D/", f"{tmp_path}/D/") in result.stderr
+
+
+def test_help_says_how_the_dataset_is_chosen():
+    text = " ".join(prepare_ucf101.get_args_parser().format_help().split())
+    assert "--dataset {auto,ucf101,hmdb51}" in text and "--data-dir DIR" in text
+    for words in ("the one whose split folder --data-dir holds (ucfTrainTestlist/ or testTrainMulti_7030_splits/)",
+                  "else whose video folder it holds (UCF-101/ or hmdb51/)",
+                  "else hmdb51 when every class folder of the videos is one of HMDB-51's 51 actions",
+                  "the choice is printed", "DIR/hmdb51/ into DIR/hmdb51-hdf5/"):
+        assert words in text
+
+
+def test_readme_conversion_commands_parse():
+    """Every prepare_ucf101.py command of README.md parses with the script's parser (DATA_DIR as written)."""
+    commands = [line.split("#")[0] for line in (REPO_ROOT / "README.md").read_text().splitlines()
+                if line.startswith("python prepare_ucf101.py")]
+    assert any("--data-dir" in c and "--dataset hmdb51" in c for c in commands)
+    for command in commands:
+        args = prepare_ucf101.get_args_parser().parse_args(shlex.split(command)[2:])
+        assert args.data_dir is not None or (args.videos and args.out), command

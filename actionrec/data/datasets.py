@@ -6,6 +6,15 @@ from actionrec.data import hmdb51, split_lists, video_groups
 DATASETS = ("auto", "ucf101", "hmdb51")
 
 
+SPLIT_DIRS = {"ucf101": "ucfTrainTestlist", "hmdb51": hmdb51.HMDB_SPLIT_DIR}  # a data folder's split lists
+
+
+VIDEO_DIRS = {"ucf101": split_lists.VIDEO_DIR, "hmdb51": hmdb51.HMDB_VIDEO_DIR}  # the released videos
+
+
+HDF5_DIRS = {"ucf101": split_lists.HDF5_DIR, "hmdb51": hmdb51.HMDB_HDF5_DIR}  # their converted copies
+
+
 DATASET_HELP = ("the dataset of --data-dir: ucf101 (it holds ucfTrainTestlist/), hmdb51 (it holds "
                 f"{hmdb51.HMDB_SPLIT_DIR}/) or auto: the one whose split folder is there (default: auto)")
 
@@ -18,12 +27,16 @@ def resolve_dataset(base_directory, dataset="auto"):
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
     if dataset != "auto":
         return dataset
-    found = [name for name, folder in (("ucf101", "ucfTrainTestlist"), ("hmdb51", hmdb51.HMDB_SPLIT_DIR))
-             if os.path.isdir(os.path.join(base_directory, folder))]
+    found = datasets_with(base_directory, SPLIT_DIRS)
     if len(found) > 1:
         raise ValueError(f"{base_directory} holds both ucfTrainTestlist/ and {hmdb51.HMDB_SPLIT_DIR}/: pass --dataset "
                          f"ucf101 or hmdb51")
     return found[0] if found else "ucf101"  # neither: getUCF101 says what --data-dir must hold
+
+
+def datasets_with(base_directory, folders):
+    """The datasets whose folder in `folders` (SPLIT_DIRS, VIDEO_DIRS, HDF5_DIRS) base_directory holds."""
+    return [name for name, folder in folders.items() if os.path.isdir(os.path.join(base_directory, folder))]
 
 
 def get_split(base_directory, split=1, storage="auto", dataset="auto"):

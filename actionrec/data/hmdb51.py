@@ -23,6 +23,16 @@ HMDB_VIDEO_DIR = "hmdb51"      # hmdb51_org.rar unpacked: <action>/<video>.avi (
 HMDB_SUBSETS = {"1": "train", "2": "test", "0": None}  # a split file's ids; 0: not used in that split
 
 
+# The 51 actions of HMDB-51, sorted: the action names of the official split files (label order).
+HMDB_ACTIONS = (
+    "brush_hair", "cartwheel", "catch", "chew", "clap", "climb", "climb_stairs", "dive", "draw_sword", "dribble",
+    "drink", "eat", "fall_floor", "fencing", "flic_flac", "golf", "handstand", "hit", "hug", "jump", "kick",
+    "kick_ball", "kiss", "laugh", "pick", "pour", "pullup", "punch", "push", "pushup", "ride_bike", "ride_horse",
+    "run", "shake_hands", "shoot_ball", "shoot_bow", "shoot_gun", "sit", "situp", "smile", "smoke", "somersault",
+    "stand", "swing_baseball", "sword", "sword_exercise", "talk", "throw", "turn", "walk", "wave",
+)
+
+
 _HMDB_SPLIT_FILE = re.compile(r"^(.+)_test_split([123])\.txt$")
 
 
@@ -34,6 +44,32 @@ def hmdb51_actions(split_dir):
         raise FileNotFoundError(f"{split_dir}: {e.strerror}: --data-dir must hold {HMDB_SPLIT_DIR}/ "
                                 f"(<action>_test_split<N>.txt, from test_train_splits.rar)") from None
     return sorted({m.group(1) for m in map(_HMDB_SPLIT_FILE.match, names) if m})
+
+
+def check_hmdb51_actions(actions, split_dir):
+    """ValueError, one line, when the split folder's `actions` are HMDB-51's but not all 51 of them: an
+    official action missing (a lost or renamed file) or an action that is not one of HMDB_ACTIONS beside
+    them (a stray or misspelt file). A folder naming none of the 51 is a dataset of one's own in HMDB-51's
+    layout and is not checked."""
+    actions = set(actions)
+    if not actions & set(HMDB_ACTIONS) or actions == set(HMDB_ACTIONS):
+        return
+    missing = sorted(set(HMDB_ACTIONS) - actions)
+    extra = sorted(actions - set(HMDB_ACTIONS))
+    problems = []
+    if missing:
+        problems.append(f"no <action>_test_split<N>.txt file for {_some(missing)}")
+    if extra:
+        verb = "is not an HMDB-51 action" if len(extra) == 1 else "are not HMDB-51 actions"
+        problems.append(f"{_some(extra)} {verb}")
+    raise ValueError(f"{split_dir} names {len(actions)} actions, HMDB-51 has {len(HMDB_ACTIONS)}: "
+                     f"{'; '.join(problems)} (unpack test_train_splits.rar again: 153 files, 3 per action)")
+
+
+def _some(names, shown=5):
+    """'a, b, c' or 'a, b, c, d, e and 7 more'."""
+    text = ", ".join(names[:shown])
+    return text if len(names) <= shown else f"{text} and {len(names) - shown} more"
 
 
 def hmdb51_film(name, action):
@@ -56,7 +92,8 @@ def getHMDB51(base_directory="", split=1, storage="auto"):
     file: the classes are the action names in sorted order (the convention of mmaction2's
     parse_hmdb51_split and 3D-ResNets' hmdb51_json.py), taken from the split files present.
     Returns `class_list, (train_paths, train_labels), (test_paths, test_labels)`, 0-based labels.
-    A missing or malformed split file, a line with an id other than 0/1/2 or a video listed twice is
+    A split folder naming HMDB-51's actions but not exactly its 51 (check_hmdb51_actions), a missing or
+    malformed split file, a line with an id other than 0/1/2 or a video listed twice is
     one FileNotFoundError/ValueError line naming the file (and line).
     """
     if split not in (1, 2, 3):
@@ -68,6 +105,7 @@ def getHMDB51(base_directory="", split=1, storage="auto"):
     if not class_list:
         raise FileNotFoundError(f"{split_dir} holds no <action>_test_split<N>.txt file: expected HMDB-51's "
                                 f"official splits (test_train_splits.rar)")
+    check_hmdb51_actions(class_list, split_dir)
     roots = (HMDB_HDF5_DIR, HMDB_VIDEO_DIR)
     if not any(os.path.isdir(os.path.join(base_directory, d)) for d in roots):
         log.warning("neither %s nor %s found: reading the split lists only (no video can be loaded; "

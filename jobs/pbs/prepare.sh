@@ -1,5 +1,5 @@
 #!/bin/bash
-# Decode UCF-101 videos into HDF5 (CPU only, resumable). Resources: one node, many cores.
+# Decode UCF-101 or HMDB-51 videos into HDF5 (CPU only, resumable). Resources: one node, many cores.
 #PBS -N ucf-prepare
 #PBS -S /bin/bash
 #PBS -l select=1:ncpus=32:mem=64gb

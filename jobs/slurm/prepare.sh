@@ -1,5 +1,5 @@
 #!/bin/bash
-# Decode UCF-101 videos into HDF5 (CPU only, resumable). Resources: one node, many cores.
+# Decode UCF-101 or HMDB-51 videos into HDF5 (CPU only, resumable). Resources: one node, many cores.
 #SBATCH --job-name=ucf-prepare
 #SBATCH --nodes=1
 #SBATCH --ntasks=1

@@ -20,11 +20,13 @@
 #   --models LIST    comma list of single_frame,tsn,3d,c3d,rnn, or all (default: $MODELS,
 #                    else all); single_frame,3d is the assignment's study
 #   --prepare        queue prepare.sh first (also PREPARE=1); leave it out when
-#                    $DATA_DIR/UCF-101-hdf5 is already complete
+#                    $DATA_DIR/UCF-101-hdf5 (HMDB-51: hmdb51-hdf5) is already complete
 #   SBATCH_OPTIONS   given to every sbatch, e.g. --account=proj --partition=gpu
 #
 # Before queueing anything it checks what the chosen models need (the split lists, the videos,
-# the Kinetics and C3D files) and stops with one line if something is missing. The jobs
+# the Kinetics and C3D files) and stops with one line if something is missing. DATASET=hmdb51
+# runs the study on HMDB-51 (DATA_DIR/testTrainMulti_7030_splits, hmdb51/ or hmdb51-hdf5/; runs in
+# runs/hmdb51/ unless RUNS_DIR is set); the default, auto, takes the dataset DATA_DIR holds. The jobs
 # inherit this shell's environment (REPO_DIR, DATA_DIR, RUNS_DIR, PYTHON, VAL_GROUPS,
 # *_ARGS..., see jobs/README.md). Prints one "stage job_id" line per queued job.
 set -euo pipefail
@@ -52,7 +54,8 @@ else
 fi
 parse_models "$models"
 [[ -f $REPO_DIR/jobs/slurm/train_single_frame.sh ]] || die "REPO_DIR=$REPO_DIR is not this repository"
-export REPO_DIR DATA_DIR=${DATA_DIR:-$REPO_DIR/data} RUNS_DIR=${RUNS_DIR:-$REPO_DIR/runs}
+dataset_defaults  # DATA_DIR, DATASET (auto: from DATA_DIR), RUNS_DIR (runs/hmdb51 for HMDB-51)
+export REPO_DIR DATA_DIR DATASET RUNS_DIR
 preflight_study "$prepare" "${MODELS_CHOSEN[@]}"
 mkdir -p "$RUNS_DIR/logs"  # Slurm fails a job whose log directory is missing
 
