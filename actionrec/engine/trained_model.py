@@ -1,14 +1,19 @@
 """A trained checkpoint read back for testing: its kind and flags checked, its model rebuilt, its weights loaded."""
 
 import argparse
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from actionrec.engine import checkpoints, cli_flags, runner
+import torch
+
+from actionrec.engine import checkpoints, cli_flags, devices, runner
 from actionrec.guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
+from actionrec.models import weights_file
 
 TEST_SCRIPTS = {"frame": "test_single_frame.py", "clip": "test_3d.py", "features": "test_rnn.py"}
 
 
-def check_trained(checkpoint, path, expected_kind=None):
+def check_trained(checkpoint: Any, path: str, expected_kind: str | None = None) -> tuple[dict, dict, str]:
     """(checkpoint, training args, kind) of a loaded training-script checkpoint, kind being "frame" (single
     frame and TSN: a TSN model is a frame model at test time), "clip" or "features"; the optimizer state
     is dropped (as large as the model, or twice for Adam). A file of another model kind than
@@ -33,7 +38,7 @@ def check_trained(checkpoint, path, expected_kind=None):
     return checkpoint, trained, kind
 
 
-def check_trained_args(trained, parser, path, keys):
+def check_trained_args(trained: dict, parser: argparse.ArgumentParser, path: str, keys: Iterable[str]) -> None:
     """Check the training args `keys` of a checkpoint as `parser` (the training script's) checks its
     flags: the flag's type (positive_int, image_size, ...) and choices. A damaged value (an unknown
     arch, a size that is no integer) is one UserError line naming the checkpoint, the flag and the value."""
@@ -48,7 +53,7 @@ def check_trained_args(trained, parser, path, keys):
                             f"{action.option_strings[-1]} ({problem})")
 
 
-def flag_value_problem(action, value):
+def flag_value_problem(action: argparse.Action, value: Any) -> str:
     """Why `value` is not what `action`'s flag would have stored ('' when it is)."""
     if action.nargs == 0:  # store_true / --flag/--no-flag
         return "" if isinstance(value, bool) or (value is None and action.default is None) else "expected true or false"
@@ -71,7 +76,8 @@ def flag_value_problem(action, value):
     return ""
 
 
-def rebuild_model(build, model_args, num_classes, ranks, path):
+def rebuild_model(build: Callable[..., torch.nn.Module], model_args: Any, num_classes: int, ranks: devices.Dist,
+                  path: str) -> torch.nn.Module:
     """build(model_args, num_classes, ranks, pretrained=False) for a checkpoint's model, or one line naming
     the checkpoint when its args describe no model this code builds (a depth without that many layer4
     blocks, a dropout of 5)."""
@@ -83,7 +89,7 @@ def rebuild_model(build, model_args, num_classes, ranks, path):
         ) from None
 
 
-def load_trained(args, ranks, expected_kind):
+def load_trained(args: argparse.Namespace, ranks: devices.Dist, expected_kind: str) -> tuple[dict, dict]:
     """Checkpoint of a training script (--checkpoint): (checkpoint dict, its training args)."""
     checkpoint, trained, _ = check_trained(
         checkpoints.load_checkpoint(args.checkpoint, what="--checkpoint"), args.checkpoint, expected_kind
@@ -91,29 +97,14 @@ def load_trained(args, ranks, expected_kind):
     return checkpoint, trained
 
 
-def load_model_state(model, state, path):
+def load_model_state(model: torch.nn.Module, state: Any, path: str) -> None:
     """model.load_state_dict(state), or one line when the checkpoint's weights do not fit the model."""
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: its weights do not fit the model its arguments describe "
-                        f"({state_dict_misfit(model, state) or runner.one_line(e)})") from None
+                        f"({weights_file.state_dict_misfit(model, state) or runner.one_line(e)})") from None
 
 
-def state_dict_misfit(model, state, shown=3):
-    """How a state_dict differs from the model's, on one line ('' when the keys and shapes agree):
-    torch's own message is many lines, of which the first says nothing."""
-    if not isinstance(state, dict):
-        return f"a {type(state).__name__}, not a state_dict"
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [str(k) for k in state if k not in own]
-    shapes = [f"{k} {tuple(getattr(v, 'shape', ()))} vs {tuple(own[k].shape)}" for k, v in state.items()
-              if k in own and getattr(v, "shape", None) != own[k].shape]
-
-    def few(names):
-        return ", ".join(names[:shown]) + (f", ... (+{len(names) - shown})" if len(names) > shown else "")
-    parts = ([f"{len(missing)} of the model's {len(own)} keys missing ({few(missing)})"] if missing else []) \
-        + ([f"{len(unexpected)} unexpected ({few(unexpected)})"] if unexpected else []) \
-        + ([f"shapes file vs model: {few(shapes)}"] if shapes else [])
-    return "; ".join(parts)
+# How a state_dict does not fit a model, in the words of every loader (frame_nets reads it from here).
+state_dict_misfit = weights_file.state_dict_misfit
