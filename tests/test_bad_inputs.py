@@ -42,7 +42,7 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import feature_files, split_lists, video_groups
 from actionrec.engine import checkpoints, devices, output_provenance, runlog, runner
-from actionrec.inference import clip_views, feature_extraction
+from actionrec.inference import clip_views, feature_extraction, frame_views, rnn_views
 from actionrec.models import c3d, feature_rnn
 from actionrec.zoo import frame_nets
 from helpers import run_group
@@ -973,7 +973,7 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
 def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
     out = tmp_path / "features"
     monkeypatch.setattr(metrics, "h5py", FullDiskH5py(fail_on=2))  # write_features writes through metrics
-    monkeypatch.setattr(extract_features, "h5py", metrics.h5py)
+    monkeypatch.setattr(feature_extraction, "h5py", metrics.h5py)
     argv = ["--data-dir", world.data, "--output-dir", str(out), "--pretrained", "none", "--arch", "resnet18",
             "--image-size", "32", "--subsets", "test", "--limit", "3", *CPU]
     code, _, err = run_script("extract_features.py", argv, monkeypatch, capsys)
@@ -987,9 +987,9 @@ def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, mo
 # ----------------------------------------------------------------------------------------------
 # Non-finite outputs: the test stops at the video, names it, suggests --no-amp, keeps the finished ones
 
-ROWS_FUNCTIONS = {"test_single_frame.py": (test_single_frame, "frame_logits", "frame-ckpt", []),
-                  "test_3d.py": (test_3d, "clip_logits", "clip-ckpt", []),  # pieces; exact full: below
-                  "test_rnn.py": (test_rnn, "window_logits", "rnn-ckpt", ["--features"])}
+ROWS_FUNCTIONS = {"test_single_frame.py": (frame_views, "frame_logits", "frame-ckpt", []),
+                  "test_3d.py": (clip_views, "clip_logits", "clip-ckpt", []),  # pieces; exact full: below
+                  "test_rnn.py": (rnn_views, "window_logits", "rnn-ckpt", ["--features"])}
 
 
 @pytest.mark.parametrize("script", sorted(ROWS_FUNCTIONS))
