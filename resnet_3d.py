@@ -17,12 +17,13 @@ Public API: ``ResNet``, ``BasicBlock``, ``Bottleneck``, ``resnet10`` ... ``resne
 """
 import os
 import re
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from actionrec.models.weights_file import read_weights, summarise
+from actionrec.models import weights_file
 
 __all__ = [
     "ResNet", "BasicBlock", "Bottleneck", "generate_model", "load_pretrained",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-def conv3x3x3(in_planes, out_planes, stride=1):
+def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
     return nn.Conv3d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
@@ -40,12 +41,12 @@ class ZeroPadShortcut(nn.Module):
     Has no parameters, so it adds nothing to the state_dict (as in Hara's checkpoints).
     """
 
-    def __init__(self, out_planes, stride):
+    def __init__(self, out_planes: int, stride: int):
         super().__init__()
         self.out_planes = out_planes
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Same as Hara's avg_pool3d(kernel_size=1, stride): take every stride-th voxel.
         out = x[:, :, ::self.stride, ::self.stride, ::self.stride]  # (N, C, T', H', W')
         extra = self.out_planes - out.size(1)
@@ -59,7 +60,7 @@ class ZeroPadShortcut(nn.Module):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = conv3x3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -69,7 +70,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -79,7 +80,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = nn.Conv3d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -91,7 +92,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -108,8 +109,9 @@ class ResNet(nn.Module):
     the same name or per call through ``forward(x, layer4_blocks=k)``.
     """
 
-    def __init__(self, block, layers, sample_size=112, sample_duration=16, shortcut_type="B",
-                 num_classes=400, layer4_blocks=None):
+    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int], sample_size: int = 112,
+                 sample_duration: int = 16, shortcut_type: str = "B", num_classes: int = 400,
+                 layer4_blocks: int | None = None):
         super().__init__()
         if shortcut_type not in ("A", "B"):
             raise ValueError(f"shortcut_type must be 'A' or 'B', got {shortcut_type!r}")
@@ -142,7 +144,7 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         """Number of weight layers (10, 18, 34, 50, 101, 152, 200 for the standard configs)."""
         convs_per_block = 3 if issubclass(self.block, Bottleneck) else 2
         return convs_per_block * sum(self.layers) + 2
@@ -171,7 +173,7 @@ class ResNet(nn.Module):
             raise ValueError(f"layer4_blocks must be None or an int in 1..{n} (a ResNet-{self.depth} has {n} "
                              f"block{'s' if n > 1 else ''} in layer4), got {k!r}")
 
-    def forward(self, x, layer4_blocks=None):
+    def forward(self, x: torch.Tensor, layer4_blocks: int | None = None) -> torch.Tensor:
         k = self.layer4_blocks if layer4_blocks is None else layer4_blocks
         self._check_layer4_blocks(k)
         # x: (N, 3, T, H, W)
@@ -187,31 +189,31 @@ class ResNet(nn.Module):
         return self.fc(x)                       # (N, num_classes)
 
 
-def resnet10(**kwargs):
+def resnet10(**kwargs: Any) -> ResNet:
     return ResNet(BasicBlock, [1, 1, 1, 1], **kwargs)
 
 
-def resnet18(**kwargs):
+def resnet18(**kwargs: Any) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
-def resnet34(**kwargs):
+def resnet34(**kwargs: Any) -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
-def resnet50(**kwargs):
+def resnet50(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
 
 
-def resnet101(**kwargs):
+def resnet101(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
 
 
-def resnet152(**kwargs):
+def resnet152(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)
 
 
-def resnet200(**kwargs):
+def resnet200(**kwargs: Any) -> ResNet:
     return ResNet(Bottleneck, [3, 24, 36, 3], **kwargs)
 
 
@@ -219,18 +221,15 @@ _MODEL_FNS = {10: resnet10, 18: resnet18, 34: resnet34, 50: resnet50,
               101: resnet101, 152: resnet152, 200: resnet200}
 
 
-def generate_model(depth, **kwargs):
+def generate_model(depth: int, **kwargs: Any) -> ResNet:
     """Build the 3D ResNet of the given depth; kwargs go to :class:`ResNet`."""
     if depth not in _MODEL_FNS:
         raise ValueError(f"unsupported ResNet depth {depth!r}; choose one of {sorted(_MODEL_FNS)}")
     return _MODEL_FNS[depth](**kwargs)
 
 
-def _summarise(names, limit=5):
-    return summarise(names, limit)
-
-
-def load_pretrained(model, path_or_state, strict_fc=False):
+def load_pretrained(model: nn.Module, path_or_state: str | os.PathLike[str] | dict,
+                    strict_fc: bool = False) -> dict:
     """Load Hara-style weights into ``model`` (a :class:`ResNet`) in place.
 
     ``path_or_state`` is a checkpoint path or an already loaded object: either the released
@@ -245,8 +244,8 @@ def load_pretrained(model, path_or_state, strict_fc=False):
     """
     if isinstance(path_or_state, (str, os.PathLike)):
         source = os.fspath(path_or_state)
-        checkpoint = read_weights(path_or_state, "a .pth file holding a state_dict or Hara's "
-                                                 "{'arch', 'epoch', 'state_dict'} dict")
+        checkpoint = weights_file.read_weights(path_or_state, "a .pth file holding a state_dict or Hara's "
+                                                              "{'arch', 'epoch', 'state_dict'} dict")
     else:
         source = "given state_dict"
         checkpoint = path_or_state
@@ -260,7 +259,8 @@ def load_pretrained(model, path_or_state, strict_fc=False):
     else:
         state = checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{source}: no state_dict of tensors found (keys: {_summarise(map(str, checkpoint))})")
+        keys = weights_file.summarise(map(str, checkpoint), sort=True)
+        raise ValueError(f"{source}: no state_dict of tensors found (keys: {keys})")
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
     model_state = model.state_dict()
@@ -274,23 +274,12 @@ def load_pretrained(model, path_or_state, strict_fc=False):
     optional = {k for k in model_state if k.endswith("num_batches_tracked")}
     if dropped_fc:
         optional.update(fc_keys)
-    missing = [k for k in model_state if k not in state and k not in optional]
-    unexpected = [k for k in state if k not in model_state]
-    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
-                  for k, v in state.items() if k in model_state and v.shape != model_state[k].shape]
-
-    if missing or unexpected or mismatched:
+    misfit = weights_file.find_misfit(model_state, state, optional)
+    if any(misfit):
         model_arch = f"resnet-{model.depth}" if isinstance(model, ResNet) else type(model).__name__
-        problems = []
-        if isinstance(arch, str) and re.sub(r"[-_]", "", arch.lower()) != model_arch.replace("-", ""):
-            problems.append(f"checkpoint arch is {arch!r} but the model is {model_arch}")
-        if missing:
-            problems.append(f"missing keys: {_summarise(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_summarise(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches: {_summarise(mismatched, limit=3)}")
-        raise ValueError(f"{source} does not fit {model_arch}: " + "; ".join(problems))
+        other_arch = isinstance(arch, str) and re.sub(r"[-_]", "", arch.lower()) != model_arch.replace("-", "")
+        said = f"checkpoint arch is {arch!r} but the model is {model_arch}; " if other_arch else ""
+        raise ValueError(f"{source} does not fit {model_arch}: {said}{weights_file.describe_misfit(misfit)}")
 
     model.load_state_dict(state, strict=False)
     return {"arch": arch, "epoch": epoch, "loaded": len(state), "dropped_fc": dropped_fc}

@@ -25,7 +25,7 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import feature_files, split_lists, video_chunks, video_files
 from actionrec.engine import devices, runner
-from actionrec.inference import gradcam
+from actionrec.inference import explanations, gradcam, predictor, video_logits
 from actionrec.zoo import frame_nets
 from helpers import run_group
 
@@ -168,10 +168,10 @@ def test_every_kind_in_text_and_json(ws, capsys):
 def test_rnn_rebuilds_its_cnn_and_matches_its_features(ws):
     """The features made on the spot equal extract_features.py's files, so the RNN sees what it was tested on."""
     args = predict.get_args_parser().parse_args(["v", "--checkpoint", ws["ckpt"]["rnn"], "--device", "cpu"])
-    p = predict.load_predictor(ws["ckpt"]["rnn"], "rnn", args, devices.Dist(), torch.device("cpu"))
+    p = predictor.load_predictor(ws["ckpt"]["rnn"], "rnn", args, devices.Dist(), torch.device("cpu"))
     assert p.kind == "features" and p.cnn_size == 32
     video = ws["videos"][0]
-    made = predict.video_features(p, video, torch.device("cpu"), (False, torch.float32))
+    made = video_logits.video_features(p, video, torch.device("cpu"), (False, torch.float32))
     stored = feature_files.read_features(metrics.prediction_path(ws["features"], video), np.arange(16))
     np.testing.assert_allclose(made.astype(np.float32), stored.astype(np.float32), atol=2e-3)
 
@@ -394,7 +394,7 @@ def test_explain_writes_maps_of_every_model(ws, capsys, tmp_path):
             maps = np.load(out_dir / f"{stem}.{name}.npy")
             assert maps.shape == shape and maps.dtype == np.float32
             assert 0 <= maps.min() and maps.max() <= 1
-            _, height, width = predict.check_video(path)
+            _, height, width = video_logits.check_video(path)
             scale = min(1.0, gradcam.MAX_TILE_HEIGHT / height)
             tile_h, tile_w = round(height * scale), round(width * scale)  # 5 tiles, titled
             assert read_png(out_dir / f"{stem}.{name}.png").shape == (
@@ -405,14 +405,14 @@ def test_rnn_explanation_rows_are_the_rnn_windows(ws):
     """Row k of the explained function is the RNN's logit of the window holding step k: with the frame's own
     features it equals the prediction's row of that window."""
     args = predict.get_args_parser().parse_args(["v", "--checkpoint", ws["ckpt"]["rnn"], "--device", "cpu"])
-    p = predict.load_predictor(ws["ckpt"]["rnn"], "rnn", args, devices.Dist(), torch.device("cpu"))
+    p = predictor.load_predictor(ws["ckpt"]["rnn"], "rnn", args, devices.Dist(), torch.device("cpu"))
     video = ws["videos"][1]
-    logits = predict.video_logits(p, video, torch.device("cpu"), (False, torch.float32))  # (3 windows of 6, 4)
+    logits = video_logits.video_logits(p, video, torch.device("cpu"), (False, torch.float32))  # (3 windows of 6, 4)
     features = torch.from_numpy(p.last_features[1]).float()
     steps = [0, 7, 15]
     x = p.cnn_normalize(devices.to_device(video_chunks.load_chunk(video, steps, size=p.cnn_size), torch.device("cpu")))
     with torch.no_grad():
-        rows = predict.ThroughCNN(p.cnn, p.model, features, steps, p.max_frames).eval()(x)
+        rows = explanations.ThroughCNN(p.cnn, p.model, features, steps, p.max_frames).eval()(x)
     np.testing.assert_allclose(rows.numpy(), logits[[0, 1, 2]], atol=1e-3)
 
 
@@ -426,7 +426,7 @@ def test_feature_cnn_from_each_source_features_json_names(ws, monkeypatch, tmp_p
     torch.save(state, weights)
     x = torch.randn(2, 3, 32, 32)
     for source, size in (("imagenet (resnet18)", 48), (str(weights), 48), (ws["ckpt"]["single_frame"], None)):
-        cnn, cnn_size = predict.feature_cnn({"arch": "resnet18", "weights": source, "image_size": size}, "f", args,
+        cnn, cnn_size = predictor.feature_cnn({"arch": "resnet18", "weights": source, "image_size": size}, "f", args,
                                             ranks)
         assert cnn_size == (size or 32)  # a part-1 checkpoint without a recorded size: its training size
         with torch.no_grad():
@@ -434,5 +434,5 @@ def test_feature_cnn_from_each_source_features_json_names(ws, monkeypatch, tmp_p
         if source == str(weights):
             assert torch.equal(cnn.conv1.weight, state["conv1.weight"])
     with pytest.raises(guards.UserError, match="randomly initialised"):
-        predict.feature_cnn({"arch": "resnet18", "weights": "none (resnet18)"}, "f", args, ranks)
+        predictor.feature_cnn({"arch": "resnet18", "weights": "none (resnet18)"}, "f", args, ranks)
 

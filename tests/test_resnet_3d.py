@@ -5,6 +5,8 @@ import pytest
 import torch
 
 import resnet_3d
+from actionrec import guards
+from actionrec.engine import trained_model
 from resnet_3d import generate_model, load_pretrained, resnet18, resnet34, resnet50
 
 RELEASED_TENSORS = 267
@@ -170,14 +172,15 @@ def test_resnet34_checkpoint_refused_by_resnet50(tmp_path):
 def test_resnet50_checkpoint_refused_by_resnet34(kinetics_model):
     with torch.device("meta"):
         model = resnet34(shortcut_type="A", num_classes=400)
-    with pytest.raises(ValueError, match=r"unexpected keys: \d+ \(layer1\.0\.bn3\."):
+    with pytest.raises(ValueError, match=r"unexpected keys: \d+ \(layer1\.0\.conv3\.weight, layer1\.0\.bn3\."):
         load_pretrained(model, released_checkpoint(kinetics_model))
 
 
 def test_shape_mismatch_outside_fc_raises(kinetics_model):
     checkpoint = released_checkpoint(kinetics_model)
     checkpoint["state_dict"]["module.layer3.1.conv2.weight"] = torch.zeros(256, 256, 1, 3, 3)
-    with pytest.raises(ValueError, match=r"layer3\.1\.conv2\.weight: checkpoint \(256, 256, 1, 3, 3\)"):
+    mismatch = r"layer3\.1\.conv2\.weight: file \(256, 256, 1, 3, 3\) vs model \(256, 256, 3, 3, 3\)"
+    with pytest.raises(ValueError, match=r"shape mismatches: 1 \(" + mismatch):
         load_pretrained(resnet50(num_classes=400), checkpoint)
 
 
@@ -186,6 +189,22 @@ def test_missing_key_raises(kinetics_model):
     del checkpoint["state_dict"]["module.layer2.0.downsample.1.running_mean"]
     with pytest.raises(ValueError, match=r"missing keys: 1 \(layer2\.0\.downsample\.1\.running_mean\)"):
         load_pretrained(resnet50(num_classes=400), checkpoint)
+
+
+def test_a_training_checkpoint_that_does_not_fit_is_reported_in_the_same_words():
+    """The training scripts' checkpoints (engine.trained_model) and the released weights share one misfit report."""
+    model = resnet_3d.resnet10(num_classes=3)
+    state = {k: v for k, v in model.state_dict().items() if k != "fc.bias"}
+    state["fc.weight"] = torch.zeros(5, 512)
+    state["extra.weight"] = torch.zeros(1)
+    with pytest.raises(guards.UserError) as excinfo:
+        trained_model.load_model_state(model, state, "ckpt.pth")
+    said = ("ckpt.pth: its weights do not fit the model its arguments describe (missing keys: 1 (fc.bias); "
+            "unexpected keys: 1 (extra.weight); shape mismatches: 1 (fc.weight: file (5, 512) vs model (3, 512)))")
+    assert str(excinfo.value) == said
+    with pytest.raises(ValueError) as excinfo:
+        load_pretrained(model, state, strict_fc=True)
+    assert str(excinfo.value) == "given state_dict does not fit resnet-10: " + said.partition("(")[2][:-1]
 
 
 def test_not_a_checkpoint(tmp_path):

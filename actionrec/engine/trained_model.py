@@ -1,14 +1,14 @@
 """A trained checkpoint read back for testing: its kind and flags checked, its model rebuilt, its weights loaded."""
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import torch.nn as nn
+import torch
 
-from actionrec.engine import checkpoints, cli_flags, runner
-from actionrec.engine.devices import Dist
+from actionrec.engine import checkpoints, cli_flags, devices, runner
 from actionrec.guards import UserError
+from actionrec.models import weights_file
 
 TEST_SCRIPTS = {"frame": "test_single_frame.py", "clip": "test_3d.py", "features": "test_rnn.py"}
 
@@ -38,7 +38,7 @@ def check_trained(checkpoint: Any, path: str, expected_kind: str | None = None) 
     return checkpoint, trained, kind
 
 
-def check_trained_args(trained: dict, parser: argparse.ArgumentParser, path: str, keys: Sequence[str]) -> None:
+def check_trained_args(trained: dict, parser: argparse.ArgumentParser, path: str, keys: Iterable[str]) -> None:
     """Check the training args `keys` of a checkpoint as `parser` (the training script's) checks its
     flags: the flag's type (positive_int, image_size, ...) and choices. A damaged value (an unknown
     arch, a size that is no integer) is one UserError line naming the checkpoint, the flag and the value."""
@@ -76,9 +76,8 @@ def flag_value_problem(action: argparse.Action, value: Any) -> str:
     return ""
 
 
-def rebuild_model(
-    build: Callable[..., nn.Module], model_args: argparse.Namespace, num_classes: int, ranks: Dist, path: str
-) -> nn.Module:
+def rebuild_model(build: Callable[..., torch.nn.Module], model_args: Any, num_classes: int, ranks: devices.Dist,
+                  path: str) -> torch.nn.Module:
     """build(model_args, num_classes, ranks, pretrained=False) for a checkpoint's model, or one line naming
     the checkpoint when its args describe no model this code builds (a depth without that many layer4
     blocks, a dropout of 5)."""
@@ -90,7 +89,7 @@ def rebuild_model(
         ) from None
 
 
-def load_trained(args: argparse.Namespace, ranks: Dist, expected_kind: str) -> tuple[dict, dict]:
+def load_trained(args: argparse.Namespace, ranks: devices.Dist, expected_kind: str) -> tuple[dict, dict]:
     """Checkpoint of a training script (--checkpoint): (checkpoint dict, its training args)."""
     checkpoint, trained, _ = check_trained(
         checkpoints.load_checkpoint(args.checkpoint, what="--checkpoint"), args.checkpoint, expected_kind
@@ -98,29 +97,10 @@ def load_trained(args: argparse.Namespace, ranks: Dist, expected_kind: str) -> t
     return checkpoint, trained
 
 
-def load_model_state(model: nn.Module, state: Any, path: str) -> None:
+def load_model_state(model: torch.nn.Module, state: Any, path: str) -> None:
     """model.load_state_dict(state), or one line when the checkpoint's weights do not fit the model."""
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: its weights do not fit the model its arguments describe "
-                        f"({state_dict_misfit(model, state) or runner.one_line(e)})") from None
-
-
-def state_dict_misfit(model: nn.Module, state: Any, shown: int = 3) -> str:
-    """How a state_dict differs from the model's, on one line ('' when the keys and shapes agree):
-    torch's own message is many lines, of which the first says nothing."""
-    if not isinstance(state, dict):
-        return f"a {type(state).__name__}, not a state_dict"
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [str(k) for k in state if k not in own]
-    shapes = [f"{k} {tuple(getattr(v, 'shape', ()))} vs {tuple(own[k].shape)}" for k, v in state.items()
-              if k in own and getattr(v, "shape", None) != own[k].shape]
-
-    def few(names):
-        return ", ".join(names[:shown]) + (f", ... (+{len(names) - shown})" if len(names) > shown else "")
-    parts = ([f"{len(missing)} of the model's {len(own)} keys missing ({few(missing)})"] if missing else []) \
-        + ([f"{len(unexpected)} unexpected ({few(unexpected)})"] if unexpected else []) \
-        + ([f"shapes file vs model: {few(shapes)}"] if shapes else [])
-    return "; ".join(parts)
+                        f"({weights_file.state_dict_misfit(model, state) or runner.one_line(e)})") from None

@@ -16,6 +16,7 @@ Public API: ``grad_cam``, ``default_layer``, ``upsample``, ``overlay_strip``, ``
 Nothing runs at import time.
 """
 import os
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ TILE_GAP = 2            # px of white between tiles and between the two rows
 TITLE_HEIGHT = 18       # px of the title band above the tiles (only when titles are given)
 
 
-def default_layer(model):
+def default_layer(model: nn.Module) -> nn.Module:
     """The layer whose activations explain ``model`` best, for the project's models.
 
     - a module with a ``conv5b`` attribute (C3D): ``model.conv5b``;
@@ -71,7 +72,8 @@ def _target_indices(target, n):
     return indices.long()
 
 
-def grad_cam(model, x, target, layer=None):
+def grad_cam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor,
+             layer: nn.Module | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """Grad-CAM maps of ``model`` on the batch ``x`` for the classes ``target``.
 
     ``model``: an nn.Module in eval mode mapping ``x`` ([N, 3, H, W] frames or
@@ -91,6 +93,27 @@ def grad_cam(model, x, target, layer=None):
     if layer is None:
         layer = default_layer(model)
     indices = _target_indices(target, x.shape[0])
+    logits, activation = _forward_capturing(model, x, layer)
+    num_classes = logits.shape[1]
+    if indices.min() < 0 or indices.max() >= num_classes:
+        raise ValueError(f"target class indices must lie in 0..{num_classes - 1}, "
+                         f"got {indices.tolist()}")
+    if not logits.requires_grad:
+        raise ValueError("the logits do not depend on the Grad-CAM layer's output")
+
+    # Inputs do not interact in eval mode, so the gradient of the sum with respect to
+    # A[n] is the gradient of input n's own target logit.
+    with torch.enable_grad():  # the caller may be under no_grad
+        score = logits.gather(1, indices.to(logits.device)[:, None]).sum()
+    (grads,) = torch.autograd.grad(score, activation, allow_unused=True)
+    if grads is None:
+        raise ValueError("the logits do not depend on the Grad-CAM layer's output")
+    return _weighted_maps(activation.detach().float(), grads.float()), logits.detach()
+
+
+def _forward_capturing(model, x, layer):
+    """(logits [N, C], the layer's output A as a leaf that requires grad) of one forward pass that builds a
+    graph only from ``layer`` on."""
     captured = []
 
     def swap_output(module, inputs, output):
@@ -115,36 +138,25 @@ def grad_cam(model, x, target, layer=None):
         raise ValueError(f"the Grad-CAM layer ran {len(captured)} times in one forward pass; "
                          f"pick a module that runs exactly once (for the 3D ResNet with "
                          f"layer4_blocks=k: model.layer4[k - 1])")
-    activation = captured[0]
     if not (isinstance(logits, torch.Tensor) and logits.ndim == 2 and logits.shape[0] == x.shape[0]):
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model must return logits [N, C] with N = {x.shape[0]}, got {shape}")
-    num_classes = logits.shape[1]
-    if indices.min() < 0 or indices.max() >= num_classes:
-        raise ValueError(f"target class indices must lie in 0..{num_classes - 1}, "
-                         f"got {indices.tolist()}")
-    if not logits.requires_grad:
-        raise ValueError("the logits do not depend on the Grad-CAM layer's output")
+    return logits, captured[0]
 
-    # Inputs do not interact in eval mode, so the gradient of the sum with respect to
-    # A[n] is the gradient of input n's own target logit.
-    with torch.enable_grad():  # the caller may be under no_grad
-        score = logits.gather(1, indices.to(logits.device)[:, None]).sum()
-    (grads,) = torch.autograd.grad(score, activation, allow_unused=True)
-    if grads is None:
-        raise ValueError("the logits do not depend on the Grad-CAM layer's output")
 
-    activation, grads = activation.detach().float(), grads.float()
+def _weighted_maps(activation, grads):
+    """ReLU(sum_k w_k A_k), w_k the mean gradient over A's positions, each map scaled to [0, 1] by its
+    maximum: float32 numpy [N, (T',) H', W']."""
     positions = tuple(range(2, activation.ndim))                  # (T',) H', W'
     weights = grads.mean(dim=positions, keepdim=True)            # [N, K, 1, 1(, 1)]
     maps = (weights * activation).sum(dim=1).clamp_min(0)        # [N, (T',) H', W']
     peak = maps.flatten(1).amax(dim=1)
     scale = torch.where(peak > 0, 1 / peak, torch.zeros_like(peak))
     maps = maps * scale.view(-1, *([1] * (maps.ndim - 1)))
-    return maps.cpu().numpy().astype(np.float32), logits.detach()
+    return maps.cpu().numpy().astype(np.float32)
 
 
-def upsample(maps, size):
+def upsample(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Resize maps to the input size: [N, h, w] -> [N, H, W] bilinear (``size`` = (H, W)),
     [N, t, h, w] -> [N, T, H, W] trilinear (``size`` = (T, H, W)). Returns float32 numpy."""
     maps = torch.as_tensor(np.asarray(maps, dtype=np.float32))
@@ -164,8 +176,9 @@ def _fit_text(text, width, font, scale, thickness):
     return text
 
 
-def overlay_strip(frames, maps, path, titles=None, alpha=0.5, max_tiles=MAX_TILES,
-                  max_tile_height=MAX_TILE_HEIGHT):
+def overlay_strip(frames: np.ndarray, maps: np.ndarray, path: str | os.PathLike[str],
+                  titles: Sequence[str] | None = None, alpha: float = 0.5, max_tiles: int = MAX_TILES,
+                  max_tile_height: int = MAX_TILE_HEIGHT) -> str | os.PathLike[str]:
     """Draw frames and their heat maps as one PNG and return ``path``.
 
     ``frames``: uint8 [n, H, W, 3] RGB; ``maps``: float [n, h, w] in [0, 1] (resized to the
@@ -179,17 +192,7 @@ def overlay_strip(frames, maps, path, titles=None, alpha=0.5, max_tiles=MAX_TILE
     """
     frames = np.asarray(frames)
     maps = np.asarray(maps, dtype=np.float32)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 [n, H, W, 3] RGB, got {frames.dtype} {frames.shape}")
-    if maps.ndim != 3 or maps.shape[0] != frames.shape[0]:
-        raise ValueError(f"maps must be [n, H, W] with n = {frames.shape[0]} (one per frame), "
-                         f"got {maps.shape}")
-    if titles is not None and len(titles) != len(frames):
-        raise ValueError(f"titles must be one per frame ({len(frames)}), got {len(titles)}")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    if not os.fspath(path).lower().endswith(".png"):
-        raise ValueError(f"overlay_strip writes a PNG; the path must end in .png, got {path}")
+    _check_strip(frames, maps, path, titles, alpha)
 
     picked = np.arange(len(frames))
     if len(frames) > max_tiles:
@@ -216,17 +219,36 @@ def overlay_strip(frames, maps, path, titles=None, alpha=0.5, max_tiles=MAX_TILE
             text = _fit_text(str(titles[i]), tile_w - 2, font, 0.4, 1)
             cv2.putText(canvas, text, (left + 1, band - 5), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
 
-    ok, png = cv2.imencode(".png", canvas)
+    return _write_png(canvas, path)
+
+
+def _check_strip(frames, maps, path, titles, alpha):
+    """overlay_strip's arguments, or a ValueError saying which one is wrong."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [n, H, W, 3] RGB, got {frames.dtype} {frames.shape}")
+    if maps.ndim != 3 or maps.shape[0] != frames.shape[0]:
+        raise ValueError(f"maps must be [n, H, W] with n = {frames.shape[0]} (one per frame), "
+                         f"got {maps.shape}")
+    if titles is not None and len(titles) != len(frames):
+        raise ValueError(f"titles must be one per frame ({len(frames)}), got {len(titles)}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if not os.fspath(path).lower().endswith(".png"):
+        raise ValueError(f"overlay_strip writes a PNG; the path must end in .png, got {path}")
+
+
+def _write_png(image, path):
+    """Write a BGR uint8 image as a PNG at ``path`` (parent folders created); return ``path``."""
+    ok, png = cv2.imencode(".png", image)
     if not ok:
-        raise ValueError(f"OpenCV could not encode a {canvas.shape} image as PNG")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as PNG")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
         f.write(png.tobytes())
     return path
 
 
-def save_maps(maps, path):
+def save_maps(maps: np.ndarray, path: str | os.PathLike[str]) -> str:
     """Save maps as float32 .npy (numpy appends ``.npy`` when missing); return the path written."""
     path = os.fspath(path)
     if not path.endswith(".npy"):

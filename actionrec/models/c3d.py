@@ -21,11 +21,12 @@ Public API: ``C3D``, ``load_pretrained(model, path_or_state)`` and the constants
 ``IMAGE_SIZE``, ``RESIZE_HW``, ``MEAN_BGR``, ``HEAD``, ``LAST_CONV``.
 """
 import os
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from actionrec.models.weights_file import read_weights, summarise
+from actionrec.models import weights_file
 
 __all__ = ["C3D", "load_pretrained", "CLIP_LEN", "IMAGE_SIZE", "RESIZE_HW", "MEAN_BGR",
            "HEAD", "LAST_CONV"]
@@ -60,7 +61,7 @@ class C3D(nn.Module):
     ReLU gain), fc8 N(0, 0.01), all biases zero. :func:`load_pretrained` overwrites them.
     """
 
-    def __init__(self, num_classes=487, dropout=0.5, width=1.0, adaptive_pool=False):
+    def __init__(self, num_classes: int = 487, dropout: float = 0.5, width: float = 1.0, adaptive_pool: bool = False):
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
             raise ValueError(f"width must be a positive number, got {width!r}")
@@ -124,7 +125,7 @@ class C3D(nn.Module):
             raise ValueError(f"C3D needs clips of at least 16 frames of 16x16 pixels (its pools "
                              f"divide T, H and W by 16), got input {tuple(x.shape)}")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         # x: (N, 3, 16, 112, 112); shapes below at width 1.
         x = self.pool1(self.relu(self.conv1(x)))   # (N, 64, 16, 56, 56): pool1 keeps time
@@ -140,14 +141,6 @@ class C3D(nn.Module):
         x = self.dropout(self.relu(self.fc6(x)))   # (N, 4096)
         x = self.dropout(self.relu(self.fc7(x)))   # (N, 4096)
         return self.fc8(x)                         # (N, num_classes)
-
-
-def _summarise(items, limit=4):
-    return summarise(items, limit, sort=False)
-
-
-def _read_checkpoint(path):
-    return read_weights(path, "C3D weights such as c3d-pretrained.pth or c3d.pickle")
 
 
 def _to_layer_name(key, sequential):
@@ -167,7 +160,37 @@ def _file_key(name, sequential):
     return name
 
 
-def load_pretrained(model, path_or_state):
+def _match_keys(state, model_state, sequential):
+    """(the model's parameters found in the file, fitting: {name: tensor}; the file's keys of an fc8 of
+    another class count; the weights_file.Misfit of the rest) of a file's state_dict."""
+    to_load, unexpected, mismatched, misshapen, fc8_keys = {}, [], [], set(), []
+    for original, tensor in state.items():
+        key = str(original)
+        key = key[len("module."):] if key.startswith("module.") else key
+        name = _to_layer_name(key, sequential)
+        if name is None or name not in model_state or name in to_load:
+            unexpected.append(str(original))
+            continue
+        target = model_state[name].shape
+        if tensor.shape == target:
+            to_load[name] = tensor
+        elif name.startswith(HEAD + ".") and tensor.shape[1:] == target[1:]:
+            fc8_keys.append(str(original))  # another class count: the model keeps its own fc8
+        else:
+            mismatched.append(weights_file.shape_mismatch(str(original), tensor.shape, target))
+            misshapen.add(name)
+    missing = [_file_key(name, sequential) for name in model_state
+               if name not in to_load and name not in misshapen and not name.startswith(HEAD + ".")]
+    fc8_loaded = [name for name in model_state if name.startswith(HEAD + ".") and name in to_load]
+    if fc8_loaded and len(fc8_loaded) != 2:
+        # Half an fc8 (a weight without its bias, or one that fits beside one that does not)
+        # would be a broken classifier.
+        mismatched.append(f"{HEAD}: the file has {weights_file.summarise(fc8_loaded)} fitting the model, "
+                          f"need weight and bias")
+    return to_load, fc8_keys, weights_file.Misfit(missing, unexpected, mismatched)
+
+
+def load_pretrained(model: nn.Module, path_or_state: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
     """Load released C3D weights into ``model`` (a :class:`C3D`) in place.
 
     ``path_or_state`` is a path or an already loaded object, in one of the released layouts:
@@ -186,7 +209,7 @@ def load_pretrained(model, path_or_state):
     """
     if isinstance(path_or_state, (str, os.PathLike)):
         source = os.fspath(path_or_state)
-        checkpoint = _read_checkpoint(path_or_state)
+        checkpoint = weights_file.read_weights(path_or_state, "C3D weights such as c3d-pretrained.pth or c3d.pickle")
     else:
         source = "given state_dict"
         checkpoint = path_or_state
@@ -199,47 +222,15 @@ def load_pretrained(model, path_or_state):
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{source}: no state_dict of tensors found (keys: "
-                         f"{_summarise(map(str, checkpoint))}); {expected}")
+                         f"{weights_file.summarise(map(str, checkpoint))}); {expected}")
     model_state = model.state_dict()
     sequential = any(str(k).startswith(("features.", "classifier.", "module.features.",
                                          "module.classifier.")) for k in state)
-    to_load, unexpected, mismatched, misfit, fc8_keys = {}, [], [], set(), []
-    for original, tensor in state.items():
-        key = str(original)
-        key = key[len("module."):] if key.startswith("module.") else key
-        name = _to_layer_name(key, sequential)
-        if name is None or name not in model_state or name in to_load:
-            unexpected.append(str(original))
-            continue
-        target = model_state[name].shape
-        if tensor.shape == target:
-            to_load[name] = tensor
-        elif name.startswith(HEAD + ".") and tensor.shape[1:] == target[1:]:
-            fc8_keys.append(str(original))  # another class count: the model keeps its own fc8
-        else:
-            mismatched.append(f"{original}: file {tuple(tensor.shape)} vs model {tuple(target)}")
-            misfit.add(name)
-    missing = [_file_key(name, sequential) for name in model_state
-               if name not in to_load and name not in misfit and not name.startswith(HEAD + ".")]
-    fc8_loaded = [name for name in model_state if name.startswith(HEAD + ".") and name in to_load]
-    if fc8_loaded and len(fc8_loaded) != 2:
-        # Half an fc8 (a weight without its bias, or one that fits beside one that does not)
-        # would be a broken classifier.
-        mismatched.append(f"{HEAD}: the file has {_summarise(fc8_loaded)} fitting the model, "
-                          f"need weight and bias")
-
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing keys: {_summarise(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_summarise(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches: {_summarise(mismatched, limit=3)}")
+    to_load, fc8_keys, misfit = _match_keys(state, model_state, sequential)
+    if any(misfit):
         model_desc = f"C3D(num_classes={model.num_classes}, width={model.width:g})" \
             if isinstance(model, C3D) else type(model).__name__
-        raise ValueError(f"{source} does not fit {model_desc}: " + "; ".join(problems) +
-                         f"; {expected}")
+        raise ValueError(f"{source} does not fit {model_desc}: {weights_file.describe_misfit(misfit)}; {expected}")
 
     model.load_state_dict(to_load, strict=False)
     return {"format": "sequential" if sequential else "named",

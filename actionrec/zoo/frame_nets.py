@@ -11,7 +11,8 @@ import torch.nn as nn
 import torchvision
 
 from actionrec import guards
-from actionrec.engine import arg_types, checkpoints, runner, trained_model
+from actionrec.engine import arg_types, checkpoints, runner
+from actionrec.models import weights_file
 
 ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101")
 
@@ -79,7 +80,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
                 else f"cached ImageNet weights {imagenet_cache_path(args.arch)}"
             )
             raise guards.UserError(f"{source}: not a torchvision {args.arch} state_dict "
-                                   f"({trained_model.state_dict_misfit(model, state) or runner.one_line(e)})") from None
+                                   f"({weights_file.state_dict_misfit(model, state) or runner.one_line(e)})") from None
     # A new classifier for the dataset's classes (the ImageNet head has 1000).
     fc = nn.Linear(model.fc.in_features, num_classes)
     if getattr(args, "segments", 1) > 1:  # TSN initialises its new classifier N(0, 0.001)
