@@ -30,7 +30,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import helperFunctions as hf
-import metrics
+from actionrec import runlog
+from actionrec.evaluation import accuracy, jsonfile
+from actionrec.evaluation import predictions as prediction_files
+from actionrec.evaluation import scores as video_scores
+from actionrec.reporting import console
 from guards import PROVENANCE_NAME, UserError, check_output_paths, dataset_inputs, script_inputs  # noqa: F401
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
@@ -746,23 +750,6 @@ def args_for_checkpoint(args):
             if isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(x, plain) for x in v))}
 
 
-def read_log(path):
-    """The entries of a training run's log.jsonl ([] when there is none), or one line naming the file
-    when it is not one (a log is written whole, so a bad line is damage, not a killed write)."""
-    if not os.path.exists(path):
-        return []
-    try:
-        with open(path, encoding="utf-8") as f:
-            entries = [json.loads(line) for line in f if line.strip()]
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise UserError(f"{path} is not a log.jsonl of the training scripts ({one_line(e)}): move it away "
-                        f"(the checkpoint is enough to resume; the log then restarts) or use --no-resume") from None
-    if not all(isinstance(e, dict) and isinstance(e.get("epoch"), int) for e in entries):
-        raise UserError(f"{path} is not a log.jsonl of the training scripts (a line without an epoch): move it "
-                        f"away (the checkpoint is enough to resume; the log then restarts) or use --no-resume")
-    return entries
-
-
 def write_log(path, entries):
     """Atomic, as the checkpoint: a failed write (a full disk) keeps the previous log, and no temporary."""
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -1106,7 +1093,7 @@ def train(args, build_model, kind, normalize, *, loader_kwargs=None, eval_kwargs
             if ranks.main:
                 where = f"epoch {start_epoch + 1}, step {start_step}" if start_step else f"epoch {start_epoch + 1}"
                 print(f"resuming from {ckpt_path} at {where}", flush=True)
-        log_entries = [e for e in read_log(log_path) if e["epoch"] <= start_epoch] if checkpoint else []
+        log_entries = [e for e in runlog.read_log(log_path) if e["epoch"] <= start_epoch] if checkpoint else []
         if ranks.main:
             write_log(log_path, log_entries)  # drops lines of epochs the checkpoint does not hold
             if start_epoch < args.epochs and os.path.exists(marker):
@@ -1395,12 +1382,12 @@ def claim_folder(provenance, resume):
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: not a provenance record ({one_line(e)}): use another {provenance.flag}, "
                         f"or --no-resume to redo every video") from None
-    if recorded == metrics.to_jsonable(provenance.identity):
+    if recorded == jsonfile.to_jsonable(provenance.identity):
         return
     if recorded is None:
         _claim_older_folder(provenance)
         return
-    new = metrics.to_jsonable(provenance.identity)
+    new = jsonfile.to_jsonable(provenance.identity)
     differs = [k for k in sorted(set(recorded) | set(new)) if recorded.get(k) != new.get(k)]
     shown = "; ".join(f"{k}: {_short(recorded.get(k))} there, {_short(new.get(k))} now" for k in differs[:3])
     raise UserError(f"{provenance.flag} {provenance.folder} holds the results of another run ({shown}): use "
@@ -1424,7 +1411,7 @@ def _claim_older_folder(provenance):
                   f"(an older version's, or copied by hand): they are taken as this run's; --no-resume redoes "
                   f"them", file=sys.stderr, flush=True)
         return
-    expected = metrics.to_jsonable(expected)
+    expected = jsonfile.to_jsonable(expected)
     differs = [k for k in expected if k in said and said[k] != expected[k]]
     if differs:
         shown = "; ".join(f"{k}: {_short(said[k])} there, {_short(expected[k])} now" for k in differs[:3])
@@ -1439,7 +1426,7 @@ def _short(value, limit=60):
 
 def record_provenance(provenance):
     os.makedirs(provenance.folder, exist_ok=True)
-    metrics.write_json(os.path.join(provenance.folder, PROVENANCE_NAME),
+    jsonfile.write_json(os.path.join(provenance.folder, PROVENANCE_NAME),
                        {"identity": provenance.identity, "about": provenance.about})
 
 
@@ -1632,10 +1619,10 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
                         "rows": info["rows"], "subset": args.subset, "split": args.split}))
     result = stream_videos(
         args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
-        output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
-        write=lambda target, logits, attrs: metrics.write_predictions(
+        output_path=lambda p: prediction_files.prediction_path(args.predictions_dir, p),
+        write=lambda target, logits, attrs: prediction_files.write_predictions(
             target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
-        complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
+        complete=lambda target: prediction_files.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
         fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end)
     if not result.ranks.main:
@@ -1660,7 +1647,7 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
                   "log": log_path if os.path.isfile(log_path) else None, "timing": timing if t["videos"] else None}
     results = summarize_predictions(args, paths, labels, class_list, "frame" if info["rows"] == "frames" else "clip",
                                     args.checkpoint, result.failed, model_info)
-    metrics.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
+    jsonfile.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
     exit_if_unreadable(result.failed, "not tested")
     return results
 
@@ -1668,17 +1655,20 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
 def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_path, failed, model_info=None):
     """results.json and confusion_matrix.npy, recomputed from the prediction files alone."""
     num_classes = len(class_list)
-    scored = [i for i, p in enumerate(paths)
-              if metrics.predictions_complete(metrics.prediction_path(args.predictions_dir, p), num_classes)]
+    scored = [
+        i
+        for i, p in enumerate(paths)
+        if prediction_files.predictions_complete(prediction_files.prediction_path(args.predictions_dir, p), num_classes)
+    ]
     if not scored:
         raise UserError(f"no video could be tested; see the warnings above ({len(failed)} unreadable)")
     scores, row_correct, row_count = [], 0, 0
     for i in scored:
-        logits = metrics.read_predictions(metrics.prediction_path(args.predictions_dir, paths[i]))
-        scores.append(metrics.video_score(logits))
+        logits = prediction_files.read_predictions(prediction_files.prediction_path(args.predictions_dir, paths[i]))
+        scores.append(video_scores.video_score(logits))
         row_correct += int((logits.argmax(1) == labels[i]).sum())
         row_count += len(logits)
-    summary, cm = metrics.summarize(np.stack(scores), labels[scored], class_list)
+    summary, cm = accuracy.summarize(np.stack(scores), labels[scored], class_list)
     results = {
         "top1": summary["top1"],
         "top5": summary["top5"],
@@ -1697,9 +1687,9 @@ def summarize_predictions(args, paths, labels, class_list, row_name, checkpoint_
     if model_info is not None:
         results["model"] = model_info
     os.makedirs(args.output_dir, exist_ok=True)
-    metrics.write_json(os.path.join(args.output_dir, "results.json"), results)
+    jsonfile.write_json(os.path.join(args.output_dir, "results.json"), results)
     np.save(os.path.join(args.output_dir, "confusion_matrix.npy"), cm)
-    print(metrics.format_class_table(summary["per_class_accuracy"]))
+    print(console.format_class_table(summary["per_class_accuracy"]))
     print(f"videos {len(scored)} (unreadable {len(failed)}), {row_name} accuracy {results[f'{row_name}_accuracy']:.4f}")
     print(f"top1 {results['top1']:.4f}  top5 {results['top5']:.4f}  top10 {results['top10']:.4f}  "
           f"mean class {results['mean_class_accuracy']:.4f}")

@@ -29,9 +29,11 @@ import torch.nn as nn
 
 import engine
 import helperFunctions as hf
-import metrics
 import test_single_frame
 import train_single_frame
+from actionrec import atomic
+from actionrec.evaluation import jsonfile
+from actionrec.evaluation import predictions as prediction_files
 
 FEATURES_INFO = "features.json"
 
@@ -117,7 +119,7 @@ def write_features(path, features, attrs):
             ds = f.create_dataset(hf.FEATURES_KEY, data=np.asarray(features, dtype=np.float16))
             for key, value in attrs.items():
                 ds.attrs[key] = value
-    metrics._atomic_write(path, write)
+    atomic.atomic_write(path, write)
 
 
 def main(args):
@@ -152,17 +154,17 @@ def main(args):
     result = engine.stream_videos(
         args, model, paths, plan=stride_plan(args.frame_stride, args.chunk_frames), max_chunk=args.chunk_frames,
         rows_fn=lambda m, frames: feature_rows(args.batch_size)(m, frames, normalize.to(frames.device)),
-        output_path=lambda p: metrics.prediction_path(args.output_dir, p),
+        output_path=lambda p: prediction_files.prediction_path(args.output_dir, p),
         write=lambda target, features, extra: write_features(target, features, {**attrs, **extra}),
         complete=feature_file_complete, desc="features", noun="features", provenance=provenance)
     if result.ranks.main:
         dims = None
         for path in paths:
-            target = metrics.prediction_path(args.output_dir, path)
+            target = prediction_files.prediction_path(args.output_dir, path)
             if feature_file_complete(target):
                 dims = hf.feature_info(target)[1]
                 break
-        metrics.write_json(os.path.join(args.output_dir, FEATURES_INFO), {**info, "dims": dims})
+        jsonfile.write_json(os.path.join(args.output_dir, FEATURES_INFO), {**info, "dims": dims})
         print(f"features in {args.output_dir} ({FEATURES_INFO}: {json.dumps(info)})", flush=True)
     engine.exit_if_unreadable(result.failed, "no features for them")
     return result

@@ -7,7 +7,7 @@
 
 Every video goes through every checkpoint the way its test script tests it (one view per frame or
 window, no crops) and gets, per model, its top classes with probabilities (the softmax of the video
-score, metrics.video_score: the mean log-softmax over the rows), plus the fusion of the models by
+score, video_scores.video_score: the mean log-softmax over the rows), plus the fusion of the models by
 combine_results.py's rule. Nothing is written except the --explain maps.
 """
 import argparse
@@ -27,12 +27,14 @@ import engine
 import extract_features
 import gradcam
 import helperFunctions as hf
-import metrics
 import test_3d
 import test_rnn
 import test_single_frame
 import train_3d
 import train_rnn
+from actionrec.evaluation import calibration
+from actionrec.evaluation import fusion as score_fusion
+from actionrec.evaluation import scores as video_scores
 
 BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: test_3d.windows_per_pass
 CHUNK_FRAMES = {"frame": 100, "clip": 200}  # frames decoded at a time: memory flat in video length
@@ -128,7 +130,7 @@ def get_args_parser():
                         help="mixed precision for the predictions (Grad-CAM runs in float32) "
                              "(default: on for CUDA, off on CPU)")
     f = parser.add_argument_group("fusion (two or more checkpoints)")
-    f.add_argument("--fusion", choices=tuple(metrics.FUSION_RULES), default=None,
+    f.add_argument("--fusion", choices=tuple(score_fusion.FUSION_RULES), default=None,
                    help="combine_results.py's fusion rule (default: logmean, or the rule --weights PATH records)")
     f.add_argument("--weights", default=None,
                    metavar="W1,W2,...|RESULTS_JSON",
@@ -364,7 +366,7 @@ def video_logits(p, path, device, amp):
 
 def top_classes(distribution, class_list, k):
     """[[class, p], ...] of the k best entries of a distribution [C], best first (ties: lower index)."""
-    order = metrics.rank_classes(np.asarray(distribution)[None])[0][:k]
+    order = video_scores.rank_classes(np.asarray(distribution)[None])[0][:k]
     return [[class_list[i], float(distribution[i])] for i in order]
 
 
@@ -372,21 +374,11 @@ def fused_distribution(scores, rule, weights, temperatures=None):
     """combine_results.py's fusion of video scores [C] each, each divided by its temperature first (None:
     1), as a distribution: softmax of the fused score for logmean, the fused score itself for prob and max
     (already in [0, 1])."""
-    fused = metrics.fuse_scores(metrics.calibrate([s[None] for s in scores], temperatures), rule, weights)[0]
-    return metrics.softmax(fused) if rule == "logmean" else fused
+    fused = score_fusion.fuse_scores(calibration.calibrate([s[None] for s in scores], temperatures), rule, weights)[0]
+    return video_scores.softmax(fused) if rule == "logmean" else fused
 
 
-def parse_weights(text, count):
-    """'W1,W2,...' -> count floats (non-negative, not all zero), or a UserError line."""
-    try:
-        weights = [float(w) for w in text.split(",")]
-    except ValueError:
-        weights = []
-    if len(weights) != count or not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) == 0:
-        raise engine.UserError(f"--weights {text!r}: expected {count} non-negative numbers, one per --checkpoint in "
-                               f"order, not all zero (e.g. {','.join(['0.5'] * count)}), or a combine_results.py "
-                               f"results.json")
-    return weights
+CHECKPOINT_ORDER, RESULTS_JSON = "one per --checkpoint in order", "a combine_results.py results.json"
 
 
 def is_results_path(text):
@@ -499,7 +491,7 @@ def plan_fusion(args, predictors, kept):
         return recorded_fusion(args.weights, predictors, args.fusion)
     rule = args.fusion or "logmean"
     if args.weights:
-        weights = parse_weights(args.weights, len(args.checkpoint))
+        weights = score_fusion.parse_weights(args.weights, len(args.checkpoint), CHECKPOINT_ORDER, RESULTS_JSON)
         weights = [weights[i] for i in kept]
         if sum(weights) == 0:
             raise engine.UserError("--weights: every checkpoint that loaded has weight 0")
@@ -653,7 +645,9 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     if (args.weights or args.fusion) and len(args.checkpoint) < 2:
         raise engine.UserError("--fusion/--weights: there is nothing to fuse with one --checkpoint")
     if args.weights and not is_results_path(args.weights):
-        parse_weights(args.weights, len(args.checkpoint))  # a usage error before any model loads
+        score_fusion.parse_weights(
+            args.weights, len(args.checkpoint), CHECKPOINT_ORDER, RESULTS_JSON
+        )  # a usage error before any model loads
     engine.check_output_paths({"--explain": args.explain}, {
         "VIDEO": args.videos, "--checkpoint": args.checkpoint,
         "--weights": [args.weights] if args.weights and is_results_path(args.weights) else []})
@@ -687,12 +681,12 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
     for path, stem in zip(engine.progress(args.videos, ranks, desc="videos", unit="video"), stems):
         try:
             frames, _, _ = check_video(path)
-            scores = {p.name: metrics.video_score(video_logits(p, path, device, amp)) for p in predictors}
+            scores = {p.name: video_scores.video_score(video_logits(p, path, device, amp)) for p in predictors}
         except VideoFailed as e:
             say(str(e))
             failed += 1
             continue
-        tops = {name: top_classes(metrics.softmax(s), class_list, args.top) for name, s in scores.items()}
+        tops = {name: top_classes(video_scores.softmax(s), class_list, args.top) for name, s in scores.items()}
         fused = None
         if fusion is not None:
             fused = top_classes(fused_distribution(list(scores.values()), fusion[0], fusion[1], fusion[3]),

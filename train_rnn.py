@@ -20,7 +20,7 @@ import os
 import engine
 import feature_rnn
 import helperFunctions as hf
-import metrics
+from actionrec.evaluation import predictions as prediction_files
 
 FEATURES_INFO = "features.json"
 
@@ -46,7 +46,7 @@ def read_features_info(features_dir):
 def feature_paths(features_dir):
     """Video paths -> their feature files (same <Class>/<video>.hdf5), as the loaders read them."""
     def paths_of(paths):
-        return [metrics.prediction_path(features_dir, p) for p in paths]
+        return [prediction_files.prediction_path(features_dir, p) for p in paths]
     return paths_of
 
 

@@ -8,11 +8,11 @@ any frame tells apart and 3 motion classes that share one appearance. Two models
 (``synthetic_study``): a "single frame" model that is sure of itself everywhere (right on the appearance
 classes, a random motion class on the motion ones: chance) and a "3d" model that sees every class but is
 less sure (a smaller, noisy margin for the true class). Per study the fusion weights are chosen on the
-validation videos (2 per class: 12) by ``metrics.choose_weights`` with criterion top1 on the raw scores
+validation videos (2 per class: 12) by ``weight_choice.choose_weights`` with criterion top1 on the raw scores
 (``--weights auto-top1``) and with criterion nll on temperature-scaled scores (``--weights auto``), then
 both fusions and both members are scored on the test videos. Prints a Markdown table: mean test top-1,
 how often each fusion falls below its best member (by test top-1), how often the 3d model gets the larger
-weight, and how often the bootstrap over the validation videos (``metrics.bootstrap_fusion``) supports the
+weight, and how often the bootstrap over the validation videos (``bootstrap.bootstrap_fusion``) supports the
 fusion over its best member.
 """
 import argparse
@@ -23,7 +23,13 @@ import numpy as np
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import metrics  # noqa: E402
+from actionrec.evaluation import (
+    bootstrap,  # noqa: E402
+    calibration,  # noqa: E402
+)
+from actionrec.evaluation import fusion as score_fusion  # noqa: E402
+from actionrec.evaluation import scores as video_scores  # noqa: E402
+from actionrec.evaluation import weights as weight_choice  # noqa: E402
 
 APPEARANCE_CLASSES, MOTION_CLASSES = 3, 3
 MODELS = ("single_frame", "3d")
@@ -44,11 +50,14 @@ def synthetic_study(rng, per_class):
     single[rows, picked] += SURE_MARGIN
     three_d = rng.normal(0.0, NOISE, (n, num_classes))
     three_d[rows, labels] += rng.normal(*UNSURE_MARGIN, n)
-    return {"single_frame": metrics.log_softmax(single, axis=1), "3d": metrics.log_softmax(three_d, axis=1)}, labels
+    return {
+        "single_frame": video_scores.log_softmax(single, axis=1),
+        "3d": video_scores.log_softmax(three_d, axis=1),
+    }, labels
 
 
 def top1(scores, labels):
-    return float(np.mean(metrics.top1_predictions(scores) == labels))
+    return float(np.mean(video_scores.top1_predictions(scores) == labels))
 
 
 def run_study(rng, val_per_class, test_per_class, bootstrap_resamples=200):
@@ -56,12 +65,14 @@ def run_study(rng, val_per_class, test_per_class, bootstrap_resamples=200):
     val, val_labels = synthetic_study(rng, val_per_class)
     test, test_labels = synthetic_study(rng, test_per_class)
     val_scores, test_scores = [val[m] for m in MODELS], [test[m] for m in MODELS]
-    temperatures = [metrics.fit_temperature(s, val_labels)["temperature"] for s in val_scores]
+    temperatures = [calibration.fit_temperature(s, val_labels)["temperature"] for s in val_scores]
     out = {m: top1(test[m], test_labels) for m in MODELS}
     for name, criterion, temps in (("old", "top1", None), ("new", "nll", temperatures)):
-        choice = metrics.choose_weights(val_scores, val_labels, "logmean", criterion=criterion, temperatures=temps)
-        fused, _ = metrics.fused_log_probs(test_scores, "logmean", choice["weights"], temps)
-        evidence = metrics.bootstrap_fusion(val_scores, val_labels, "logmean", choice["weights"], temps,
+        choice = weight_choice.choose_weights(
+            val_scores, val_labels, "logmean", criterion=criterion, temperatures=temps
+        )
+        fused, _ = score_fusion.fused_log_probs(test_scores, "logmean", choice["weights"], temps)
+        evidence = bootstrap.bootstrap_fusion(val_scores, val_labels, "logmean", choice["weights"], temps,
                                             resamples=bootstrap_resamples, seed=0, member_temperatures=temperatures)
         out[name] = {"top1": top1(fused, test_labels), "weights": choice["weights"], "supported": evidence["supported"]}
     out["temperatures"] = temperatures

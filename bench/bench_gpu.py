@@ -76,11 +76,11 @@ if REPO_ROOT not in sys.path:
 
 import engine  # noqa: E402
 import helperFunctions as hf  # noqa: E402
-import metrics  # noqa: E402
 import test_3d  # noqa: E402
 import test_single_frame  # noqa: E402
 import train_3d  # noqa: E402
 import train_single_frame  # noqa: E402
+from actionrec.evaluation import jsonfile  # noqa: E402
 from bench.bench_loaders import synthetic_video  # noqa: E402
 
 NUM_CLASSES = 101
@@ -1130,7 +1130,7 @@ def compile_summary(sections):
 
 
 def write_report(ctx, report, json_path, markdown_path):
-    metrics.write_json(json_path, report)
+    jsonfile.write_json(json_path, report)
     with open(markdown_path, "w", encoding="utf-8") as f:
         f.write(markdown(ctx, report) + "\n")
 
@@ -1141,7 +1141,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         # waiting on each other cost several times the work.
         torch.set_num_threads(1)
     if args.cudnn_setting:  # section 5's child process
-        metrics.write_json(args.cudnn_out, cudnn_passes(args))
+        jsonfile.write_json(args.cudnn_out, cudnn_passes(args))
         return 0
     if not args.dry_run and not torch.cuda.is_available():
         raise engine.UserError("no CUDA device found: this benchmark needs a GPU (--dry-run checks it on the CPU)")

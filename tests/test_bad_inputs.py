@@ -33,7 +33,6 @@ import feature_rnn
 import helperFunctions as hf
 import make_split_lists
 import make_synthetic_ucf101
-import metrics
 import predict
 import prepare_ucf101
 import resnet_3d
@@ -43,6 +42,9 @@ import test_single_frame
 import train_3d
 import train_rnn
 import train_single_frame
+from actionrec import runlog
+from actionrec.evaluation import jsonfile
+from actionrec.evaluation import predictions as prediction_files
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,18 +127,20 @@ def world(tmp_path_factory):
     save("imagenet-file", torchvision.models.resnet18(weights=None).state_dict())
     rng = np.random.default_rng(0)
     for path in list(train_paths) + list(test_paths):
-        extract_features.write_features(metrics.prediction_path(features, path),
+        extract_features.write_features(prediction_files.prediction_path(features, path),
                                         rng.normal(size=(FRAMES, DIMS)), {"frames": FRAMES})
-    metrics.write_json(os.path.join(features, extract_features.FEATURES_INFO),
+    jsonfile.write_json(os.path.join(features, extract_features.FEATURES_INFO),
                        {"arch": "resnet18", "weights": "test", "image_size": 32, "frame_stride": 1, "dims": DIMS})
     predictions, val_predictions = {}, {}
     for name in ("single_frame", "3d"):
         predictions[name], val_predictions[name] = str(root / name / "predictions"), str(root / name / "val")
         for path in test_paths:
-            metrics.write_predictions(metrics.prediction_path(predictions[name], path), rng.normal(size=(3, CLASSES)))
+            prediction_files.write_predictions(
+                prediction_files.prediction_path(predictions[name], path), rng.normal(size=(3, CLASSES))
+            )
         for path in train_paths:
             if hf.video_group(path) == 3:
-                metrics.write_predictions(metrics.prediction_path(val_predictions[name], path),
+                prediction_files.write_predictions(prediction_files.prediction_path(val_predictions[name], path),
                                           rng.normal(size=(3, CLASSES)))
     run = str(root / "trained")
     train_single_frame.main(train_single_frame.get_args_parser().parse_args(
@@ -192,10 +196,10 @@ def plant(kind, path, world):
         extract_features.write_features(path, np.full((FRAMES, DIMS), np.nan), {"frames": FRAMES})
         return
     if kind == "nan-predictions":
-        metrics.write_predictions(path, np.full((3, CLASSES), np.nan))
+        prediction_files.write_predictions(path, np.full((3, CLASSES), np.nan))
         return
     if kind == "wrong-shape":
-        metrics.write_predictions(path, np.zeros((3, CLASSES + 2)))
+        prediction_files.write_predictions(path, np.zeros((3, CLASSES + 2)))
         return
     if kind == "no-video-dataset":
         with h5py.File(path, "w") as f:
@@ -240,7 +244,7 @@ SCRIPTS = {
     "prepare_ucf101.py": Script(prepare_ucf101, False),
     "make_split_lists.py": Script(make_split_lists, False),
     "make_synthetic_ucf101.py": Script(make_synthetic_ucf101, False),
-    "combine_results.py": Script(combine_results, False),
+    "combine_results.py": Script(combine_results, True),
     "predict.py": Script(predict, True),
 }
 
@@ -337,8 +341,10 @@ class Arg(NamedTuple):
 def already_written(world, tmp):
     """A finished prediction file and an earlier results.json: a failed run must leave them as they are."""
     predictions, output = os.path.join(tmp, "predictions"), os.path.join(tmp, "test")
-    metrics.write_predictions(metrics.prediction_path(predictions, world.test_videos[0]), np.zeros((2, CLASSES)))
-    metrics.write_json(os.path.join(output, "results.json"), {"top1": 0.5})
+    prediction_files.write_predictions(
+        prediction_files.prediction_path(predictions, world.test_videos[0]), np.zeros((2, CLASSES))
+    )
+    jsonfile.write_json(os.path.join(output, "results.json"), {"top1": 0.5})
     return predictions, output
 
 
@@ -430,7 +436,7 @@ def list_arg(script, list_name):
 
 def combine_argv(world, tmp, data=None, single_frame=None, val=None):
     report = os.path.join(tmp, "report")
-    metrics.write_json(os.path.join(report, "results.json"), {"split": 1})  # an earlier report: kept
+    jsonfile.write_json(os.path.join(report, "results.json"), {"split": 1})  # an earlier report: kept
     argv = [
         "--data-dir",
         data or world.data,
@@ -457,14 +463,14 @@ def combine_file_arg(world, tmp):
     """A bad file inside a --model prediction folder (the folder is copied)."""
     folder = os.path.join(tmp, "predictions")
     shutil.copytree(world.predictions["single_frame"], folder)
-    path = metrics.prediction_path(folder, world.test_videos[1])
+    path = prediction_files.prediction_path(folder, world.test_videos[1])
     os.remove(path)
     return combine_argv(world, tmp, single_frame=folder), path
 
 
 def summarize_arg(world, tmp):
     good = os.path.join(tmp, "split1")
-    metrics.write_json(os.path.join(good, "results.json"), {
+    jsonfile.write_json(os.path.join(good, "results.json"), {
         "split": 1, "evaluation": {"single_frame": {"top1": 0.5}}, "order": ["single_frame"]})
     path = bad(tmp, "split2")
     return ["--summarize", good, path, "--output-dir", os.path.join(tmp, "summary")], path
@@ -509,7 +515,7 @@ def feature_file_arg(script):
         shutil.copytree(world.features, folder)
         _, (train_paths, _), _ = hf.getUCF101(world.data, 1)
         video = world.test_videos[1] if script == "test_rnn.py" else train_paths[1]
-        path = metrics.prediction_path(folder, video)
+        path = prediction_files.prediction_path(folder, video)
         os.remove(path)
         return features_arg_argv(world, tmp, script, folder), path
     return build
@@ -608,7 +614,7 @@ def skipped_and_named_in_the_log(world, case, code, out, err, caplog):
     its end, names it again there, and the exit status is 1 (the README's contract)."""
     assert code == 1 and "Traceback" not in err, err
     assert case.bad in caplog.text and f"  {case.bad}: " in out
-    log = engine.read_log(os.path.join(case.tmp, "run", engine.LOG_NAME))
+    log = runlog.read_log(os.path.join(case.tmp, "run", engine.LOG_NAME))
     assert log[-1]["failed_samples"] == 1
 
 
@@ -923,7 +929,7 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_checkpoint(world, tmp_
     assert ("No space left on device" if error == "enospc" else "MB free there") in line
     assert len(calls) == 2 and sorted(os.listdir(run)) == [engine.CHECKPOINT_NAME, engine.LOG_NAME]  # no temporary
     kept = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert kept["epoch"] == 1 and [e["epoch"] for e in engine.read_log(run / engine.LOG_NAME)] == [1]
+    assert kept["epoch"] == 1 and [e["epoch"] for e in runlog.read_log(run / engine.LOG_NAME)] == [1]
 
 
 def test_a_log_write_that_fails_keeps_the_previous_log(tmp_path, monkeypatch):
@@ -947,21 +953,21 @@ def files_under(folder):
 
 def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
     predictions = tmp_path / "predictions"
-    second = metrics.prediction_path(predictions, world.test_videos[1])
-    metrics.write_predictions(second, np.zeros((2, CLASSES + 1)))  # a wrong file being redone: kept as it was
+    second = prediction_files.prediction_path(predictions, world.test_videos[1])
+    prediction_files.write_predictions(second, np.zeros((2, CLASSES + 1)))  # a wrong file being redone: kept as it was
     with open(second, "rb") as f:
         earlier = f.read()
     full = FullDiskH5py(fail_on=3)  # the first video, the second's earlier file above, then the second video
     full.opened = 1
-    monkeypatch.setattr(metrics, "h5py", full)
+    monkeypatch.setattr(prediction_files, "h5py", full)
     argv = ["--checkpoint", world.files["frame-ckpt"], "--predictions-dir", str(predictions), "--output-dir",
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU]
     code, _, err = run_script("test_single_frame.py", argv, monkeypatch, capsys)
     assert_one_line(
         code, err, "test_single_frame.py", 2, (second, "No space left on device", "finished videos are kept")
     )
-    first = metrics.prediction_path(predictions, world.test_videos[0])
-    assert metrics.predictions_complete(first, CLASSES)
+    first = prediction_files.prediction_path(predictions, world.test_videos[0])
+    assert prediction_files.predictions_complete(first, CLASSES)
     with open(second, "rb") as f:
         assert f.read() == earlier
     assert files_under(predictions) == sorted(os.path.relpath(p, predictions) for p in (first, second))
@@ -970,14 +976,16 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
 
 def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
     out = tmp_path / "features"
-    monkeypatch.setattr(metrics, "h5py", FullDiskH5py(fail_on=2))  # write_features writes through metrics
-    monkeypatch.setattr(extract_features, "h5py", metrics.h5py)
+    monkeypatch.setattr(
+        prediction_files, "h5py", FullDiskH5py(fail_on=2)
+    )  # write_features writes through prediction_files
+    monkeypatch.setattr(extract_features, "h5py", prediction_files.h5py)
     argv = ["--data-dir", world.data, "--output-dir", str(out), "--pretrained", "none", "--arch", "resnet18",
             "--image-size", "32", "--subsets", "test", "--limit", "3", *CPU]
     code, _, err = run_script("extract_features.py", argv, monkeypatch, capsys)
-    second = metrics.prediction_path(out, world.test_videos[1])
+    second = prediction_files.prediction_path(out, world.test_videos[1])
     assert_one_line(code, err, "extract_features.py", 2, (second, "No space left on device"))
-    first = metrics.prediction_path(out, world.test_videos[0])
+    first = prediction_files.prediction_path(out, world.test_videos[0])
     assert hf.feature_info(first) == (FRAMES, 512)
     assert files_under(out) == [os.path.relpath(first, out)]  # no temporary, no half file, no features.json
 
@@ -1013,11 +1021,11 @@ def test_non_finite_outputs_stop_at_the_video_and_keep_the_finished_ones(world, 
     code, _, err = run_script(script, argv, monkeypatch, capsys)
     bad_video = world.test_videos[1]
     if script == "test_rnn.py":
-        bad_video = metrics.prediction_path(world.features, bad_video)
+        bad_video = prediction_files.prediction_path(world.features, bad_video)
     assert_one_line(code, err, script, 2, (bad_video, "not finite", "--no-amp"))
-    first = metrics.prediction_path(predictions, world.test_videos[0])
+    first = prediction_files.prediction_path(predictions, world.test_videos[0])
     assert files_under(predictions) == [os.path.relpath(first, predictions)]
-    assert np.isfinite(metrics.read_predictions(first)).all()
+    assert np.isfinite(prediction_files.read_predictions(first)).all()
 
 
 def test_non_finite_whole_video_logits_stop_at_the_video(world, tmp_path, monkeypatch, capsys):
@@ -1034,9 +1042,9 @@ def test_non_finite_whole_video_logits_stop_at_the_video(world, tmp_path, monkey
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU, "--mode", "full"]
     code, _, err = run_script("test_3d.py", argv, monkeypatch, capsys)
     assert_one_line(code, err, "test_3d.py", 2, (world.test_videos[1], "not finite", "--no-amp"))
-    first = metrics.prediction_path(predictions, world.test_videos[0])
+    first = prediction_files.prediction_path(predictions, world.test_videos[0])
     assert files_under(predictions) == [os.path.relpath(first, predictions)]
-    assert np.isfinite(metrics.read_predictions(first)).all()
+    assert np.isfinite(prediction_files.read_predictions(first)).all()
 
 
 @pytest.mark.parametrize("script", sorted(ROWS_FUNCTIONS))
@@ -1049,7 +1057,7 @@ def test_a_checkpoint_with_nan_weights_is_stopped_at_its_first_video(world, tmp_
     argv = ["--checkpoint", str(path), "--predictions-dir", str(tmp_path / "p"), "--output-dir", str(tmp_path / "o"),
             "--data-dir", world.data, "--limit", "2", *CPU, *(extra + [world.features] if extra else [])]
     code, _, err = run_script(script, argv, monkeypatch, capsys)
-    first = world.test_videos[0] if script != "test_rnn.py" else metrics.prediction_path(world.features,
+    first = world.test_videos[0] if script != "test_rnn.py" else prediction_files.prediction_path(world.features,
                                                                                           world.test_videos[0])
     assert_one_line(code, err, script, 2, (first, "--no-amp"))
     assert files_under(tmp_path / "p") == []
@@ -1246,7 +1254,7 @@ def test_an_older_folder_whose_model_json_names_another_checkpoint_is_refused(wo
     assert code == 0, err
     (predictions / engine.PROVENANCE_NAME).unlink()
     info = json.loads((predictions / "model.json").read_text())
-    metrics.write_json(predictions / "model.json", {**info, "checkpoint": "/elsewhere/checkpoint.pth"})
+    jsonfile.write_json(predictions / "model.json", {**info, "checkpoint": "/elsewhere/checkpoint.pth"})
     code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
     refused(code, err, "test_single_frame.py", str(predictions), "/elsewhere/checkpoint.pth")
 
@@ -1340,7 +1348,7 @@ def test_a_video_name_with_a_space_is_read_as_listed(world, tmp_path, monkeypatc
                                                        "--data-dir", data, "--limit", "1", *CPU],
                               monkeypatch, capsys)
     assert code == 0, err
-    assert os.path.isfile(metrics.prediction_path(str(tmp_path / "p"), test_paths[0]))
+    assert os.path.isfile(prediction_files.prediction_path(str(tmp_path / "p"), test_paths[0]))
 
 
 @pytest.mark.parametrize("script, flag", [("test_single_frame.py", "--limit"), ("extract_features.py", "--limit"),

@@ -20,11 +20,11 @@ import torch
 import engine
 import helperFunctions as hf
 import make_synthetic_ucf101
-import metrics
 import resnet_3d
 import test_3d
 import test_single_frame
 import train_single_frame
+from actionrec.evaluation import predictions as prediction_files
 from helpers import child_pids, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +64,7 @@ def run_test(module, checkpoint, out, *extra):
     return module.main(module.get_args_parser().parse_args(argv))
 
 
-def prediction_files(folder):
+def prediction_file_bytes(folder):
     """{relative path: bytes} of the prediction files under folder (model.json and provenance.json aside)."""
     found = {}
     for directory, _, names in os.walk(folder):
@@ -99,30 +99,30 @@ def count_model_work(monkeypatch, module, name):
 
 
 def count_writes(monkeypatch):
-    real, written = metrics.write_predictions, []
+    real, written = prediction_files.write_predictions, []
 
     def write(path, logits, attrs=None):
         written.append(path)
         return real(path, logits, attrs)
-    monkeypatch.setattr(metrics, "write_predictions", write)
+    monkeypatch.setattr(prediction_files, "write_predictions", write)
     return written
 
 
 def test_finished_files_are_skipped_and_damaged_ones_redone(world, tmp_path, monkeypatch):
     run_test(test_single_frame, world["frame"], tmp_path)
-    first = prediction_files(tmp_path / "predictions")
+    first = prediction_file_bytes(tmp_path / "predictions")
     paths = world["paths"]
-    truncated = metrics.prediction_path(tmp_path / "predictions", paths[1])
+    truncated = prediction_files.prediction_path(tmp_path / "predictions", paths[1])
     with open(truncated, "r+b") as f:  # what a full disk or a killed copy leaves
         f.truncate(os.path.getsize(truncated) // 2)
-    wrong = metrics.prediction_path(tmp_path / "predictions", paths[4])
-    metrics.write_predictions(wrong, np.zeros((3, CLASSES + 1)))  # another class count
+    wrong = prediction_files.prediction_path(tmp_path / "predictions", paths[4])
+    prediction_files.write_predictions(wrong, np.zeros((3, CLASSES + 1)))  # another class count
     frames = count_model_work(monkeypatch, test_single_frame, "frame_logits")
     written = count_writes(monkeypatch)
     second_results = run_test(test_single_frame, world["frame"], tmp_path)
     assert sorted(written) == sorted([truncated, wrong])  # only those two were written again
     assert sum(frames) == hf.video_info(paths[1])[0] + hf.video_info(paths[4])[0]  # and only they were computed
-    assert prediction_files(tmp_path / "predictions") == first  # the same bytes as the first run
+    assert prediction_file_bytes(tmp_path / "predictions") == first  # the same bytes as the first run
     assert {k: second_results[k] for k in SCORES} == {k: results(tmp_path)[k] for k in SCORES}
 
 
@@ -136,38 +136,38 @@ def test_a_rerun_of_a_finished_test_computes_nothing(world, tmp_path, monkeypatc
 
 def test_a_prediction_file_holding_nan_is_redone_not_scored(world, tmp_path, monkeypatch):
     run_test(test_single_frame, world["frame"], tmp_path)
-    first = prediction_files(tmp_path / "predictions")
-    damaged = metrics.prediction_path(tmp_path / "predictions", world["paths"][2])
-    metrics.write_predictions(damaged, np.full((12, CLASSES), np.nan, dtype=np.float32))
+    first = prediction_file_bytes(tmp_path / "predictions")
+    damaged = prediction_files.prediction_path(tmp_path / "predictions", world["paths"][2])
+    prediction_files.write_predictions(damaged, np.full((12, CLASSES), np.nan, dtype=np.float32))
     written = count_writes(monkeypatch)
     run_test(test_single_frame, world["frame"], tmp_path)
     assert written == [damaged]
-    assert prediction_files(tmp_path / "predictions") == first
+    assert prediction_file_bytes(tmp_path / "predictions") == first
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
 def test_3d_test_stops_on_a_signal_and_resumes_to_the_same_results(world, tmp_path, monkeypatch, sig):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_test(test_3d, world["clip"], straight)
-    real, calls = metrics.write_predictions, []
+    real, calls = prediction_files.write_predictions, []
 
     def write_then_signal(path, logits, attrs=None):
         real(path, logits, attrs)
         calls.append(path)
         if len(calls) == 2:
             os.kill(os.getpid(), sig)  # what Slurm or PBS sends before the walltime
-    monkeypatch.setattr(metrics, "write_predictions", write_then_signal)
+    monkeypatch.setattr(prediction_files, "write_predictions", write_then_signal)
     with pytest.raises(SystemExit) as stopped:
         run_test(test_3d, world["clip"], resumed)
     assert stopped.value.code == engine.EXIT_PREEMPTED and len(calls) == 2  # the video in progress is finished
     assert not (resumed / "test" / "results.json").exists()
-    assert sorted(prediction_files(resumed / "predictions")) == sorted(
+    assert sorted(prediction_file_bytes(resumed / "predictions")) == sorted(
         os.path.relpath(p, resumed / "predictions") for p in calls)
     monkeypatch.undo()
     written = count_writes(monkeypatch)
     run_test(test_3d, world["clip"], resumed)
     assert len(written) == len(world["paths"]) - 2
-    assert prediction_files(resumed / "predictions") == prediction_files(straight / "predictions")
+    assert prediction_file_bytes(resumed / "predictions") == prediction_file_bytes(straight / "predictions")
     assert {k: results(resumed)[k] for k in SCORES} == {k: results(straight)[k] for k in SCORES}
 
 
@@ -194,8 +194,8 @@ def test_a_loader_worker_killed_during_a_test_ends_it_with_one_line(world, tmp_p
     lines = [line for line in stderr.strip().splitlines() if ": error: " in line]
     assert lines == [stderr.strip().splitlines()[-1]]
     assert lines[0].startswith("test_single_frame.py: error: a loader worker process died")
-    files = prediction_files(predictions)
+    files = prediction_file_bytes(predictions)
     assert files and len(files) < len(world["paths"]) and not [p for p in files if ".tmp-" in p]
     for name in files:  # every file left is whole: the finished videos are kept
-        assert metrics.predictions_complete(os.path.join(predictions, name), CLASSES)
+        assert prediction_files.predictions_complete(os.path.join(predictions, name), CLASSES)
     assert not (tmp_path / "test" / "results.json").exists()

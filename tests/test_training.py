@@ -16,11 +16,12 @@ import torch
 
 import engine
 import make_synthetic_ucf101
-import metrics
 import test_3d
 import test_single_frame
 import train_3d
 import train_single_frame
+from actionrec.evaluation import accuracy
+from actionrec.evaluation import predictions as prediction_files
 from helpers import child_pids, run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -297,8 +298,8 @@ def run_test_single(checkpoint, tmp, *extra):
 def recompute(data_dir, predictions_dir, class_count):
     import helperFunctions as hf
     class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
-    scores = metrics.load_video_scores(predictions_dir, paths)
-    return metrics.topk_accuracy(scores, labels), paths, labels
+    scores = prediction_files.load_video_scores(predictions_dir, paths)
+    return accuracy.topk_accuracy(scores, labels), paths, labels
 
 
 def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir, single_checkpoint, tmp_path):
@@ -306,7 +307,7 @@ def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir,
     import helperFunctions as hf
     class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
     for path in paths:
-        logits = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", path))
+        logits = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "predictions", path))
         assert logits.shape == (hf.video_info(path)[0], len(class_list)) and logits.dtype == np.float32
     topk, _, _ = recompute(data_dir, tmp_path / "predictions", len(class_list))
     saved = json.loads((tmp_path / "test" / "results.json").read_text())
@@ -326,7 +327,7 @@ def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir,
     frames = hf.load_chunk(paths[0], 0, hf.video_info(paths[0])[0], 32)
     with torch.no_grad():
         direct = model(engine.Normalize(hf.FRAME_MEAN, hf.FRAME_STD)(torch.from_numpy(frames))).numpy()
-    stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", paths[0]))
+    stored = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "predictions", paths[0]))
     np.testing.assert_allclose(stored, direct, rtol=1e-4, atol=1e-4)
 
 
@@ -334,14 +335,14 @@ def test_interrupted_test_resumes_to_identical_results(data_dir, single_checkpoi
     straight = tmp_path / "straight"
     run_test_single(single_checkpoint, straight)
     resumed = tmp_path / "resumed"
-    original, calls = metrics.write_predictions, []
+    original, calls = prediction_files.write_predictions, []
 
     def write_then_signal(path, logits, attrs=None):
         original(path, logits, attrs)
         calls.append(path)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
-    monkeypatch.setattr(metrics, "write_predictions", write_then_signal)
+    monkeypatch.setattr(prediction_files, "write_predictions", write_then_signal)
     with pytest.raises(SystemExit) as stopped:
         run_test_single(single_checkpoint, resumed)
     assert stopped.value.code == engine.EXIT_PREEMPTED and len(calls) == 3
@@ -425,7 +426,7 @@ def test_3d_test_modes_write_consistent_files(data_dir, clip_checkpoint, tmp_pat
     import helperFunctions as hf
     class_list, _, (paths, labels) = hf.getUCF101(data_dir, 1)
     for path in paths:
-        rows = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
+        rows = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p", path))
         frames = hf.video_info(path)[0]
         expected = (-(-frames // 12) if mode == "full" else len(test_3d.window_starts(frames, 8, 4)))
         assert rows.shape == (expected, len(class_list))

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 import engine
 import helperFunctions as hf
 import make_synthetic_ucf101
-import metrics
 import test_3d
 import test_single_frame
 import train_single_frame
+from actionrec.evaluation import predictions as prediction_files
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "4"]
 TSN = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4", "--segments", "3",
@@ -260,8 +260,8 @@ def test_tsn_checkpoint_is_tested_with_frames_and_crops(data_dir, tmp_path):
          "--output-dir", str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--frames", "5", "--crops", "10"]))
     _, _, (paths, _) = hf.getUCF101(data_dir, 1)
     for path in paths:
-        file = metrics.prediction_path(tmp_path / "p", path)
-        assert metrics.read_predictions(file).shape == (5, 4)
+        file = prediction_files.prediction_path(tmp_path / "p", path)
+        assert prediction_files.read_predictions(file).shape == (5, 4)
         import h5py
         with h5py.File(file) as f:
             assert f["predictions"].attrs["crops"] == 10 and f["predictions"].attrs["frames"] == 20

@@ -20,7 +20,6 @@ import extract_features
 import helperFunctions as hf
 import make_split_lists
 import make_synthetic_ucf101
-import metrics
 import predict
 import resnet_3d
 import test_3d
@@ -28,6 +27,8 @@ import test_rnn
 import test_single_frame
 import train_3d
 import train_single_frame
+from actionrec.evaluation import jsonfile
+from actionrec.evaluation import predictions as prediction_files
 
 CPU = ["--workers", "0", "--device", "cpu"]
 CLASSES = 3
@@ -290,13 +291,15 @@ def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, c
     predictions = tmp_path / "pred"
     rng = np.random.default_rng(0)
     for path in test_paths:
-        metrics.write_predictions(metrics.prediction_path(str(predictions), path), rng.normal(size=(3, CLASSES)))
+        prediction_files.write_predictions(
+            prediction_files.prediction_path(str(predictions), path), rng.normal(size=(3, CLASSES))
+        )
     output = tmp_path / "report"
     output.write_text("my notes\n")
     capsys.readouterr()
     with pytest.raises(SystemExit) as caught:
-        combine_results.main(combine_results.get_args_parser().parse_args(
-            ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)]))
+        engine.run_main(combine_results.main, combine_results.get_args_parser(),
+                        ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)])
     one_error_line(caught.value.code, capsys.readouterr().err, "combine_results.py", str(output), "is a file")
     assert output.read_text() == "my notes\n"
 
@@ -347,7 +350,7 @@ DAMAGED_RNN_ARGS = [({"cell": "transformer"}, "'transformer'"), ({"hidden": 0}, 
 @pytest.mark.parametrize("changes, needle", DAMAGED_RNN_ARGS, ids=[str(c) for c, _ in DAMAGED_RNN_ARGS])
 def test_damaged_rnn_checkpoint_args_are_one_line(changes, needle, data, tmp_path, monkeypatch, capsys):
     features = tmp_path / "features"
-    metrics.write_json(str(features / extract_features.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
+    jsonfile.write_json(str(features / extract_features.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
     path = save_checkpoint(tmp_path / "rnn.pth", "features", {
         "data_dir": data, "split": 1, "image_size": 32, "seed": 0, "input_size": 8, "cell": "gru", "layers": 1,
         "hidden": 4, "features": str(features), "max_frames": 6, **changes})
