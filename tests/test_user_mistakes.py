@@ -286,7 +286,7 @@ def test_test_3d_layer4_blocks_beyond_the_depth_is_one_line(data, tmp_path, monk
 # ----------------------------------------------------------------------------------------------
 # 5. combine_results.py --output-dir naming a file
 
-def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, capsys):
+def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, capsys, monkeypatch):
     _, _, (test_paths, _) = hf.getUCF101(data, 1)
     predictions = tmp_path / "pred"
     rng = np.random.default_rng(0)
@@ -297,6 +297,7 @@ def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, c
     output = tmp_path / "report"
     output.write_text("my notes\n")
     capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["combine_results.py"])  # argparse takes the program name from here
     with pytest.raises(SystemExit) as caught:
         engine.run_main(combine_results.main, combine_results.get_args_parser(),
                         ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)])

@@ -146,20 +146,7 @@ def class_sentences(results: Dict[str, Any]) -> List[str]:
         text + f"; mean precision {formatting.pct(mean_of(precision, best_names))}% / "
         f"{formatting.pct(mean_of(precision, worst_names))}% / {formatting.pct(ev[ref]['macro_precision'])}%."
     )
-    avm = results["appearance_vs_motion"]
-    if avm["rows"]:
-        diff = {r["class"]: r["difference"] for r in avm["rows"]}
-        a, m = avm["appearance_model"], avm["motion_model"]
-        for label, classes in (("worst", worst_names), ("best", best_names)):
-            wins = [c for c in classes if diff[c] is not None and diff[c] > 0]
-            losses = [c for c in classes if diff[c] is not None and diff[c] < 0]
-            ties = [c for c in classes if diff[c] == 0]
-            text = f"On these {n} {label} classes the temporal {m} beats the 2D {a} on {len(wins)}"
-            text += f" ({formatting.names_text(wins, 5)})" if wins else ""
-            text += f", loses on {len(losses)}" + (f" ({formatting.names_text(losses, 5)})" if losses else "")
-            out.append(text + f" and ties on {len(ties)}.")
-    else:
-        out.append(f"No appearance-vs-motion comparison: {avm['reason']}.")
+    out += motion_sentences(results, n, best_names, worst_names)
     order = results["order"]
     if len(order) > 1:
         worst_sets = [set(c for c, _ in sorted(((c, a) for c, a in ev[e]["per_class_accuracy"].items()
@@ -172,6 +159,25 @@ def class_sentences(results: Dict[str, Any]) -> List[str]:
         if never:
             out.append(f"{model_info.entry_title(results, e)} never predicts {len(never)} class"
                        f"{'es' if len(never) > 1 else ''} ({formatting.names_text(never, 5)}): precision 0.")
+    return out
+
+
+def motion_sentences(results: Dict[str, Any], n: int, best_names: List[str], worst_names: List[str]) -> List[str]:
+    """How the best temporal model fares against the best 2D model on the ``n`` worst and best classes."""
+    avm = results["appearance_vs_motion"]
+    if not avm["rows"]:
+        return [f"No appearance-vs-motion comparison: {avm['reason']}."]
+    out = []
+    diff = {r["class"]: r["difference"] for r in avm["rows"]}
+    a, m = avm["appearance_model"], avm["motion_model"]
+    for label, classes in (("worst", worst_names), ("best", best_names)):
+        wins = [c for c in classes if diff[c] is not None and diff[c] > 0]
+        losses = [c for c in classes if diff[c] is not None and diff[c] < 0]
+        ties = [c for c in classes if diff[c] == 0]
+        text = f"On these {n} {label} classes the temporal {m} beats the 2D {a} on {len(wins)}"
+        text += f" ({formatting.names_text(wins, 5)})" if wins else ""
+        text += f", loses on {len(losses)}" + (f" ({formatting.names_text(losses, 5)})" if losses else "")
+        out.append(text + f" and ties on {len(ties)}.")
     return out
 
 
