@@ -23,10 +23,11 @@ import argparse
 import json
 import os
 
-import metrics
 from actionrec import guards
 from actionrec.data import datasets, feature_files, normalization
 from actionrec.engine import arg_types, cli_flags, devices, model_io, output_provenance, runner, video_test
+from actionrec.evaluation import jsonfile
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import feature_extraction
 from actionrec.zoo import frame_nets
 
@@ -107,7 +108,7 @@ def main(args):
         rows_fn=lambda m, frames: feature_extraction.feature_rows(args.batch_size)(
             m, frames, normalize.to(frames.device)
         ),
-        output_path=lambda p: metrics.prediction_path(args.output_dir, p),
+        output_path=lambda p: prediction_files.prediction_path(args.output_dir, p),
         write=lambda target, features, extra: feature_extraction.write_features(target, features, {**attrs, **extra}),
         complete=feature_extraction.feature_file_complete,
         desc="features",
@@ -117,11 +118,11 @@ def main(args):
     if result.ranks.main:
         dims = None
         for path in paths:
-            target = metrics.prediction_path(args.output_dir, path)
+            target = prediction_files.prediction_path(args.output_dir, path)
             if feature_extraction.feature_file_complete(target):
                 dims = feature_files.feature_info(target)[1]
                 break
-        metrics.write_json(os.path.join(args.output_dir, feature_files.FEATURES_INFO), {**info, "dims": dims})
+        jsonfile.write_json(os.path.join(args.output_dir, feature_files.FEATURES_INFO), {**info, "dims": dims})
         print(f"features in {args.output_dir} ({feature_files.FEATURES_INFO}: {json.dumps(info)})", flush=True)
     video_test.exit_if_unreadable(result.failed, "no features for them")
     return result

@@ -22,8 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from tqdm import tqdm
 
-from actionrec import guards
-from actionrec.bulk import available_cpus, parse_shard, remove_stale_temporaries, shard
+from actionrec import atomic, guards
+from actionrec.bulk import available_cpus, parse_shard, shard
 from actionrec.data import datasets, loader_pool, split_lists
 from actionrec.engine.runner import run_main
 from actionrec.flow import codec, listing
@@ -110,12 +110,12 @@ def run_tasks(tasks, workers, out_dir):
                 progress.update()
     except KeyboardInterrupt:
         loader_pool.close_pool(pool)
-        remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
+        atomic.remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
         print(f"{PROG}: interrupted; finished files are kept, run again to resume", file=sys.stderr)
         sys.exit(130)
     except BrokenProcessPool:
         loader_pool.close_pool(pool)
-        remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
+        atomic.remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
         sys.exit(f"{PROG}: error: a worker process died (killed, e.g. out of memory, or a crash in the "
                  f"decoder); finished files are kept: run again to resume, with --workers 0 to find the video")
     loader_pool.close_pool(pool)
@@ -128,7 +128,7 @@ def main(args):
     if args.resume:
         refuse_foreign(tasks, settings)
     os.makedirs(out_dir, exist_ok=True)
-    stale = remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
+    stale = atomic.remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
     workers = 0 if settings.method in RAFT_METHODS else args.workers  # RAFT: one model, in this process
     size = "native" if settings.size is None else "x".join(map(str, settings.size))
     print(f"{PROG}: {len(tasks)} of {total} videos (shard {args.shard}) -> {out_dir} (method {settings.method}, "

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from actionrec import atomic
 from actionrec.data.video_files import write_video_hdf5
 
 PROG = "make_synthetic_ucf101.py"
@@ -235,7 +236,7 @@ def make_dataset(out, classes=6, train_per_class=24, test_per_class=8, frames=40
         "arguments": dict(classes=classes, train_per_class=train_per_class, test_per_class=test_per_class,
                           frames=frames, size=[height, width], seed=seed, storage=storage),
     }
-    tmp = out / f"synthetic_classes.json.tmp-{os.getpid()}"
+    tmp = Path(atomic.temporary_path(out / "synthetic_classes.json"))
     tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / "synthetic_classes.json")
     return dict(summary, train_videos=len(lines["train"]), test_videos=len(lines["test"]), bytes=total_bytes)

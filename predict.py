@@ -15,10 +15,10 @@ import sys
 
 import cv2
 
-import metrics
 from actionrec import guards
 from actionrec.data import split_lists
 from actionrec.engine import arg_types, devices, runner
+from actionrec.evaluation import fusion as score_fusion
 from actionrec.inference import fusion, prediction_run, predictor
 
 EPILOG = """\
@@ -103,7 +103,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="mixed precision for the predictions (Grad-CAM runs in float32) "
                              "(default: on for CUDA, off on CPU)")
     f = parser.add_argument_group("fusion (two or more checkpoints)")
-    f.add_argument("--fusion", choices=tuple(metrics.FUSION_RULES), default=None,
+    f.add_argument("--fusion", choices=tuple(score_fusion.FUSION_RULES), default=None,
                    help="combine_results.py's fusion rule (default: logmean, or the rule --weights PATH records)")
     f.add_argument("--weights", default=None,
                    metavar="W1,W2,...|RESULTS_JSON",

@@ -49,8 +49,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from actionrec import guards
-from actionrec.bulk import TMP_MARKER, available_cpus, remove_stale_temporaries
+from actionrec import atomic, guards
+from actionrec.bulk import available_cpus
 from actionrec.data import datasets, hmdb51
 from actionrec.data.loader_pool import close_pool, make_pool
 from actionrec.data.video_decode import MIN_DECODED_FRACTION  # of CAP_PROP_FRAME_COUNT: one rule for every reader
@@ -221,7 +221,7 @@ def convert_video_pieces(name, video_path, hdf5_path, storage, quality, segment_
             piece_frames = max(1, round(segment_seconds * fps))
             declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
             for index, (first_frame, frames) in enumerate(decode_pieces(capture, piece_frames, declared)):
-                tmp_path = f"{piece_path(hdf5_path, index)}{TMP_MARKER}{os.getpid()}"
+                tmp_path = atomic.temporary_path(piece_path(hdf5_path, index))
                 temporaries.append((tmp_path, first_frame, len(frames)))
                 write_video_hdf5(tmp_path, frames, storage=storage, quality=quality)
         finally:
@@ -407,7 +407,7 @@ def check_outputs(args, videos_dir, out_dir):
         fail(str(e))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        return remove_stale_temporaries(out_dir)
+        return atomic.remove_stale_temporaries(out_dir)
     except OSError as e:
         fail(f"cannot use --out {out_dir}: {e}")
 
@@ -455,12 +455,12 @@ def convert_all(tasks, workers, out_dir):
                 progress.update()
     except KeyboardInterrupt:
         close_pool(pool)  # the workers got Ctrl-C too; the videos they were on are left unfinished
-        remove_stale_temporaries(out_dir)
+        atomic.remove_stale_temporaries(out_dir)
         print(f"{PROG}: interrupted; finished files are kept, run again to resume", file=sys.stderr)
         sys.exit(130)
     except BrokenProcessPool:
         close_pool(pool)
-        remove_stale_temporaries(out_dir)
+        atomic.remove_stale_temporaries(out_dir)
         sys.exit(f"{PROG}: error: a worker process died (killed, e.g. out of memory, or a crash in the "
                  f"decoder); finished files are kept: run again to resume, with --workers 0 to find the video")
     close_pool(pool)

@@ -1,44 +1,8 @@
-"""A batch of per-video jobs that writes one file per video: atomic temporaries, their clean-up after a
-kill, the CPUs a job may use, and shards of a job array. Shared by prepare_ucf101.py and
-extract_flow.py.
-
-Every output is written as `<output>.tmp-<pid>` (TMP_MARKER) and renamed when complete, so a finished
-name is always a whole file; a killed job leaves only temporaries, removed by the next run.
+"""A bulk job over many videos (the converter, flow extraction): the CPUs it may use and the shards of a
+job array. Its outputs are written atomically (actionrec/atomic.py), so a killed job leaves only
+temporaries, which the next run removes.
 """
 import os
-from pathlib import Path
-
-TMP_MARKER = ".tmp-"
-
-
-def temporary_path(path) -> str:
-    """Where this process writes `path` before renaming it."""
-    return f"{os.fspath(path)}{TMP_MARKER}{os.getpid()}"
-
-
-def _is_temporary(name: str) -> bool:
-    return TMP_MARKER in name and name.rpartition(TMP_MARKER)[2].isdigit()
-
-
-def remove_stale_temporaries(out_dir, outputs=None) -> int:
-    """Delete `*.tmp-<pid>` files a killed job left under out_dir; returns how many.
-
-    outputs: only the temporaries of these final paths (a shard of a job array must not delete the
-    files its sibling shards are writing in the same folder); None: every temporary under out_dir.
-    """
-    removed = 0
-    if outputs is None:
-        candidates = (p for p in Path(out_dir).rglob(f"*{TMP_MARKER}*") if _is_temporary(p.name))
-    else:
-        wanted = {Path(p) for p in outputs}
-        candidates = (folder / name for folder in sorted({p.parent for p in wanted}) if folder.is_dir()
-                      for name in os.listdir(folder)
-                      if _is_temporary(name) and folder / name.rpartition(TMP_MARKER)[0] in wanted)
-    for path in candidates:
-        if path.is_file():
-            path.unlink()
-            removed += 1
-    return removed
 
 
 def available_cpus() -> int:

@@ -23,7 +23,10 @@ import numpy as np
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import metrics
+from actionrec.evaluation import bootstrap, calibration
+from actionrec.evaluation import fusion as score_fusion
+from actionrec.evaluation import scores as video_scores
+from actionrec.evaluation import weights as weight_choice
 
 APPEARANCE_CLASSES, MOTION_CLASSES = 3, 3
 MODELS = ("single_frame", "3d")
@@ -44,11 +47,14 @@ def synthetic_study(rng, per_class):
     single[rows, picked] += SURE_MARGIN
     three_d = rng.normal(0.0, NOISE, (n, num_classes))
     three_d[rows, labels] += rng.normal(*UNSURE_MARGIN, n)
-    return {"single_frame": metrics.log_softmax(single, axis=1), "3d": metrics.log_softmax(three_d, axis=1)}, labels
+    return {
+        "single_frame": video_scores.log_softmax(single, axis=1),
+        "3d": video_scores.log_softmax(three_d, axis=1),
+    }, labels
 
 
 def top1(scores, labels):
-    return float(np.mean(metrics.top1_predictions(scores) == labels))
+    return float(np.mean(video_scores.top1_predictions(scores) == labels))
 
 
 def run_study(rng, val_per_class, test_per_class, bootstrap_resamples=200):
@@ -56,12 +62,14 @@ def run_study(rng, val_per_class, test_per_class, bootstrap_resamples=200):
     val, val_labels = synthetic_study(rng, val_per_class)
     test, test_labels = synthetic_study(rng, test_per_class)
     val_scores, test_scores = [val[m] for m in MODELS], [test[m] for m in MODELS]
-    temperatures = [metrics.fit_temperature(s, val_labels)["temperature"] for s in val_scores]
+    temperatures = [calibration.fit_temperature(s, val_labels)["temperature"] for s in val_scores]
     out = {m: top1(test[m], test_labels) for m in MODELS}
     for name, criterion, temps in (("old", "top1", None), ("new", "nll", temperatures)):
-        choice = metrics.choose_weights(val_scores, val_labels, "logmean", criterion=criterion, temperatures=temps)
-        fused, _ = metrics.fused_log_probs(test_scores, "logmean", choice["weights"], temps)
-        evidence = metrics.bootstrap_fusion(val_scores, val_labels, "logmean", choice["weights"], temps,
+        choice = weight_choice.choose_weights(
+            val_scores, val_labels, "logmean", criterion=criterion, temperatures=temps
+        )
+        fused, _ = score_fusion.fused_log_probs(test_scores, "logmean", choice["weights"], temps)
+        evidence = bootstrap.bootstrap_fusion(val_scores, val_labels, "logmean", choice["weights"], temps,
                                             resamples=bootstrap_resamples, seed=0, member_temperatures=temperatures)
         out[name] = {"top1": top1(fused, test_labels), "weights": choice["weights"], "supported": evidence["supported"]}
     out["temperatures"] = temperatures

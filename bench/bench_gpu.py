@@ -75,7 +75,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 
-import metrics
+
 import test_3d
 import test_single_frame
 import train_3d
@@ -83,6 +83,7 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import batching, loader_pool, normalization, video_files
 from actionrec.engine import arg_types, cli_flags, devices, loop, model_io, optim, runner, training
+from actionrec.evaluation import jsonfile
 from actionrec.inference import clip_views, frame_views
 from actionrec.zoo import clip_nets
 from bench.bench_loaders import synthetic_video
@@ -1134,7 +1135,7 @@ def compile_summary(sections):
 
 
 def write_report(ctx, report, json_path, markdown_path):
-    metrics.write_json(json_path, report)
+    jsonfile.write_json(json_path, report)
     with open(markdown_path, "w", encoding="utf-8") as f:
         f.write(markdown(ctx, report) + "\n")
 
@@ -1145,7 +1146,7 @@ def main(args):  # noqa: C901 (split up in the restructure, issue 21)
         # waiting on each other cost several times the work.
         torch.set_num_threads(1)
     if args.cudnn_setting:  # section 5's child process
-        metrics.write_json(args.cudnn_out, cudnn_passes(args))
+        jsonfile.write_json(args.cudnn_out, cudnn_passes(args))
         return 0
     if not args.dry_run and not torch.cuda.is_available():
         raise guards.UserError("no CUDA device found: this benchmark needs a GPU (--dry-run checks it on the CPU)")

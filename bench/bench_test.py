@@ -510,8 +510,8 @@ def run_measured(cmd, log_path, poll=0.02, private_every=10, isolate=False, env=
 # The runs
 
 def prediction_rows(pred_dir, video):
-    import metrics
-    return int(metrics.read_predictions(metrics.prediction_path(pred_dir, video)).shape[0])
+    from actionrec.evaluation import predictions as prediction_files
+    return int(prediction_files.read_predictions(prediction_files.prediction_path(pred_dir, video)).shape[0])
 
 
 def config_label(key, config, show):

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import make_synthetic_ucf101
-import metrics
 import test_3d
 import train_3d
 from actionrec import guards
 from actionrec.data import split_lists, video_chunks, video_files
 from actionrec.engine import checkpoints, devices, loop, model_io
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views
 from actionrec.models import c3d
 from actionrec.zoo import clip_nets
@@ -150,14 +150,14 @@ def test_3d_prediction_rows_equal_direct_forward_passes(data_dir, resnet_run, c3
     model, normalize, clip_len = rebuild(run)
     _, _, (paths, _) = split_lists.getUCF101(data_dir, 1)
     for path in paths[::3]:
-        stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
+        stored = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p", path))
         expected = direct_rows(model, normalize, path, mode, clip_len, 3, 16 if which == "c3d" else 10)
         np.testing.assert_allclose(stored, expected, rtol=1e-4, atol=1e-4)
     info = json.loads((tmp_path / "p" / "model.json").read_text())
     assert info["name"] == ("c3d" if which == "c3d" else "3d") and info["temporal"] is True
     assert info["rows"] == {"full": "video", "pieces": "pieces", "sliding": "windows"}[mode]
     assert info["test"]["mode"] == ("sliding" if mode == "sliding" else "full")
-    _, attrs = metrics.read_prediction_file(metrics.prediction_path(tmp_path / "p", paths[0]))
+    _, attrs = prediction_files.read_prediction_file(prediction_files.prediction_path(tmp_path / "p", paths[0]))
     assert attrs["rows"] == info["rows"] and attrs["test"] == info["test"]["description"]
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import metrics
 import prepare_ucf101
 import test_single_frame
 import train_single_frame
 from actionrec.data import batching, loader_pool, split_lists, video_chunks, video_files
+from actionrec.evaluation import predictions as prediction_files
 from helpers import run_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,7 +169,10 @@ def test_training_and_testing_on_the_avi_tree(avi_root, tmp_path):
     assert results["videos"] == 6 and results["failed"] == 0
     _, _, (paths, _) = split_lists.getUCF101(str(avi_root), 1)
     for path, cls in zip(paths, CLIPS):
-        assert metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path)).shape == (FRAMES[cls], 6)
+        assert prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p", path)).shape == (
+            FRAMES[cls],
+            6,
+        )
 
 
 def test_the_lists_alone_are_enough_to_combine_prediction_folders(tmp_path):
@@ -182,7 +185,7 @@ def test_the_lists_alone_are_enough_to_combine_prediction_folders(tmp_path):
         for path, label in zip(paths, labels):
             logits = rng.normal(size=(5, len(classes))).astype(np.float32)
             logits[:, label] += 3
-            metrics.write_predictions(metrics.prediction_path(tmp_path / model, path), logits)
+            prediction_files.write_predictions(prediction_files.prediction_path(tmp_path / model, path), logits)
     result = run_group([sys.executable, "combine_results.py", "--data-dir", str(tmp_path), "--single-frame",
                              str(tmp_path / "single_frame"), "--3d", str(tmp_path / "3d"), "--output-dir",
                              str(tmp_path / "report")], cwd=REPO, timeout=300)

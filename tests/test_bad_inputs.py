@@ -20,6 +20,7 @@ import sys
 from typing import Callable, NamedTuple, Optional
 
 import h5py
+import metrics
 import numpy as np
 import pytest
 import torch
@@ -29,7 +30,6 @@ import combine_results
 import extract_features
 import make_split_lists
 import make_synthetic_ucf101
-import metrics
 import predict
 import prepare_ucf101
 import resnet_3d
@@ -42,6 +42,8 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import feature_files, split_lists, video_groups
 from actionrec.engine import checkpoints, devices, output_provenance, runlog, runner
+from actionrec.evaluation import jsonfile
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views, feature_extraction, frame_views, rnn_views
 from actionrec.models import c3d, feature_rnn
 from actionrec.zoo import frame_nets
@@ -127,18 +129,20 @@ def world(tmp_path_factory):
     save("imagenet-file", torchvision.models.resnet18(weights=None).state_dict())
     rng = np.random.default_rng(0)
     for path in list(train_paths) + list(test_paths):
-        feature_extraction.write_features(metrics.prediction_path(features, path),
+        feature_extraction.write_features(prediction_files.prediction_path(features, path),
                                         rng.normal(size=(FRAMES, DIMS)), {"frames": FRAMES})
-    metrics.write_json(os.path.join(features, feature_files.FEATURES_INFO),
+    jsonfile.write_json(os.path.join(features, feature_files.FEATURES_INFO),
                        {"arch": "resnet18", "weights": "test", "image_size": 32, "frame_stride": 1, "dims": DIMS})
     predictions, val_predictions = {}, {}
     for name in ("single_frame", "3d"):
         predictions[name], val_predictions[name] = str(root / name / "predictions"), str(root / name / "val")
         for path in test_paths:
-            metrics.write_predictions(metrics.prediction_path(predictions[name], path), rng.normal(size=(3, CLASSES)))
+            prediction_files.write_predictions(
+                prediction_files.prediction_path(predictions[name], path), rng.normal(size=(3, CLASSES))
+            )
         for path in train_paths:
             if video_groups.video_group(path) == 3:
-                metrics.write_predictions(metrics.prediction_path(val_predictions[name], path),
+                prediction_files.write_predictions(prediction_files.prediction_path(val_predictions[name], path),
                                           rng.normal(size=(3, CLASSES)))
     run = str(root / "trained")
     train_single_frame.main(train_single_frame.get_args_parser().parse_args(
@@ -194,10 +198,10 @@ def plant(kind, path, world):
         feature_extraction.write_features(path, np.full((FRAMES, DIMS), np.nan), {"frames": FRAMES})
         return
     if kind == "nan-predictions":
-        metrics.write_predictions(path, np.full((3, CLASSES), np.nan))
+        prediction_files.write_predictions(path, np.full((3, CLASSES), np.nan))
         return
     if kind == "wrong-shape":
-        metrics.write_predictions(path, np.zeros((3, CLASSES + 2)))
+        prediction_files.write_predictions(path, np.zeros((3, CLASSES + 2)))
         return
     if kind == "no-video-dataset":
         with h5py.File(path, "w") as f:
@@ -228,7 +232,7 @@ LIST_KINDS = ("random", "empty", "malformed", "directory", "unknown-class")
 
 class Script(NamedTuple):
     module: object
-    engine_cli: bool  # True: `engine.run_main(main, get_args_parser())`; False: `main(get_args_parser().parse_args())`
+    engine_cli: bool  # True: `runner.run_main(main, get_args_parser())`; False: `main(get_args_parser().parse_args())`
 
 
 SCRIPTS = {
@@ -242,7 +246,7 @@ SCRIPTS = {
     "prepare_ucf101.py": Script(prepare_ucf101, False),
     "make_split_lists.py": Script(make_split_lists, False),
     "make_synthetic_ucf101.py": Script(make_synthetic_ucf101, False),
-    "combine_results.py": Script(combine_results, False),
+    "combine_results.py": Script(combine_results, True),
     "predict.py": Script(predict, True),
 }
 
@@ -339,8 +343,10 @@ class Arg(NamedTuple):
 def already_written(world, tmp):
     """A finished prediction file and an earlier results.json: a failed run must leave them as they are."""
     predictions, output = os.path.join(tmp, "predictions"), os.path.join(tmp, "test")
-    metrics.write_predictions(metrics.prediction_path(predictions, world.test_videos[0]), np.zeros((2, CLASSES)))
-    metrics.write_json(os.path.join(output, "results.json"), {"top1": 0.5})
+    prediction_files.write_predictions(
+        prediction_files.prediction_path(predictions, world.test_videos[0]), np.zeros((2, CLASSES))
+    )
+    jsonfile.write_json(os.path.join(output, "results.json"), {"top1": 0.5})
     return predictions, output
 
 
@@ -432,7 +438,7 @@ def list_arg(script, list_name):
 
 def combine_argv(world, tmp, data=None, single_frame=None, val=None):
     report = os.path.join(tmp, "report")
-    metrics.write_json(os.path.join(report, "results.json"), {"split": 1})  # an earlier report: kept
+    jsonfile.write_json(os.path.join(report, "results.json"), {"split": 1})  # an earlier report: kept
     argv = [
         "--data-dir",
         data or world.data,
@@ -459,14 +465,14 @@ def combine_file_arg(world, tmp):
     """A bad file inside a --model prediction folder (the folder is copied)."""
     folder = os.path.join(tmp, "predictions")
     shutil.copytree(world.predictions["single_frame"], folder)
-    path = metrics.prediction_path(folder, world.test_videos[1])
+    path = prediction_files.prediction_path(folder, world.test_videos[1])
     os.remove(path)
     return combine_argv(world, tmp, single_frame=folder), path
 
 
 def summarize_arg(world, tmp):
     good = os.path.join(tmp, "split1")
-    metrics.write_json(os.path.join(good, "results.json"), {
+    jsonfile.write_json(os.path.join(good, "results.json"), {
         "split": 1, "evaluation": {"single_frame": {"top1": 0.5}}, "order": ["single_frame"]})
     path = bad(tmp, "split2")
     return ["--summarize", good, path, "--output-dir", os.path.join(tmp, "summary")], path
@@ -511,7 +517,7 @@ def feature_file_arg(script):
         shutil.copytree(world.features, folder)
         _, (train_paths, _), _ = split_lists.getUCF101(world.data, 1)
         video = world.test_videos[1] if script == "test_rnn.py" else train_paths[1]
-        path = metrics.prediction_path(folder, video)
+        path = prediction_files.prediction_path(folder, video)
         os.remove(path)
         return features_arg_argv(world, tmp, script, folder), path
     return build
@@ -949,8 +955,8 @@ def files_under(folder):
 
 def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
     predictions = tmp_path / "predictions"
-    second = metrics.prediction_path(predictions, world.test_videos[1])
-    metrics.write_predictions(second, np.zeros((2, CLASSES + 1)))  # a wrong file being redone: kept as it was
+    second = prediction_files.prediction_path(predictions, world.test_videos[1])
+    prediction_files.write_predictions(second, np.zeros((2, CLASSES + 1)))  # a wrong file being redone: kept as it was
     with open(second, "rb") as f:
         earlier = f.read()
     full = FullDiskH5py(fail_on=3)  # the first video, the second's earlier file above, then the second video
@@ -962,8 +968,8 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
     assert_one_line(
         code, err, "test_single_frame.py", 2, (second, "No space left on device", "finished videos are kept")
     )
-    first = metrics.prediction_path(predictions, world.test_videos[0])
-    assert metrics.predictions_complete(first, CLASSES)
+    first = prediction_files.prediction_path(predictions, world.test_videos[0])
+    assert prediction_files.predictions_complete(first, CLASSES)
     with open(second, "rb") as f:
         assert f.read() == earlier
     assert files_under(predictions) == sorted(os.path.relpath(p, predictions) for p in (first, second))
@@ -973,13 +979,13 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
 def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
     out = tmp_path / "features"
     monkeypatch.setattr(metrics, "h5py", FullDiskH5py(fail_on=2))  # write_features writes through metrics
-    monkeypatch.setattr(feature_extraction, "h5py", metrics.h5py)
+    monkeypatch.setattr(feature_extraction, "h5py", prediction_files.h5py)
     argv = ["--data-dir", world.data, "--output-dir", str(out), "--pretrained", "none", "--arch", "resnet18",
             "--image-size", "32", "--subsets", "test", "--limit", "3", *CPU]
     code, _, err = run_script("extract_features.py", argv, monkeypatch, capsys)
-    second = metrics.prediction_path(out, world.test_videos[1])
+    second = prediction_files.prediction_path(out, world.test_videos[1])
     assert_one_line(code, err, "extract_features.py", 2, (second, "No space left on device"))
-    first = metrics.prediction_path(out, world.test_videos[0])
+    first = prediction_files.prediction_path(out, world.test_videos[0])
     assert feature_files.feature_info(first) == (FRAMES, 512)
     assert files_under(out) == [os.path.relpath(first, out)]  # no temporary, no half file, no features.json
 
@@ -1015,11 +1021,11 @@ def test_non_finite_outputs_stop_at_the_video_and_keep_the_finished_ones(world, 
     code, _, err = run_script(script, argv, monkeypatch, capsys)
     bad_video = world.test_videos[1]
     if script == "test_rnn.py":
-        bad_video = metrics.prediction_path(world.features, bad_video)
+        bad_video = prediction_files.prediction_path(world.features, bad_video)
     assert_one_line(code, err, script, 2, (bad_video, "not finite", "--no-amp"))
-    first = metrics.prediction_path(predictions, world.test_videos[0])
+    first = prediction_files.prediction_path(predictions, world.test_videos[0])
     assert files_under(predictions) == [os.path.relpath(first, predictions)]
-    assert np.isfinite(metrics.read_predictions(first)).all()
+    assert np.isfinite(prediction_files.read_predictions(first)).all()
 
 
 def test_non_finite_whole_video_logits_stop_at_the_video(world, tmp_path, monkeypatch, capsys):
@@ -1036,9 +1042,9 @@ def test_non_finite_whole_video_logits_stop_at_the_video(world, tmp_path, monkey
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU, "--mode", "full"]
     code, _, err = run_script("test_3d.py", argv, monkeypatch, capsys)
     assert_one_line(code, err, "test_3d.py", 2, (world.test_videos[1], "not finite", "--no-amp"))
-    first = metrics.prediction_path(predictions, world.test_videos[0])
+    first = prediction_files.prediction_path(predictions, world.test_videos[0])
     assert files_under(predictions) == [os.path.relpath(first, predictions)]
-    assert np.isfinite(metrics.read_predictions(first)).all()
+    assert np.isfinite(prediction_files.read_predictions(first)).all()
 
 
 @pytest.mark.parametrize("script", sorted(ROWS_FUNCTIONS))
@@ -1051,7 +1057,7 @@ def test_a_checkpoint_with_nan_weights_is_stopped_at_its_first_video(world, tmp_
     argv = ["--checkpoint", str(path), "--predictions-dir", str(tmp_path / "p"), "--output-dir", str(tmp_path / "o"),
             "--data-dir", world.data, "--limit", "2", *CPU, *(extra + [world.features] if extra else [])]
     code, _, err = run_script(script, argv, monkeypatch, capsys)
-    first = world.test_videos[0] if script != "test_rnn.py" else metrics.prediction_path(world.features,
+    first = world.test_videos[0] if script != "test_rnn.py" else prediction_files.prediction_path(world.features,
                                                                                           world.test_videos[0])
     assert_one_line(code, err, script, 2, (first, "--no-amp"))
     assert files_under(tmp_path / "p") == []
@@ -1248,7 +1254,7 @@ def test_an_older_folder_whose_model_json_names_another_checkpoint_is_refused(wo
     assert code == 0, err
     (predictions / guards.PROVENANCE_NAME).unlink()
     info = json.loads((predictions / "model.json").read_text())
-    metrics.write_json(predictions / "model.json", {**info, "checkpoint": "/elsewhere/checkpoint.pth"})
+    jsonfile.write_json(predictions / "model.json", {**info, "checkpoint": "/elsewhere/checkpoint.pth"})
     code, _, err = run_tested(world, tmp, "test_single_frame.py", "frame-ckpt", str(predictions), monkeypatch, capsys)
     refused(code, err, "test_single_frame.py", str(predictions), "/elsewhere/checkpoint.pth")
 
@@ -1342,7 +1348,7 @@ def test_a_video_name_with_a_space_is_read_as_listed(world, tmp_path, monkeypatc
                                                        "--data-dir", data, "--limit", "1", *CPU],
                               monkeypatch, capsys)
     assert code == 0, err
-    assert os.path.isfile(metrics.prediction_path(str(tmp_path / "p"), test_paths[0]))
+    assert os.path.isfile(prediction_files.prediction_path(str(tmp_path / "p"), test_paths[0]))
 
 
 @pytest.mark.parametrize("script, flag", [("test_single_frame.py", "--limit"), ("extract_features.py", "--limit"),

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 import combine_results
-import metrics
+from actionrec import formatting
+from actionrec.engine import runlog, runner
+from actionrec.evaluation import model_info
+from actionrec.evaluation import predictions as prediction_files
+from actionrec.evaluation import scores as video_scores
+from actionrec.evaluation import weights as weight_choice
+from actionrec.reporting import confusion_figures, figure_set, pdf_layout, report_pdf, table_files
+from actionrec.reporting import sentences as report_sentences
+from actionrec.reporting import tables as report_tables
 from helpers import run_group
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +93,9 @@ def write_predictions(predictions_dir, which, rows=3, num_classes=NUM_CLASSES):
     """Prediction files for the test videos; ``which`` 1 = single frame, 2 = 3D."""
     for (folder, stem, _), video in zip(video_entries(), VIDEOS):
         logits = np.log(distribution(video[which]))[:num_classes]
-        metrics.write_predictions(os.path.join(predictions_dir, folder, stem + ".hdf5"), np.tile(logits, (rows, 1)))
+        prediction_files.write_predictions(
+            os.path.join(predictions_dir, folder, stem + ".hdf5"), np.tile(logits, (rows, 1))
+        )
 
 
 def write_model_json(directory, **meta):
@@ -117,7 +127,9 @@ def cli_args(root, output_dir, *extra):
 
 
 def run_main(args):
-    return combine_results.main(combine_results.get_args_parser().parse_args([str(a) for a in args]))
+    """combine_results.py's command line in this process, as its __main__ runs it (a user mistake: one line on
+    stderr and SystemExit(2))."""
+    return runner.run_main(combine_results.main, combine_results.get_args_parser(), [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +157,13 @@ def assert_refusal(result, *needles):
 @pytest.fixture
 def skip_drawing(monkeypatch):
     """Skip the figures and report.pdf (most of a run's time); drawn in default_run and the 101-class run."""
-    monkeypatch.setattr(combine_results, "write_figures", lambda *args, **kwargs: [])
-    monkeypatch.setattr(combine_results, "write_report_pdf",
+    monkeypatch.setattr(figure_set, "write_figures", lambda *args, **kwargs: [])
+    monkeypatch.setattr(report_pdf, "write_report_pdf",
                         lambda *args, **kwargs: {"pages": 0, "main_pages": 0, "appendix_page": 1})
 
 
 def hand_scores(predictions_dir, entries):
-    """Video scores recomputed from the files with h5py, independently of metrics.py."""
+    """Video scores recomputed from the files with h5py, independently of actionrec.evaluation."""
     rows = []
     for folder, stem, *_ in entries:
         with h5py.File(os.path.join(predictions_dir, folder, f"{stem}.hdf5"), "r") as f:
@@ -276,7 +288,7 @@ def three_models(tmp_path_factory):
         for folder, stem, label in entries:
             logits = rng.normal(size=(int(rng.integers(1, 4)), 5))
             logits[:, label] += strength
-            metrics.write_predictions(root / name / folder / f"{stem}.hdf5", logits)
+            prediction_files.write_predictions(root / name / folder / f"{stem}.hdf5", logits)
     write_model_json(root / "tsn", name="tsn", title="TSN (ResNet-50)", kind="frame", temporal=False,
                      test={"description": "25 frames x 10 crops", "mode": "frames"}, subset="test", split=1,
                      timing={"device": "cpu", "batch_size": 10, "amp": "off", "views_per_video": 250.0,
@@ -311,7 +323,7 @@ def test_fusion_of_three_models_by_hand(three_models, tmp_path, skip_drawing, ru
     assert results["models"]["tsn"]["test_description"] == "25 frames x 10 crops"
     assert results["models"]["tsn"]["timing"]["fps_model"] == 100.0
     assert results["fusions"]["all"]["timing"] is None
-    timing_rows = {row[0]: row for row in combine_results.timing_table(results).rows}
+    timing_rows = {row[0]: row for row in report_tables.timing_table(results).rows}
     assert timing_rows["TSN (ResNet-50)"][1:] == ["cpu", "10", "off", "250.0", "500.0", "2000.0", "80", "100"]
     assert timing_rows["3D ResNet-50"][1] == "not measured"
 
@@ -330,11 +342,11 @@ def test_several_fusions_and_the_appearance_motion_pair(three_models, tmp_path, 
     best_2d = max(("single_frame", "tsn"), key=lambda n: ev[n]["top1"])
     avm = results["appearance_vs_motion"]
     assert (avm["appearance_model"], avm["motion_model"]) == (best_2d, "3d")
-    caption = combine_results.appearance_table(results).caption
+    caption = report_tables.appearance_table(results).caption
     assert f"best 2D model by top-1 ({best_2d}" in caption and "best temporal model (3d" in caption
     for name in results["order"]:  # every table covers every model and fusion
-        assert f"best_worst_{name}" in combine_results.build_tables(results)
-    assert [row[0] for row in combine_results.topk_table(results).rows] == [
+        assert f"best_worst_{name}" in report_tables.build_tables(results)
+    assert [row[0] for row in report_tables.topk_table(results).rows] == [
         "Single frame (ResNet-50)", "3D ResNet-50", "TSN (ResNet-50)", "Fusion single_frame + 3d", "Fusion of all 3"]
 
 
@@ -344,7 +356,7 @@ def test_several_fusions_and_the_appearance_motion_pair(three_models, tmp_path, 
 AUTO_CLASSES = ["A", "B", "C"]
 # Val videos (group 8): with weights (w, 1 - w) for (single_frame, 3d), logmean ranks A over B iff
 # w * dA + (1 - w) * dB > 0. Video 0 (A): right iff w > 0.778; video 1 (B): right iff w < 0.833; video 2 (A)
-# always right: only w = 0.8 gets all three (metrics.choose_weights is tested on the same numbers).
+# always right: only w = 0.8 gets all three (weight_choice.choose_weights is tested on the same numbers).
 VAL_VIDEOS = [("A", 0, 1.0, -3.5), ("B", 1, 1.0, -5.0), ("A", 0, 1.0, 2.0)]
 # Test videos: 3D is right on all three, the single frame on one; the val-chosen 0.8/0.2 gets only C right
 # (below its best member), while equal weights would get all three: a choice on the test set would differ.
@@ -373,8 +385,11 @@ def auto_workspace(tmp_path_factory):
         for name, column in (("single_frame", 3), ("3d", 4)):
             directory = root / name / subset
             for video in videos:
-                metrics.write_predictions(directory / video[0] / f"{video[1]}.hdf5", two_class_logits(video[column]),
-                                          attrs={"frames": 100 + len(video[1]), "rows": "frames", "crops": 1})
+                prediction_files.write_predictions(
+                    directory / video[0] / f"{video[1]}.hdf5",
+                    two_class_logits(video[column]),
+                    attrs={"frames": 100 + len(video[1]), "rows": "frames", "crops": 1},
+                )
             write_model_json(directory, name=name, subset=subset, split=1, val_groups=[8])
     return root
 
@@ -389,7 +404,7 @@ def auto_args(root, output_dir, *extra, weights="auto-top1"):
 def test_auto_weights_are_chosen_on_validation_and_never_read_the_test_folder(auto_workspace, tmp_path,
                                                                               skip_drawing, monkeypatch):
     reads, at_choice = [], []
-    read, choose = metrics.read_prediction_file, metrics.choose_weights
+    read, choose = prediction_files.read_prediction_file, weight_choice.choose_weights
 
     def recording_read(path):
         reads.append(os.fspath(path))
@@ -399,8 +414,8 @@ def test_auto_weights_are_chosen_on_validation_and_never_read_the_test_folder(au
         at_choice.append(list(reads))
         return choose(*args, **kwargs)
 
-    monkeypatch.setattr(metrics, "read_prediction_file", recording_read)
-    monkeypatch.setattr(metrics, "choose_weights", recording_choose)
+    monkeypatch.setattr(prediction_files, "read_prediction_file", recording_read)
+    monkeypatch.setattr(weight_choice, "choose_weights", recording_choose)
     results = run_main(auto_args(auto_workspace, tmp_path))
 
     test_dirs = [str(auto_workspace / n / "test") for n in ("single_frame", "3d")]
@@ -436,7 +451,7 @@ def test_auto_weights_do_not_depend_on_the_test_predictions(auto_workspace, tmp_
     for folder, s in (("A", "v_A_g11_c01"), ("B", "v_B_g11_c01")):
         for name in ("single_frame", "3d"):
             path = root / name / "test" / folder / f"{s}.hdf5"
-            metrics.write_predictions(path, -metrics.read_predictions(path))
+            prediction_files.write_predictions(path, -prediction_files.read_predictions(path))
     results = run_main(auto_args(root, tmp_path / "out"))
     assert results["fusions"]["all"]["weights"] == [0.8, 0.2]
 
@@ -469,7 +484,7 @@ def write_study(root, classes, val, test):
         for name, model_scores in scores.items():
             directory = root / name / subset
             for (folder, stem, _), row in zip(entries[subset], model_scores):
-                metrics.write_predictions(directory / folder / f"{stem}.hdf5", row[None])
+                prediction_files.write_predictions(directory / folder / f"{stem}.hdf5", row[None])
             write_model_json(directory, name=name, subset=subset, split=1, val_groups=[8])
     train = [(c, f"v_{c}_g01_c01") for c in classes] + [(folder, stem) for folder, stem, _ in entries["val"]]
     write_lists(root / "data", classes, entries["test"], train)
@@ -514,8 +529,8 @@ def test_auto_calibrates_and_does_not_fall_below_the_better_model(sure_and_wrong
     assert b["best_member"] == "3d" and b["resamples"] == 1000 and b["seed"] == 0
     assert not b["supported"] and not fusion["supported_by_validation"] and fusion["recommendation"] == "3d"
     answers = results["answers"]["fusion"]
-    assert [a for a in answers if a.startswith(combine_results.NOT_SUPPORTED)] == [
-        f"{combine_results.NOT_SUPPORTED} Fusion single_frame + 3d over its best member, 3D ResNet-50 (the interval "
+    assert [a for a in answers if a.startswith(report_sentences.NOT_SUPPORTED)] == [
+        f"{report_sentences.NOT_SUPPORTED} Fusion single_frame + 3d over its best member, 3D ResNet-50 (the interval "
         "of the top-1 gain reaches 0, and the fusion's validation top-1 is lower or the interval of the NLL gain "
         "reaches 0). Recommendation: 3D ResNet-50 alone; the tables keep the numbers of both."]
     tables = (tmp_path / "new" / "tables.md").read_text()
@@ -546,7 +561,7 @@ def test_the_not_supported_sentence_appears_exactly_when_validation_does_not_sup
         for name, strong in (("single_frame", labels < 2), ("3d", labels >= 2)):
             logits = rng.normal(0.0, 0.5, (len(labels), 4))
             logits[rows, labels] += np.where(strong, 3.0, 0.5)
-            scores[name] = metrics.log_softmax(logits, axis=1)
+            scores[name] = video_scores.log_softmax(logits, axis=1)
         return scores, labels
 
     root = write_study(tmp_path / "study", classes, study(40), study(10))
@@ -555,7 +570,7 @@ def test_the_not_supported_sentence_appears_exactly_when_validation_does_not_sup
         fusion = results["fusions"]["all"]
         assert fusion["validation"]["bootstrap"]["supported"] and fusion["recommendation"] == "all"
         answers = results["answers"]["fusion"]
-        assert not [a for a in answers if combine_results.NOT_SUPPORTED in a]
+        assert not [a for a in answers if report_sentences.NOT_SUPPORTED in a]
         assert [a for a in answers if a.startswith("Validation supports Fusion single_frame + 3d over its best member")]
 
 
@@ -595,15 +610,15 @@ def test_one_checkpoint_in_two_test_modes_gets_two_titles():
               "3d_full": {"title": "3D ResNet-50", "test": {"mode": "full"}},
               "a": {"title": "C3D", "test": {"mode": "sliding"}}, "b": {"title": "C3D", "test": {"mode": "sliding"}},
               "single_frame": {"title": "Single frame (ResNet-50)", "test": None}}
-    combine_results.distinguish_titles(models)
+    model_info.distinguish_titles(models)
     assert [m["title"] for m in models.values()] == ["3D ResNet-50 (sliding)", "3D ResNet-50 (full)", "C3D (a)",
                                                       "C3D (b)", "Single frame (ResNet-50)"]
 
 
 def test_latex_escape():
-    assert combine_results.latex_escape(r"a_b&c%d#e$f{g}h~i^j\k") == \
+    assert table_files.latex_escape(r"a_b&c%d#e$f{g}h~i^j\k") == \
         r"a\_b\&c\%d\#e\$f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
-    assert combine_results.latex_escape("A → B ± 1") == r"A $\rightarrow$ B $\pm$ 1"
+    assert table_files.latex_escape("A → B ± 1") == r"A $\rightarrow$ B $\pm$ 1"
 
 
 def test_markdown_tables(default_run):
@@ -623,7 +638,9 @@ def test_empty_tables_say_so(tmp_path, skip_drawing):
         for folder, stem, label in video_entries():
             logits = np.full((2, len(CLASSES)), -5.0)
             logits[:, label] = 5.0 if which == "3d" else 0.0
-            metrics.write_predictions(str(root / "runs" / which / "predictions" / folder / f"{stem}.hdf5"), logits)
+            prediction_files.write_predictions(
+                str(root / "runs" / which / "predictions" / folder / f"{stem}.hdf5"), logits
+            )
     results = run_main(cli_args(root, root / "report"))
     text = (root / "report" / "tables.md").read_text()
     assert "the 0" not in text
@@ -632,7 +649,7 @@ def test_empty_tables_say_so(tmp_path, skip_drawing):
     assert "(none)" in text
     assert results["answers"]["confusions"] == [
         "Single frame (ResNet-50) classifies every test video correctly: no confused pair."]
-    assert combine_results.counted(1, "the class", "classes") == "the class"
+    assert formatting.counted(1, "the class", "classes") == "the class"
 
 
 def test_figures_and_pdf_report(default_run):
@@ -650,7 +667,7 @@ def test_learning_curves_use_val_acc(default_run):
     _, results = default_run
     assert results["models"]["single_frame"]["log"].endswith(os.path.join("single_frame", "log.jsonl"))
     assert results["models"]["3d"]["log"] is None
-    records = combine_results.read_log(results["models"]["single_frame"]["log"])
+    records = runlog.read_log(results["models"]["single_frame"]["log"])
     assert [r.get("val_acc") for r in records] == [None, 0.4, None]
 
 
@@ -762,9 +779,9 @@ def test_refuses_wrong_class_count(workspace, tmp_path):
 def test_refuses_non_finite_values_naming_the_file(workspace, tmp_path):
     root = copy_predictions(workspace, tmp_path)
     path = root / "runs" / "3d" / "predictions" / "Delta" / "v_Delta_g01_c01.hdf5"
-    logits = metrics.read_predictions(path)
+    logits = prediction_files.read_predictions(path)
     logits[1, 2] = np.nan
-    metrics.write_predictions(path, logits)
+    prediction_files.write_predictions(path, logits)
     assert_refusal(run_cli(*cli_args(root, tmp_path / "out")), f"non-finite values in {path}")
 
 
@@ -882,7 +899,7 @@ def ucf101_report(tmp_path_factory):
         logits[np.arange(len(paths)), labels] += strength * (1.2 - difficulty[labels]) + bias[labels]
         logits[np.arange(len(paths)), (labels + 1) % num_classes] += difficulty[labels]
         for i, path in enumerate(paths):  # h5py directly: the fastest way to write 3,783 files
-            target = metrics.prediction_path(root / name, path)
+            target = prediction_files.prediction_path(root / name, path)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with h5py.File(target, "w") as f:
                 dataset = f.create_dataset("predictions", data=logits[i:i + 1])
@@ -910,13 +927,13 @@ def test_101_class_report_pages(ucf101_report):
     out, results = ucf101_report
     report = results["report"]
     assert results["classes"] == 101 and results["videos"] == 3783
-    assert report["main_pages"] <= combine_results.MAIN_PAGES_MAX_101
+    assert report["main_pages"] <= report_pdf.MAIN_PAGES_MAX_101
     assert report["appendix_page"] == report["main_pages"] + 1 < report["pages"]
     data = (out / "report.pdf").read_bytes()
     assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) == report["pages"]
     assert (out / "figures" / "confusion_most_confused.png").stat().st_size > 0
-    indices = combine_results.most_confused_classes(np.load(out / f"confusion_{results['reference']}.npy"))
-    assert len(indices) == combine_results.NUM_CONFUSED_CLASSES == len(set(indices))
+    indices = confusion_figures.most_confused_classes(np.load(out / f"confusion_{results['reference']}.npy"))
+    assert len(indices) == confusion_figures.NUM_CONFUSED_CLASSES == len(set(indices))
     if PDFTOTEXT:
         appendix = pdf_text(out / "report.pdf", report["appendix_page"], report["appendix_page"])
         assert "Appendix: per-class results" in appendix
@@ -929,19 +946,19 @@ def test_101_class_report_pages(ucf101_report):
 def test_101_class_summary_page_numbers_come_from_results_json(ucf101_report):
     out, _ = ucf101_report
     results = json.loads((out / "results.json").read_text())
-    blocks = combine_results.summary_blocks(results, combine_results.build_tables(results))
+    blocks = report_pdf.summary_blocks(results, report_tables.build_tables(results))
     [table] = [b[1] for b in blocks if b[0] == "table"]
     ev = results["evaluation"]
-    assert [row[2:5] for row in table.rows] == [[combine_results.pct(ev[n][f"top{k}"]) for k in (1, 5, 10)]
+    assert [row[2:5] for row in table.rows] == [[formatting.pct(ev[n][f"top{k}"]) for k in (1, 5, 10)]
                                                 for n in results["order"]]
-    assert combine_results.build_answers(results) == results["answers"]  # the sentences are computed from it
+    assert report_sentences.build_answers(results) == results["answers"]  # the sentences are computed from it
     sentences = [b[1] for b in blocks if b[0] == "paragraph" and b[2]]
     for key in ("fusion", "classes", "confusions"):
         for sentence in results["answers"][key]:
             assert sentence in sentences
     fusion = results["fusions"]["single_frame+3d"]
-    assert f"top-1 {combine_results.pct(ev['single_frame+3d']['top1'])}%" in results["answers"]["fusion"][0]
-    assert combine_results.pct(fusion["gain"]["top1"], signed=True) in results["answers"]["fusion"][0]
+    assert f"top-1 {formatting.pct(ev['single_frame+3d']['top1'])}%" in results["answers"]["fusion"][0]
+    assert formatting.pct(fusion["gain"]["top1"], signed=True) in results["answers"]["fusion"][0]
     assert "3d: 3D ResNet-50 (temporal). Test: sliding 16-frame windows, stride 8" in " ".join(sentences)
     if PDFTOTEXT:
         text = "".join(pdf_text(out / "report.pdf", 1, 2).split())
@@ -950,3 +967,50 @@ def test_101_class_summary_page_numbers_come_from_results_json(ucf101_report):
                 assert "".join(cell.split()) in text, cell
         for sentence in sentences[:len(results["models"]) + len(results["fusions"]) + 3]:
             assert "".join(sentence.split()) in text, sentence
+
+
+# ---------------------------------------------------------------------------
+# report.pdf (reportlab): pages, bookmarks, the tables' text
+# ---------------------------------------------------------------------------
+REPORT_SECTIONS = ("UCF-101 action recognition: results", "Accuracy and fusion", "Best and worst classes",
+                   "Most confused pairs", "Confusion matrices", "Appearance vs motion",
+                   "Precision and recall per class", "Speed", "Learning curves", "Dataset",
+                   "Appendix: per-class results")
+
+
+def test_report_pdf_has_a_bookmark_per_section_and_fits_its_pages(default_run):
+    out, results = default_run
+    data = (out / "report.pdf").read_bytes()
+    assert data.startswith(b"%PDF") and b"/Outlines" in data
+    titles = re.findall(rb"/Title \((.*?)\)\s", data)
+    for section in REPORT_SECTIONS:
+        assert section.encode() in titles, section
+    report = results["report"]
+    assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) == report["pages"] <= 8  # 7 classes, 3 entries
+    assert report["appendix_page"] == report["main_pages"] + 1 <= report["pages"]
+
+
+@pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext (poppler-utils) not installed")
+def test_report_pdf_holds_every_table_cell(default_run):
+    out, results = default_run
+    text = "".join(pdf_text(out / "report.pdf", 1, results["report"]["pages"]).split())
+    tables = report_tables.build_tables(results)
+    for name, table in tables.items():
+        for cell in [c for row in table.rows for c in row] + table.header:
+            assert "".join(str(cell).split()) in text, (name, cell)
+    assert "Foo_Bar&Baz" in text  # the class names in the figures are text too (laid invisibly over the images)
+
+
+def test_pdf_tables_repeat_their_header_on_every_page(tmp_path):
+    table = report_tables.Table("A long table.", ["Class", "Accuracy"], "lr",
+                                [[f"class {i}", f"{i % 100}.00"] for i in range(300)], "a note")
+    doc = pdf_layout.ReportDocument(str(tmp_path / "t.pdf"), "footer", "title")
+    story = pdf_layout.heading("Long", 0) + pdf_layout.table(doc, table)
+    grid = next(f for f in story if isinstance(f, pdf_layout.GridTable))
+    assert grid.repeatRows == 1
+    pages = doc.render(story)
+    assert pages >= 4
+    if PDFTOTEXT:
+        for page in range(1, pages + 1):
+            assert "Accuracy" in pdf_text(tmp_path / "t.pdf", page, page)
+        assert "class 299" in pdf_text(tmp_path / "t.pdf", pages, pages)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import make_synthetic_ucf101
-import metrics
 from actionrec import guards
 from actionrec.data import split_lists
+from actionrec.evaluation import predictions as prediction_files
 from helpers import run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,8 +119,8 @@ def test_test_script_splits_videos_over_ranks(runs, data_dir, tmp_path):
                if f not in ("model.json", guards.PROVENANCE_NAME)]
     assert len(written) == len(paths) and not [f for f in written if ".tmp" in f]
     for path in paths:
-        a = metrics.read_predictions(metrics.prediction_path(tmp_path / "p1", path))
-        b = metrics.read_predictions(metrics.prediction_path(tmp_path / "p2", path))
+        a = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p1", path))
+        b = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p2", path))
         assert a.shape == b.shape and abs(a - b).max() < 1e-4
     r1 = json.loads((tmp_path / "o1" / "results.json").read_text())
     r2 = json.loads((tmp_path / "o2" / "results.json").read_text())

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import make_synthetic_ucf101
-import metrics
 import test_single_frame
 import train_single_frame
 from actionrec import guards
 from actionrec.data import datasets, video_groups
 from actionrec.engine import cli_flags, loop, optim
+from actionrec.evaluation import predictions as prediction_files
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1"]
 SINGLE = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4"]
@@ -231,7 +231,7 @@ def test_the_subsets_of_a_run_with_validation_groups(data_dir, tmp_path, subset,
     _, paths, _ = datasets.subset_videos(data_dir, 1, subset, (3,))
     assert results["videos"] == len(paths) == videos and results["subset"] == subset
     files = sorted(str(p) for p in predictions.rglob("*.hdf5"))
-    assert files == sorted(metrics.prediction_path(predictions, p) for p in paths)
+    assert files == sorted(prediction_files.prediction_path(predictions, p) for p in paths)
     if subset != "test":
         assert all(video_groups.video_group(p) == (3 if subset == "val" else 2) for p in paths)
     info = json.loads((predictions / "model.json").read_text())

@@ -316,8 +316,8 @@ def test_synthetic_hmdb_3d_train_test(synthetic_hmdb, tmp_path):
         ["--checkpoint", str(tmp_path / "run" / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "pred"),
          "--output-dir", str(tmp_path / "test"), "--workers", "0", "--device", "cpu", "--max-frames", "12"]))
     _, _, (paths, _) = hmdb51.getHMDB51(synthetic_hmdb, 1)
-    import metrics
-    assert all(Path(metrics.prediction_path(tmp_path / "pred", p)).is_file() for p in paths)
+    from actionrec.evaluation import predictions as prediction_files
+    assert all(Path(prediction_files.prediction_path(tmp_path / "pred", p)).is_file() for p in paths)
 
 
 def torch_load(path):

@@ -15,7 +15,6 @@ import torchvision
 
 import extract_features
 import make_synthetic_ucf101
-import metrics
 import predict
 import test_3d
 import test_single_frame
@@ -25,6 +24,9 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import feature_files, split_lists, video_chunks, video_files
 from actionrec.engine import devices, runner
+from actionrec.evaluation import fusion as score_fusion
+from actionrec.evaluation import predictions as prediction_files
+from actionrec.evaluation import scores as video_scores
 from actionrec.inference import explanations, gradcam, predictor, video_logits
 from actionrec.zoo import frame_nets
 from helpers import run_group
@@ -111,7 +113,9 @@ def check_top(entries, k, class_list):
 
 
 def script_score(ws, name, video):
-    return metrics.video_score(metrics.read_predictions(metrics.prediction_path(ws["predictions"][name], video)))
+    return video_scores.video_score(
+        prediction_files.read_predictions(prediction_files.prediction_path(ws["predictions"][name], video))
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,12 +136,12 @@ def test_fusion_equals_metrics_fusion_of_the_test_scripts_scores(ws, capsys, rul
         scores = [script_score(ws, "single_frame", line["path"]), script_score(ws, "3d", line["path"])]
         for name, score in zip(("single_frame", "3d"), scores):  # each model as its test script scores it
             check_top(line["models"][name], 4, classes)
-            expected = metrics.softmax(score)
+            expected = video_scores.softmax(score)
             assert {c: p for c, p in line["models"][name]} == pytest.approx(
                 {c: expected[classes.index(c)] for c in classes}, abs=1e-6)
-        fused = metrics.fuse_scores([s[None] for s in scores], rule, w)[0]
-        fused = metrics.softmax(fused) if rule == "logmean" else fused
-        assert [c for c, _ in line["fused"]] == [classes[i] for i in metrics.rank_classes(fused[None])[0]]
+        fused = score_fusion.fuse_scores([s[None] for s in scores], rule, w)[0]
+        fused = video_scores.softmax(fused) if rule == "logmean" else fused
+        assert [c for c, _ in line["fused"]] == [classes[i] for i in video_scores.rank_classes(fused[None])[0]]
         assert [p for _, p in line["fused"]] == pytest.approx(sorted(fused, reverse=True), abs=1e-6)
         check_top(line["fused"], 4, classes)
         if rule != "max":
@@ -172,7 +176,7 @@ def test_rnn_rebuilds_its_cnn_and_matches_its_features(ws):
     assert p.kind == "features" and p.cnn_size == 32
     video = ws["videos"][0]
     made = video_logits.video_features(p, video, torch.device("cpu"), (False, torch.float32))
-    stored = feature_files.read_features(metrics.prediction_path(ws["features"], video), np.arange(16))
+    stored = feature_files.read_features(prediction_files.prediction_path(ws["features"], video), np.arange(16))
     np.testing.assert_allclose(made.astype(np.float32), stored.astype(np.float32), atol=2e-3)
 
 
@@ -212,22 +216,22 @@ def test_weights_from_results_json(ws, capsys, tmp_path):
         status, out, err = run_predict([video, "--checkpoint", sf, "--checkpoint", td, "--json", "--device", "cpu",
                                         "--weights", results] + extra, capsys)
         assert status == 0 and len(err) == 1 and "fusion a+b" in err[0]  # says which fusion it took
-        fused = metrics.fuse_scores([s[None] for s in scores], rule, weights)[0]
-        fused = metrics.softmax(fused) if rule == "logmean" else fused
+        fused = score_fusion.fuse_scores([s[None] for s in scores], rule, weights)[0]
+        fused = video_scores.softmax(fused) if rule == "logmean" else fused
         assert json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
     # Matched by name when the results record no checkpoint.
     write_results(results, {"single_frame": {}, "3d": {}}, {"all": {"members": ["single_frame", "3d"],
                                                                    "rule": "max", "weights": [0.5, 0.5]}})
     status, out, err = run_predict([video, "--checkpoint", sf, "--checkpoint", td, "--json", "--device", "cpu",
                                     "--weights", results], capsys)
-    fused = metrics.fuse_scores([s[None] for s in scores], "max", [0.5, 0.5])[0]
+    fused = score_fusion.fuse_scores([s[None] for s in scores], "max", [0.5, 0.5])[0]
     assert status == 0 and json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
     # A fusion of --weights auto: each score divided by its recorded temperature before the weights apply.
     write_results(results, {"single_frame": {}, "3d": {}}, {"all": {
         "members": ["3d", "single_frame"], "rule": "logmean", "weights": [0.75, 0.25], "temperatures": [0.5, 2.5]}})
     status, out, err = run_predict([video, "--checkpoint", sf, "--checkpoint", td, "--json", "--device", "cpu",
                                     "--weights", results], capsys)
-    fused = metrics.softmax(0.25 * scores[0] / 2.5 + 0.75 * scores[1] / 0.5)
+    fused = video_scores.softmax(0.25 * scores[0] / 2.5 + 0.75 * scores[1] / 0.5)
     assert status == 0 and json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
     assert "weights single_frame 0.25, 3d 0.75, temperatures single_frame 2.5, 3d 0.5" in err[0]
     # Cannot be matched: one line, usage error.
@@ -266,7 +270,7 @@ def test_results_json_model_is_the_test_of_predicts_mode(ws, capsys, tmp_path):
                                {"sf+3d_full": fusion("sf", "3d_full", weights=(0.9, 0.1)), "sf+3d": fusion("sf", "3d")})
     assert status == 0 and len(err) == 1
     assert "fusion sf+3d of" in err[0] and "3d as its 3d (sliding at 8), not 3d_full (full at 8)" in err[0]
-    fused = metrics.softmax(metrics.fuse_scores([s[None] for s in scores], "logmean", [0.3, 0.7])[0])
+    fused = video_scores.softmax(score_fusion.fuse_scores([s[None] for s in scores], "logmean", [0.3, 0.7])[0])
     assert json_lines(out)[0]["fused"][0][1] == pytest.approx(fused.max(), abs=1e-6)
     # Of two sliding tests the one at predict.py's stride; with none at it, the one sliding test, the
     # difference said.

@@ -14,13 +14,13 @@ import torch
 
 import extract_features
 import make_synthetic_ucf101
-import metrics
 import test_rnn
 import train_rnn
 import train_single_frame
 from actionrec import guards
 from actionrec.data import feature_files, normalization, split_lists, video_chunks
 from actionrec.engine import checkpoints, devices, loop, model_io
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import feature_extraction
 from actionrec.zoo import frame_nets, rnn_nets
 from helpers import start_group
@@ -69,7 +69,7 @@ def all_videos(data_dir):
 
 def test_feature_files_hold_every_frame_as_float16(data_dir, features):
     for path in all_videos(data_dir):
-        with h5py.File(metrics.prediction_path(features, path)) as f:
+        with h5py.File(prediction_files.prediction_path(features, path)) as f:
             ds = f["features"]
             assert ds.dtype == np.float16 and ds.shape == (14, 512)  # resnet18: 512 features per frame
             assert ds.attrs["arch"] == "resnet18" and ds.attrs["image_size"] == 32 and ds.attrs["frames"] == 14
@@ -89,7 +89,7 @@ def test_features_equal_the_backbones_pooled_output(data_dir, cnn, features):
     frames = torch.from_numpy(video_chunks.load_chunk(path, 0, 14, 32))
     with torch.no_grad():
         direct = model(model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(frames)).numpy()
-    with h5py.File(metrics.prediction_path(features, path)) as f:
+    with h5py.File(prediction_files.prediction_path(features, path)) as f:
         stored = f["features"][()].astype(np.float32)
     np.testing.assert_allclose(stored, direct, rtol=2e-3, atol=2e-3)  # float16 storage
 
@@ -98,9 +98,9 @@ def test_frame_stride_keeps_every_nth_frame(data_dir, cnn, features, tmp_path):
     extract(data_dir, cnn, tmp_path / "strided", "--frame-stride", "3", "--subsets", "test", "--limit", "2")
     _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
     for path in test[:2]:
-        with h5py.File(metrics.prediction_path(tmp_path / "strided", path)) as f:
+        with h5py.File(prediction_files.prediction_path(tmp_path / "strided", path)) as f:
             strided = f["features"][()]
-        with h5py.File(metrics.prediction_path(features, path)) as f:
+        with h5py.File(prediction_files.prediction_path(features, path)) as f:
             every = f["features"][()]
         np.testing.assert_array_equal(strided, every[::3])
 
@@ -109,7 +109,7 @@ def test_a_rerun_skips_finished_files_and_redoes_a_broken_one(data_dir, cnn, tmp
     out = tmp_path / "features"
     extract(data_dir, cnn, out, "--subsets", "test")
     _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
-    broken = metrics.prediction_path(out, test[1])
+    broken = prediction_files.prediction_path(out, test[1])
     with open(broken, "wb") as f:
         f.write(b"half a file")
     written, original = [], feature_extraction.write_features
@@ -225,8 +225,8 @@ def test_test_rnn_predictions_do_not_depend_on_the_batch_size(data_dir, rnn_run,
     many = run_test(rnn_run, tmp_path / "many", "--batch-size", "64")
     _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
     for path in test:
-        a = metrics.read_predictions(metrics.prediction_path(tmp_path / "one" / "p", path))
-        b = metrics.read_predictions(metrics.prediction_path(tmp_path / "many" / "p", path))
+        a = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "one" / "p", path))
+        b = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "many" / "p", path))
         assert a.shape == (3, 3)  # 14 features in windows of at most 6: 6 + 6 + 2
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert one["top1"] == many["top1"] and one["model"]["kind"] == "features"
@@ -242,11 +242,13 @@ def test_test_rnn_rows_equal_the_model_on_each_window(data_dir, rnn_run, tmp_pat
     model.load_state_dict(ckpt["model"])
     model.eval()
     _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
-    feats = feature_files.read_features(metrics.prediction_path(ckpt["args"]["features"], test[0]), np.arange(14))
+    feats = feature_files.read_features(
+        prediction_files.prediction_path(ckpt["args"]["features"], test[0]), np.arange(14)
+    )
     with torch.no_grad():
         expected = torch.cat([model(torch.from_numpy(feats[a:a + 6]).float()[None], torch.tensor([len(feats[a:a + 6])]))
                               for a in range(0, 14, 6)]).numpy()
-    stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", test[0]))
+    stored = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p", test[0]))
     np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -255,7 +257,7 @@ def test_a_feature_file_with_nan_is_refused_by_name(data_dir, rnn_run, features,
     copy = tmp_path / "features"
     shutil.copytree(features, copy)
     _, _, (test, _) = split_lists.getUCF101(data_dir, 1)
-    bad = metrics.prediction_path(copy, test[2])
+    bad = prediction_files.prediction_path(copy, test[2])
     with h5py.File(bad, "r+") as f:
         f["features"][3, 7] = np.nan
     with pytest.raises(guards.UserError, match="non-finite") as error:

@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 
 import make_synthetic_ucf101
-import metrics
 import resnet_3d
 import test_3d
 from actionrec import guards
 from actionrec.data import split_lists, video_chunks
 from actionrec.engine import devices
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.models import c3d, temporal_tiles
 from actionrec.zoo import clip_nets
 
@@ -159,7 +159,7 @@ def test_full_mode_writes_the_whole_video_pass(long_videos, tmp_path):
          "--chunk-frames", "100"]))
     normalize = clip_nets.normalizer("assignment")
     for path in long_videos.paths:
-        logits, attrs = metrics.read_prediction_file(metrics.prediction_path(tmp_path / "p", path))
+        logits, attrs = prediction_files.read_prediction_file(prediction_files.prediction_path(tmp_path / "p", path))
         video = torch.from_numpy(video_chunks.load_chunk(path, 0, LONG, 16))
         with torch.no_grad():
             whole = long_videos.model(normalize(video[None])).numpy()  # (1, classes)
@@ -176,7 +176,9 @@ def test_max_frames_is_the_pieces_approximation(long_videos, tmp_path):
     test_3d.main(test_3d.get_args_parser().parse_args(
         ["--checkpoint", long_videos.checkpoint, "--predictions-dir", str(tmp_path / "p"), "--output-dir",
          str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--mode", "full", "--max-frames", "512"]))
-    logits, attrs = metrics.read_prediction_file(metrics.prediction_path(tmp_path / "p", long_videos.paths[0]))
+    logits, attrs = prediction_files.read_prediction_file(
+        prediction_files.prediction_path(tmp_path / "p", long_videos.paths[0])
+    )
     assert logits.shape[0] == 2 and attrs["rows"] == "pieces" and "approximated" in attrs["test"]
 
 

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 import make_synthetic_ucf101
-import metrics
 import resnet_3d
 import test_3d
 import test_single_frame
@@ -26,6 +25,7 @@ import train_single_frame
 from actionrec import guards
 from actionrec.data import split_lists, video_files
 from actionrec.engine import checkpoints, devices
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views, frame_views
 from actionrec.zoo import frame_nets
 from helpers import child_pids, start_group
@@ -67,7 +67,7 @@ def run_test(module, checkpoint, out, *extra):
     return module.main(module.get_args_parser().parse_args(argv))
 
 
-def prediction_files(folder):
+def files_written(folder):
     """{relative path: bytes} of the prediction files under folder (model.json and provenance.json aside)."""
     found = {}
     for directory, _, names in os.walk(folder):
@@ -102,24 +102,24 @@ def count_model_work(monkeypatch, module, name):
 
 
 def count_writes(monkeypatch):
-    real, written = metrics.write_predictions, []
+    real, written = prediction_files.write_predictions, []
 
     def write(path, logits, attrs=None):
         written.append(path)
         return real(path, logits, attrs)
-    monkeypatch.setattr(metrics, "write_predictions", write)
+    monkeypatch.setattr(prediction_files, "write_predictions", write)
     return written
 
 
 def test_finished_files_are_skipped_and_damaged_ones_redone(world, tmp_path, monkeypatch):
     run_test(test_single_frame, world["frame"], tmp_path)
-    first = prediction_files(tmp_path / "predictions")
+    first = files_written(tmp_path / "predictions")
     paths = world["paths"]
-    truncated = metrics.prediction_path(tmp_path / "predictions", paths[1])
+    truncated = prediction_files.prediction_path(tmp_path / "predictions", paths[1])
     with open(truncated, "r+b") as f:  # what a full disk or a killed copy leaves
         f.truncate(os.path.getsize(truncated) // 2)
-    wrong = metrics.prediction_path(tmp_path / "predictions", paths[4])
-    metrics.write_predictions(wrong, np.zeros((3, CLASSES + 1)))  # another class count
+    wrong = prediction_files.prediction_path(tmp_path / "predictions", paths[4])
+    prediction_files.write_predictions(wrong, np.zeros((3, CLASSES + 1)))  # another class count
     frames = count_model_work(monkeypatch, frame_views, "frame_logits")
     written = count_writes(monkeypatch)
     second_results = run_test(test_single_frame, world["frame"], tmp_path)
@@ -127,7 +127,7 @@ def test_finished_files_are_skipped_and_damaged_ones_redone(world, tmp_path, mon
     assert (
         sum(frames) == video_files.video_info(paths[1])[0] + video_files.video_info(paths[4])[0]
     )  # and only they were computed
-    assert prediction_files(tmp_path / "predictions") == first  # the same bytes as the first run
+    assert files_written(tmp_path / "predictions") == first  # the same bytes as the first run
     assert {k: second_results[k] for k in SCORES} == {k: results(tmp_path)[k] for k in SCORES}
 
 
@@ -141,38 +141,38 @@ def test_a_rerun_of_a_finished_test_computes_nothing(world, tmp_path, monkeypatc
 
 def test_a_prediction_file_holding_nan_is_redone_not_scored(world, tmp_path, monkeypatch):
     run_test(test_single_frame, world["frame"], tmp_path)
-    first = prediction_files(tmp_path / "predictions")
-    damaged = metrics.prediction_path(tmp_path / "predictions", world["paths"][2])
-    metrics.write_predictions(damaged, np.full((12, CLASSES), np.nan, dtype=np.float32))
+    first = files_written(tmp_path / "predictions")
+    damaged = prediction_files.prediction_path(tmp_path / "predictions", world["paths"][2])
+    prediction_files.write_predictions(damaged, np.full((12, CLASSES), np.nan, dtype=np.float32))
     written = count_writes(monkeypatch)
     run_test(test_single_frame, world["frame"], tmp_path)
     assert written == [damaged]
-    assert prediction_files(tmp_path / "predictions") == first
+    assert files_written(tmp_path / "predictions") == first
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
 def test_3d_test_stops_on_a_signal_and_resumes_to_the_same_results(world, tmp_path, monkeypatch, sig):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_test(test_3d, world["clip"], straight)
-    real, calls = metrics.write_predictions, []
+    real, calls = prediction_files.write_predictions, []
 
     def write_then_signal(path, logits, attrs=None):
         real(path, logits, attrs)
         calls.append(path)
         if len(calls) == 2:
             os.kill(os.getpid(), sig)  # what Slurm or PBS sends before the walltime
-    monkeypatch.setattr(metrics, "write_predictions", write_then_signal)
+    monkeypatch.setattr(prediction_files, "write_predictions", write_then_signal)
     with pytest.raises(SystemExit) as stopped:
         run_test(test_3d, world["clip"], resumed)
     assert stopped.value.code == checkpoints.EXIT_PREEMPTED and len(calls) == 2  # the video in progress is finished
     assert not (resumed / "test" / "results.json").exists()
-    assert sorted(prediction_files(resumed / "predictions")) == sorted(
+    assert sorted(files_written(resumed / "predictions")) == sorted(
         os.path.relpath(p, resumed / "predictions") for p in calls)
     monkeypatch.undo()
     written = count_writes(monkeypatch)
     run_test(test_3d, world["clip"], resumed)
     assert len(written) == len(world["paths"]) - 2
-    assert prediction_files(resumed / "predictions") == prediction_files(straight / "predictions")
+    assert files_written(resumed / "predictions") == files_written(straight / "predictions")
     assert {k: results(resumed)[k] for k in SCORES} == {k: results(straight)[k] for k in SCORES}
 
 
@@ -199,8 +199,8 @@ def test_a_loader_worker_killed_during_a_test_ends_it_with_one_line(world, tmp_p
     lines = [line for line in stderr.strip().splitlines() if ": error: " in line]
     assert lines == [stderr.strip().splitlines()[-1]]
     assert lines[0].startswith("test_single_frame.py: error: a loader worker process died")
-    files = prediction_files(predictions)
+    files = files_written(predictions)
     assert files and len(files) < len(world["paths"]) and not [p for p in files if ".tmp-" in p]
     for name in files:  # every file left is whole: the finished videos are kept
-        assert metrics.predictions_complete(os.path.join(predictions, name), CLASSES)
+        assert prediction_files.predictions_complete(os.path.join(predictions, name), CLASSES)
     assert not (tmp_path / "test" / "results.json").exists()

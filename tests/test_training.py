@@ -15,13 +15,14 @@ import pytest
 import torch
 
 import make_synthetic_ucf101
-import metrics
 import test_3d
 import test_single_frame
 import train_3d
 import train_single_frame
 from actionrec import guards
 from actionrec.engine import checkpoints, devices, loop, model_io, optim
+from actionrec.evaluation import accuracy
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views
 from actionrec.zoo import clip_nets, frame_nets
 from helpers import child_pids, run_group, start_group
@@ -300,8 +301,8 @@ def run_test_single(checkpoint, tmp, *extra):
 def recompute(data_dir, predictions_dir, class_count):
     from actionrec.data import split_lists
     class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
-    scores = metrics.load_video_scores(predictions_dir, paths)
-    return metrics.topk_accuracy(scores, labels), paths, labels
+    scores = prediction_files.load_video_scores(predictions_dir, paths)
+    return accuracy.topk_accuracy(scores, labels), paths, labels
 
 
 def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir, single_checkpoint, tmp_path):
@@ -309,7 +310,7 @@ def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir,
     from actionrec.data import normalization, split_lists, video_chunks, video_files
     class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
-        logits = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", path))
+        logits = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "predictions", path))
         assert logits.shape == (video_files.video_info(path)[0], len(class_list)) and logits.dtype == np.float32
     topk, _, _ = recompute(data_dir, tmp_path / "predictions", len(class_list))
     saved = json.loads((tmp_path / "test" / "results.json").read_text())
@@ -331,7 +332,7 @@ def test_single_frame_test_writes_every_frame_and_recomputable_results(data_dir,
         direct = model(
             model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)(torch.from_numpy(frames))
         ).numpy()
-    stored = metrics.read_predictions(metrics.prediction_path(tmp_path / "predictions", paths[0]))
+    stored = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "predictions", paths[0]))
     np.testing.assert_allclose(stored, direct, rtol=1e-4, atol=1e-4)
 
 
@@ -339,14 +340,14 @@ def test_interrupted_test_resumes_to_identical_results(data_dir, single_checkpoi
     straight = tmp_path / "straight"
     run_test_single(single_checkpoint, straight)
     resumed = tmp_path / "resumed"
-    original, calls = metrics.write_predictions, []
+    original, calls = prediction_files.write_predictions, []
 
     def write_then_signal(path, logits, attrs=None):
         original(path, logits, attrs)
         calls.append(path)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
-    monkeypatch.setattr(metrics, "write_predictions", write_then_signal)
+    monkeypatch.setattr(prediction_files, "write_predictions", write_then_signal)
     with pytest.raises(SystemExit) as stopped:
         run_test_single(single_checkpoint, resumed)
     assert stopped.value.code == checkpoints.EXIT_PREEMPTED and len(calls) == 3
@@ -430,7 +431,7 @@ def test_3d_test_modes_write_consistent_files(data_dir, clip_checkpoint, tmp_pat
     from actionrec.data import split_lists, video_files
     class_list, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
-        rows = metrics.read_predictions(metrics.prediction_path(tmp_path / "p", path))
+        rows = prediction_files.read_predictions(prediction_files.prediction_path(tmp_path / "p", path))
         frames = video_files.video_info(path)[0]
         expected = (-(-frames // 12) if mode == "full" else len(clip_views.window_starts(frames, 8, 4)))
         assert rows.shape == (expected, len(class_list))

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 import make_synthetic_ucf101
-import metrics
 import test_single_frame
 import train_single_frame
 from actionrec.data import batching, normalization, sampling, split_lists, video_chunks, video_files
 from actionrec.engine import checkpoints, devices, loop, model_io
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views, frame_views
 from actionrec.zoo import frame_nets
 
@@ -267,8 +267,8 @@ def test_tsn_checkpoint_is_tested_with_frames_and_crops(data_dir, tmp_path):
          "--output-dir", str(tmp_path / "o"), "--workers", "0", "--device", "cpu", "--frames", "5", "--crops", "10"]))
     _, _, (paths, _) = split_lists.getUCF101(data_dir, 1)
     for path in paths:
-        file = metrics.prediction_path(tmp_path / "p", path)
-        assert metrics.read_predictions(file).shape == (5, 4)
+        file = prediction_files.prediction_path(tmp_path / "p", path)
+        assert prediction_files.read_predictions(file).shape == (5, 4)
         import h5py
         with h5py.File(file) as f:
             assert f["predictions"].attrs["crops"] == 10 and f["predictions"].attrs["frames"] == 20

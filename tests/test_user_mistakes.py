@@ -18,7 +18,6 @@ import combine_results
 import extract_features
 import make_split_lists
 import make_synthetic_ucf101
-import metrics
 import predict
 import resnet_3d
 import test_3d
@@ -28,6 +27,8 @@ import train_3d
 import train_single_frame
 from actionrec.data import batching, feature_files, split_lists, video_files
 from actionrec.engine import arg_types, checkpoints, devices, optim, runlog, runner
+from actionrec.evaluation import jsonfile
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.zoo import frame_nets
 
 CPU = ["--workers", "0", "--device", "cpu"]
@@ -286,18 +287,21 @@ def test_test_3d_layer4_blocks_beyond_the_depth_is_one_line(data, tmp_path, monk
 # ----------------------------------------------------------------------------------------------
 # 5. combine_results.py --output-dir naming a file
 
-def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, capsys):
+def test_combine_results_output_dir_that_is_a_file_is_one_line(data, tmp_path, capsys, monkeypatch):
     _, _, (test_paths, _) = split_lists.getUCF101(data, 1)
     predictions = tmp_path / "pred"
     rng = np.random.default_rng(0)
     for path in test_paths:
-        metrics.write_predictions(metrics.prediction_path(str(predictions), path), rng.normal(size=(3, CLASSES)))
+        prediction_files.write_predictions(
+            prediction_files.prediction_path(str(predictions), path), rng.normal(size=(3, CLASSES))
+        )
     output = tmp_path / "report"
     output.write_text("my notes\n")
     capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["combine_results.py"])  # argparse takes the program name from here
     with pytest.raises(SystemExit) as caught:
-        combine_results.main(combine_results.get_args_parser().parse_args(
-            ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)]))
+        runner.run_main(combine_results.main, combine_results.get_args_parser(),
+                        ["--data-dir", data, "--single-frame", str(predictions), "--output-dir", str(output)])
     one_error_line(caught.value.code, capsys.readouterr().err, "combine_results.py", str(output), "is a file")
     assert output.read_text() == "my notes\n"
 
@@ -348,7 +352,7 @@ DAMAGED_RNN_ARGS = [({"cell": "transformer"}, "'transformer'"), ({"hidden": 0}, 
 @pytest.mark.parametrize("changes, needle", DAMAGED_RNN_ARGS, ids=[str(c) for c, _ in DAMAGED_RNN_ARGS])
 def test_damaged_rnn_checkpoint_args_are_one_line(changes, needle, data, tmp_path, monkeypatch, capsys):
     features = tmp_path / "features"
-    metrics.write_json(str(features / feature_files.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
+    jsonfile.write_json(str(features / feature_files.FEATURES_INFO), {"arch": "resnet18", "dims": 8})
     path = save_checkpoint(tmp_path / "rnn.pth", "features", {
         "data_dir": data, "split": 1, "image_size": 32, "seed": 0, "input_size": 8, "cell": "gru", "layers": 1,
         "hidden": 4, "features": str(features), "max_frames": 6, **changes})

@@ -11,6 +11,7 @@ import cv2
 import h5py
 import numpy as np
 
+from actionrec import atomic
 from actionrec.data import split_lists, video_decode
 
 # What reading a broken or malformed video file can raise; anything else is a bug and propagates.
@@ -198,7 +199,7 @@ def write_video_hdf5(path, frames, storage="raw", quality=90):
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"expected uint8 [T, H, W, 3] frames with T > 0, got {frames.dtype} {frames.shape}")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = f"{path}.tmp-{os.getpid()}"
+    tmp_path = atomic.temporary_path(path)
     try:
         with h5py.File(tmp_path, "w") as f:
             if storage == "raw":

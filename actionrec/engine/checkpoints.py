@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from actionrec import atomic
 from actionrec.engine import runner
 from actionrec.guards import UserError
 
@@ -25,7 +26,7 @@ def save_checkpoint(path: str, state: dict) -> None:
     """Atomic: a killed job leaves the previous checkpoint or the new one, never half a file. A write
     that fails (disk full, permissions) keeps the previous checkpoint, removes the temporary file and
     becomes one line."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = atomic.temporary_path(path)
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)

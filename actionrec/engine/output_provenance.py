@@ -6,8 +6,8 @@ import os
 import sys
 from typing import NamedTuple
 
-import metrics
 from actionrec.engine import devices, runner
+from actionrec.evaluation import jsonfile
 from actionrec.guards import PROVENANCE_NAME, UserError
 
 
@@ -49,12 +49,12 @@ def claim_folder(provenance: Provenance, resume: bool) -> None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: not a provenance record ({runner.one_line(e)}): use another {provenance.flag}, "
                         f"or --no-resume to redo every video") from None
-    if recorded == metrics.to_jsonable(provenance.identity):
+    if recorded == jsonfile.to_jsonable(provenance.identity):
         return
     if recorded is None:
         _claim_older_folder(provenance)
         return
-    new = metrics.to_jsonable(provenance.identity)
+    new = jsonfile.to_jsonable(provenance.identity)
     differs = [k for k in sorted(set(recorded) | set(new)) if recorded.get(k) != new.get(k)]
     shown = "; ".join(f"{k}: {_short(recorded.get(k))} there, {_short(new.get(k))} now" for k in differs[:3])
     raise UserError(f"{provenance.flag} {provenance.folder} holds the results of another run ({shown}): use "
@@ -78,7 +78,7 @@ def _claim_older_folder(provenance):
                   f"(an older version's, or copied by hand): they are taken as this run's; --no-resume redoes "
                   f"them", file=sys.stderr, flush=True)
         return
-    expected = metrics.to_jsonable(expected)
+    expected = jsonfile.to_jsonable(expected)
     differs = [k for k in expected if k in said and said[k] != expected[k]]
     if differs:
         shown = "; ".join(f"{k}: {_short(said[k])} there, {_short(expected[k])} now" for k in differs[:3])
@@ -93,5 +93,5 @@ def _short(value, limit=60):
 
 def record_provenance(provenance: Provenance) -> None:
     os.makedirs(provenance.folder, exist_ok=True)
-    metrics.write_json(os.path.join(provenance.folder, PROVENANCE_NAME),
+    jsonfile.write_json(os.path.join(provenance.folder, PROVENANCE_NAME),
                        {"identity": provenance.identity, "about": provenance.about})

@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from actionrec import atomic
 from actionrec.engine import runner
 from actionrec.engine.devices import Dist
 from actionrec.guards import UserError
@@ -16,26 +17,40 @@ from actionrec.guards import UserError
 LOG_NAME = "log.jsonl"
 
 
-def read_log(path: str) -> list[dict]:
-    """The entries of a training run's log.jsonl ([] when there is none), or one line naming the file
-    when it is not one (a log is written whole, so a bad line is damage, not a killed write)."""
+def read_log(path: str | os.PathLike, skip_damaged: bool = False) -> list[dict]:
+    """The entries of a training run's log.jsonl ([] when there is none).
+
+    A log is written whole, so a line that is not a JSON object with an integer ``epoch`` is damage: a
+    UserError naming the file, or with ``skip_damaged`` (the report, which only draws the curves) the
+    entries that are whole, the others left out.
+    """
     if not os.path.exists(path):
         return []
+    advice = "move it away (the checkpoint is enough to resume; the log then restarts) or use --no-resume"
     try:
         with open(path, encoding="utf-8") as f:
-            entries = [json.loads(line) for line in f if line.strip()]
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise UserError(f"{path} is not a log.jsonl of the training scripts ({runner.one_line(e)}): move it away "
-                        f"(the checkpoint is enough to resume; the log then restarts) or use --no-resume") from None
-    if not all(isinstance(e, dict) and isinstance(e.get("epoch"), int) for e in entries):
-        raise UserError(f"{path} is not a log.jsonl of the training scripts (a line without an epoch): move it "
-                        f"away (the checkpoint is enough to resume; the log then restarts) or use --no-resume")
+            lines = [line for line in f if line.strip()]
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise UserError(f"{path} is not a log.jsonl of the training scripts ({runner.one_line(e)}): {advice}") from None
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError as e:
+            if skip_damaged:
+                continue
+            raise UserError(f"{path} is not a log.jsonl of the training scripts ({runner.one_line(e)}): "
+                            f"{advice}") from None
+        if isinstance(entry, dict) and isinstance(entry.get("epoch"), int):
+            entries.append(entry)
+        elif not skip_damaged:
+            raise UserError(f"{path} is not a log.jsonl of the training scripts (a line without an epoch): {advice}")
     return entries
 
 
 def write_log(path: str, entries: list[dict]) -> None:
     """Atomic, as the checkpoint: a failed write (a full disk) keeps the previous log, and no temporary."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = atomic.temporary_path(path)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             for entry in entries:

@@ -11,14 +11,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import metrics
 from actionrec.data import datasets, feature_files, loader_pool, video_chunks, video_groups
 from actionrec.data.video_chunks import VideoChunkLoader
 from actionrec.engine import cli_flags, devices, output_provenance, runlog, runner, signals
 from actionrec.engine.devices import Amp, Dist
 from actionrec.engine.output_provenance import Provenance
 from actionrec.engine.signals import StopSignals
+from actionrec.evaluation import accuracy, jsonfile
+from actionrec.evaluation import predictions as prediction_files
+from actionrec.evaluation import scores as video_scores
 from actionrec.guards import UserError, check_output_paths, script_inputs
+from actionrec.reporting import console
 
 log = logging.getLogger("ucf101")
 
@@ -339,10 +342,10 @@ def test_videos(
     )
     result = stream_videos(
         args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
-        output_path=lambda p: metrics.prediction_path(args.predictions_dir, p),
-        write=lambda target, logits, attrs: metrics.write_predictions(
+        output_path=lambda p: prediction_files.prediction_path(args.predictions_dir, p),
+        write=lambda target, logits, attrs: prediction_files.write_predictions(
             target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
-        complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
+        complete=lambda target: prediction_files.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
         fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end)
     if not result.ranks.main:
@@ -367,7 +370,7 @@ def test_videos(
                   "log": log_path if os.path.isfile(log_path) else None, "timing": timing if t["videos"] else None}
     results = summarize_predictions(args, paths, labels, class_list, "frame" if info["rows"] == "frames" else "clip",
                                     args.checkpoint, result.failed, model_info)
-    metrics.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
+    jsonfile.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
     exit_if_unreadable(result.failed, "not tested")
     return results
 
@@ -384,17 +387,20 @@ def summarize_predictions(
 ) -> dict:
     """results.json and confusion_matrix.npy, recomputed from the prediction files alone."""
     num_classes = len(class_list)
-    scored = [i for i, p in enumerate(paths)
-              if metrics.predictions_complete(metrics.prediction_path(args.predictions_dir, p), num_classes)]
+    scored = [
+        i
+        for i, p in enumerate(paths)
+        if prediction_files.predictions_complete(prediction_files.prediction_path(args.predictions_dir, p), num_classes)
+    ]
     if not scored:
         raise UserError(f"no video could be tested; see the warnings above ({len(failed)} unreadable)")
     scores, row_correct, row_count = [], 0, 0
     for i in scored:
-        logits = metrics.read_predictions(metrics.prediction_path(args.predictions_dir, paths[i]))
-        scores.append(metrics.video_score(logits))
+        logits = prediction_files.read_predictions(prediction_files.prediction_path(args.predictions_dir, paths[i]))
+        scores.append(video_scores.video_score(logits))
         row_correct += int((logits.argmax(1) == labels[i]).sum())
         row_count += len(logits)
-    summary, cm = metrics.summarize(np.stack(scores), labels[scored], class_list)
+    summary, cm = accuracy.summarize(np.stack(scores), labels[scored], class_list)
     results = {
         "top1": summary["top1"],
         "top5": summary["top5"],
@@ -413,9 +419,9 @@ def summarize_predictions(
     if model_info is not None:
         results["model"] = model_info
     os.makedirs(args.output_dir, exist_ok=True)
-    metrics.write_json(os.path.join(args.output_dir, "results.json"), results)
+    jsonfile.write_json(os.path.join(args.output_dir, "results.json"), results)
     np.save(os.path.join(args.output_dir, "confusion_matrix.npy"), cm)
-    print(metrics.format_class_table(summary["per_class_accuracy"]))
+    print(console.format_class_table(summary["per_class_accuracy"]))
     print(f"videos {len(scored)} (unreadable {len(failed)}), {row_name} accuracy {results[f'{row_name}_accuracy']:.4f}")
     print(f"top1 {results['top1']:.4f}  top5 {results['top5']:.4f}  top10 {results['top10']:.4f}  "
           f"mean class {results['mean_class_accuracy']:.4f}")

@@ -20,7 +20,7 @@ import cv2
 import h5py
 import numpy as np
 
-from actionrec.bulk import temporary_path
+from actionrec import atomic
 from actionrec.data import video_files
 from actionrec.flow import codec
 from actionrec.flow.methods import cached_estimator
@@ -128,7 +128,7 @@ def write_flow(path, source, settings: FlowSettings) -> int:
     `path`, atomically; returns the number of fields. FlowError for a video of fewer than 2 frames;
     helperFunctions.READ_ERRORS from reading it."""
     estimator = cached_estimator(settings.method, settings.raft_weights)
-    tmp_path = temporary_path(path)
+    tmp_path = atomic.temporary_path(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         with video_files.open_video(source) as video, h5py.File(tmp_path, "w") as f:

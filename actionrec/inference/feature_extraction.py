@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import metrics
+from actionrec import atomic
 from actionrec.data import feature_files, video_files
 from actionrec.engine import model_io, trained_model
 from actionrec.inference import frame_views
@@ -63,4 +63,4 @@ def write_features(path, features, attrs):
             ds = f.create_dataset(feature_files.FEATURES_KEY, data=np.asarray(features, dtype=np.float16))
             for key, value in attrs.items():
                 ds.attrs[key] = value
-    metrics._atomic_write(path, write)
+    atomic.atomic_write(path, write)

@@ -7,8 +7,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-import metrics
 from actionrec import guards
+from actionrec.evaluation import calibration
+from actionrec.evaluation import fusion as score_fusion
+from actionrec.evaluation import scores as video_scores
 from actionrec.inference import predictor, recorded_fusion
 
 
@@ -28,16 +30,8 @@ def is_results_path(text: str) -> bool:
 
 
 def parse_weights(text: str, count: int) -> list[float]:
-    """'W1,W2,...' -> count floats (non-negative, not all zero), or a UserError line."""
-    try:
-        weights = [float(w) for w in text.split(",")]
-    except ValueError:
-        weights = []
-    if len(weights) != count or not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) == 0:
-        raise guards.UserError(f"--weights {text!r}: expected {count} non-negative numbers, one per --checkpoint in "
-                               f"order, not all zero (e.g. {','.join(['0.5'] * count)}), or a combine_results.py "
-                               f"results.json")
-    return weights
+    """'W1,W2,...' -> one weight per --checkpoint (evaluation's rule), or a UserError line."""
+    return score_fusion.parse_weights(text, count, "one per --checkpoint in order", "a combine_results.py results.json")
 
 
 def check_fusion_flags(args: argparse.Namespace) -> None:
@@ -82,5 +76,5 @@ def fused_distribution(scores: list[np.ndarray], rule: str, weights: list[float]
     """combine_results.py's fusion of video scores [C] each, each divided by its temperature first (None:
     1), as a distribution: softmax of the fused score for logmean, the fused score itself for prob and max
     (already in [0, 1])."""
-    fused = metrics.fuse_scores(metrics.calibrate([s[None] for s in scores], temperatures), rule, weights)[0]
-    return metrics.softmax(fused) if rule == "logmean" else fused
+    fused = score_fusion.fuse_scores(calibration.calibrate([s[None] for s in scores], temperatures), rule, weights)[0]
+    return video_scores.softmax(fused) if rule == "logmean" else fused

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import metrics
 from actionrec import guards
 from actionrec.engine import devices, runlog, runner
+from actionrec.evaluation import scores as video_scores
 from actionrec.inference import explanations, fusion, prediction_table, predictor, video_logits
 
 
@@ -32,7 +32,7 @@ def explain_target(args: argparse.Namespace, class_list: list[str]) -> int | Non
 def show(path: str, frames: int, scores: dict[str, np.ndarray], class_list: list[str],
          plan: fusion.Fusion | None, args: argparse.Namespace) -> None:
     """Print one video's top classes per model and, with a fusion plan, fused: a table or a JSON line."""
-    tops = {name: prediction_table.top_classes(metrics.softmax(s), class_list, args.top)
+    tops = {name: prediction_table.top_classes(video_scores.softmax(s), class_list, args.top)
             for name, s in scores.items()}
     fused = None
     if plan is not None:
@@ -73,7 +73,7 @@ def predict_videos(args: argparse.Namespace, predictors: list[predictor.Predicto
     for path, stem in zip(runlog.progress(args.videos, ranks, desc="videos", unit="video"), stems):
         try:
             frames, _, _ = video_logits.check_video(path)
-            scores = {p.name: metrics.video_score(video_logits.video_logits(p, path, device, amp))
+            scores = {p.name: video_scores.video_score(video_logits.video_logits(p, path, device, amp))
                       for p in predictors}
         except video_logits.VideoFailed as e:
             say(str(e))

@@ -4,14 +4,14 @@ import json
 
 import numpy as np
 
-import metrics
+from actionrec.evaluation import scores as video_scores
 
 TopClasses = list[list]  # [[class, p], ...], best first
 
 
 def top_classes(distribution: np.ndarray, class_list: list[str], k: int) -> TopClasses:
     """[[class, p], ...] of the k best entries of a distribution [C], best first (ties: lower index)."""
-    order = metrics.rank_classes(np.asarray(distribution)[None])[0][:k]
+    order = video_scores.rank_classes(np.asarray(distribution)[None])[0][:k]
     return [[class_list[i], float(distribution[i])] for i in order]
 
 

@@ -3,10 +3,10 @@ import argparse
 import json
 import os
 
-import metrics
 from actionrec import guards
 from actionrec.data import feature_files
 from actionrec.engine import arg_types, runner
+from actionrec.evaluation import predictions as prediction_files
 from actionrec.models import feature_rnn
 
 
@@ -33,7 +33,7 @@ def read_features_info(features_dir):
 def feature_paths(features_dir):
     """Video paths -> their feature files (same <Class>/<video>.hdf5), as the loaders read them."""
     def paths_of(paths):
-        return [metrics.prediction_path(features_dir, p) for p in paths]
+        return [prediction_files.prediction_path(features_dir, p) for p in paths]
     return paths_of
 
 
