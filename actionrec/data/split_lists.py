@@ -1,4 +1,5 @@
-"""The official split lists: UCF-101's lists, the dataset choice and the train/validation/test subsets.
+"""The official split lists of UCF-101 (classInd.txt, trainlist0N.txt, testlist0N.txt) and the videos
+they name.
 
 A listed video resolves to the course's HDF5 copy (<root>/UCF-101-hdf5/<Class>/<video>.hdf5) or the
 original release (<root>/UCF-101/<Class>/<video>.avi); HMDB-51's official splits are in hmdb51.py.
