@@ -7,7 +7,7 @@
 
 Every video goes through every checkpoint the way its test script tests it (one view per frame or
 window, no crops) and gets, per model, its top classes with probabilities (the softmax of the video
-score, metrics.video_score: the mean log-softmax over the rows), plus the fusion of the models by
+score, evaluation/scores.video_score: the mean log-softmax over the rows), plus the fusion of the models by
 combine_results.py's rule. Nothing is written except the --explain maps.
 """
 import argparse

@@ -8,11 +8,11 @@ any frame tells apart and 3 motion classes that share one appearance. Two models
 (``synthetic_study``): a "single frame" model that is sure of itself everywhere (right on the appearance
 classes, a random motion class on the motion ones: chance) and a "3d" model that sees every class but is
 less sure (a smaller, noisy margin for the true class). Per study the fusion weights are chosen on the
-validation videos (2 per class: 12) by ``metrics.choose_weights`` with criterion top1 on the raw scores
+validation videos (2 per class: 12) by ``evaluation/weights.choose_weights`` with criterion top1 on the raw scores
 (``--weights auto-top1``) and with criterion nll on temperature-scaled scores (``--weights auto``), then
 both fusions and both members are scored on the test videos. Prints a Markdown table: mean test top-1,
 how often each fusion falls below its best member (by test top-1), how often the 3d model gets the larger
-weight, and how often the bootstrap over the validation videos (``metrics.bootstrap_fusion``) supports the
+weight, and how often the bootstrap over the validation videos (``evaluation/bootstrap.bootstrap_fusion``) supports the
 fusion over its best member.
 """
 import argparse

@@ -20,7 +20,6 @@ import sys
 from typing import Callable, NamedTuple, Optional
 
 import h5py
-import metrics
 import numpy as np
 import pytest
 import torch
@@ -961,7 +960,7 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
         earlier = f.read()
     full = FullDiskH5py(fail_on=3)  # the first video, the second's earlier file above, then the second video
     full.opened = 1
-    monkeypatch.setattr(metrics, "h5py", full)
+    monkeypatch.setattr(prediction_files, "h5py", full)
     argv = ["--checkpoint", world.files["frame-ckpt"], "--predictions-dir", str(predictions), "--output-dir",
             str(tmp_path / "test"), "--data-dir", world.data, "--limit", "3", *CPU]
     code, _, err = run_script("test_single_frame.py", argv, monkeypatch, capsys)
@@ -978,7 +977,7 @@ def test_a_prediction_write_that_fails_keeps_the_finished_files(world, tmp_path,
 
 def test_a_feature_write_that_fails_keeps_the_finished_files(world, tmp_path, monkeypatch, capsys):
     out = tmp_path / "features"
-    monkeypatch.setattr(metrics, "h5py", FullDiskH5py(fail_on=2))  # write_features writes through metrics
+    monkeypatch.setattr(prediction_files, "h5py", FullDiskH5py(fail_on=2))  # write_features: evaluation/predictions
     monkeypatch.setattr(feature_extraction, "h5py", prediction_files.h5py)
     argv = ["--data-dir", world.data, "--output-dir", str(out), "--pretrained", "none", "--arch", "resnet18",
             "--image-size", "32", "--subsets", "test", "--limit", "3", *CPU]

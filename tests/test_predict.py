@@ -1,6 +1,6 @@
 """predict.py on tiny checkpoints of every kind (single frame, 3D ResNet, RNN over part-1 features) trained
 on the synthetic set, and on the real UCF-101 sample clips when ../shared is present: top-k lists,
-the fusion against metrics.fuse_scores of the test scripts' own predictions, --weights from a
+the fusion against evaluation/fusion.fuse_scores of the test scripts' own predictions, --weights from a
 results.json, one line per failure with the others still predicted, exit statuses, Grad-CAM files."""
 import json
 import os

@@ -1,6 +1,6 @@
 """The fusion of the predictors of predict.py: its plan (the rule, one weight and temperature per
 predictor: equal weights, --weights W1,W2,... or the fusion combine_results.py recorded in a results.json)
-and the fused distribution of a video's scores, by combine_results.py's rule (metrics.fuse_scores)."""
+and the fused distribution of a video's scores, by combine_results.py's rule (evaluation/fusion.fuse_scores)."""
 import argparse
 import os
 from typing import NamedTuple
