@@ -2,6 +2,7 @@
 filled from a checkpoint."""
 
 import argparse
+from collections.abc import Callable
 
 from actionrec.data import datasets, sampling, split_lists, video_chunks, video_groups
 from actionrec.engine import arg_types, devices
@@ -186,3 +187,11 @@ def resolve_dataset(args: argparse.Namespace) -> str:
 
 def print_args(args: argparse.Namespace) -> None:
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
+
+
+def flags_alone(add_flags: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """A parser of only the flags `add_flags` adds (e.g. a zoo's add_model_flags): what a checkpoint's
+    recorded args are checked against when it is read back (trained_model.check_trained_args)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_flags(parser)
+    return parser

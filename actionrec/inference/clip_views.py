@@ -7,7 +7,7 @@ import torch
 
 from actionrec import guards
 from actionrec.data import sampling
-from actionrec.engine import devices, model_io, trained_model
+from actionrec.engine import cli_flags, devices, model_io, trained_model
 from actionrec.models import temporal_tiles
 from actionrec.zoo import clip_nets
 
@@ -137,7 +137,7 @@ def describe(trained, args, clip_len):
 def load_model(checkpoint, trained, ranks, path, image_size):
     """(the trained 3D ResNet or C3D of a checkpoint on the CPU, its clip length, its normalisation name).
     A C3D with the released fixed fc6 takes only the image size it was trained at."""
-    trained_model.check_trained_args(trained, clip_nets.model_flags_parser(), path, (
+    trained_model.check_trained_args(trained, cli_flags.flags_alone(clip_nets.add_model_flags), path, (
         "arch", "depth", "layer4_blocks", "clip_len", "norm", "c3d_dropout", "c3d_width", "c3d_adaptive_pool"))
     if trained.get("arch") == "c3d":
         model_args = argparse.Namespace(arch="c3d", c3d_dropout=trained.get("c3d_dropout", 0.5),

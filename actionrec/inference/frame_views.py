@@ -5,7 +5,7 @@ import argparse
 import torch
 
 from actionrec.data import sampling, video_chunks
-from actionrec.engine import model_io, trained_model
+from actionrec.engine import cli_flags, model_io, trained_model
 from actionrec.zoo import frame_nets
 
 
@@ -43,7 +43,7 @@ def load_model(checkpoint, trained, ranks, path):
     """The trained frame model (single frame or TSN) of a checkpoint, on the CPU. The checkpoint's copy
     of the weights is dropped once loaded (~100 MB for a ResNet-50)."""
     trained_model.check_trained_args(
-        trained, frame_nets.model_flags_parser(), path, ("arch", "dropout", "segments")
+        trained, cli_flags.flags_alone(frame_nets.add_model_flags), path, ("arch", "dropout", "segments")
     )
     model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
                                     dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from actionrec import guards
-from actionrec.engine import trained_model
+from actionrec.engine import cli_flags, trained_model
 from actionrec.zoo import rnn_nets
 
 
@@ -32,7 +32,7 @@ def load_model(checkpoint, trained, ranks, path, dims):
     if dims != trained.get("input_size"):
         raise guards.UserError(f"{path}: the features hold {dims} values per frame, but the checkpoint's model reads "
                                f"{trained.get('input_size')}: use the features it was trained on")
-    trained_model.check_trained_args(trained, rnn_nets.model_flags_parser(), path, (
+    trained_model.check_trained_args(trained, cli_flags.flags_alone(rnn_nets.add_model_flags), path, (
         "cell", "layers", "hidden", "bidirectional", "dropout", "head", "max_frames", "frame_stride", "features"))
     model_args = argparse.Namespace(**{k: trained.get(k, d) for k, d in (
         ("input_size", dims), ("cell", "gru"), ("layers", 2), ("hidden", 256), ("bidirectional", False),

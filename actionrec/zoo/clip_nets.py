@@ -1,7 +1,6 @@
 """The 3D CNNs of the clip models (Hara et al.'s 3D ResNet, C3D), their input normalisation and their
 released weights."""
 
-import argparse
 import os
 
 import resnet_3d
@@ -117,7 +116,7 @@ def resolve_arch_defaults(args):
 
 
 def add_model_flags(parser):
-    """The flags that define the model: the training script's, and checked again (model_flags_parser) when a
+    """The flags that define the model: the training script's, and checked again (cli_flags.flags_alone) when a
     checkpoint is read back for testing."""
     g = parser.add_argument_group("model")
     g.add_argument("--arch", choices=ARCHS, default="resnet",
@@ -147,10 +146,3 @@ def add_model_flags(parser):
     c.add_argument("--c3d-adaptive-pool", action="store_true",
                    help="average-pool pool5 to 1x4x4 so that clips other than 16x112x112 fit fc6 "
                         "(default: off: the released architecture takes only 16 frames of 112x112)")
-
-
-def model_flags_parser():
-    """A parser of the model flags alone (no defaults of the training run), to check a checkpoint's args."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_model_flags(parser)
-    return parser

@@ -1,7 +1,6 @@
 """The 2D ImageNet CNNs of the single-frame and TSN models, with their ImageNet weights (torchvision
 cache or a file)."""
 
-import argparse
 import os
 import socket
 import urllib.error
@@ -92,7 +91,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
 
 
 def add_model_flags(parser):
-    """The flags that define the model: the training script's, and checked again (model_flags_parser) when a
+    """The flags that define the model: the training script's, and checked again (cli_flags.flags_alone) when a
     checkpoint is read back for testing."""
     g = parser.add_argument_group("model")
     g.add_argument("--arch", choices=ARCHS, default="resnet50", help="torchvision ResNet (default: resnet50)")
@@ -106,10 +105,3 @@ def add_model_flags(parser):
     t.add_argument("--segments", type=arg_types.positive_int, default=1,
                    help="K segments per training sample, one frame from each, logits averaged (TSN: 3) "
                         "(default: 1, the assignment's single-frame model)")
-
-
-def model_flags_parser():
-    """A parser of the model flags alone (no defaults of the training run), to check a checkpoint's args."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_model_flags(parser)
-    return parser

@@ -1,5 +1,4 @@
 """The GRU/LSTM over a folder of per-frame features: the folder's features.json, its feature files, the model."""
-import argparse
 import json
 import os
 
@@ -54,7 +53,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
 
 
 def add_model_flags(parser):
-    """The flags that define the model: the training script's, and checked again (model_flags_parser) when a
+    """The flags that define the model: the training script's, and checked again (cli_flags.flags_alone) when a
     checkpoint is read back for testing."""
     g = parser.add_argument_group("model")
     g.add_argument("--features", required=True, help="folder written by extract_features.py (required)")
@@ -73,10 +72,3 @@ def add_model_flags(parser):
                         "(default: last)")
     g.add_argument("--frame-loss", action="store_true",
                    help="add the loss of the classifier at every valid step to the video's loss (default: off)")
-
-
-def model_flags_parser():
-    """A parser of the model flags alone (no defaults of the training run), to check a checkpoint's args."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_model_flags(parser)
-    return parser
