@@ -185,7 +185,7 @@ def _workers_cpu(pool):
         return 0.0
     total = 0.0
     try:
-        for process in pool._processes.values():  # ProcessPoolExecutor has no public accessor
+        for process in pool.processes:
             with open(f"/proc/{process.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
