@@ -16,6 +16,7 @@ The files are small and stay in the page cache: these are CPU costs, not disk co
 """
 import argparse
 import datetime
+import functools
 import hashlib
 import importlib.util
 import json
@@ -291,11 +292,14 @@ def collate_samples(items):
     return torch.utils.data.default_collate(list(samples)), torch.tensor(labels), torch.tensor(indices)
 
 
-def _torch_worker_init(_worker_id):
+def _torch_worker_init(shield_signals, _worker_id):
     cv2.setNumThreads(1)  # as in our workers: one process per core already
+    if shield_signals:  # as make_pool(shield_signals=True): the training process saves first
+        for name in ("SIGTERM", "SIGUSR1", "SIGINT"):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-def torch_loader(paths, labels, batch_size, kind, workers, prefetch_factor, **options):
+def torch_loader(paths, labels, batch_size, kind, workers, prefetch_factor, shield_signals=False, **options):
     """(DataLoader, StepSampler) giving the batches of BatchLoader(paths, labels, batch_size, kind,
     **options). pin_memory stays off: on the CPU there is nothing to pin for; on CUDA it adds a thread in
     the training process that copies every batch into page-locked memory (one more copy per batch, in
@@ -305,7 +309,8 @@ def torch_loader(paths, labels, batch_size, kind, workers, prefetch_factor, **op
     loader = torch.utils.data.DataLoader(
         SampleDataset(paths, labels, kind, **order.loader_kwargs), batch_sampler=sampler, num_workers=workers,
         collate_fn=collate_samples, pin_memory=False, persistent_workers=workers > 0,
-        prefetch_factor=prefetch_factor if workers else None, worker_init_fn=_torch_worker_init)
+        prefetch_factor=prefetch_factor if workers else None,
+        worker_init_fn=functools.partial(_torch_worker_init, shield_signals))
     return loader, sampler
 
 
@@ -324,9 +329,11 @@ class Loader:
             self.pool = loader_pool.make_pool(workers, shield_signals=shield)
             self.loader = batching.BatchLoader(paths, labels, batch_size, kind, pool=self.pool, **options)
             self.set_epoch = self.loader.set_epoch
-        else:  # "torch-pf2", "torch-pf4": DataLoader with that prefetch_factor
-            self.loader, sampler = torch_loader(paths, labels, batch_size, kind, workers,
-                                                int(impl.rsplit("pf", 1)[1]), **options)
+        else:  # "torch-pf2", "torch-pf4": DataLoader with that prefetch_factor; "-shielded": workers ignore
+            # SIGTERM, SIGUSR1 and SIGINT, as ours do in training
+            prefetch, _, shielded = impl.split("pf", 1)[1].partition("-")
+            self.loader, sampler = torch_loader(paths, labels, batch_size, kind, workers, int(prefetch),
+                                                shield_signals=bool(shielded), **options)
             self.set_epoch = sampler.set_epoch
 
     def batches(self):
@@ -448,13 +455,11 @@ def measure_tree(cmd, poll=0.2):
     return json.loads(out.strip().splitlines()[-1]), peak_pss / 2**20, peak_rss / 2**20
 
 
-VS_IMPLS = ("ours", "torch-pf2", "torch-pf4")
-
-
 def vs_dataloader(args, paths):
     """Every (kind, workers, implementation), args.repeats times, interleaved: repeat r runs every
     configuration once, starting r configurations later. Returns one dict per configuration."""
-    configs = [(kind, workers, impl) for kind in args.vs_kinds for workers in args.workers_list for impl in VS_IMPLS]
+    configs = [(kind, workers, impl) for kind in args.vs_kinds for workers in args.workers_list
+               for impl in ["ours"] + [i for i in args.vs_impls if i != "ours"]]
     runs = {c: [] for c in configs}
     for r in range(args.repeats):
         for kind, workers, impl in configs[r:] + configs[:r]:
@@ -512,7 +517,8 @@ def markdown_vs(rows, args):
 # ----------------------------------------------------------------------------------------------
 # Behaviour checks of both implementations (each configuration in a process of its own)
 
-BEHAVIOUR_IMPLS = ("ours", "torch-pf2")
+BEHAVIOUR_IMPLS = {"ours": "ours", "torch-pf2": "DataLoader",
+                   "torch-pf2-shielded": "DataLoader, workers ignoring SIGTERM/SIGUSR1/SIGINT"}
 
 
 def _small_loader(impl, paths, workers=2, samples=48, batch_size=8):
@@ -653,7 +659,7 @@ def behaviour_checks(paths):
     lines = [f"- Ours and DataLoader give identical batches (indices and bytes) for the same (seed, epoch): {same}"]
     for impl in BEHAVIOUR_IMPLS:
         r = results[impl]
-        name = "ours" if impl == "ours" else "DataLoader"
+        name = BEHAVIOUR_IMPLS[impl]
         lines += [
             f"- {name}, resume at step 3 of {r['resume']['steps']}: remaining batches identical to the "
             f"uninterrupted epoch: {r['resume']['resumed_equal']} (epoch 2 differs: {r['resume']['epoch_2_differs']})",
@@ -883,6 +889,10 @@ def get_args_parser():
                         help="--vs-dataloader: batch size per kind (default frame=64,clip=16,segments=32)")
     parser.add_argument("--vs-samples", type=_kind_ints, default={"frame": 2048, "clip": 256, "segments": 768},
                         help="--vs-dataloader: samples per epoch per kind (default frame=2048,clip=256,segments=768)")
+    parser.add_argument("--vs-impls", type=lambda s: s.split(","), default=["torch-pf2", "torch-pf4"],
+                        help="--vs-dataloader: DataLoader variants measured beside ours: torch-pfN "
+                             "(prefetch_factor N), torch-pfN-shielded (workers ignore SIGTERM/SIGUSR1/SIGINT) "
+                             "(default torch-pf2,torch-pf4)")
     parser.add_argument("--skip-speed", action="store_true", help="--vs-dataloader: behaviour checks only")
     parser.add_argument("--skip-behaviour", action="store_true", help="--vs-dataloader: speed and memory only")
     parser.add_argument("--run-epochs", default=None, help=argparse.SUPPRESS)
