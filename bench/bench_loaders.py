@@ -13,6 +13,10 @@ Then the BatchLoader's throughput with 1..N workers, wall clock and CPU.
 The files are small and stay in the page cache: these are CPU costs, not disk costs.
 `--helpers` benchmarks another helperFunctions.py (e.g. a patched copy) against the same baseline.
 `--strict`: exit status 1 if a target fails.
+`--vs-dataloader`: instead, our pool + shared-memory batching against torch's DataLoader over the same
+per-sample loaders, order and draws: samples/s, whole-tree CPU per sample and peak tree memory, each
+configuration in a fresh process (interleaved repeats), then resume, worker SIGKILL, SIGTERM to the
+process group and parent SIGKILL for each (bench/README.md: "Our pool against torch's DataLoader").
 """
 import argparse
 import datetime
