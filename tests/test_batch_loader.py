@@ -16,7 +16,7 @@ import pytest
 import helperFunctions
 from actionrec.data import video_chunks, video_files
 from actionrec.data.batching import BatchLoader
-from actionrec.data.loader_pool import LoaderWorkerDied, Prefetcher, close_pool, make_pool
+from actionrec.data.loader_pool import LoaderWorkerDied, Prefetcher, close_pool, make_pool, pool_size
 from actionrec.data.sampling import loadFrameRaw, loadSequenceRaw
 from actionrec.data.video_chunks import VideoChunkLoader, iter_video_chunks, load_chunk, video_chunk_plan
 from actionrec.data.video_files import read_frames, video_info, write_video_hdf5
@@ -424,6 +424,24 @@ def _die_on_three(x):
         os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
     time.sleep(0.01)
     return x
+
+
+def _own_pid(_):
+    time.sleep(0.05)  # keeps a worker busy: the calls spread over both
+    return os.getpid()
+
+
+def test_the_pool_knows_its_workers_and_close_pool_ends_them():
+    worker_pool = make_pool(2, shield_signals=True)
+    try:
+        assert pool_size(worker_pool) == 2 and pool_size(None) == 0
+        pids = {process.pid for process in worker_pool.processes}
+        assert len(pids) == 2 and all(process.is_alive() for process in worker_pool.processes)
+        assert set(worker_pool.map(_own_pid, range(8))) <= pids  # the workers, not other children
+    finally:
+        close_pool(worker_pool)
+    assert not any(process.is_alive() for process in worker_pool.processes)
+    assert all(process.exitcode == 0 for process in worker_pool.processes)
 
 
 @pytest.mark.parametrize("shield_signals", [False, True])

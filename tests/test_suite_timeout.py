@@ -17,7 +17,7 @@ HANGING = textwrap.dedent('''
         try:
             pool.submit(time.sleep, 3600).result()  # a worker that never finishes: the wait hangs
         finally:
-            for process in list((pool._processes or {}).values()):
+            for process in pool.processes:
                 process.kill()
             hf.close_pool(pool)
 

@@ -66,6 +66,16 @@ class LoaderWorkerDied(RuntimeError):
     """A loader process ended abruptly (killed, e.g. by the out-of-memory killer, or crashed)."""
 
 
+class LoaderPool(concurrent.futures.ProcessPoolExecutor):
+    """A ProcessPoolExecutor that knows its worker processes: `workers` (how many) and `processes`
+    (their multiprocessing.Process objects, found with multiprocessing.active_children() when
+    make_pool starts them), so that close_pool can end survivors without the executor's private state."""
+
+    def __init__(self, workers, **kwargs):
+        super().__init__(workers, **kwargs)
+        self.workers, self.processes = workers, []
+
+
 def make_pool(workers, shield_signals=False):
     """A loader pool of `workers` processes, or None for loading in the calling process.
 
@@ -81,8 +91,8 @@ def make_pool(workers, shield_signals=False):
     video_files._drop_worker_reader()  # FFmpeg state must not be shared with the children
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                  initargs=(shield_signals, os.getpid()))
+    before = set(multiprocessing.active_children())
+    pool = LoaderPool(workers, mp_context=ctx, initializer=_init_worker, initargs=(shield_signals, os.getpid()))
     # OpenCV's own thread pool, once the parent has used it (a large resize), does not survive a
     # fork: the child's cv2.setNumThreads then waits forever on the parent's threads. Stop it for
     # the fork and restore it afterwards.
@@ -96,6 +106,7 @@ def make_pool(workers, shield_signals=False):
             _result(future)
     finally:
         cv2.setNumThreads(threads)
+    pool.processes = [p for p in multiprocessing.active_children() if p not in before]
     return pool
 
 
@@ -103,24 +114,31 @@ def close_pool(pool):
     """End a pool made by make_pool: tasks not started are cancelled, the ones running finish.
 
     After a worker died the executor ends the others with SIGTERM, which shielded workers ignore,
-    and a survivor may wait forever on a queue lock the dead worker held: those are killed here.
-    (ProcessPoolExecutor has no public access to its processes and manager thread.)
+    and a survivor may wait forever on a queue lock the dead worker held: while shutdown waits, a
+    watcher kills the survivors once any worker has ended abnormally (a non-zero exit status).
     """
     if pool is None:
         return
-    processes = list((pool._processes or {}).values())  # shutdown() forgets both
-    manager = pool._executor_manager_thread
-    pool.shutdown(wait=False, cancel_futures=True)
-    while manager is not None and manager.is_alive():
-        if pool._broken:
-            for process in processes:
-                if process.is_alive():
-                    process.kill()
-        manager.join(0.1)
+    done = threading.Event()
+
+    def kill_survivors_of_a_broken_pool():
+        while not done.wait(0.1):
+            if any(process.exitcode not in (None, 0) for process in pool.processes):
+                for process in pool.processes:
+                    if process.is_alive():
+                        process.kill()
+
+    watcher = threading.Thread(target=kill_survivors_of_a_broken_pool, name="close-pool", daemon=True)
+    watcher.start()
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        done.set()
+        watcher.join()
 
 
 def pool_size(pool):
-    return 0 if pool is None else pool._max_workers  # ProcessPoolExecutor has no public accessor
+    return 0 if pool is None else pool.workers
 
 
 @contextlib.contextmanager
