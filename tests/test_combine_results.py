@@ -335,6 +335,10 @@ def test_several_fusions_and_the_appearance_motion_pair(three_models, tmp_path, 
              "--fuse", "all", "--fusion", "prob", "--fusion", "logmean", "--weights", "0.3,0.7", "--weights", "equal"])
     results = run_main(args)
     assert results["order"] == ["single_frame", "3d", "tsn", "single_frame+3d", "all"]
+    # published numbers: the two-model layout's folders by name, a model.json without its arch gets none
+    assert results["dataset_name"] == "ucf101"
+    assert [(results["published"][n] or {}).get("text") for n in results["order"]] == [
+        "77–79", "89.3", None, "85.04", None]
     assert results["fusions"]["single_frame+3d"]["rule"] == "prob"
     assert results["fusions"]["single_frame+3d"]["weights"] == [0.3, 0.7]
     assert results["fusions"]["all"]["weights"] == pytest.approx([1 / 3] * 3)

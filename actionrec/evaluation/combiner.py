@@ -12,7 +12,17 @@ import numpy as np
 from actionrec import formatting, guards
 from actionrec.data import datasets, video_groups
 from actionrec.engine import runlog
-from actionrec.evaluation import accuracy, bootstrap, calibration, comparison, folders, inputs, model_info, predictions
+from actionrec.evaluation import (
+    accuracy,
+    bootstrap,
+    calibration,
+    comparison,
+    folders,
+    inputs,
+    model_info,
+    predictions,
+    published,
+)
 from actionrec.evaluation import fusion as score_fusion
 from actionrec.evaluation import scores as video_scores
 from actionrec.evaluation import weights as weight_choice
@@ -85,6 +95,8 @@ def evaluate_split(args: argparse.Namespace) -> Tuple[Dict[str, Any], Dict[str, 
     results["reference"] = model_info.best_of(results, results["order"])
     results["appearance_vs_motion"] = comparison.appearance_vs_motion(results)
     results["dataset"] = split_statistics(split, validation, names, test_scans)
+    results["dataset_name"] = split.dataset
+    results["published"] = published.published_numbers(results, split.dataset)
     return results, cms, logs
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from actionrec import formatting
 from actionrec.evaluation import comparison, model_info
 from actionrec.reporting import confusion_figures, figure_set, figures, pdf_layout, sentences
+from actionrec.reporting import tables as report_tables
 
 MAIN_PAGES_MAX_101 = 12  # pages before the appendix for a 101-class run (checked by the tests)
 
@@ -16,7 +17,8 @@ def summary_blocks(results: Dict[str, Any], tables: Dict[str, Any]) -> List[tupl
     Every number in it comes from ``results`` (results.json)."""
     split = results["split"]
     data = results["dataset"]
-    blocks = [("heading", "UCF-101 action recognition: results", 0)]
+    title = report_tables.dataset_title(results)
+    blocks = [("heading", f"{title} action recognition: results", 0)]
     val = (
         f" Validation: groups {formatting.groups_text(data['val_groups'])} of the training list "
         f"({data['val']['videos']} "
@@ -24,9 +26,15 @@ def summary_blocks(results: Dict[str, Any], tables: Dict[str, Any]) -> List[tupl
         if data["val"]
         else " No validation predictions were given: fusion weights are equal or given, never chosen on the test set."
     )
-    blocks.append(("paragraph", f"Dataset: UCF-101, {results['classes']} classes, split {split}. Subset: test "
-                                f"(testlist0{split}.txt, {results['videos']} videos); {data['train']['videos']} "
-                                f"training videos ({data['train']['note']})." + val, None))
+    blocks.append(
+        (
+            "paragraph",
+            f"Dataset: {title}, {results['classes']} classes, split {split}. Subset: test "
+            f"({test_list_name(results, split)}, {results['videos']} videos); {data['train']['videos']} "
+            f"training videos ({data['train']['note']})." + val,
+            None,
+        )
+    )
     blocks.append(("heading", "Models", 2))
     for name, model in results["models"].items():
         arch = f", {model['arch']}" if model.get("arch") and model["arch"] != name else ""
@@ -52,12 +60,20 @@ def summary_blocks(results: Dict[str, Any], tables: Dict[str, Any]) -> List[tupl
     return blocks
 
 
+def test_list_name(results: Dict[str, Any], split: int) -> str:
+    """Where the split's test videos are listed."""
+    if results.get("dataset_name") == "hmdb51":
+        return f"id 2 in testTrainMulti_7030_splits/*_test_split{split}.txt"
+    return f"testlist0{split}.txt"
+
+
 def write_report_pdf(path: str, results: Dict[str, Any], tables: Dict[str, Any], cms: Dict[str, np.ndarray],
                      logs: Dict[str, List[Dict[str, Any]]]) -> Dict[str, int]:
     """The multi-page report; returns ``{"pages": N, "main_pages": M, "appendix_page": M + 1}``."""
-    doc = pdf_layout.ReportDocument(path, f"UCF-101 split {results['split']}, {results['videos']} test videos; "
+    title = report_tables.dataset_title(results)
+    doc = pdf_layout.ReportDocument(path, f"{title} split {results['split']}, {results['videos']} test videos; "
                                           f"combine_results.py, {results['generated']}",
-                                    "UCF-101 action recognition: results")
+                                    f"{title} action recognition: results")
     specs = figure_set.figure_specs(results, cms, logs)
     story = pdf_layout.blocks_story(summary_blocks(results, tables), doc)
     story += accuracy_story(doc, results, tables, specs)

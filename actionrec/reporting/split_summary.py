@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from actionrec import formatting, guards
-from actionrec.evaluation import jsonfile
+from actionrec.evaluation import jsonfile, published
 from actionrec.reporting import figure_set, figures, pdf_layout, table_files
 from actionrec.reporting import tables as report_tables
 
@@ -49,6 +49,23 @@ def read_split_results(directory: str) -> Tuple[int, Dict[str, Tuple[str, Dict[s
     return data["split"], entries
 
 
+def dataset_of_folders(directories: Sequence[str]) -> str:
+    """The dataset the report folders were made on ('ucf101' for folders of older versions); refuses a mix."""
+    found = {}
+    for directory in directories:
+        path = directory if os.path.isfile(directory) else os.path.join(directory, "results.json")
+        with open(path, encoding="utf-8") as f:  # read_split_results has checked it reads
+            found[directory] = json.load(f).get("dataset_name") or "ucf101"
+    if len(set(found.values())) > 1:
+        raise guards.UserError("--summarize: the report folders are of different datasets ("
+                               + ", ".join(f"{d}: {n}" for d, n in found.items()) + ")")
+    return next(iter(found.values()), "ucf101")
+
+
+def summary_title(summary: Dict[str, Any]) -> str:
+    return published.DATASET_TITLES.get(summary.get("dataset_name") or "ucf101", "UCF-101")
+
+
 def summarize_splits(directories: Sequence[str]) -> Dict[str, Any]:
     """Mean ± std (n - 1 denominator) over the splits of each model and fusion; an entry missing from a
     split, or missing a number there, gets per-split values only and no mean."""
@@ -59,10 +76,11 @@ def summarize_splits(directories: Sequence[str]) -> Dict[str, Any]:
             raise guards.UserError(f"--summarize: split {split} is given twice ({splits[split][0]} and {directory})")
         splits[split] = (directory, entries)
     order = sorted(splits)
+    dataset = dataset_of_folders(directories)
     names = []
     for split in order:
         names += [n for n in splits[split][1] if n not in names]
-    summary = {"splits": order, "inputs": {str(s): splits[s][0] for s in order}, "entries": {},
+    summary = {"splits": order, "inputs": {str(s): splits[s][0] for s in order}, "entries": {}, "dataset_name": dataset,
                "std": "sample standard deviation over the splits (n - 1 denominator)"}
     for name in names:
         present = [s for s in order if name in splits[s][1]]
@@ -96,7 +114,7 @@ def summary_table(summary: Dict[str, Any]) -> report_tables.Table:
         if incomplete
         else "Every model and fusion is in every split."
     )
-    return report_tables.Table(f"UCF-101, mean over {len(order)} splits (video-level accuracy, %).",
+    return report_tables.Table(f"{summary_title(summary)}, mean over {len(order)} splits (video-level accuracy, %).",
                  ["Name", "Model", "Top-1", "Top-5", "Top-10", "Mean class acc."] + [f"Top-1 split {s}" for s in order]
                  + ["Note"], "llrrrr" + "r" * len(order) + "l", rows, note)
 
@@ -144,7 +162,7 @@ def write_summary(summary: Dict[str, Any], output_dir: str) -> None:
     jsonfile.write_json(os.path.join(output_dir, "summary.json"), summary)
     with open(os.path.join(output_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(
-            f"# UCF-101: mean over splits {', '.join(map(str, summary['splits']))}\n\n"
+            f"# {summary_title(summary)}: mean over splits {', '.join(map(str, summary['splits']))}\n\n"
             + table_files.table_to_markdown(table)
         )
     with open(os.path.join(output_dir, "summary.tex"), "w", encoding="utf-8") as f:
@@ -169,8 +187,8 @@ def write_summary_pdf(path: str, summary: Dict[str, Any], table: report_tables.T
     splits = ", ".join(map(str, summary["splits"]))
     doc = pdf_layout.ReportDocument(path, f"combine_results.py --summarize, "
                                           f"{datetime.datetime.now().isoformat(timespec='seconds')}",
-                                    f"UCF-101: mean over splits {splits}")
-    story = pdf_layout.heading(f"UCF-101: mean over splits {splits}", 0, keep=0.5)
+                                    f"{summary_title(summary)}: mean over splits {splits}")
+    story = pdf_layout.heading(f"{summary_title(summary)}: mean over splits {splits}", 0, keep=0.5)
     story += [pdf_layout.paragraph(f"Split {s}: {directory}", pdf_layout.BODY_PT - 0.5, bullet="•")
               for s, directory in summary["inputs"].items()]
     story += [pdf_layout.spacer(0.1)] + pdf_layout.table(doc, table)

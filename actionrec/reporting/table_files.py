@@ -94,7 +94,10 @@ def write_tables(tables: Dict[str, Any], results: Dict[str, Any], output_dir: st
             f.write(text)
         written.append(path)
 
-    markdown = [f"# UCF-101 results: split {results['split']}, {results['videos']} test videos", ""]
+    markdown = [
+        f"# {report_tables.dataset_title(results)} results: split {results['split']}, {results['videos']} test videos",
+        "",
+    ]
     for key, question in sentences.QUESTIONS.items():
         markdown += [f"**{question}**", ""] + [markdown_escape(s) for s in results["answers"][key]] + [""]
     for heading, aggregate, prefix in TABLE_SECTIONS:

@@ -1,9 +1,9 @@
 """The report's tables as plain strings (``Table``), computed from results.json; typeset in the PDF and
 written as Markdown and LaTeX by ``table_files``."""
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from actionrec import formatting
-from actionrec.evaluation import calibration, comparison, model_info
+from actionrec.evaluation import calibration, comparison, model_info, published
 from actionrec.reporting import sentences
 
 
@@ -22,22 +22,49 @@ def val_top1(results: Dict[str, Any], name: str) -> Optional[float]:
     return (results["fusions"][name].get("validation") or {}).get("top1")
 
 
+def dataset_title(results: Dict[str, Any]) -> str:
+    """'UCF-101' or 'HMDB-51' (results.json of older versions: UCF-101)."""
+    return published.DATASET_TITLES.get(results.get("dataset_name") or "ucf101", "UCF-101")
+
+
+def published_cells(results: Dict[str, Any]) -> Tuple[List[str], str]:
+    """(one 'Published' cell per entry of results['order'], the note naming their sources); ([], '') when
+    no entry has a published number."""
+    numbers = results.get("published") or {}
+    if not any(numbers.get(n) for n in results["order"]):
+        return [], ""
+    cells = [numbers[n]["text"] if numbers.get(n) else "–" for n in results["order"]]
+    sources = []
+    for number in numbers.values():
+        if number:
+            line = f"{number['title']}: {number['text']} ({number['scope']}; {number['source']}"
+            line += f"; {number['note']})" if number.get("note") else ")"
+            if line not in sources:
+                sources.append(line)
+    return cells, "; published: " + "; ".join(sources)
+
+
 def topk_table(results: Dict[str, Any]) -> Table:
     ev = results["evaluation"]
     with_val = any(val_top1(results, n) is not None for n in results["order"])
+    published_column, published_note = published_cells(results)
     rows = [
         [model_info.entry_title(results, n), model_info.entry_type(results, n)]
         + [formatting.pct(ev[n][f"top{k}"]) for k in comparison.TOPK]
         + [formatting.pct(ev[n]["mean_class_accuracy"]), formatting.pct(ev[n]["macro_f1"])]
         + ([formatting.pct(val_top1(results, n))] if with_val else [])
-        for n in results["order"]
+        + ([published_column[i]] if published_column else [])
+        for i, n in enumerate(results["order"])
     ]
-    return Table(f"Video-level accuracy (%) on the {results['videos']} test videos of split {results['split']}.",
+    return Table(f"Video-level accuracy (%) on the {results['videos']} test videos of {dataset_title(results)} "
+                 f"split {results['split']}.",
                  ["Model", "Type", "Top-1", "Top-5", "Top-10", "Mean class acc.", "Macro F1"]
-                 + (["Val top-1"] if with_val else []), "llrrrrr" + ("r" if with_val else ""), rows,
+                 + (["Val top-1"] if with_val else []) + (["Published top-1"] if published_column else []),
+                 "llrrrrr" + ("r" if with_val else "") + ("r" if published_column else ""), rows,
                  "Mean class accuracy = mean per-class recall (the TSN/mmaction2 number); top-k: the fraction of "
                  "videos whose class is among the k best scores"
-                 + ("; val top-1: on the validation videos, which chose the fusion weights." if with_val else "."))
+                 + ("; val top-1: on the validation videos, which chose the fusion weights" if with_val else "")
+                 + published_note + ".")
 
 
 def fusions_table(results: Dict[str, Any]) -> Table:
