@@ -156,7 +156,7 @@ def finish_pass(loader, todo, counts, seconds, ranks, device, stop, amp, unit, n
 
 def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, write, complete, crops=1,
                   desc="test", unit="frames", noun="predictions", features=False, fixed_shapes=True,
-                  provenance=None, video_start=None, video_end=None):
+                  provenance=None, video_start=None, video_end=None, reader=None):
     """The per-video driver of the test scripts and of feature extraction.
 
     Every video of `paths` whose output is not complete yet (`complete(output_path(path))`; resume) is
@@ -170,6 +170,8 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
     run is refused (claim_folder), and with --no-resume (args.resume False) every video is redone.
     video_start(), video_end(model) -> rows: for a rows_fn that keeps state over a video's chunks (test_3d's
     exact full mode): called before a video's first chunk, and after its last one for its last rows.
+    reader (motion.SnippetReader): the chunks are the motion stream's snippets (F, [crops,] size, size, C),
+    the plan's indices their starts.
     """
     devices.return_freed_memory()
     ranks = devices.Dist()
@@ -185,7 +187,7 @@ def stream_videos(args, model, paths, *, plan, max_chunk, rows_fn, output_path, 
         todo = videos_to_do(paths, ranks, resume, complete, output_path)
         loader = video_chunks.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
                                                depth=max(2, args.workers), max_chunk=max_chunk, crops=crops,
-                                               features=features)
+                                               features=features, reader=reader)
         hooks = {"rows_fn": rows_fn, "output_path": output_path, "write": write, "crops": crops, "desc": desc,
                  "video_start": video_start, "video_end": video_end}
         counts = _Counts()
@@ -215,7 +217,7 @@ def test_subset(args, trained):
 
 
 def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, info, paths_of=None, fixed_shapes=True,
-                video_start=None, video_end=None):
+                video_start=None, video_end=None, reader=None):
     """The test driver of every test script: predictions of every video of --subset, then (rank 0)
     results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
 
@@ -223,7 +225,7 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
     by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
     tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces" | "video", test: {...});
     paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>);
-    video_start, video_end: see stream_videos. The prediction files say how they were computed (attribute
+    video_start, video_end, reader: see stream_videos. The prediction files say how they were computed (attribute
     test: info["test"]["description"]).
     """
     check_output_paths({"--predictions-dir": args.predictions_dir, "--output-dir": args.output_dir},
@@ -281,7 +283,8 @@ def test_videos(args, checkpoint, model, normalize, plan, max_chunk, rows_fn, in
             target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
         complete=lambda target: metrics.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
-        fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end)
+        fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end,
+        reader=reader)
     if not result.ranks.main:
         exit_if_unreadable(result.failed, "not tested")
         return None
