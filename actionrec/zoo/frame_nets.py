@@ -98,7 +98,8 @@ def build_model(args, num_classes, ranks, pretrained=True):
             raise guards.UserError(f"{source}: not a torchvision {args.arch} state_dict "
                                    f"({trained_model.state_dict_misfit(model, state) or runner.one_line(e)})") from None
     modality = getattr(args, "modality", "rgb")
-    in_channels = motion.model_channels(modality, getattr(args, "new_length", None) or 1)
+    new_length = getattr(args, "new_length", None) or motion.DEFAULT_NEW_LENGTH[modality]
+    in_channels = motion.model_channels(modality, new_length)
     if in_channels != 3:  # the motion stream: flow (2L) or RGB difference (3L)
         model.conv1 = cross_modality_conv(model.conv1, in_channels, from_rgb=loaded)
     # A new classifier for the dataset's classes (the ImageNet head has 1000).
