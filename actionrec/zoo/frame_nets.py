@@ -135,7 +135,10 @@ def add_model_flags(parser):
         "computed on the fly from ImageNet-normalised frames (tsn-pytorch's _get_diff), 3L channels. Either way "
         "the first convolution takes 2L or 3L channels, initialised with TSN's cross-modality initialisation "
         "(ImageNet RGB filters averaged over RGB, repeated; PyTorch's default with --pretrained none). "
-        "A training flip negates x (255 - x), crops and resizes act on all channels alike.")
+        "A training flip negates x (255 - x), crops and resizes act on all channels alike. Recipes (tsn-pytorch, "
+        "README): flow --new-length 5 --segments 3 --dropout 0.7 --partial-bn --trainable all --optimizer sgd "
+        "--lr 1e-3 --weight-decay 5e-4 --lr-schedule step --lr-steps 190,300 --epochs 340 --batch-size 128 "
+        "--clip-grad-norm 20; rgbdiff --new-length 5 --segments 7, otherwise the RGB TSN recipe.")
     m.add_argument("--modality", choices=motion.MODALITIES, default="rgb",
                    help="rgb frames, stacked optical flow, or RGB difference (default: rgb)")
     m.add_argument("--new-length", type=arg_types.positive_int, default=None,
