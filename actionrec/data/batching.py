@@ -235,4 +235,4 @@ class BatchLoader:
             slots.close()
 
 
-NON_FINITE = "non-finite values"
+NON_FINITE = feature_files.NON_FINITE

@@ -3,9 +3,10 @@
 import h5py
 import numpy as np
 
-from actionrec.data import batching, video_files
+from actionrec.data import video_files
 
 FEATURES_KEY = "features"
+NON_FINITE = "non-finite values"  # in the reason a damaged feature file gives (batching.NON_FINITE)
 FEATURES_INFO = "features.json"  # a features folder's description: dims, weights, stride (extract_features.py)
 
 
@@ -57,5 +58,5 @@ def read_features(path, indices):
         indices = np.asarray(indices, dtype=np.int64) % ds.shape[0]
         features = ds[indices] if len(indices) and np.all(np.diff(indices) > 0) else ds[()][indices]
     if not np.isfinite(features).all():
-        raise video_files.VideoReadError(f"{path}: {batching.NON_FINITE} in '{FEATURES_KEY}'")
+        raise video_files.VideoReadError(f"{path}: {NON_FINITE} in '{FEATURES_KEY}'")
     return np.asarray(features, dtype=np.float16)
