@@ -18,7 +18,10 @@ STAMP  := $(VENV)/.requirements-installed
 # TSN runs without partial BN here: freezing BatchNorm is for fine-tuning pretrained weights, not for a
 # network trained from scratch. C3D is the released architecture at 1/4 width with adaptive pooling
 # (--c3d-width, --c3d-adaptive-pool: 48x48 frames do not fit its fixed fc6). The RNN reads the features
-# of the demo's single-frame model (extract_features.py --checkpoint).
+# of the demo's single-frame model (extract_features.py --checkpoint). The flow stream (TSN's temporal
+# stream) reads the flow that extract_flow.py computes at the videos' own size with DIS ultrafast (seconds
+# here; dis-medium or TV-L1 for real data), stacks of 5 fields from 3 segments through a ResNet-18 (the
+# demo's ResNet-50 budget is spent on the RGB models), and is fused with the RGB models (two-stream).
 # Overridable for a smaller demo (tests/test_readme_commands.py builds a tiny one in a temporary DEMO):
 # DEMO_DATASET (make_synthetic_ucf101.py's flags), DEMO_SIZE (--image-size), DEMO_VAL_GROUPS and DEMO_TRAIN
 # (flags appended to every training command, e.g. --epochs 1 --max-steps 1). The defaults are the demo's.
@@ -37,6 +40,8 @@ DEMO_3D     := $(DEMO_RUNS)/3d
 DEMO_C3D    := $(DEMO_RUNS)/c3d
 DEMO_FEAT   := $(DEMO)/features/split1
 DEMO_RNN    := $(DEMO_RUNS)/rnn
+DEMO_FLOW   := $(DEMO_RUNS)/flow
+DEMO_FLOW_STAMP := $(DEMO_DATA)/UCF-101-flow.EXTRACTED
 
 .PHONY: help venv test lint demo bench bench-gpu clean-demo
 
@@ -90,6 +95,16 @@ $(DEMO_C3D)/COMPLETE: $(DEMO_DATA)/synthetic_classes.json
 	$(PY) train_3d.py $(DEMO_COMMON) --output-dir $(DEMO_C3D) --arch c3d --c3d-checkpoint none \
 		--c3d-width 0.25 --c3d-adaptive-pool --batch-size 8 --lr 1e-4 --epochs 20 --eval-every 5 $(DEMO_TRAIN)
 
+# The flow of every video, to DEMO_DATA/UCF-101-flow/ (the default --flow-dir of the training and test scripts).
+$(DEMO_FLOW_STAMP): $(DEMO_DATA)/synthetic_classes.json
+	$(PY) extract_flow.py --data-dir $(DEMO_DATA) --method dis-ultrafast --size native
+	touch $@
+
+$(DEMO_FLOW)/COMPLETE: $(DEMO_FLOW_STAMP)
+	$(PY) train_single_frame.py $(DEMO_COMMON) --output-dir $(DEMO_FLOW) --modality flow --new-length 5 \
+		--segments 3 --arch resnet18 --dropout 0.5 --pretrained none --trainable all --batch-size 16 --lr 1e-3 \
+		--epochs 12 --eval-every 4 $(DEMO_TRAIN)
+
 $(DEMO_FEAT)/features.json: $(DEMO_SF)/COMPLETE
 	$(PY) extract_features.py --data-dir $(DEMO_DATA) --split 1 --checkpoint $(DEMO_SF)/checkpoint.pth \
 		--output-dir $(DEMO_FEAT)
@@ -124,16 +139,22 @@ $(DEMO_C3D)/TESTED: $(DEMO_C3D)/COMPLETE
 	$(call demo_test,test_3d.py,$(DEMO_C3D),--mode sliding)
 	touch $@
 
+$(DEMO_FLOW)/TESTED: $(DEMO_FLOW)/COMPLETE
+	$(call demo_test,test_single_frame.py,$(DEMO_FLOW),--frames 25)
+	touch $@
+
 $(DEMO_RNN)/TESTED: $(DEMO_RNN)/COMPLETE
 	$(call demo_test,test_rnn.py,$(DEMO_RNN),)
 	touch $@
 
-DEMO_MODELS := single_frame=$(DEMO_SF) tsn=$(DEMO_TSN) 3d=$(DEMO_3D) c3d=$(DEMO_C3D) rnn=$(DEMO_RNN)
-$(DEMO_REPORT)/report.pdf: $(DEMO_SF)/TESTED $(DEMO_TSN)/TESTED $(DEMO_3D)/TESTED $(DEMO_C3D)/TESTED $(DEMO_RNN)/TESTED
+DEMO_MODELS := single_frame=$(DEMO_SF) tsn=$(DEMO_TSN) 3d=$(DEMO_3D) c3d=$(DEMO_C3D) rnn=$(DEMO_RNN) flow=$(DEMO_FLOW)
+$(DEMO_REPORT)/report.pdf: $(DEMO_SF)/TESTED $(DEMO_TSN)/TESTED $(DEMO_3D)/TESTED $(DEMO_C3D)/TESTED $(DEMO_RNN)/TESTED \
+		$(DEMO_FLOW)/TESTED
 	$(PY) combine_results.py --data-dir $(DEMO_DATA) --split 1 --output-dir $(DEMO_REPORT) \
 		$(foreach m,$(DEMO_MODELS),--model $(m)/predictions --val $(m)/val_predictions) \
 		--model 3d_full=$(DEMO_3D)/full_predictions \
-		--fuse single_frame,3d --fuse single_frame,tsn,3d,c3d,rnn --weights auto
+		--fuse single_frame,3d --fuse single_frame,tsn,3d,c3d,rnn --fuse single_frame,flow --fuse tsn,flow \
+		--weights auto
 
 bench: $(STAMP)
 	$(PY) bench/bench_loaders.py

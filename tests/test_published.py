@@ -46,6 +46,10 @@ def described(kind, **trained):
 @pytest.mark.parametrize("kind, trained, recipe", [
     ("frame", {"arch": "resnet50"}, "single_frame"),
     ("frame", {"arch": "resnet50", "segments": 3}, "tsn_rgb"),
+    ("frame", {"arch": "resnet50", "segments": 3, "modality": "flow", "new_length": 5}, "tsn_flow"),
+    ("frame", {"arch": "resnet50", "modality": "flow", "new_length": 10}, "two_stream_temporal"),
+    ("frame", {"arch": "resnet50", "segments": 7, "modality": "rgbdiff", "new_length": 5}, "tsn_rgbdiff"),
+    ("frame", {"arch": "resnet50", "modality": "rgbdiff", "new_length": 5}, None),
     ("clip", {"arch": "resnet", "depth": 50}, "hara_3d_resnet50"),
     ("clip", {"arch": "resnet", "depth": 18}, None),  # no published ResNet-18 from Kinetics in the recipes
     ("clip", {"arch": "c3d"}, "c3d"),

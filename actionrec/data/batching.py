@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from actionrec.data import feature_files, loader_pool, sampling, video_files
+from actionrec.data import feature_files, loader_pool, motion, sampling, video_files
 
 log = logging.getLogger("ucf101")
 
@@ -20,6 +20,8 @@ SAMPLE_LOADERS = {
     "clip": sampling._clip_raw,
     "segments": sampling._segments_raw,
     "features": feature_files._features_raw,
+    "flow": motion._flow_segments_raw,
+    "rgbdiff": motion._rgbdiff_segments_raw,
 }
 
 
@@ -112,6 +114,7 @@ def _load_batch(task):
 
 class Batch(NamedTuple):
     data: np.ndarray     # uint8 [n, size, size, 3] frames, [n, T, size, size, 3] clips or segments,
+    #                      [n, K, size, size, C] motion snippets (C = 2L flow, 3(L + 1) RGB frames),
     #                      float16 [n, L, dims] feature sequences (zero-padded)
     labels: np.ndarray   # int64 [n]
     indices: np.ndarray  # int64 [n], positions in the loader's path list
@@ -194,6 +197,10 @@ class BatchLoader:
         if self._empty is not None:
             return self._empty
         size = self.loader_kwargs.get("size", sampling.IMAGE_SIZE)
+        if self.kind in motion.MOTION_KINDS:
+            segments = self.loader_kwargs.get("segments", 3)
+            channels = motion.shipped_channels(self.kind, self.loader_kwargs.get("new_length", 5))
+            return np.zeros((0,) + ((segments,) if segments > 1 else ()) + (size, size, channels), dtype=np.uint8)
         views = {"frame": (), "clip": (self.loader_kwargs.get("clip_len", sampling.CLIP_LEN),),
                  "segments": (self.loader_kwargs.get("segments", 3),)}.get(self.kind)
         return np.zeros((0,) + views + (size, size, 3), dtype=np.uint8) if views is not None else \

@@ -15,6 +15,15 @@ CLIP_MEAN = (0.433, 0.4045, 0.3776)
 CLIP_STD = (0.1519876, 0.14855877, 0.156976)
 
 
+# The motion stream's uint8 flow levels (0..255 over +-20 px, 128 ~ no motion), normalised as tsn-pytorch
+# does for a ResNet: x / 255 minus 0.5 (~128/255), over the mean of ImageNet's RGB std (0.226), the
+# same for x and y. RGB difference: frames normalised with FRAME_MEAN/FRAME_STD, then differenced.
+FLOW_MEAN = 0.5
+
+
+FLOW_STD = float(np.mean(FRAME_STD))
+
+
 # Hara et al. fed RGB in 0..255 minus this mean and no std; expressed on [0, 1] so one formula serves all.
 KINETICS_MEAN = (114.7748 / 255, 107.7354 / 255, 99.4750 / 255)
 

@@ -47,16 +47,19 @@ def crop_boxes(height, width, size, crops):
     return resized, [(y, x, flip) for flip in (False, True) for y, x in corners]
 
 
-def _crop_views(frames, size, crops, out):
-    """uint8 [n, H, W, 3] -> the `crops` views of each frame in `out` [n, crops, size, size, 3]."""
+def _crop_views(frames, size, crops, out, negate_x=False):
+    """uint8 [n, H, W, C] -> the `crops` views of each frame in `out` [n, crops, size, size, C];
+    negate_x (flow stacks): a mirrored view also maps the x channels (even ones) to 255 - x."""
     resized_hw, boxes = crop_boxes(frames.shape[1], frames.shape[2], size, crops)
-    resized = np.empty(resized_hw + (3,), dtype=np.uint8)
+    resized = np.empty(resized_hw + frames.shape[3:], dtype=np.uint8)
     for i, frame in enumerate(frames):
         cv2.resize(frame, resized_hw[::-1], dst=resized, interpolation=cv2.INTER_LINEAR)
         for c, (y, x, flip) in enumerate(boxes):
             view = resized[y:y + size, x:x + size]
             if flip:
                 cv2.flip(view, 1, dst=out[i, c])
+                if negate_x:
+                    out[i, c, ..., 0::2] = 255 - out[i, c, ..., 0::2]
             else:
                 out[i, c] = view
     return out
@@ -76,14 +79,20 @@ def iter_video_chunks(path, chunk_frames=200, size=sampling.IMAGE_SIZE):
         yield load_chunk(path, start, min(start + chunk_frames, frames), size)
 
 
-def _chunk_slabs(path, indices, size, out=None, crops=1):
+def _view_shape(size, crops, channels=3):
+    return (size, size, channels) if crops == 1 else (crops, size, size, channels)
+
+
+def _chunk_slabs(path, indices, size, out=None, crops=1, reader=None):
     """Frames `indices` (looping past the end) resized to size x size (or cut into `crops` views:
     crop_boxes), as uint8 slabs of at most SLAB_FRAMES frames, [n, size, size, 3] or [n, crops, size,
     size, 3] (views of `out`, shaped for all of `indices`, when given): only one slab of raw frames
-    is in memory at a time, whatever the chunk's length."""
+    is in memory at a time, whatever the chunk's length. With a `reader` (motion.SnippetReader) the
+    "frames" are its snippets: C-channel stacks starting at `indices`."""
     indices = np.asarray(indices, dtype=np.int64)
-    view_shape = (size, size, 3) if crops == 1 else (crops, size, size, 3)
-    with video_files.open_video(path) as video:
+    view_shape = _view_shape(size, crops, reader.channels if reader is not None else 3)
+    negate_x = reader is not None and reader.negate_x
+    with (reader.open(path) if reader is not None else video_files.open_video(path)) as video:
         for first in range(0, len(indices), SLAB_FRAMES):
             last = min(first + SLAB_FRAMES, len(indices))
             raw = video.read(indices[first:last] % video.frames)
@@ -91,16 +100,17 @@ def _chunk_slabs(path, indices, size, out=None, crops=1):
             if crops == 1:
                 yield sampling._transform(raw, False, None, size, slab)
             else:
-                yield _crop_views(raw, size, crops, slab)
+                yield _crop_views(raw, size, crops, slab, negate_x)
 
 
-def load_chunk(path, start, stop=None, size=sampling.IMAGE_SIZE, crops=1):
+def load_chunk(path, start, stop=None, size=sampling.IMAGE_SIZE, crops=1, reader=None):
     """Frames start..stop-1 (or the index array `start`) resized to size x size (uint8), or cut into
-    `crops` views each ([n, crops, size, size, 3]); indices past the end loop around."""
+    `crops` views each ([n, crops, size, size, 3]); indices past the end loop around. With a `reader`:
+    its snippets at those starts ([..., C])."""
     indices = _as_indices((start, stop) if stop is not None else start)
-    view_shape = (size, size, 3) if crops == 1 else (crops, size, size, 3)
+    view_shape = _view_shape(size, crops, reader.channels if reader is not None else 3)
     out = np.empty((len(indices),) + view_shape, dtype=np.uint8)
-    for _ in _chunk_slabs(path, indices, size, out, crops):
+    for _ in _chunk_slabs(path, indices, size, out, crops, reader):
         pass
     return out
 
@@ -109,7 +119,7 @@ def _load_chunk_task(task):
     """Worker side of VideoChunkLoader -> (video_index, result, seconds): result is the array, or
     (shape, dtype) when it went to the shared-memory slot, or the reason a video cannot be read;
     seconds is the time spent reading and resizing it."""
-    video_index, path, indices, size, crops, slot, capacity = task
+    video_index, path, indices, size, crops, slot, capacity, reader = task
     start = time.perf_counter()
     if isinstance(indices, str):  # the video's header already failed in the parent: pass it on
         return video_index, indices, 0.0
@@ -123,12 +133,12 @@ def _load_chunk_task(task):
                 batching._write_rows(slot, [features])
                 return video_index, (features.shape, features.dtype.str), time.perf_counter() - start
         return video_index, features, time.perf_counter() - start
-    shape = (len(indices),) + ((size, size, 3) if crops == 1 else (crops, size, size, 3))
+    shape = (len(indices),) + _view_shape(size, crops, reader.channels if reader is not None else 3)
     try:
         if slot is not None and len(indices) <= capacity:
             # Slab by slab into the slot: the worker never holds the whole chunk.
             offset = 0
-            with contextlib.closing(_chunk_slabs(path, indices, size, crops=crops)) as slabs:
+            with contextlib.closing(_chunk_slabs(path, indices, size, crops=crops, reader=reader)) as slabs:
                 for slab in slabs:
                     try:
                         batching._write_rows(slot, [slab], offset)
@@ -138,7 +148,8 @@ def _load_chunk_task(task):
                     offset += slab.nbytes
                 else:
                     return video_index, (shape, np.dtype(np.uint8).str), time.perf_counter() - start
-        return video_index, load_chunk(path, indices, size=size, crops=crops), time.perf_counter() - start
+        chunk = load_chunk(path, indices, size=size, crops=crops, reader=reader)
+        return video_index, chunk, time.perf_counter() - start
     except video_files.READ_ERRORS as e:
         return video_index, f"{type(e).__name__}: {e}", time.perf_counter() - start
 
@@ -162,7 +173,8 @@ class VideoChunkLoader:
     """
 
     def __init__(
-        self, paths, plan, pool=None, size=sampling.IMAGE_SIZE, depth=2, max_chunk=None, crops=1, features=False
+        self, paths, plan, pool=None, size=sampling.IMAGE_SIZE, depth=2, max_chunk=None, crops=1, features=False,
+        reader=None,
     ):
         if crops not in CROPS:
             raise ValueError(f"crops must be one of {CROPS}, not {crops!r}")
@@ -172,6 +184,9 @@ class VideoChunkLoader:
         self.paths, self.plan, self.pool, self.depth = list(paths), plan, pool, depth
         self.size = None if features else size
         self.max_chunk, self.crops = max_chunk, crops
+        # reader (motion.SnippetReader): the chunks are stacks of flow fields or frames, C channels, and
+        # `frames` counts a video's snippet positions (what the plan picks from).
+        self.reader = reader
         self.wait_seconds = 0.0
         self.frames, self.load_seconds = {}, {}
         self._chunks = {}
@@ -180,9 +195,11 @@ class VideoChunkLoader:
         number = 0
         for video_index, path in enumerate(self.paths):
             try:
-                self.frames[video_index] = (feature_files.feature_info if self.features else video_files.video_info)(
-                    path
-                )[0]
+                if self.reader is not None:
+                    self.frames[video_index] = self.reader.length(path)
+                else:
+                    self.frames[video_index] = (
+                        feature_files.feature_info if self.features else video_files.video_info)(path)[0]
                 chunks = [_as_indices(c) for c in self.plan(self.frames[video_index])]
                 if not chunks or any(len(c) == 0 for c in chunks):
                     raise RuntimeError(f"the chunk plan for {path} is empty or has an empty chunk")
@@ -190,7 +207,8 @@ class VideoChunkLoader:
                 chunks = [f"{type(e).__name__}: {e}"]
             self._chunks[video_index] = len(chunks)
             for indices in chunks:
-                yield (video_index, path, indices, self.size, self.crops, slots.slot(number), self.max_chunk or 0)
+                yield (video_index, path, indices, self.size, self.crops, slots.slot(number), self.max_chunk or 0,
+                       self.reader)
                 number += 1
 
     def __iter__(self):

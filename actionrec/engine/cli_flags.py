@@ -50,6 +50,16 @@ def common_parser() -> argparse.ArgumentParser:
     return p
 
 
+def flow_parser():
+    """--flow-dir: where the motion stream's flow files are (train and test of the frame models)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument_group("optical flow").add_argument(
+        "--flow-dir", default=None,
+        help="folder of extract_flow.py's per-video flow files, <Class>/<video>.hdf5, read with --modality flow "
+             "(default: extract_flow.py's, beside the videos: DATA_DIR/UCF-101-flow or DATA_DIR/hmdb51-flow)")
+    return p
+
+
 def train_parser(defaults: dict) -> argparse.ArgumentParser:
     """Training flags; `defaults` sets the model-specific defaults (batch size, trainable layers, and
     optionally lr, epochs, optimizer, weight_decay, clip_grad_norm)."""

@@ -4,12 +4,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from actionrec.data import motion, normalization
 from actionrec.data.batching import Batch
 from actionrec.engine import devices
 
 
 class Normalize(nn.Module):
-    """uint8 channels-last batches -> normalised float (N, 3, H, W) or (N, 3, T, H, W) on the device.
+    """uint8 channels-last batches -> normalised float (N, C, H, W) or (N, C, T, H, W) on the device, C
+    being the length of mean and std (3 for RGB; 2L for a flow stack, 3(L + 1) for RGB-difference frames).
 
     Loaders ship uint8 RGB (4x fewer bytes than float32, no float work on the CPU); this does the rest:
     (x / 255 - mean) / std per channel, with mean and std on [0, 1] in the order the model expects.
@@ -26,12 +28,39 @@ class Normalize(nn.Module):
         if self.bgr:
             x = x.flip(-1)
         x = x.movedim(-1, 1)  # (N, H, W, 3) -> (N, 3, H, W); (N, T, H, W, 3) -> (N, 3, T, H, W)
-        shape = (1, 3) + (1,) * (x.dim() - 2)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
         x = x.float() * self.scale.view(shape) - self.shift.view(shape)
         # The moved view is already channels-last in memory; keep that on CUDA, plain layout on the CPU.
         if x.is_cuda:
             return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
         return x.contiguous()
+
+
+class FrameDifferences(nn.Module):
+    """TSN's RGB difference (tsn-pytorch `_get_diff`), on the device: uint8 snippets of L + 1 frames
+    (N, H, W, 3(L + 1)) -> normalised frames -> the L differences of consecutive frames (N, 3L, H, W),
+    channels (f2 - f1, f3 - f2, ...) x RGB. The mean cancels: a difference is (b - a) / (255 std)."""
+
+    def __init__(self, normalize, new_length):
+        super().__init__()
+        self.normalize, self.new_length = normalize, new_length
+
+    def forward(self, x):
+        x = self.normalize(x)  # (N, 3(L + 1), H, W)
+        frames = x.reshape((x.shape[0], self.new_length + 1, 3) + x.shape[2:])
+        return (frames[:, 1:] - frames[:, :-1]).reshape((x.shape[0], 3 * self.new_length) + x.shape[2:]).contiguous()
+
+
+def modality_input(modality, new_length=1):
+    """The input module of a frame model of `modality` (motion.MODALITIES): ImageNet's RGB normalisation;
+    flow levels with normalization.FLOW_MEAN / FLOW_STD on every channel; RGB differences (FrameDifferences)."""
+    if modality == "flow":
+        channels = motion.shipped_channels("flow", new_length)
+        return Normalize((normalization.FLOW_MEAN,) * channels, (normalization.FLOW_STD,) * channels)
+    if modality == "rgbdiff":
+        return FrameDifferences(Normalize(normalization.FRAME_MEAN * (new_length + 1),
+                                          normalization.FRAME_STD * (new_length + 1)), new_length)
+    return Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
 
 
 class FeatureInput(nn.Module):

@@ -29,7 +29,7 @@ def check_trained(checkpoint: Any, path: str, expected_kind: str | None = None) 
     kind = checkpoint.get("kind")
     if kind is None:  # written before checkpoints recorded their kind
         kind = "features" if "features" in trained else "clip" if "clip_len" in trained else (expected_kind or "frame")
-    kind = "frame" if kind == "segments" else kind
+    kind = "frame" if kind in ("segments", "flow", "rgbdiff") else kind  # TSN and the motion stream: frame models
     if kind not in TEST_SCRIPTS:
         raise UserError(f"{path} holds a {kind!r} model, which no test script knows")
     if expected_kind is not None and kind != expected_kind:

@@ -5,7 +5,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -210,6 +210,7 @@ def stream_videos(
     provenance: Provenance | None = None,
     video_start: Callable[[], None] | None = None,
     video_end: Callable[[nn.Module], torch.Tensor] | None = None,
+    reader: Callable[[str], Any] | None = None,
 ) -> VideoPass:
     """The per-video driver of the test scripts and of feature extraction.
 
@@ -224,6 +225,8 @@ def stream_videos(
     run is refused (claim_folder), and with --no-resume (args.resume False) every video is redone.
     video_start(), video_end(model) -> rows: for a rows_fn that keeps state over a video's chunks (test_3d's
     exact full mode): called before a video's first chunk, and after its last one for its last rows.
+    reader (motion.SnippetReader): the chunks are the motion stream's snippets (F, [crops,] size, size, C),
+    the plan's indices their starts.
     """
     devices.return_freed_memory()
     ranks = devices.Dist()
@@ -239,7 +242,7 @@ def stream_videos(
         todo = videos_to_do(paths, ranks, resume, complete, output_path)
         loader = video_chunks.VideoChunkLoader([paths[i] for i in todo], plan, pool=pool, size=args.image_size,
                                                depth=max(2, args.workers), max_chunk=max_chunk, crops=crops,
-                                               features=features)
+                                               features=features, reader=reader)
         hooks = {"rows_fn": rows_fn, "output_path": output_path, "write": write, "crops": crops, "desc": desc,
                  "video_start": video_start, "video_end": video_end}
         counts = _Counts()
@@ -281,6 +284,7 @@ def test_videos(
     fixed_shapes: bool = True,
     video_start: Callable[[], None] | None = None,
     video_end: Callable[[nn.Module], torch.Tensor] | None = None,
+    reader: Callable[[str], Any] | None = None,
 ) -> VideoPass:
     """The test driver of every test script: predictions of every video of --subset, then (rank 0)
     results.json, confusion_matrix.npy and PREDICTIONS_DIR/model.json.
@@ -289,7 +293,7 @@ def test_videos(
     by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
     tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces" | "video", test: {...});
     paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>);
-    video_start, video_end: see stream_videos. The prediction files say how they were computed (attribute
+    video_start, video_end, reader: see stream_videos. The prediction files say how they were computed (attribute
     test: info["test"]["description"]).
     """
     check_output_paths({"--predictions-dir": args.predictions_dir, "--output-dir": args.output_dir},
@@ -347,7 +351,8 @@ def test_videos(
             target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
         complete=lambda target: prediction_files.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
-        fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end)
+        fixed_shapes=fixed_shapes, provenance=provenance, video_start=video_start, video_end=video_end,
+        reader=reader)
     if not result.ranks.main:
         exit_if_unreadable(result.failed, "not tested")
         return None

@@ -77,11 +77,16 @@ def read_flow(path, indices) -> np.ndarray:
     """Fields `indices` (0 <= i < pairs) of a flow file as uint8 [n, H, W, 2] (x, y); codec.dequantize
     turns them into pixels."""
     with h5py.File(path, "r") as f:
-        ds = f[FLOW_KEY]
-        if f.attrs["storage"] != "jpeg":
-            indices = np.asarray(indices)
-            return np.stack([ds[int(i)] for i in indices]) if len(indices) else np.empty((0,) + ds.shape[1:], np.uint8)
-        return np.stack([np.stack([_decode_grey(ds[int(i), c], path) for c in (0, 1)], axis=-1) for i in indices])
+        return read_fields(f, indices, path)
+
+
+def read_fields(f, indices, path="") -> np.ndarray:
+    """read_flow on an open flow file `f` (h5py.File): fields `indices` as uint8 [n, H, W, 2]."""
+    ds = f[FLOW_KEY]
+    if f.attrs["storage"] != "jpeg":
+        indices = np.asarray(indices)
+        return np.stack([ds[int(i)] for i in indices]) if len(indices) else np.empty((0,) + ds.shape[1:], np.uint8)
+    return np.stack([np.stack([_decode_grey(ds[int(i), c], path) for c in (0, 1)], axis=-1) for i in indices])
 
 
 def _decode_grey(buffer, path):

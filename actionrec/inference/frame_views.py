@@ -1,10 +1,11 @@
-"""How a single-frame or TSN model sees a whole test video: chunks of frames, crops averaged, one row per video."""
+"""How a single-frame or TSN model (RGB or the motion stream) sees a whole test video: chunks of frames (or
+snippets of flow fields / frames), crops averaged, one row per frame or snippet."""
 
 import argparse
 
 import torch
 
-from actionrec.data import sampling, video_chunks
+from actionrec.data import motion, sampling, video_chunks
 from actionrec.engine import cli_flags, model_io, trained_model
 from actionrec.zoo import frame_nets
 
@@ -27,26 +28,51 @@ def frame_logits(batch_size, crops):
     return rows
 
 
+def modality_of(trained):
+    """(modality, new_length) of a checkpoint's training args (rgb, 1 for checkpoints before the motion stream)."""
+    modality = trained.get("modality") or "rgb"
+    return modality, trained.get("new_length") or motion.DEFAULT_NEW_LENGTH.get(modality, 1)
+
+
+MODALITY_TITLES = {"flow": "flow", "rgbdiff": "RGB difference"}
+
+
 def describe(trained, args):
     segments = trained.get("segments", 1)
     arch = trained.get("arch", "resnet50")
     family = f"{arch.replace('resnet', 'ResNet-')}"
-    frames = "every frame" if not args.frames else f"{args.frames} frames at segment centres"
-    return {"name": "tsn" if segments > 1 else "single_frame",
-            "title": f"TSN ({family}, {segments} segments)" if segments > 1 else f"Single frame ({family})",
-            "kind": "frame", "temporal": False, "arch": ("tsn-" if segments > 1 else "") + arch, "rows": "frames",
+    modality, new_length = modality_of(trained)
+    rows = "frames" if modality == "rgb" else "snippets"
+    frames = f"every {rows[:-1]}" if not args.frames else f"{args.frames} {rows} at segment centres"
+    if modality == "rgb":
+        name = "tsn" if segments > 1 else "single_frame"
+        title = f"TSN ({family}, {segments} segments)" if segments > 1 else f"Single frame ({family})"
+        test = {}
+    else:
+        name = ("tsn_" if segments > 1 else "") + modality
+        title = (f"{'TSN ' if segments > 1 else ''}{MODALITY_TITLES[modality]} ({family}, L={new_length}"
+                 + (f", {segments} segments)" if segments > 1 else ")"))
+        test = {"modality": modality, "new_length": new_length}
+    return {"name": name, "title": title,
+            "kind": "frame", "temporal": modality != "rgb", "arch": ("tsn-" if segments > 1 else "") + arch,
+            "rows": "frames",
             "test": {"description": f"{frames}, {args.crops} crop{'s' if args.crops > 1 else ''}",
-                     "mode": "frames", "frames": args.frames, "crops": args.crops}}
+                     "mode": "frames", "frames": args.frames, "crops": args.crops, **test}}
 
 
 def load_model(checkpoint, trained, ranks, path):
     """The trained frame model (single frame or TSN) of a checkpoint, on the CPU. The checkpoint's copy
     of the weights is dropped once loaded (~100 MB for a ResNet-50)."""
     trained_model.check_trained_args(
-        trained, cli_flags.flags_alone(frame_nets.add_model_flags), path, ("arch", "dropout", "segments")
+        trained,
+        cli_flags.flags_alone(frame_nets.add_model_flags),
+        path,
+        ("arch", "dropout", "segments", "modality", "new_length"),
     )
+    modality, new_length = modality_of(trained)
     model_args = argparse.Namespace(arch=trained.get("arch", "resnet50"), pretrained="none", weights=None,
-                                    dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1))
+                                    dropout=trained.get("dropout", 0.0), segments=trained.get("segments", 1),
+                                    modality=modality, new_length=new_length)
     model = trained_model.rebuild_model(
         frame_nets.build_model, model_args, len(checkpoint["class_list"]), ranks, path
     )

@@ -1,5 +1,6 @@
-"""The 2D ImageNet CNNs of the single-frame and TSN models, with their ImageNet weights (torchvision
-cache or a file)."""
+"""The 2D ImageNet CNNs of the single-frame and TSN models, RGB or the motion stream (flow, RGB
+difference: a first convolution of 2L or 3L channels, TSN's cross-modality initialisation), with their
+ImageNet weights (torchvision cache or a file)."""
 
 import os
 import socket
@@ -10,6 +11,7 @@ import torch.nn as nn
 import torchvision
 
 from actionrec import guards
+from actionrec.data import motion
 from actionrec.engine import arg_types, checkpoints, runner
 from actionrec.models import weights_file
 
@@ -66,9 +68,24 @@ def load_state_dict_file(path):
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def cross_modality_conv(conv, in_channels, from_rgb=True):
+    """A copy of `conv` taking `in_channels` inputs. from_rgb (TSN's cross-modality initialisation): every
+    input channel gets the RGB filters averaged over their 3 input channels, weight[:, c] = weight.mean(1);
+    otherwise PyTorch's default initialisation (a network trained from scratch: nothing to average)."""
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, bias=conv.bias is not None)
+    if from_rgb:
+        with torch.no_grad():
+            new.weight.copy_(conv.weight.mean(1, keepdim=True).expand_as(new.weight))
+            if conv.bias is not None:
+                new.bias.copy_(conv.bias)
+    return new
+
+
 def build_model(args, num_classes, ranks, pretrained=True):
     model = getattr(torchvision.models, args.arch)(weights=None)
-    if pretrained and (args.weights or args.pretrained == "imagenet"):
+    loaded = pretrained and bool(args.weights or args.pretrained == "imagenet")
+    if loaded:
         state = load_state_dict_file(args.weights) if args.weights else imagenet_state_dict(args.arch, ranks)
         try:
             model.load_state_dict(state)
@@ -80,6 +97,11 @@ def build_model(args, num_classes, ranks, pretrained=True):
             )
             raise guards.UserError(f"{source}: not a torchvision {args.arch} state_dict "
                                    f"({weights_file.state_dict_misfit(model, state) or runner.one_line(e)})") from None
+    modality = getattr(args, "modality", "rgb")
+    new_length = getattr(args, "new_length", None) or motion.DEFAULT_NEW_LENGTH[modality]
+    in_channels = motion.model_channels(modality, new_length)
+    if in_channels != 3:  # the motion stream: flow (2L) or RGB difference (3L)
+        model.conv1 = cross_modality_conv(model.conv1, in_channels, from_rgb=loaded)
     # A new classifier for the dataset's classes (the ImageNet head has 1000).
     fc = nn.Linear(model.fc.in_features, num_classes)
     if getattr(args, "segments", 1) > 1:  # TSN initialises its new classifier N(0, 0.001)
@@ -103,5 +125,23 @@ def add_model_flags(parser):
                    help="dropout before the classifier (TSN: 0.8) (default: 0, the assignment's head)")
     t = parser.add_argument_group("TSN")
     t.add_argument("--segments", type=arg_types.positive_int, default=1,
-                   help="K segments per training sample, one frame from each, logits averaged (TSN: 3) "
-                        "(default: 1, the assignment's single-frame model)")
+                   help="K segments per training sample, one frame (or snippet) from each, logits averaged "
+                        "(TSN: 3) (default: 1, the assignment's single-frame model)")
+    m = parser.add_argument_group(
+        "motion stream (the test script takes these from the checkpoint)",
+        "flow: L consecutive optical-flow fields of extract_flow.py's files (uint8, +-20 px) stacked as 2L channels "
+        "x1,y1,x2,y2,...; normalised (x/255 - 0.5)/0.226 on every channel (tsn-pytorch's ResNet flow input: mean "
+        "~128/255, std the mean of ImageNet's RGB std). rgbdiff: the L differences of L+1 consecutive frames, "
+        "computed on the fly from ImageNet-normalised frames (tsn-pytorch's _get_diff), 3L channels. Either way "
+        "the first convolution takes 2L or 3L channels, initialised with TSN's cross-modality initialisation "
+        "(ImageNet RGB filters averaged over RGB, repeated; PyTorch's default with --pretrained none). "
+        "A training flip negates x (255 - x), crops and resizes act on all channels alike. Recipes (tsn-pytorch, "
+        "README): flow --new-length 5 --segments 3 --dropout 0.7 --partial-bn --trainable all --optimizer sgd "
+        "--lr 1e-3 --weight-decay 5e-4 --lr-schedule step --lr-steps 190,300 --epochs 340 --batch-size 128 "
+        "--clip-grad-norm 20; rgbdiff --new-length 5 --segments 7, otherwise the RGB TSN recipe.")
+    m.add_argument("--modality", choices=motion.MODALITIES, default="rgb",
+                   help="rgb frames, stacked optical flow, or RGB difference (default: rgb)")
+    m.add_argument("--new-length", type=arg_types.positive_int, default=None,
+                   help="L: flow fields or frame differences per snippet (TSN: 5; the two-stream paper: 10 fields) "
+                        "(default: 1 for rgb, 5 for flow and rgbdiff)")
+
