@@ -25,7 +25,7 @@ import os
 
 from actionrec import guards
 from actionrec.data import datasets, feature_files, normalization
-from actionrec.engine import arg_types, cli_flags, devices, model_io, output_provenance, runner, video_test
+from actionrec.engine import arg_types, cli_flags, devices, model_io, output_provenance, runner, video_stream
 from actionrec.evaluation import jsonfile
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import feature_extraction
@@ -99,7 +99,7 @@ def main(args):
         "seed": args.seed if args.source == "none" else None}, {"weights": source},
         (feature_files.FEATURES_INFO, {k: info[k] for k in ("arch", "source", "image_size", "frame_stride")}))
     normalize = model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD)
-    result = video_test.stream_videos(
+    result = video_stream.stream_videos(
         args,
         model,
         paths,
@@ -124,7 +124,7 @@ def main(args):
                 break
         jsonfile.write_json(os.path.join(args.output_dir, feature_files.FEATURES_INFO), {**info, "dims": dims})
         print(f"features in {args.output_dir} ({feature_files.FEATURES_INFO}: {json.dumps(info)})", flush=True)
-    video_test.exit_if_unreadable(result.failed, "no features for them")
+    video_stream.exit_if_unreadable(result.failed, "no features for them")
     return result
 
 

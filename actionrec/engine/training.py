@@ -10,7 +10,18 @@ import torch.nn as nn
 
 from actionrec.data import batching, datasets, loader_pool, video_groups
 from actionrec.data.batching import BatchLoader
-from actionrec.engine import checkpoints, cli_flags, devices, loop, model_io, optim, runlog, runner, signals, video_test
+from actionrec.engine import (
+    checkpoints,
+    cli_flags,
+    devices,
+    loop,
+    model_io,
+    optim,
+    runlog,
+    runner,
+    signals,
+    video_stream,
+)
 from actionrec.engine.devices import Dist
 from actionrec.engine.model_io import Forward
 from actionrec.engine.signals import StopSignals
@@ -335,7 +346,7 @@ def train(
         run, start_epoch, start_step, partial, log_entries = prepare_run(args, build_model, kind, normalize, ranks,
                                                                          pool, stop, options)
         entry = run.run(start_epoch, start_step, partial, log_entries)
-        video_test.exit_if_unreadable(devices.gather({**run.train_loader.failed, **run.eval_loader.failed}, ranks),
+        video_stream.exit_if_unreadable(devices.gather({**run.train_loader.failed, **run.eval_loader.failed}, ranks),
                                       "left out of training and evaluation")
         return entry
     except loop.NonFiniteLoss as e:
