@@ -4,12 +4,12 @@
     python bench/bench_gpu.py --dry-run     # no GPU: every configuration built and stepped once on the CPU
 
 Everything runs through the project's own code, so the numbers are those of what users run: the
-training scripts' parsers (the recipe defaults: batch sizes, trainable layers, optimizers) and their
-build_model, engine.prepare_model (channels_last / channels_last_3d on CUDA), engine.Normalize,
-engine.build_optimizer, the engine's GradScaler rule and engine.train_one_epoch itself (with its
-per-step synchronisations and pinned host-to-device copies), helperFunctions.BatchLoader through
-engine.build_loaders on HDF5 videos written here, and the test scripts' chunk plans and rows functions
-fed chunk by chunk as engine.stream_videos feeds them. Inputs are random tensors and synthetic videos
+training scripts' parsers (the recipe defaults: batch sizes, trainable layers, optimizers), the zoo's
+builders, devices.prepare_model (channels_last / channels_last_3d on CUDA), model_io.Normalize,
+optim.build_optimizer, the engine's GradScaler rule and loop.train_one_epoch itself (with its
+per-step synchronisations and pinned host-to-device copies), batching.BatchLoader through
+training.build_loaders on HDF5 videos written here, and the test views' chunk plans and rows functions
+fed chunk by chunk as video_stream.stream_videos feeds them. Inputs are random tensors and synthetic videos
 (bench_loaders.synthetic_video) in a temporary folder; weights are random (speed does not depend on them).
 
 1. train: samples/s, ms per step, peak GPU memory (torch.cuda.max_memory_allocated, reset per row) and
@@ -85,7 +85,7 @@ from actionrec.data import batching, loader_pool, normalization, video_files
 from actionrec.engine import arg_types, cli_flags, devices, loop, model_io, optim, runner, training
 from actionrec.evaluation import jsonfile
 from actionrec.inference import clip_views, frame_views
-from actionrec.zoo import clip_nets
+from actionrec.zoo import clip_nets, frame_nets
 from bench.bench_loaders import synthetic_video
 
 NUM_CLASSES = 101
@@ -307,7 +307,8 @@ class Context:
         if key != self.on_device:
             self.park()
             if key not in self.models:
-                self.models[key] = spec.script.build_model(spec.args, NUM_CLASSES, devices.Dist(), pretrained=False)
+                build = clip_nets.build_model if spec.script is train_3d else frame_nets.build_model
+                self.models[key] = build(spec.args, NUM_CLASSES, devices.Dist(), pretrained=False)
             self.models[key] = devices.prepare_model(self.models[key], self.device)
             self.on_device = key
         return self.models[key]
