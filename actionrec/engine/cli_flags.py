@@ -5,7 +5,7 @@ import argparse
 from collections.abc import Callable
 
 from actionrec.data import datasets, sampling, split_lists, video_chunks, video_groups
-from actionrec.engine import arg_types, devices
+from actionrec.engine import arg_types, best_checkpoint, devices
 from actionrec.guards import UserError
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
@@ -86,6 +86,8 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
         + video_groups.GROUPS_HELP.replace("%", "%%")
         + " (default: none)",
     )
+    g.add_argument("--keep-best", choices=best_checkpoint.MONITORS, default="none",
+                   help=best_checkpoint.KEEP_BEST_HELP)
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUTPUT_DIR/checkpoint.pth when present (default: on)")
     g.add_argument("--max-steps", type=arg_types.non_negative_int, default=0,
