@@ -327,7 +327,10 @@ def keep_best(args: argparse.Namespace, ranks: Dist, checkpoint: dict | None, ev
     path = best_checkpoint.best_path(args.output_dir)
     if checkpoint is None:
         if ranks.main and os.path.exists(path):
-            os.remove(path)
+            try:
+                os.remove(path)
+            except OSError as e:
+                raise UserError(f"cannot remove {path} of an earlier run ({e.strerror or e}): move it away") from None
             print(f"removed {path} of an earlier run: this run starts afresh", flush=True)
     elif keeper.enabled:
         keeper = best_checkpoint.BestKeeper(monitor, eval_name,
