@@ -1,5 +1,6 @@
 """Annotation CSVs of one's own (issue 26): the study's columns, vocabularies, one-line errors naming the
 line, group-aware splits, and the video file of each uid."""
+import argparse
 import logging
 import random
 
@@ -7,6 +8,7 @@ import pytest
 
 from actionrec import guards
 from actionrec.data import annotations
+from actionrec.engine import cli_flags
 
 HEADER = "uid,verb,noun,action,verb_class,noun_class"
 STUDY = [("put", 0), ("take", 1), ("move", 2)], [("meat", 0), ("bag", 1), ("sauce", 2), ("potato", 3),
@@ -165,3 +167,20 @@ def test_each_uid_resolves_to_its_video_file(tmp_path):
     (videos / "P01" / "s3.mp4").write_bytes(b"")
     with pytest.raises(guards.UserError, match=r"uid 's3' \(line 4\) has files in 2 folders"):
         annotations.resolve_videos(read.segments, videos)
+
+
+def test_the_flags_load_a_dataset_split_and_resolved(tmp_path):
+    path = grouped_csv(tmp_path, seed=3, groups=6)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    read = annotations.read_annotations(path)
+    for s in read.segments:
+        (videos / f"{s.uid}.mp4").write_bytes(b"")
+    parser = argparse.ArgumentParser(parents=[cli_flags.annotation_parser()])
+    args = parser.parse_args(["--annotations", str(path), "--videos", str(videos), "--val-fraction", "0.3"])
+    loaded, subsets, paths = annotations.load_dataset(args.annotations, args.videos, args.val_fraction, seed=3)
+    assert loaded == read and subsets == annotations.split_segments(read, 0.3, 3)
+    assert paths == {s.uid: str(videos / f"{s.uid}.mp4") for s in read.segments}
+    assert parser.parse_args([]).val_fraction == annotations.VAL_FRACTION
+    with pytest.raises(guards.UserError, match="between 0 and 1, not 1.5"):
+        annotations.load_dataset(path, videos, 1.5)

@@ -274,3 +274,15 @@ def resolve_videos(segments: list[Segment], videos_dir: str | os.PathLike) -> di
         raise guards.UserError(f"{len(missing)} segment(s) have no video under {videos_dir}: {shown} (expected "
                                f"<uid>{HDF5_SUFFIX} or <uid> with one of {' '.join(split_lists.VIDEO_SUFFIXES)})")
     return paths
+
+
+VAL_FRACTION = 0.2  # of the segments, in whole groups, when the CSV has no split column
+
+
+def load_dataset(
+    csv_path: str | os.PathLike, videos_dir: str | os.PathLike, val_fraction: float = VAL_FRACTION, seed: int = 0
+) -> tuple[Annotations, dict[str, list[Segment]], dict[str, str]]:
+    """(annotations, subsets, {uid: video path}): read_annotations, split_segments and resolve_videos."""
+    read = read_annotations(csv_path)
+    subsets = split_segments(read, val_fraction, seed)
+    return read, subsets, resolve_videos(read.segments, videos_dir)
