@@ -5,6 +5,7 @@ import os
 import signal
 import types
 
+import matplotlib.figure
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 import make_synthetic_ucf101
 import train_single_frame
 from actionrec.engine import best_checkpoint, checkpoints, devices, loop
+from actionrec.reporting import figures
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1", "--no-tensorboard"]
 REAL_EVALUATE = loop.evaluate  # before any test wraps it
@@ -184,3 +186,13 @@ def test_a_fresh_run_removes_an_earlier_runs_best_pth(data_dir, tmp_path, monkey
     monkeypatch.undo()
     train(data_dir, out, "--epochs", "1", "--val-groups", "3", "--no-resume")
     assert not (out / best_checkpoint.BEST_NAME).exists()
+
+
+def test_the_reports_learning_curves_draw_the_held_out_loss(data_dir, tmp_path):
+    out = tmp_path / "run"
+    train(data_dir, out, "--epochs", "2", "--max-steps", "1")
+    fig = matplotlib.figure.Figure(figsize=(4, 3))
+    figures.draw_learning_curves(fig, (0, 0, 1, 1), {"order": ["tsn"]}, {"tsn": read_log(out)})
+    labels = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    assert {"train loss", "test loss", "test acc"} <= set(labels)
+    assert list(labels["test loss"].get_ydata()) == [e["test_loss"] for e in read_log(out)]
