@@ -57,7 +57,7 @@ def assert_same_epochs(a, b):
     assert [e["epoch"] for e in a] == [e["epoch"] for e in b]
     for x, y in zip(a, b):
         assert x["samples"] == y["samples"]
-        for key in ("train_loss", "train_acc", "test_acc"):
+        for key in ("train_loss", "train_acc", "test_acc", "test_loss"):
             assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-5), (key, x, y)
 
 

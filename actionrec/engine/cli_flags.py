@@ -4,8 +4,8 @@ filled from a checkpoint."""
 import argparse
 from collections.abc import Callable
 
-from actionrec.data import datasets, sampling, split_lists, video_chunks, video_groups
-from actionrec.engine import arg_types, devices
+from actionrec.data import annotations, datasets, sampling, split_lists, video_chunks, video_groups
+from actionrec.engine import arg_types, best_checkpoint, devices
 from actionrec.guards import UserError
 
 DEFAULT_WORKERS = 8  # loader processes per GPU: the loader benchmark shows 8 keep a GPU fed
@@ -96,6 +96,8 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
         + video_groups.GROUPS_HELP.replace("%", "%%")
         + " (default: none)",
     )
+    g.add_argument("--keep-best", choices=best_checkpoint.MONITORS, default="none",
+                   help=best_checkpoint.KEEP_BEST_HELP)
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUTPUT_DIR/checkpoint.pth when present (default: on)")
     g.add_argument("--max-steps", type=arg_types.non_negative_int, default=0,
@@ -126,6 +128,22 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
                         f"(default: {d['clip_grad_norm'] if d['clip_grad_norm'] else 'off'})")
     o.add_argument("--head-lr-mult", type=arg_types.positive_float, default=1.0,
                    help="learning-rate factor of the new classifier (C3D's recipe: 10) (default: 1)")
+    return p
+
+
+def annotation_parser() -> argparse.ArgumentParser:
+    """Flags of a dataset defined by an annotation CSV with verb and noun labels (data/annotations.py)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("annotation CSV (verb and noun labels)")
+    g.add_argument("--annotations", default=None,
+                   help="CSV with the columns " + ",".join(annotations.COLUMNS) + " (uid = a video file's stem; "
+                        "optional split (train/val/test) and group columns) (default: none)")
+    g.add_argument("--videos", default=None,
+                   help="folder holding <uid>.hdf5 or <uid> with a video suffix, sub-folders included "
+                        "(default: none)")
+    g.add_argument("--val-fraction", type=arg_types.positive_float, default=annotations.VAL_FRACTION,
+                   help="without a split column: the share of segments held out for validation, in whole "
+                        f"groups drawn by --seed (default: {annotations.VAL_FRACTION:g})")
     return p
 
 

@@ -180,14 +180,18 @@ def evaluate(
     ranks: Dist,
     name: str = "test",
 ) -> dict:
-    """Accuracy of single samples (one fixed frame, clip, set of segment centres or feature window
-    per video), reduced over ranks: {name}_acc, {name}_samples."""
+    """Accuracy and loss of single samples (one fixed frame, clip, set of segment centres or feature window
+    per video), reduced over ranks so each sample counts once: {name}_acc, {name}_loss (the mean
+    cross-entropy, as training's loss without its extra terms), {name}_samples."""
     model.eval()
-    correct = count = 0.0
+    correct = count = loss_sum = 0.0
     for batch in runlog.progress(loader, ranks, desc="eval", leave=False):
+        y = devices.to_device(batch.labels, device)
         with devices.autocast(device, amp):
             logits, _ = forward(model, batch, device)
-        correct += (logits.argmax(1).cpu().numpy() == batch.labels).sum()
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
         count += len(batch.labels)
-    correct, count = ranks.all_reduce([correct, count], device)
-    return {f"{name}_acc": correct / max(count, 1), f"{name}_samples": int(count)}
+    correct, count, loss_sum = ranks.all_reduce([correct, count, loss_sum], device)
+    return {f"{name}_acc": correct / max(count, 1), f"{name}_loss": loss_sum / max(count, 1),
+            f"{name}_samples": int(count)}

@@ -95,7 +95,8 @@ class TensorBoard:
         if self.writer is None:
             return
         for key, tag in (("train_loss", "train/loss"), ("train_acc", "train/acc"), ("test_acc", "test/acc"),
-                         ("val_acc", "val/acc"), ("lr", "lr"), ("samples_per_s", "samples_per_s"),
+                         ("val_acc", "val/acc"), ("test_loss", "test/loss"), ("val_loss", "val/loss"), ("lr", "lr"),
+                         ("samples_per_s", "samples_per_s"),
                          ("data_wait_fraction", "data_wait_fraction")):
             if key in entry:
                 self.writer.add_scalar(tag, entry[key], global_step)
@@ -111,5 +112,9 @@ def format_entry(entry: dict, epochs: int) -> str:
     for name in ("test", "val"):
         if f"{name}_acc" in entry:
             text += f" {name} acc {entry[f'{name}_acc']:.4f}"
+        if f"{name}_loss" in entry:
+            text += f" {name} loss {entry[f'{name}_loss']:.4f}"
+    if entry.get("best"):
+        text += " (best)"
     return text + (f" | {entry['samples']} samples, {entry['samples_per_s']:.1f}/s, "
                    f"waited on data {100 * entry['data_wait_fraction']:.0f}%, lr {entry['lr']:.3g}")

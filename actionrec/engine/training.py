@@ -11,6 +11,7 @@ import torch.nn as nn
 from actionrec.data import batching, datasets, loader_pool, video_groups
 from actionrec.data.batching import BatchLoader
 from actionrec.engine import (
+    best_checkpoint,
     checkpoints,
     cli_flags,
     devices,
@@ -187,6 +188,7 @@ class TrainingRun:
         self.marker = os.path.join(args.output_dir, checkpoints.COMPLETE_MARKER)
         self.steps_per_epoch = min(len(self.train_loader), args.max_steps) if args.max_steps else len(self.train_loader)
         self.board = None
+        self.best = best_checkpoint.BestKeeper("none", eval_name)
 
     def state(self, epoch: int, step: int = 0, partial_totals: dict | None = None) -> dict:
         """The checkpoint's contents after `step` steps of `epoch` (0 and None: the epoch is complete)."""
@@ -194,7 +196,7 @@ class TrainingRun:
         return {"model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": epoch, "step": step, "partial": partial_totals,
                 "args": checkpoints.args_for_checkpoint(args), "class_list": self.class_list, "kind": self.kind,
-                "global_batch": args.batch_size * self.ranks.world_size,
+                "global_batch": args.batch_size * self.ranks.world_size, "best": self.best.record,
                 "val_groups": list(video_groups.parse_groups(args.val_groups)) if args.val_groups else [],
                 "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": self.steps_per_epoch,
                                 "factor": optim.lr_factor(args, epoch, step, self.steps_per_epoch)}}
@@ -219,8 +221,11 @@ class TrainingRun:
             self.eval_loader.set_epoch(0)
             entry.update(loop.evaluate(self.model, self.eval_loader, self.forward, self.device, self.amp, self.ranks,
                                        self.eval_name))
+        better = self.best.update(entry)
         if self.ranks.main:
             log_entries.append(entry)
+            if better:  # before checkpoint.pth, which then records it (best_checkpoint.resumed_record)
+                checkpoints.save_checkpoint(best_checkpoint.best_path(args.output_dir), self.state(epoch + 1))
             checkpoints.save_checkpoint(self.ckpt_path, self.state(epoch + 1))
             runlog.write_log(self.log_path, log_entries)
             self.board.epoch((epoch + 1) * self.steps_per_epoch, entry)
@@ -308,8 +313,35 @@ def prepare_run(
                             options["eval_kwargs"], batchnorm=optim.trains_batchnorm(raw_model, args.bn_drift))
     run = TrainingRun(args, kind, class_list, ranks, device, stop, model, raw_model, optimizer, scaler, forward,
                       amp, loaders, eval_name)
+    run.best = keep_best(args, ranks, checkpoint, eval_name)
     run.board = runlog.TensorBoard(args, ranks, start_epoch * run.steps_per_epoch + start_step + 1 if checkpoint else 0)
     return run, start_epoch, start_step, partial, log_entries
+
+
+def keep_best(args: argparse.Namespace, ranks: Dist, checkpoint: dict | None, eval_name: str
+              ) -> best_checkpoint.BestKeeper:
+    """The --keep-best record of this run: a resumed run's best so far; a fresh run removes the best.pth of
+    an earlier run in the output folder (it would not be this run's)."""
+    monitor = getattr(args, "keep_best", "none")
+    keeper = best_checkpoint.BestKeeper(monitor, eval_name)
+    path = best_checkpoint.best_path(args.output_dir)
+    if checkpoint is None:
+        if ranks.main and os.path.exists(path):
+            try:
+                os.remove(path)
+            except OSError as e:
+                raise UserError(f"cannot remove {path} of an earlier run ({e.strerror or e}): move it away") from None
+            print(f"removed {path} of an earlier run: this run starts afresh", flush=True)
+    elif keeper.enabled:
+        keeper = best_checkpoint.BestKeeper(monitor, eval_name,
+                                            best_checkpoint.resumed_record(args.output_dir, checkpoint, keeper.key))
+        if ranks.main and keeper.record is None and checkpoint.get("best"):
+            print(f"--keep-best {monitor}: the checkpoint's best was of {checkpoint['best'].get('key')}; comparing "
+                  f"{keeper.key} from now on", flush=True)
+    if ranks.main and keeper.enabled and eval_name == "test":
+        print(f"note: --keep-best {monitor} chooses on the test videos ({keeper.key}), which makes best.pth's "
+              f"test numbers optimistic; hold out validation groups with --val-groups", flush=True)
+    return keeper
 
 
 def train(
@@ -332,8 +364,8 @@ def train(
     that turns a uint8 batch into the model's input on the device; forward: a Forward (default: one
     built from `normalize`); head: the new classifier's parameter prefix (for --head-lr-mult).
     Writes OUTPUT_DIR/checkpoint.pth every epoch (and on a stop signal), log.jsonl, tensorboard/,
-    COMPLETE at the end. Returns the last log entry; raises signals.Preempted (exit status 75) when a
-    scheduler signal stopped it after saving.
+    best.pth with --keep-best, COMPLETE at the end. Returns the last log entry; raises signals.Preempted
+    (exit status 75) when a scheduler signal stopped it after saving.
     """
     check_output_paths({"--output-dir": args.output_dir}, script_inputs(args))
     ranks = devices.Dist()

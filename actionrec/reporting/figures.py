@@ -174,7 +174,7 @@ def draw_learning_curves(fig: Figure, rect: Sequence[float], results: Dict[str, 
                 epochs, values = zip(*pts)
                 ax.plot(epochs, 100.0 * np.asarray(values), style, color=entry_color(results, name), marker="o",
                         markersize=2, linewidth=1, label=key.replace("_", " "))
-        for key, style in (("train_loss", "-"), ("val_loss", "--")):
+        for key, style in (("train_loss", "-"), ("val_loss", "--"), ("test_loss", ":")):
             pts = [(r["epoch"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if pts:
                 epochs, values = zip(*pts)
