@@ -165,10 +165,12 @@ class _Stage:
 class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
-    ``model(all frames)``. The stem runs on `tile_frames` new frames at a time (plus a few of margin);
-    every stage waits until it can run on about a quarter tile of new input steps: each tile at the stem
-    and at half the frame rate (layer1, where a step holds the most), every few tiles deeper in, where time
-    is downsampled and a step holds less, so that those stages run less often.
+    ``model(all frames)``. The stem runs on segments of `tile_frames` frames, the few of its margin
+    included, whatever the sizes of the parts fed (the first segment of a video and every later one
+    have the same size, so the same peak); every other stage waits until it can run on about a quarter
+    tile of new input steps: each tile at half the frame rate (layer1, where a step holds the most), every
+    few tiles deeper in, where time is downsampled and a step holds less, so that those stages run less
+    often.
     """
 
     def __init__(self, model, tile_frames, layer4_blocks=None):
