@@ -99,15 +99,17 @@ def receptive_field(model, layer4_blocks=None):
 
 class _Stage:
     """One stage fed its input steps in order; returns each output step once it is exact, at least
-    `min_steps` at a time until the input ends (fewer, larger calls: each call has a fixed cost)."""
+    `min_steps` at a time until the input ends (fewer, larger calls: each call has a fixed cost), and
+    only once it holds `min_in` input steps (the stem: a fixed segment, so a fixed peak)."""
 
-    def __init__(self, module, min_steps=1):
-        self.module, self.geometry, self.min_steps = module, temporal_geometry(module), min_steps
+    def __init__(self, module, min_steps=1, min_in=0):
+        self.module, self.geometry, self.min_steps, self.min_in = module, temporal_geometry(module), min_steps, min_in
         self.reset()
 
     def reset(self):
-        self.held = None  # (N, C, steps, H, W): input steps first, first + 1, ...
+        self.pieces = []  # the held input steps first, first + 1, ... as consecutive (N, C, steps, H, W)
         self.first = 0
+        self.held = 0  # input steps held
         self.next_out = 0  # the first output step not returned yet
 
     def _segment_start(self):
@@ -115,15 +117,29 @@ class _Stage:
         stride = self.geometry.stride
         return max(0, self.next_out * stride - self.geometry.before) // stride * stride
 
+    def _steps(self, start, stop):
+        """Input steps start ... stop - 1 as one contiguous tensor: one copy (none for a whole contiguous
+        piece), where concatenating everything held and then slicing a segment would copy twice."""
+        parts, offset = [], self.first
+        for piece in self.pieces:
+            a, b = max(start, offset), min(stop, offset + piece.shape[2])
+            if a < b:
+                parts.append(piece if b - a == piece.shape[2] else piece[:, :, a - offset:b - offset])
+            offset += piece.shape[2]
+        if len(parts) == 1 and parts[0].is_contiguous():  # a whole piece: a time slice of more than one
+            return parts[0]  # channel is never contiguous
+        return torch.cat(parts, dim=2)
+
     def push(self, x, end):
         """x: the next input steps (None: none); end: the input is complete. Returns the next exact
         output steps (N, C', steps, H', W'), or None."""
-        if x is not None:
-            self.held = x if self.held is None else torch.cat([self.held, x], dim=2)
-        if self.held is None:
+        if x is not None and x.shape[2]:
+            self.pieces.append(x)
+            self.held += x.shape[2]
+        if not self.held or (not end and self.held < self.min_in):
             return None
         stride, after = self.geometry.stride, self.geometry.after
-        received = self.first + self.held.shape[2]
+        received = self.first + self.held
         start = self._segment_start()
         if end:
             stop = received  # the video's end: its padding is the network's own
@@ -134,24 +150,27 @@ class _Stage:
             stop = last * stride + after + 1
         if start >= stop:
             return None
-        out = self.module(self.held[:, :, start - self.first:stop - self.first])
+        out = self.module(self._steps(start, stop))
         out = out[:, :, self.next_out - start // stride:]
         if not end:
             out = out[:, :, :last + 1 - self.next_out]
         self.next_out += out.shape[2]
         keep = self._segment_start()
-        # A copy: a view would keep the whole input alive, and with it ~a tile of every stage's output.
-        self.held, self.first = self.held[:, :, keep - self.first:].clone(), keep
+        # A copy of the few steps kept (contiguous): a view would keep its whole piece alive.
+        self.pieces = [self._steps(keep, received)] if keep < received else []
+        self.first, self.held = keep, received - keep
         return out if out.shape[2] else None
 
 
 class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
-    ``model(all frames)``. The stem runs on `tile_frames` new frames at a time (plus a few of margin);
-    every stage waits until it can run on about a quarter tile of new input steps: each tile at the stem
-    and at half the frame rate (layer1, where a step holds the most), every few tiles deeper in, where time
-    is downsampled and a step holds less, so that those stages run less often.
+    ``model(all frames)``. The stem runs on segments of `tile_frames` frames, the few of its margin
+    included, whatever the sizes of the parts fed (the first segment of a video and every later one
+    have the same size, so the same peak); every other stage waits until it can run on about a quarter
+    tile of new input steps: each tile at half the frame rate (layer1, where a step holds the most), every
+    few tiles deeper in, where time is downsampled and a step holds less, so that those stages run less
+    often.
     """
 
     def __init__(self, model, tile_frames, layer4_blocks=None):
@@ -163,6 +182,12 @@ class ResNetStream:
             stage = _Stage(module)
             stage.min_steps = max(1, -(-tile_frames // (4 * stage.geometry.stride)))  # output steps
             self.stages.append(stage)
+        stem = self.stages[0]
+        # The stem runs on segments of tile_frames frames, its margin included (at least enough for a step
+        # beyond it): the first segment of a video and every later one have the same size, so its peak does
+        # not depend on the video's length (margin plus a full tile of new frames made later ones larger).
+        geometry = stem.geometry
+        stem.min_steps, stem.min_in = 1, max(tile_frames, geometry.before + geometry.after + 2 * geometry.stride)
         self.reset()
 
     def reset(self):
@@ -172,8 +197,12 @@ class ResNetStream:
         self.pooled, self.steps = 0.0, 0  # sum over layer4's steps of their spatial means (N, C); count
 
     def feed(self, x):
-        for start in range(0, x.shape[2], self.tile_frames):
-            self._push(x[:, :, start:start + self.tile_frames], end=False)
+        stem = self.stages[0]
+        while x.shape[2]:
+            room = stem.min_in - stem.held  # the frames that fill the stem's next segment
+            part, x = x[:, :, :room], x[:, :, room:]
+            # A part that does not fill the segment waits in the stem: as a copy, not a view of all of x.
+            self._push(part if part.shape[2] == room else part.clone(), end=False)
 
     def finish(self):
         self._push(None, end=True)
