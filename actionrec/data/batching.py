@@ -6,7 +6,8 @@ import os
 import shutil
 import tempfile
 import time
-from typing import NamedTuple, Optional
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -36,26 +37,26 @@ class SharedSlots:
     holds one slot per task in flight plus the one being read. Without /dev/shm, `enabled` is False.
     """
 
-    def __init__(self, pool, count):
+    def __init__(self, pool: loader_pool.LoaderPool | None, count: int) -> None:
         self.count, self.dir = count, None
         if pool is None or not os.path.isdir("/dev/shm"):
             return
         self.dir = tempfile.mkdtemp(prefix="ucf101-slots-", dir="/dev/shm")
 
     @property
-    def enabled(self):
+    def enabled(self) -> bool:
         return self.dir is not None
 
-    def slot(self, number):
+    def slot(self, number: int) -> str | None:
         """The file a worker writes the `number`-th task's array to, or None."""
         return os.path.join(self.dir, f"slot{number % self.count}") if self.enabled else None
 
     @staticmethod
-    def read(slot, shape, dtype):
+    def read(slot: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
         """The array of `shape` and `dtype` written to `slot`, as a new array."""
         return np.fromfile(slot, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
-    def close(self):
+    def close(self) -> None:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -122,7 +123,7 @@ class Batch(NamedTuple):
     lengths: Optional[np.ndarray] = None  # int64 [n]: valid steps of each feature sequence
 
 
-def sample_seed(seed, epoch, index):
+def sample_seed(seed: int, epoch: int | None, index: int) -> int:
     """A per-sample seed: the same sample gets the same augmentation for the same (seed, epoch);
     epoch None gives one seed per sample for all epochs (evaluation on a fixed frame)."""
     key = [seed, 0 if epoch is None else epoch + 1, index]  # (SeedSequence ignores trailing zeros)
@@ -144,8 +145,24 @@ class BatchLoader:
     maps are 1x1, e.g. a ResNet's layer4 at small image sizes).
     """
 
-    def __init__(self, paths, labels, batch_size, kind="frame", *, augment=False, shuffle=False,
-                 seed=0, pool=None, rank=0, world_size=1, prefetch=None, fixed=False, min_share=1, **loader_kwargs):
+    def __init__(
+        self,
+        paths: Sequence[str] | np.ndarray,
+        labels: Sequence[int] | np.ndarray,
+        batch_size: int,
+        kind: str = "frame",
+        *,
+        augment: bool = False,
+        shuffle: bool = False,
+        seed: int = 0,
+        pool: loader_pool.LoaderPool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        prefetch: int | None = None,
+        fixed: bool = False,
+        min_share: int = 1,
+        **loader_kwargs: Any,
+    ) -> None:
         if kind not in SAMPLE_LOADERS:
             raise ValueError(f"kind must be one of {sorted(SAMPLE_LOADERS)}")
         if len(paths) < world_size:
@@ -167,7 +184,7 @@ class BatchLoader:
         self.wait_seconds = 0.0
         self._empty = None  # an empty batch's data, shaped like the others
 
-    def set_epoch(self, epoch, start_step=0):
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         """Select the epoch's permutation; `start_step` skips steps already done (mid-epoch resume)."""
         self.epoch, self.start_step = epoch, start_step
 
@@ -183,7 +200,7 @@ class BatchLoader:
             del bounds[-2]
         return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._steps())
 
     def _tasks(self, steps, slots):
@@ -206,7 +223,7 @@ class BatchLoader:
         return np.zeros((0,) + views + (size, size, 3), dtype=np.uint8) if views is not None else \
             np.zeros((0, 1, 1), dtype=np.float16)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Batch]:
         steps = self._steps()[self.start_step:]
         slots = SharedSlots(self.pool, self.prefetch + 1)
         prefetcher = loader_pool.Prefetcher(self.pool, _load_batch, self._tasks(steps, slots), self.prefetch)

@@ -1,5 +1,8 @@
 """Which dataset a data folder holds (UCF-101 or HMDB-51), and its train/validation/test subsets."""
 import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from actionrec.data import hmdb51, split_lists, video_groups
 
@@ -19,7 +22,7 @@ DATASET_HELP = ("the dataset of --data-dir: ucf101 (it holds ucfTrainTestlist/),
                 f"{hmdb51.HMDB_SPLIT_DIR}/) or auto: the one whose split folder is there (default: auto)")
 
 
-def resolve_dataset(base_directory, dataset="auto"):
+def resolve_dataset(base_directory: str, dataset: str = "auto") -> str:
     """"ucf101" or "hmdb51": `dataset` itself, or with "auto" the dataset whose split folder
     base_directory holds (ucfTrainTestlist/ or testTrainMulti_7030_splits/; ucf101 when neither, so that
     getUCF101 names what is missing); ValueError when it holds both."""
@@ -34,18 +37,27 @@ def resolve_dataset(base_directory, dataset="auto"):
     return found[0] if found else "ucf101"  # neither: getUCF101 says what --data-dir must hold
 
 
-def datasets_with(base_directory, folders):
+def datasets_with(base_directory: str, folders: Mapping[str, str]) -> list[str]:
     """The datasets whose folder in `folders` (SPLIT_DIRS, VIDEO_DIRS, HDF5_DIRS) base_directory holds."""
     return [name for name, folder in folders.items() if os.path.isdir(os.path.join(base_directory, folder))]
 
 
-def get_split(base_directory, split=1, storage="auto", dataset="auto"):
+def get_split(
+    base_directory: str, split: int = 1, storage: str = "auto", dataset: str = "auto"
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """getUCF101 or getHMDB51 (the same return shape) for `dataset` (see resolve_dataset)."""
     dataset = resolve_dataset(base_directory, dataset)
     return (hmdb51.getHMDB51 if dataset == "hmdb51" else split_lists.getUCF101)(base_directory, split, storage)
 
 
-def subset_videos(base_directory, split, subset, val_groups=(), storage="auto", dataset="auto"):
+def subset_videos(
+    base_directory: str,
+    split: int,
+    subset: str,
+    val_groups: Sequence[int] = (),
+    storage: str = "auto",
+    dataset: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(class_list, paths, labels) of one subset of a split: "test", "train" (without the held-out
     validation groups) or "val" (the training videos of `val_groups`)."""
     dataset = resolve_dataset(base_directory, dataset)

@@ -1,5 +1,7 @@
 """Per-frame CNN feature files (extract_features.py) as samples of the feature RNN."""
 
+from collections.abc import Sequence
+
 import h5py
 import numpy as np
 
@@ -10,7 +12,7 @@ NON_FINITE = "non-finite values"  # what a damaged feature file holds (read_feat
 FEATURES_INFO = "features.json"  # a features folder's description: dims, weights, stride (extract_features.py)
 
 
-def feature_info(path):
+def feature_info(path: str) -> tuple[int, int]:
     """(frames, dims) of a feature file written by extract_features.py, reading only its header."""
     with h5py.File(path, "r") as f:
         ds = _feature_dataset(f, path)
@@ -26,7 +28,9 @@ def _feature_dataset(f, path):
     return ds
 
 
-def feature_window(num_frames, max_frames, frame_stride, rng=None):
+def feature_window(
+    num_frames: int, max_frames: int, frame_stride: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Frame indices of one feature sequence: every `frame_stride`-th frame from an offset, at most
     `max_frames` of them. With `rng` (training): a random stride offset and a random window; without:
     offset 0 and the window in the middle of the video."""
@@ -51,7 +55,7 @@ def _features_raw(path, augment, rng, max_frames=250, frame_stride=1):
     return np.asarray(features, dtype=np.float16)
 
 
-def read_features(path, indices):
+def read_features(path: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
     """float16 [n, dims]: the per-frame features `indices` (increasing) of a feature file."""
     with h5py.File(path, "r") as f:
         ds = _feature_dataset(f, path)

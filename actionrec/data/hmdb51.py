@@ -3,6 +3,7 @@
 import logging
 import os
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -36,7 +37,7 @@ HMDB_ACTIONS = (
 _HMDB_SPLIT_FILE = re.compile(r"^(.+)_test_split([123])\.txt$")
 
 
-def hmdb51_actions(split_dir):
+def hmdb51_actions(split_dir: str) -> list[str]:
     """The sorted action names of the split files in split_dir (those of split 1, 2 or 3)."""
     try:
         names = os.listdir(split_dir)
@@ -46,7 +47,7 @@ def hmdb51_actions(split_dir):
     return sorted({m.group(1) for m in map(_HMDB_SPLIT_FILE.match, names) if m})
 
 
-def check_hmdb51_actions(actions, split_dir):
+def check_hmdb51_actions(actions: Iterable[str], split_dir: str) -> None:
     """ValueError, one line, when the split folder's `actions` are HMDB-51's but not all 51 of them: an
     official action missing (a lost or renamed file) or an action that is not one of HMDB_ACTIONS beside
     them (a stray or misspelt file). A folder naming none of the 51 is a dataset of one's own in HMDB-51's
@@ -72,7 +73,7 @@ def _some(names, shown=5):
     return text if len(names) <= shown else f"{text} and {len(names) - shown} more"
 
 
-def hmdb51_film(name, action):
+def hmdb51_film(name: str | os.PathLike[str], action: str) -> str | None:
     """The source film of an HMDB-51 video (path, file name or stem) of `action`: the name's prefix
     before `_<action>_` (April_09_brush_hair_u_nm_np1_ba_goo_0 -> April_09), or None when the name does
     not hold the action."""
@@ -81,7 +82,9 @@ def hmdb51_film(name, action):
     return None if at < 0 else stem[1:at]
 
 
-def getHMDB51(base_directory="", split=1, storage="auto"):
+def getHMDB51(
+    base_directory: str = "", split: int = 1, storage: str = "auto"
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Read HMDB-51's official splits; the same contract and return shape as getUCF101.
 
     base_directory holds `testTrainMulti_7030_splits/` (test_train_splits.rar unpacked: one file

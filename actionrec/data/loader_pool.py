@@ -10,7 +10,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,12 +73,12 @@ class LoaderPool(concurrent.futures.ProcessPoolExecutor):
     (their multiprocessing.Process objects, found with multiprocessing.active_children() when
     make_pool starts them), so that close_pool can end survivors without the executor's private state."""
 
-    def __init__(self, workers, **kwargs):
+    def __init__(self, workers: int, **kwargs: Any) -> None:
         super().__init__(workers, **kwargs)
         self.workers, self.processes = workers, []
 
 
-def make_pool(workers, shield_signals=False):
+def make_pool(workers: int, shield_signals: bool = False) -> LoaderPool | None:
     """A loader pool of `workers` processes, or None for loading in the calling process.
 
     A ProcessPoolExecutor, not a multiprocessing.Pool: when a worker dies (the out-of-memory killer, a
@@ -110,7 +112,7 @@ def make_pool(workers, shield_signals=False):
     return pool
 
 
-def close_pool(pool):
+def close_pool(pool: LoaderPool | None) -> None:
     """End a pool made by make_pool: tasks not started are cancelled, the ones running finish.
 
     After a worker died the executor ends the others with SIGTERM, which shielded workers ignore,
@@ -137,7 +139,7 @@ def close_pool(pool):
         watcher.join()
 
 
-def pool_size(pool):
+def pool_size(pool: LoaderPool | None) -> int:
     return 0 if pool is None else pool.workers
 
 
@@ -168,11 +170,11 @@ class Prefetcher:
     Yields results in task order. `wait_seconds` accumulates the time the consumer spent blocked.
     """
 
-    def __init__(self, pool, fn, tasks, depth):
+    def __init__(self, pool: LoaderPool | None, fn: Callable[[Any], Any], tasks: Iterable[Any], depth: int) -> None:
         self.pool, self.fn, self.tasks, self.depth = pool, fn, tasks, max(1, depth)
         self.wait_seconds = 0.0
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         if self.pool is None:
             for task in self.tasks:
                 start = time.perf_counter()

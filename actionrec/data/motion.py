@@ -13,7 +13,10 @@ gets no brightness change (it would shift the motion); RGB difference gets the s
 its frames. Flow values are not rescaled with the crop's resize (TSN does not either).
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable, Sequence
 
 import cv2
 import h5py
@@ -32,22 +35,22 @@ MOTION_KINDS = ("flow", "rgbdiff")  # the BatchLoader kinds (SAMPLE_LOADERS) of 
 DEFAULT_NEW_LENGTH = {"rgb": 1, "flow": 5, "rgbdiff": 5}  # TSN's; the two-stream paper stacked 10 fields
 
 
-def span(modality, new_length):
+def span(modality: str, new_length: int) -> int:
     """Fields (flow) or frames (RGB, RGB difference) one snippet reads."""
     return {"rgb": 1, "flow": new_length, "rgbdiff": new_length + 1}[modality]
 
 
-def shipped_channels(modality, new_length):
+def shipped_channels(modality: str, new_length: int) -> int:
     """uint8 channels of one snippet as the loader ships it: 3, 2L (flow) or 3(L + 1) (RGB frames)."""
     return {"rgb": 3, "flow": 2 * new_length, "rgbdiff": 3 * (new_length + 1)}[modality]
 
 
-def model_channels(modality, new_length):
+def model_channels(modality: str, new_length: int) -> int:
     """Input channels of the network's first convolution: 3, 2L (flow) or 3L (RGB difference)."""
     return {"rgb": 3, "flow": 2 * new_length, "rgbdiff": 3 * new_length}[modality]
 
 
-def resolve_new_length(modality, new_length):
+def resolve_new_length(modality: str, new_length: int | None) -> int:
     """--new-length as given, or the modality's default; ValueError for a length the modality cannot use."""
     if modality not in MODALITIES:
         raise ValueError(f"--modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
@@ -58,27 +61,27 @@ def resolve_new_length(modality, new_length):
     return new_length
 
 
-def positions(count, snippet_span):
+def positions(count: int, snippet_span: int) -> int:
     """Snippet start positions in a video of `count` fields or frames (at least 1: short videos loop)."""
     return max(count - snippet_span + 1, 1)
 
 
-def stack_indices(starts, snippet_span, count):
+def stack_indices(starts: Sequence[int] | np.ndarray, snippet_span: int, count: int) -> np.ndarray:
     """int64 [n, span]: the fields (frames) of the snippets starting at `starts`; past the end they loop."""
     return (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(snippet_span)) % count
 
 
-def train_starts(count, segments, snippet_span, rng):
+def train_starts(count: int, segments: int, snippet_span: int, rng: np.random.Generator) -> np.ndarray:
     """TSN's training snippets: one at a random offset in each of `segments` equal segments of the positions."""
     return sampling.segment_offsets(positions(count, snippet_span), segments, rng)
 
 
-def test_starts(count, segments, snippet_span):
+def test_starts(count: int, segments: int, snippet_span: int) -> np.ndarray:
     """TSN's test snippets: the centres of `segments` equal segments of the positions."""
     return sampling.segment_centres(positions(count, snippet_span), segments)
 
 
-def stack_channels(fields):
+def stack_channels(fields: np.ndarray) -> np.ndarray:
     """[n, L, H, W, c] -> [n, H, W, L * c], field-major: flow x1, y1, x2, y2, ...; frames r1, g1, b1, r2, ..."""
     n, length, height, width, c = fields.shape
     return np.ascontiguousarray(fields.transpose(0, 2, 3, 1, 4)).reshape(n, height, width, length * c)
@@ -91,10 +94,10 @@ class _Snippets:
 
     negate_x = False
 
-    def __init__(self, path, new_length):
+    def __init__(self, path: str | os.PathLike[str], new_length: int) -> None:
         self.path, self.new_length = os.fspath(path), new_length
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._opened.__exit__(*exc)
 
 
@@ -103,7 +106,7 @@ class FlowSnippets(_Snippets):
 
     negate_x = True
 
-    def __enter__(self):
+    def __enter__(self) -> FlowSnippets:
         self.source = self._opened = h5py.File(self.path, "r")
         try:
             self.fields = len(self.source[extract.FLOW_KEY])
@@ -117,7 +120,7 @@ class FlowSnippets(_Snippets):
         self.frames, self.channels = positions(self.fields, self.new_length), 2 * self.new_length
         return self
 
-    def read(self, starts):
+    def read(self, starts: Sequence[int] | np.ndarray) -> np.ndarray:
         indices = stack_indices(starts, self.new_length, self.fields)
         fields = extract.read_fields(self.source, indices.ravel(), self.path)  # [n * L, H, W, 2]
         return stack_channels(fields.reshape(indices.shape + fields.shape[1:]))
@@ -126,13 +129,13 @@ class FlowSnippets(_Snippets):
 class FrameSnippets(_Snippets):
     """A video: snippet i = frames i .. i + L, 3(L + 1) channels (their L differences are the model's input)."""
 
-    def __enter__(self):
+    def __enter__(self) -> FrameSnippets:
         self._opened = video_files.open_video(self.path)
         self.source = self._opened.__enter__()
         self.frames, self.channels = positions(self.source.frames, self.new_length + 1), 3 * (self.new_length + 1)
         return self
 
-    def read(self, starts):
+    def read(self, starts: Sequence[int] | np.ndarray) -> np.ndarray:
         indices = stack_indices(starts, self.new_length + 1, self.source.frames)
         frames = self.source.read(indices.ravel())  # [n * (L + 1), H, W, 3]
         return stack_channels(frames.reshape(indices.shape + frames.shape[1:]))
@@ -145,32 +148,34 @@ class SnippetReader:
     """What the test chunk loader (video_chunks.VideoChunkLoader) reads instead of frames: picklable, opens
     a video's snippets in the worker (`open(path)`)."""
 
-    def __init__(self, modality, new_length):
+    def __init__(self, modality: str, new_length: int) -> None:
         self.modality, self.new_length = modality, new_length
 
-    def open(self, path):
+    def open(self, path: str | os.PathLike[str]) -> FlowSnippets | FrameSnippets:
         return SNIPPETS[self.modality](path, self.new_length)
 
-    def length(self, path):
+    def length(self, path: str | os.PathLike[str]) -> int:
         """The snippet positions of a video (what the test plan picks from)."""
         with self.open(path) as snippets:
             return snippets.frames
 
     @property
-    def channels(self):
+    def channels(self) -> int:
         return shipped_channels(self.modality, self.new_length)
 
     @property
-    def negate_x(self):
+    def negate_x(self) -> bool:
         return SNIPPETS[self.modality].negate_x
 
 
-def snippet_reader(modality, new_length):
+def snippet_reader(modality: str, new_length: int) -> SnippetReader | None:
     """The test loader's reader for a modality: None for RGB (frames are read as they are)."""
     return None if modality == "rgb" else SnippetReader(modality, new_length)
 
 
-def augment_stacks(stacks, augment, rng, size, negate_x):
+def augment_stacks(
+    stacks: np.ndarray, augment: bool, rng: np.random.Generator | None, size: int, negate_x: bool
+) -> np.ndarray:
     """uint8 [n, H, W, C] -> uint8 [n, size, size, C]: one crop (resized to size x size) and flip for
     all stacks and channels (sampling's augmentation); a flip also maps the x channels (even ones) to
     255 - x when negate_x (flow); brightness only for frames (not negate_x)."""
@@ -213,7 +218,7 @@ def _rgbdiff_segments_raw(path, augment, rng, size=sampling.IMAGE_SIZE, segments
     return _segments_raw("rgbdiff", path, augment, rng, size, segments, centres, new_length)
 
 
-def sample_kind(modality, segments):
+def sample_kind(modality: str, segments: int) -> str:
     """The BatchLoader kind of a frame-model run: "frame" (one RGB frame), "segments" (TSN RGB), or the
     motion modality ("flow", "rgbdiff"; one segment or K)."""
     if modality == "rgb":
@@ -221,23 +226,23 @@ def sample_kind(modality, segments):
     return modality
 
 
-def loader_kwargs(modality, segments, new_length):
+def loader_kwargs(modality: str, segments: int, new_length: int) -> dict[str, int]:
     kind = sample_kind(modality, segments)
     return {"frame": {}, "segments": {"segments": segments}}.get(kind, {"segments": segments, "new_length": new_length})
 
 
-def default_flow_dir(data_dir, dataset):
+def default_flow_dir(data_dir: str, dataset: str) -> str:
     """Where extract_flow.py writes a dataset's flow by default: beside the frames (listing.py)."""
     return listing.default_out_dir(data_dir, dataset)
 
 
-def input_paths(modality, flow_dir):
+def input_paths(modality: str, flow_dir: str) -> Callable[[Sequence[str]], list[str]] | None:
     """paths_of for the engine: video paths -> the files the loader reads (flow: `<flow_dir>/<Class>/
     <video>.hdf5`, every one checked to exist), or None when the videos themselves are read."""
     if modality != "flow":
         return None
 
-    def paths_of(paths):
+    def paths_of(paths: Sequence[str]) -> list[str]:
         flow_paths = [str(listing.output_path(flow_dir, f"{os.path.basename(os.path.dirname(os.fspath(p)))}/"
                                               f"{os.path.splitext(os.path.basename(os.fspath(p)))[0]}"))
                       for p in paths]
@@ -249,6 +254,6 @@ def input_paths(modality, flow_dir):
     return paths_of
 
 
-def chunk_snippets(chunk_frames, modality, new_length):
+def chunk_snippets(chunk_frames: int, modality: str, new_length: int) -> int:
     """Test chunk length in snippets holding about as many bytes as `chunk_frames` RGB frames."""
     return max(1, chunk_frames * 3 // shipped_channels(modality, new_length))

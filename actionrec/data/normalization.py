@@ -1,5 +1,7 @@
 """Normalisation statistics of each recipe and the uint8 -> float normalisation."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
 # Normalisation on RGB in [0, 1]: ImageNet's for part 1, the assignment's clip statistics for part 2.
@@ -31,14 +33,14 @@ KINETICS_MEAN = (114.7748 / 255, 107.7354 / 255, 99.4750 / 255)
 KINETICS_STD = (1 / 255, 1 / 255, 1 / 255)
 
 
-def normalize_numpy(frames, mean, std):
+def normalize_numpy(frames: np.ndarray, mean: float | Sequence[float], std: float | Sequence[float]) -> np.ndarray:
     """uint8 [..., 3] -> float32 [..., 3] of (x / 255 - mean) / std."""
     scale = (1.0 / (255.0 * np.asarray(std, np.float32))).astype(np.float32)
     shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).astype(np.float32)
     return frames.astype(np.float32) * scale - shift
 
 
-def normalize_channels_first(frames, mean, std):
+def normalize_channels_first(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """uint8 [..., 3] -> float32 [3, ...] of (x / 255 - mean) / std, channels first.
 
     One channel at a time: numpy broadcasting over a last axis of 3 runs a 3-element inner loop and

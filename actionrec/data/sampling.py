@@ -26,6 +26,9 @@ BRIGHTNESS = 30  # the assignment's +/- 15
 _global_rng = np.random.default_rng()
 
 
+_SampleArgs = tuple[str, bool] | tuple[str, bool, int | None]  # (path, augment[, seed])
+
+
 def _augment_params(rng, height, width):
     """The assignment's augmentation: crop 70-100% (prob 1/2, aspect not kept), flip 1/2, brightness."""
     crop = None
@@ -72,7 +75,7 @@ def _frame_raw(path, augment, rng, size=IMAGE_SIZE, frame_index=None):
     return _transform(frame, augment, rng, size)[0]
 
 
-def clip_indices(num_frames, clip_len, start):
+def clip_indices(num_frames: int, clip_len: int, start: int) -> np.ndarray:
     """Indices of a clip starting at `start`; a video shorter than the clip is looped."""
     return (start + np.arange(clip_len)) % num_frames
 
@@ -86,13 +89,13 @@ def _clip_raw(path, augment, rng, size=IMAGE_SIZE, clip_len=CLIP_LEN, start=None
     return _transform(clip, augment, rng, size)
 
 
-def segment_centres(num_frames, segments):
+def segment_centres(num_frames: int, segments: int) -> np.ndarray:
     """Frame k of `segments` at the centre of the k-th of equal segments: int((k + 0.5) * T / K)
     (TSN's test frames; every frame once when segments >= T... repeats when T < K)."""
     return ((np.arange(segments) + 0.5) * num_frames / segments).astype(np.int64)
 
 
-def segment_offsets(num_frames, segments, rng):
+def segment_offsets(num_frames: int, segments: int, rng: np.random.Generator) -> np.ndarray:
     """One frame at a uniformly random offset in each of `segments` equal segments (TSN training)."""
     bounds = np.floor(np.arange(segments + 1) * num_frames / segments).astype(np.int64)
     starts, lengths = bounds[:-1], np.maximum(np.diff(bounds), 1)
@@ -125,17 +128,17 @@ def _safe(loader, args, **kwargs):
         return np.array([])
 
 
-def loadFrameRaw(args, size=IMAGE_SIZE):
+def loadFrameRaw(args: _SampleArgs, size: int = IMAGE_SIZE) -> np.ndarray:
     """`(path, augment[, seed])` -> uint8 [size, size, 3] RGB, or an empty array for a bad file."""
     return _safe(_frame_raw, args, size=size)
 
 
-def loadSequenceRaw(args, size=IMAGE_SIZE, clip_len=CLIP_LEN):
+def loadSequenceRaw(args: _SampleArgs, size: int = IMAGE_SIZE, clip_len: int = CLIP_LEN) -> np.ndarray:
     """`(path, augment[, seed])` -> uint8 [clip_len, size, size, 3] RGB, or an empty array."""
     return _safe(_clip_raw, args, size=size, clip_len=clip_len)
 
 
-def loadFrame(args, size=IMAGE_SIZE):
+def loadFrame(args: _SampleArgs, size: int = IMAGE_SIZE) -> np.ndarray:
     """The assignment's loader: float32 [3, size, size] normalised with ImageNet's mean/std."""
     frame = loadFrameRaw(args, size)
     if frame.size == 0:
@@ -143,7 +146,7 @@ def loadFrame(args, size=IMAGE_SIZE):
     return normalization.normalize_channels_first(frame, normalization.FRAME_MEAN, normalization.FRAME_STD)
 
 
-def loadSequence(args, size=IMAGE_SIZE, clip_len=CLIP_LEN):
+def loadSequence(args: _SampleArgs, size: int = IMAGE_SIZE, clip_len: int = CLIP_LEN) -> np.ndarray:
     """The assignment's loader: float32 [3, clip_len, size, size] normalised with its clip mean/std."""
     clip = loadSequenceRaw(args, size, clip_len)
     if clip.size == 0:

@@ -69,7 +69,9 @@ def _resolve_video(base_directory, folder, stem, listed_suffix, storage, cache, 
     return os.path.join(hdf5_dir, stem + ".hdf5")
 
 
-def getUCF101(base_directory="", split=1, storage="auto"):
+def getUCF101(
+    base_directory: str = "", split: int = 1, storage: str = "auto"
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Read the official split lists.
 
     base_directory holds `ucfTrainTestlist/` (classInd.txt, trainlist0S.txt, testlist0S.txt) and the

@@ -3,11 +3,12 @@
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from actionrec.data import batching, feature_files, loader_pool, sampling, video_files
+from actionrec.data import batching, feature_files, loader_pool, motion, sampling, video_files
 
 log = logging.getLogger("ucf101")
 
@@ -21,7 +22,7 @@ CROPS = (1, 3, 10)
 TEN_CROP_SCALE = 256 / 224  # TSN's 10-crop test: short side 256 for 224 crops
 
 
-def crop_boxes(height, width, size, crops):
+def crop_boxes(height: int, width: int, size: int, crops: int) -> tuple[tuple[int, int], list[tuple[int, int, bool]]]:
     """How a frame becomes `crops` views of size x size: (resize_hw, [(y, x, flip), ...]).
 
     1: the whole frame resized to size x size (aspect not kept; what training sees);
@@ -72,7 +73,7 @@ def _as_indices(frame_range):
     return np.asarray(frame_range, dtype=np.int64)
 
 
-def iter_video_chunks(path, chunk_frames=200, size=sampling.IMAGE_SIZE):
+def iter_video_chunks(path: str, chunk_frames: int = 200, size: int = sampling.IMAGE_SIZE) -> Iterator[np.ndarray]:
     """Stream a whole video as uint8 [<=chunk_frames, size, size, 3] chunks (no augmentation)."""
     frames = video_files.video_info(path)[0]
     for start in range(0, frames, chunk_frames):
@@ -103,7 +104,14 @@ def _chunk_slabs(path, indices, size, out=None, crops=1, reader=None):
                 yield _crop_views(raw, size, crops, slab, negate_x)
 
 
-def load_chunk(path, start, stop=None, size=sampling.IMAGE_SIZE, crops=1, reader=None):
+def load_chunk(
+    path: str,
+    start: int | Sequence[int] | np.ndarray,
+    stop: int | None = None,
+    size: int = sampling.IMAGE_SIZE,
+    crops: int = 1,
+    reader: motion.SnippetReader | None = None,
+) -> np.ndarray:
     """Frames start..stop-1 (or the index array `start`) resized to size x size (uint8), or cut into
     `crops` views each ([n, crops, size, size, 3]); indices past the end loop around. With a `reader`:
     its snippets at those starts ([..., C])."""
@@ -154,7 +162,7 @@ def _load_chunk_task(task):
         return video_index, f"{type(e).__name__}: {e}", time.perf_counter() - start
 
 
-def video_chunk_plan(frames, chunk_frames):
+def video_chunk_plan(frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     """Default plan: consecutive chunks of at most chunk_frames frames covering the video once."""
     return [(start, min(start + chunk_frames, frames)) for start in range(0, frames, chunk_frames)]
 
@@ -173,9 +181,17 @@ class VideoChunkLoader:
     """
 
     def __init__(
-        self, paths, plan, pool=None, size=sampling.IMAGE_SIZE, depth=2, max_chunk=None, crops=1, features=False,
-        reader=None,
-    ):
+        self,
+        paths: Iterable[str],
+        plan: Callable[[int], Sequence[tuple[int, int] | np.ndarray]],
+        pool: loader_pool.LoaderPool | None = None,
+        size: int = sampling.IMAGE_SIZE,
+        depth: int = 2,
+        max_chunk: int | None = None,
+        crops: int = 1,
+        features: bool = False,
+        reader: motion.SnippetReader | None = None,
+    ) -> None:
         if crops not in CROPS:
             raise ValueError(f"crops must be one of {CROPS}, not {crops!r}")
         # features=True: the paths are feature files (extract_features.py) and chunks are float16
@@ -211,7 +227,7 @@ class VideoChunkLoader:
                        self.reader)
                 number += 1
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, int, int, np.ndarray | str]]:
         counts, broken = {}, set()
         slots = batching.SharedSlots(self.pool if self.max_chunk else None, self.depth + 1)
         prefetcher = loader_pool.Prefetcher(self.pool, _load_chunk_task, self._tasks(slots), self.depth)

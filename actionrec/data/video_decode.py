@@ -23,8 +23,11 @@ One rule for every reader: fewer decoded frames than the header declares is the 
 when at least MIN_DECODED_FRACTION of them decode (the readers use the frames that decode), and a
 truncated or damaged file below it.
 """
+from __future__ import annotations
+
 import bisect
 import os
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -91,7 +94,9 @@ def _packet_index(path):
     return count, keyframes
 
 
-def probe(path, declared=False):
+def probe(
+    path: str | os.PathLike[str], declared: bool = False
+) -> tuple[int, int, int, float] | tuple[int, int, int, float, int]:
     """(frames, height, width, fps) of a video file, frames being the number that really decode
     (with declared=True a fifth value: the header's count, 0 when the container has none).
 
@@ -130,7 +135,7 @@ class VideoReader:
     uses the true count; below it (a truncated file) VideoDecodeError.
     """
 
-    def __init__(self, path, frames=None, threads=1):
+    def __init__(self, path: str | os.PathLike[str], frames: int | None = None, threads: int = 1) -> None:
         self.path = os.fspath(path)
         self._capture = _open_capture(self.path, threads=threads)
         self._next = 0  # the frame the next grab() decodes; -1: unknown (after a failed decode)
@@ -152,18 +157,18 @@ class VideoReader:
             raise
         self._bgr = np.empty((self.height, self.width, 3), dtype=np.uint8)
 
-    def __enter__(self):
+    def __enter__(self) -> VideoReader:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"VideoReader({self.path!r}, frames={self.frames}, size={self.height}x{self.width}, "
                 f"fps={self.fps:g})")
 
@@ -245,7 +250,7 @@ class VideoReader:
             raise IndexError(f"{self.path}: frame {bad} is outside 0..{self.frames - 1}")
         return indices
 
-    def read(self, indices):
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Frames `indices` (any order, repeats allowed, 0 <= i < frames) as uint8 [n, H, W, 3] RGB.
 
         Each distinct frame is decoded once, in increasing order, decoding only as far as the
@@ -261,7 +266,7 @@ class VideoReader:
             return out
         return out[inverse.ravel()]
 
-    def iter_frames(self, start=0, stop=None, step=1):
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
         """Yield frames start, start + step, ... < stop (default: all) as uint8 [H, W, 3] RGB arrays."""
         stop = self.frames if stop is None else stop
         if step < 1:

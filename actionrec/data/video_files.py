@@ -6,6 +6,7 @@ HDF5 video files hold one dataset `video` in one of two storages:
 """
 
 import os
+from collections.abc import Sequence
 
 import cv2
 import h5py
@@ -133,12 +134,12 @@ def _probe(path):
     return frames, height, width
 
 
-def is_video_path(path):
+def is_video_path(path: str | os.PathLike[str]) -> bool:
     """True for the original videos (any suffix of VIDEO_SUFFIXES), False for HDF5 files."""
     return os.path.splitext(os.fspath(path))[1].lower() in split_lists.VIDEO_SUFFIXES
 
 
-def open_video(path):
+def open_video(path: str | os.PathLike[str]) -> _KeptOpen | _Hdf5Video:
     """An open video, whatever its storage: a context manager with `frames`, `height`, `width` and
     `read(indices)` -> uint8 [n, H, W, 3] RGB.
 
@@ -152,7 +153,7 @@ def open_video(path):
     return _Hdf5Video(path)
 
 
-def video_info(path):
+def video_info(path: str | os.PathLike[str]) -> tuple[int, int, int, str]:
     """(frames, height, width, storage) of a video file, reading only its header (HDF5) or counting
     the packets of the container without decoding them (original videos: ~1 ms)."""
     path = os.fspath(path)
@@ -187,13 +188,13 @@ def _read_indices(ds, storage, indices, path):
     return np.concatenate([ds[int(r[0]):int(r[-1]) + 1] for r in runs])[inverse]
 
 
-def read_frames(path, indices):
+def read_frames(path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray) -> np.ndarray:
     """Frames `indices` of a video file as uint8 [n, H, W, 3] RGB; indices wrap around (loop)."""
     with open_video(path) as video:
         return video.read(np.asarray(indices) % video.frames)
 
 
-def write_video_hdf5(path, frames, storage="raw", quality=90):
+def write_video_hdf5(path: str, frames: np.ndarray, storage: str = "raw", quality: int = 90) -> None:
     """Write uint8 [T, H, W, 3] RGB frames to `path` atomically (temporary name, then rename)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:

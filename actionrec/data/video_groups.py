@@ -3,6 +3,7 @@
 import os
 import re
 import zlib
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -19,7 +20,7 @@ GROUPS_HELP = ("UCF-101: a group is the gNN of the video names (25 groups; clips
                f"groups by zlib.crc32(film) % {HMDB_GROUPS} + 1, so a film's clips are never split")
 
 
-def video_group(path, dataset="ucf101"):
+def video_group(path: str | os.PathLike[str], dataset: str = "ucf101") -> int | None:
     """The validation group of a video path (or list entry), or None: UCF-101's group number (the NN of
     `_gNN_cMM`); for HMDB-51 the group of the video's source film (its folder is the action; see
     GROUPS_HELP), deterministic across runs and machines."""
@@ -31,7 +32,7 @@ def video_group(path, dataset="ucf101"):
     return int(match.group(1)) if match else None
 
 
-def parse_groups(text):
+def parse_groups(text: str) -> tuple[int, ...]:
     """'8-10' or '1,3,5-7' -> sorted tuple of group numbers; ValueError with a one-line reason."""
     groups = set()
     for part in str(text).split(","):
@@ -46,7 +47,12 @@ def parse_groups(text):
     return tuple(sorted(groups))
 
 
-def split_by_groups(paths, labels, groups, dataset="ucf101"):
+def split_by_groups(
+    paths: Sequence[str] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    groups: Collection[int],
+    dataset: str = "ucf101",
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(kept, held_out): the videos whose group (video_group) is not / is in `groups`, as (paths, labels).
 
     A group that no video has is a ValueError, and so is holding out every video, or a video without

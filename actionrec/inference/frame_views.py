@@ -2,17 +2,25 @@
 snippets of flow fields / frames), crops averaged, one row per frame or snippet."""
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
+import torch.nn as nn
 
 from actionrec.data import motion, sampling, video_chunks
-from actionrec.engine import cli_flags, model_io, trained_model
+from actionrec.engine import cli_flags, devices, model_io, trained_model
 from actionrec.zoo import frame_nets
 
+# rows(model, chunk, normalize) -> one row per frame, snippet or window of the chunk
+_Normalize = Callable[[torch.Tensor], torch.Tensor]
+_Rows = Callable[[nn.Module, torch.Tensor, _Normalize], torch.Tensor]
 
-def frame_plan(num_frames, chunk_frames):
+
+def frame_plan(num_frames: int | None, chunk_frames: int) -> Callable[[int], list[np.ndarray] | list[tuple[int, int]]]:
     """The frames to test for a video, in chunks of at most chunk_frames: all, or N segment centres."""
-    def plan(frames):
+    def plan(frames: int) -> list[np.ndarray] | list[tuple[int, int]]:
         if num_frames and num_frames < frames:
             indices = sampling.segment_centres(frames, num_frames)
             return [indices[i:i + chunk_frames] for i in range(0, len(indices), chunk_frames)]
@@ -20,15 +28,16 @@ def frame_plan(num_frames, chunk_frames):
     return plan
 
 
-def frame_logits(batch_size, crops):
-    def rows(model, frames, normalize):  # uint8 (F, H, W, 3), or (F, crops, H, W, 3) -> logits (F, classes)
+def frame_logits(batch_size: int, crops: int) -> _Rows:
+    def rows(model: nn.Module, frames: torch.Tensor, normalize: _Normalize) -> torch.Tensor:
+        # uint8 (F, H, W, 3), or (F, crops, H, W, 3) -> logits (F, classes)
         views = frames.reshape((-1,) + frames.shape[-3:])
         logits = torch.cat([model(normalize(x)) for x in model_io.batched(views, batch_size * crops)])
         return model_io.crop_mean(logits, crops)
     return rows
 
 
-def modality_of(trained):
+def modality_of(trained: dict) -> tuple[str, int]:
     """(modality, new_length) of a checkpoint's training args (rgb, 1 for checkpoints before the motion stream)."""
     modality = trained.get("modality") or "rgb"
     return modality, trained.get("new_length") or motion.DEFAULT_NEW_LENGTH.get(modality, 1)
@@ -37,7 +46,7 @@ def modality_of(trained):
 MODALITY_TITLES = {"flow": "flow", "rgbdiff": "RGB difference"}
 
 
-def describe(trained, args):
+def describe(trained: dict, args: argparse.Namespace) -> dict[str, Any]:
     segments = trained.get("segments", 1)
     arch = trained.get("arch", "resnet50")
     family = f"{arch.replace('resnet', 'ResNet-')}"
@@ -60,7 +69,7 @@ def describe(trained, args):
                      "mode": "frames", "frames": args.frames, "crops": args.crops, **test}}
 
 
-def load_model(checkpoint, trained, ranks, path):
+def load_model(checkpoint: dict, trained: dict, ranks: devices.Dist, path: str) -> nn.Module:
     """The trained frame model (single frame or TSN) of a checkpoint, on the CPU. The checkpoint's copy
     of the weights is dropped once loaded (~100 MB for a ResNet-50)."""
     trained_model.check_trained_args(

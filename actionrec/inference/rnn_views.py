@@ -1,23 +1,31 @@
 """How the feature RNN sees a whole test video: the middle window of its feature sequence."""
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from actionrec import guards
-from actionrec.engine import cli_flags, trained_model
+from actionrec.engine import cli_flags, devices, trained_model
 from actionrec.zoo import rnn_nets
 
+# rows(model, chunk, normalize) -> one row per frame, snippet or window of the chunk
+_Normalize = Callable[[torch.Tensor], torch.Tensor]
+_Rows = Callable[[nn.Module, torch.Tensor, _Normalize], torch.Tensor]
 
-def window_plan(frame_stride):
-    def plan(frames):  # one chunk per video: all of its (strided) feature rows
+
+def window_plan(frame_stride: int) -> Callable[[int], list[np.ndarray]]:
+    def plan(frames: int) -> list[np.ndarray]:  # one chunk per video: all of its (strided) feature rows
         return [np.arange(0, frames, frame_stride)]
     return plan
 
 
-def window_logits(max_frames, batch_size):
-    def rows(model, features, normalize):  # float16 (steps, dims) -> logits (windows, classes)
+def window_logits(max_frames: int, batch_size: int) -> _Rows:
+    def rows(model: nn.Module, features: torch.Tensor, normalize: _Normalize) -> torch.Tensor:
+        # float16 (steps, dims) -> logits (windows, classes)
         windows = list(torch.split(features, max_frames))
         lengths = torch.tensor([len(w) for w in windows])
         padded = torch.nn.utils.rnn.pad_sequence(windows, batch_first=True)  # (windows, longest, dims)
@@ -26,7 +34,9 @@ def window_logits(max_frames, batch_size):
     return rows
 
 
-def load_model(checkpoint, trained, ranks, path, dims):
+def load_model(
+    checkpoint: dict, trained: dict, ranks: devices.Dist, path: str, dims: int
+) -> tuple[nn.Module, int, int]:
     """(the trained RNN of a checkpoint on the CPU, its window length, its feature stride), for features
     of `dims` values per frame (which must be what it was trained on)."""
     if dims != trained.get("input_size"):
@@ -42,7 +52,7 @@ def load_model(checkpoint, trained, ranks, path, dims):
     return model, trained.get("max_frames", 250), trained.get("frame_stride", 1)
 
 
-def describe(trained, info, max_frames, stride):
+def describe(trained: dict, info: dict[str, Any], max_frames: int, stride: int) -> dict[str, Any]:
     """model.json's identity and test settings of an RNN tested in windows of max_frames steps, reading
     every stride-th feature of features.json `info`."""
     cell = trained.get("cell", "gru")

@@ -61,7 +61,9 @@ class C3D(nn.Module):
     ReLU gain), fc8 N(0, 0.01), all biases zero. :func:`load_pretrained` overwrites them.
     """
 
-    def __init__(self, num_classes: int = 487, dropout: float = 0.5, width: float = 1.0, adaptive_pool: bool = False):
+    def __init__(
+        self, num_classes: int = 487, dropout: float = 0.5, width: float = 1.0, adaptive_pool: bool = False
+    ) -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
             raise ValueError(f"width must be a positive number, got {width!r}")

@@ -10,6 +10,8 @@ prediction: a video gives the same logits alone and inside any padded batch.
 
 Public API: ``FeatureRNN`` and ``HEAD`` (the classifier's parameter prefix, ``"fc"``).
 """
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -32,8 +34,17 @@ class FeatureRNN(nn.Module):
     outputs over the valid steps only.
     """
 
-    def __init__(self, input_size=2048, num_classes=101, cell="gru", layers=2, hidden=256,
-                 bidirectional=False, dropout=0.0, head="last"):
+    def __init__(
+        self,
+        input_size: int = 2048,
+        num_classes: int = 101,
+        cell: str = "gru",
+        layers: int = 2,
+        hidden: int = 256,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+    ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("num_classes", num_classes),
                             ("layers", layers), ("hidden", hidden)):
@@ -62,7 +73,7 @@ class FeatureRNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"head={self.head!r}"
 
     def _check_inputs(self, x, lengths):
@@ -86,7 +97,9 @@ class FeatureRNN(nn.Module):
                              f"got {bad.tolist()[:5]}")
         return lengths
 
-    def forward(self, x, lengths, return_steps=False):
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int], return_steps: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (N, L, input_size) float, lengths (N,) ints in 1..L on any device.
 
         Returns logits (N, num_classes); with ``return_steps``, ``(logits, step_logits, mask)``:

@@ -46,9 +46,9 @@ def summarise(names: Iterable[str], limit: int = KEYS_SHOWN, sort: bool = False)
 class Misfit(NamedTuple):
     """How a state_dict differs from a model's: key names in the model's order (missing) and the file's
     (unexpected), and shape_mismatch() lines."""
-    missing: list
-    unexpected: list
-    mismatched: list
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
 
 
 def shape_mismatch(key: str, file_shape: Iterable[int], model_shape: Iterable[int]) -> str:

@@ -1,12 +1,15 @@
 """The 3D CNNs of the clip models (Hara et al.'s 3D ResNet, C3D), their input normalisation and their
 released weights."""
 
+import argparse
 import os
+
+import torch.nn as nn
 
 import resnet_3d
 from actionrec import guards
 from actionrec.data import normalization, sampling
-from actionrec.engine import arg_types, checkpoints, model_io
+from actionrec.engine import arg_types, checkpoints, devices, model_io
 from actionrec.models import c3d
 
 # Per normalisation: (mean, std) on [0, 1] and whether the model wants BGR.
@@ -21,12 +24,12 @@ NORMS = {
 ARCHS = ("resnet", "c3d")
 
 
-def normalizer(norm):
+def normalizer(norm: str) -> model_io.Normalize:
     mean, std, bgr = NORMS[norm]
     return model_io.Normalize(mean, std, bgr=bgr)
 
 
-def pretrained_path(args):
+def pretrained_path(args: argparse.Namespace) -> str | None:
     """The released weights to start from, or None (from scratch)."""
     given = args.c3d_checkpoint if args.arch == "c3d" else args.kinetics_checkpoint
     if given is None:
@@ -34,7 +37,7 @@ def pretrained_path(args):
     return None if given == "none" else given
 
 
-def released_weights_problem(error):
+def released_weights_problem(error: ValueError) -> str:
     """load_pretrained's ValueError about a state it was given, worded for the file it came from."""
     return str(error).replace("given state_dict: ", "").replace("given state_dict ", "it ")
 
@@ -52,7 +55,7 @@ RELEASED = {
 }
 
 
-def load_released(model, arch, path, ranks):
+def load_released(model: nn.Module, arch: str, path: str, ranks: devices.Dist) -> None:
     """The released weights at `path` into `model`, or one line saying what is wrong with the file."""
     flag, what, load, loaded = RELEASED[arch]
     if not os.path.exists(path):
@@ -66,7 +69,7 @@ def load_released(model, arch, path, ranks):
         print(f"loaded {loaded(info)} from {path}", flush=True)
 
 
-def build_model(args, num_classes, ranks, pretrained=True):
+def build_model(args: argparse.Namespace, num_classes: int, ranks: devices.Dist, pretrained: bool = True) -> nn.Module:
     arch = getattr(args, "arch", "resnet")
     if arch == "c3d":
         model = c3d.C3D(num_classes=num_classes, dropout=args.c3d_dropout, width=args.c3d_width,
@@ -83,7 +86,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
     return model
 
 
-def freeze_unused_blocks(model):
+def freeze_unused_blocks(model: nn.Module) -> None:
     """Blocks of layer4 past --layer4-blocks never run: freeze them so DDP sees no unused gradients."""
     if not isinstance(model, resnet_3d.ResNet):
         return
@@ -92,7 +95,7 @@ def freeze_unused_blocks(model):
             p.requires_grad = False
 
 
-def resolve_arch_defaults(args):
+def resolve_arch_defaults(args: argparse.Namespace) -> argparse.Namespace:
     """Defaults that depend on --arch (C3D: 112x112 clips, all layers trained, its own normalisation)."""
     if args.arch == "c3d":
         args.image_size = args.image_size or c3d.IMAGE_SIZE
@@ -115,7 +118,7 @@ def resolve_arch_defaults(args):
     return args
 
 
-def add_model_flags(parser):
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that define the model: the training script's, and checked again (cli_flags.flags_alone) when a
     checkpoint is read back for testing."""
     g = parser.add_argument_group("model")

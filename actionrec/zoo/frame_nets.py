@@ -2,9 +2,11 @@
 difference: a first convolution of 2L or 3L channels, TSN's cross-modality initialisation), with their
 ImageNet weights (torchvision cache or a file)."""
 
+import argparse
 import os
 import socket
 import urllib.error
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -12,7 +14,7 @@ import torchvision
 
 from actionrec import guards
 from actionrec.data import motion
-from actionrec.engine import arg_types, checkpoints, runner
+from actionrec.engine import arg_types, checkpoints, devices, runner
 from actionrec.models import weights_file
 
 ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101")
@@ -21,13 +23,13 @@ ARCHS = ("resnet50", "resnet18", "resnet34", "resnet101")
 FETCH_HINT = ('python -c "from torchvision.models import {arch}, {weights}; {arch}(weights={weights}.IMAGENET1K_V1)"')
 
 
-def imagenet_cache_path(arch):
+def imagenet_cache_path(arch: str) -> str:
     """Where torchvision keeps (or would download) the ImageNet weights of `arch`: $TORCH_HOME/hub/checkpoints."""
     weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
 
 
-def imagenet_state_dict(arch, ranks):
+def imagenet_state_dict(arch: str, ranks: devices.Dist) -> Any:
     """torchvision's ImageNet weights from the cache ($TORCH_HOME), downloading them once if possible.
 
     Compute nodes are often offline: instead of a traceback or a hang, say how to fetch them.
@@ -58,7 +60,7 @@ def imagenet_state_dict(arch, ranks):
         raise guards.UserError(f"{e} (delete it and run again to download it again)") from None
 
 
-def load_state_dict_file(path):
+def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
     state = checkpoints.load_checkpoint(path, what="--weights")
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # one of our checkpoints
@@ -68,7 +70,7 @@ def load_state_dict_file(path):
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def cross_modality_conv(conv, in_channels, from_rgb=True):
+def cross_modality_conv(conv: nn.Conv2d, in_channels: int, from_rgb: bool = True) -> nn.Conv2d:
     """A copy of `conv` taking `in_channels` inputs. from_rgb (TSN's cross-modality initialisation): every
     input channel gets the RGB filters averaged over their 3 input channels, weight[:, c] = weight.mean(1);
     otherwise PyTorch's default initialisation (a network trained from scratch: nothing to average)."""
@@ -82,7 +84,7 @@ def cross_modality_conv(conv, in_channels, from_rgb=True):
     return new
 
 
-def build_model(args, num_classes, ranks, pretrained=True):
+def build_model(args: argparse.Namespace, num_classes: int, ranks: devices.Dist, pretrained: bool = True) -> nn.Module:
     model = getattr(torchvision.models, args.arch)(weights=None)
     loaded = pretrained and bool(args.weights or args.pretrained == "imagenet")
     if loaded:
@@ -112,7 +114,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
     return model
 
 
-def add_model_flags(parser):
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that define the model: the training script's, and checked again (cli_flags.flags_alone) when a
     checkpoint is read back for testing."""
     g = parser.add_argument_group("model")

@@ -1,15 +1,18 @@
 """The GRU/LSTM over a folder of per-frame features: the folder's features.json, its feature files, the model."""
+import argparse
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from actionrec import guards
 from actionrec.data import feature_files
-from actionrec.engine import arg_types, runner
+from actionrec.engine import arg_types, devices, runner
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.models import feature_rnn
 
 
-def read_features_info(features_dir):
+def read_features_info(features_dir: str) -> dict[str, Any]:
     """features.json of an extract_features.py folder (dims, weights, stride), or a one-line error."""
     path = os.path.join(features_dir, feature_files.FEATURES_INFO)
     if not os.path.isdir(features_dir):
@@ -29,21 +32,23 @@ def read_features_info(features_dir):
     return info
 
 
-def feature_paths(features_dir):
+def feature_paths(features_dir: str) -> Callable[[Iterable[str]], list[str]]:
     """Video paths -> their feature files (same <Class>/<video>.hdf5), as the loaders read them."""
-    def paths_of(paths):
+    def paths_of(paths: Iterable[str]) -> list[str]:
         return [prediction_files.prediction_path(features_dir, p) for p in paths]
     return paths_of
 
 
-def check_features_exist(features_dir, paths, what):
+def check_features_exist(features_dir: str, paths: Sequence[str], what: str) -> None:
     missing = [p for p in feature_paths(features_dir)(paths) if not os.path.isfile(p)]
     if missing:
         raise guards.UserError(f"--features {features_dir}: {len(missing)} of the {len(paths)} {what} videos have no "
                                f"feature file (e.g. {missing[0]}): run extract_features.py for them")
 
 
-def build_model(args, num_classes, ranks, pretrained=True):
+def build_model(
+    args: argparse.Namespace, num_classes: int, ranks: devices.Dist, pretrained: bool = True
+) -> feature_rnn.FeatureRNN:
     try:
         return feature_rnn.FeatureRNN(input_size=args.input_size, num_classes=num_classes, cell=args.cell,
                                       layers=args.layers, hidden=args.hidden, bidirectional=args.bidirectional,
@@ -52,7 +57,7 @@ def build_model(args, num_classes, ranks, pretrained=True):
         raise guards.UserError(str(e)) from None
 
 
-def add_model_flags(parser):
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that define the model: the training script's, and checked again (cli_flags.flags_alone) when a
     checkpoint is read back for testing."""
     g = parser.add_argument_group("model")
