@@ -305,7 +305,8 @@ def test_synthetic_hmdb_single_frame_train_test_combine(synthetic_hmdb, tmp_path
     assert report["class_list"] == sorted(report["class_list"])
 
 
-def test_synthetic_hmdb_3d_train_test(synthetic_hmdb, tmp_path):
+def test_synthetic_hmdb_3d_train_test_combine(synthetic_hmdb, tmp_path):
+    import combine_results
     import test_3d
     import train_3d
     train_3d.main(train_3d.get_args_parser().parse_args(
@@ -318,6 +319,14 @@ def test_synthetic_hmdb_3d_train_test(synthetic_hmdb, tmp_path):
     _, _, (paths, _) = hmdb51.getHMDB51(synthetic_hmdb, 1)
     from actionrec.evaluation import predictions as prediction_files
     assert all(Path(prediction_files.prediction_path(tmp_path / "pred", p)).is_file() for p in paths)
+    combine_results.main(combine_results.get_args_parser().parse_args(
+        ["--data-dir", str(synthetic_hmdb), "--3d", str(tmp_path / "pred"), "--output-dir", str(tmp_path / "report")]))
+    import json
+    report = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert report["dataset"]["name"] == "hmdb51" and report["dataset_name"] == "hmdb51" and report["videos"] == 6
+    # the report names the dataset; a 3D ResNet-10 follows no published recipe: no number beside it
+    assert (tmp_path / "report" / "tables.md").read_text().startswith("# HMDB-51 results: split 1")
+    assert report["published"] == {"3d": None}
 
 
 def torch_load(path):
