@@ -2,8 +2,10 @@
 
 import argparse
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn as nn
 
 from actionrec import guards
 from actionrec.data import sampling
@@ -23,15 +25,15 @@ TILE_FRAMES = 96  # exact full mode: frames per forward pass (bench/README.md: m
 SLIDING_MAX_FRAMES = 512  # what older versions recorded as max_frames of a sliding test (unused there)
 
 
-def windows_per_pass(args):
+def windows_per_pass(args: argparse.Namespace) -> int:
     """--batch-size, else the default for the device: on the CPU the windows of a pass are the memory
     bound, not the speed."""
     return args.batch_size or (BATCH_CUDA if devices.uses_cuda(args) else BATCH_CPU)
 
 
-def stream_plan(clip_len, chunk_frames):
+def stream_plan(clip_len: int, chunk_frames: int) -> Callable[[int], list[tuple[int, int]]]:
     """The whole video (looped to clip_len frames when shorter) in consecutive chunks of chunk_frames."""
-    def plan(frames):
+    def plan(frames: int) -> list[tuple[int, int]]:
         total = max(frames, clip_len)
         return [(a, min(a + chunk_frames, total)) for a in range(0, total, chunk_frames)]
     return plan
@@ -42,14 +44,14 @@ class TiledFull:
     (F, H, W, 3) or (F, crops, H, W, 3) to one temporal_tiles.ResNetStream per crop, tile by tile, and
     returns no rows; end(model) -> (1, classes), the whole video's logits averaged over the crops."""
 
-    def __init__(self, tile_frames, crops):
+    def __init__(self, tile_frames: int, crops: int) -> None:
         self.tile_frames, self.crops = tile_frames, crops
         self.streams = None
 
-    def start(self):
+    def start(self) -> None:
         self.streams = None  # built on the model of the video's first chunk
 
-    def rows(self, model, frames, normalize):
+    def rows(self, model: nn.Module, frames: torch.Tensor, normalize: nn.Module) -> torch.Tensor:
         views = frames[:, None] if self.crops == 1 else frames
         if self.streams is None:
             self.streams = [temporal_tiles.ResNetStream(model, self.tile_frames) for _ in range(views.shape[1])]
@@ -58,13 +60,13 @@ class TiledFull:
                 stream.feed(normalize(views[start:start + self.tile_frames, c][None]))  # (1, 3, tile, H, W)
         return torch.zeros(0, model.fc.out_features, device=frames.device)
 
-    def end(self, model):
+    def end(self, model: nn.Module) -> torch.Tensor:
         logits = torch.stack([stream.finish() for stream in self.streams]).mean(0)  # (1, classes)
         self.streams = None
         return logits
 
 
-def full_plan(clip_len, max_frames):
+def full_plan(clip_len: int, max_frames: int) -> Callable[[int], list[tuple[int, int]]]:
     """--max-frames (the approximation): pieces of about equal length, each at most max_frames and at
     least clip_len (looped) frames."""
     def plan(frames):
@@ -74,7 +76,7 @@ def full_plan(clip_len, max_frames):
     return plan
 
 
-def window_starts(frames, clip_len, stride):
+def window_starts(frames: int, clip_len: int, stride: int) -> list[int]:
     """Every window at `stride`, plus one ending at the last frame so the tail is covered."""
     if frames <= clip_len:
         return [0]
@@ -84,7 +86,7 @@ def window_starts(frames, clip_len, stride):
     return starts
 
 
-def sliding_plan(clip_len, stride, chunk_frames):
+def sliding_plan(clip_len: int, stride: int, chunk_frames: int) -> Callable[[int], list[tuple[int, int]]]:
     """Chunks of whole windows at `stride`; an unaligned last window is a chunk of its own."""
     per_chunk = max(1, (chunk_frames - clip_len) // stride + 1)
 
@@ -98,7 +100,9 @@ def sliding_plan(clip_len, stride, chunk_frames):
     return plan
 
 
-def clip_logits(mode, clip_len, stride, batch_size, crops):
+def clip_logits(
+    mode: str, clip_len: int, stride: int, batch_size: int, crops: int
+) -> Callable[[nn.Module, torch.Tensor, nn.Module], torch.Tensor]:
     def rows(model, frames, normalize):  # uint8 frames (F, H, W, 3), or (F, crops, H, W, 3)
         views = frames[:, None] if crops == 1 else frames
         logits = []
@@ -113,7 +117,7 @@ def clip_logits(mode, clip_len, stride, batch_size, crops):
     return rows
 
 
-def describe(trained, args, clip_len):
+def describe(trained: dict, args: argparse.Namespace, clip_len: int) -> dict:
     is_c3d = trained.get("arch") == "c3d"
     max_frames = args.max_frames if args.mode == "full" else SLIDING_MAX_FRAMES
     exact = args.mode == "full" and args.max_frames is None
@@ -134,7 +138,9 @@ def describe(trained, args, clip_len):
                      "max_frames": max_frames, "crops": args.crops}}
 
 
-def load_model(checkpoint, trained, ranks, path, image_size):
+def load_model(
+    checkpoint: dict, trained: dict, ranks: devices.Dist, path: str, image_size: int
+) -> tuple[nn.Module, int, str]:
     """(the trained 3D ResNet or C3D of a checkpoint on the CPU, its clip length, its normalisation name).
     A C3D with the released fixed fc6 takes only the image size it was trained at."""
     trained_model.check_trained_args(trained, cli_flags.flags_alone(clip_nets.add_model_flags), path, (

@@ -33,12 +33,12 @@ class Geometry(NamedTuple):
     before: int
     after: int
 
-    def then(self, other):
+    def then(self, other: "Geometry") -> "Geometry":
         """This module followed by `other`."""
         return Geometry(self.stride * other.stride, other.before * self.stride + self.before,
                         other.after * self.stride + self.after)
 
-    def union(self, other):
+    def union(self, other: "Geometry") -> "Geometry":
         """Two branches over the same input whose outputs are added (a residual block)."""
         if self.stride != other.stride:
             raise ValueError(f"branches of temporal strides {self.stride} and {other.stride} cannot be added")
@@ -60,7 +60,7 @@ def _chain(modules):
     return geometry
 
 
-def temporal_geometry(module):
+def temporal_geometry(module: nn.Module) -> Geometry:
     """The :class:`Geometry` of `module` (eval mode) in time; ValueError for a module it cannot derive."""
     if isinstance(module, (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)):
         if isinstance(module.padding, str) or getattr(module, "ceil_mode", False):
@@ -82,7 +82,7 @@ def temporal_geometry(module):
     raise ValueError(f"cannot derive the temporal window of {type(module).__name__}")
 
 
-def resnet_stages(model, layer4_blocks=None):
+def resnet_stages(model: nn.Module, layer4_blocks: int | None = None) -> list[nn.Module]:
     """The modules a :class:`resnet_3d.ResNet` runs up to its pooling, in order: the stem, then each
     residual block (the first `layer4_blocks` of layer4, default the model's own setting)."""
     if not isinstance(model, ResNet):
@@ -92,7 +92,7 @@ def resnet_stages(model, layer4_blocks=None):
     return [stem, *model.layer1, *model.layer2, *model.layer3, *model.layer4[:k]]
 
 
-def receptive_field(model, layer4_blocks=None):
+def receptive_field(model: nn.Module, layer4_blocks: int | None = None) -> Geometry:
     """The Geometry of the whole network up to layer4 (input frames per layer4 step and its window)."""
     return _chain(resnet_stages(model, layer4_blocks))
 
@@ -173,7 +173,7 @@ class ResNetStream:
     often.
     """
 
-    def __init__(self, model, tile_frames, layer4_blocks=None):
+    def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None) -> None:
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
@@ -190,13 +190,13 @@ class ResNetStream:
         stem.min_steps, stem.min_in = 1, max(tile_frames, geometry.before + geometry.after + 2 * geometry.stride)
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the video fed so far."""
         for stage in self.stages:
             stage.reset()
         self.pooled, self.steps = 0.0, 0  # sum over layer4's steps of their spatial means (N, C); count
 
-    def feed(self, x):
+    def feed(self, x: torch.Tensor) -> None:
         stem = self.stages[0]
         while x.shape[2]:
             room = stem.min_in - stem.held  # the frames that fill the stem's next segment
@@ -204,7 +204,7 @@ class ResNetStream:
             # A part that does not fill the segment waits in the stem: as a copy, not a view of all of x.
             self._push(part if part.shape[2] == room else part.clone(), end=False)
 
-    def finish(self):
+    def finish(self) -> torch.Tensor:
         self._push(None, end=True)
         if not self.steps:
             raise ValueError("finish() before any frames were fed")
