@@ -242,6 +242,69 @@ def make_dataset(out, classes=6, train_per_class=24, test_per_class=8, frames=40
     return dict(summary, train_videos=len(lines["train"]), test_videos=len(lines["test"]), bytes=total_bytes)
 
 
+# The verb/noun mode (--verb-noun): issue 26's study in two labels. A verb is a motion that no single
+# frame shows (rise and fall wrap around vertically, stay stands still at a random height: at any one
+# frame the object's height is uniform in all three); a noun is an appearance (the object's shape and
+# colour over a shared grey background) that every frame shows.
+VERBS = {"rise": ("move", -1, 1.0), "fall": ("move", +1, 1.0), "stay": ("move", 0, 1.0)}
+NOUNS = [("red_square", "square", (220, 40, 40)), ("blue_disc", "disc", (40, 80, 230)),
+         ("green_diamond", "diamond", (40, 200, 70)), ("yellow_ring", "ring", (240, 210, 40)),
+         ("cyan_cross", "cross", (40, 210, 220))]
+NOUN_BACKGROUND = MOTION_LOOK[2]
+VIDEOS_DIR = "videos"
+ANNOTATIONS_NAME = "annotations.csv"
+ANNOTATION_HEADER = "uid,verb,noun,action,verb_class,noun_class,split,group"
+
+
+def verb_noun_groups(recordings, val_recordings, test_recordings):
+    """{recording number: split}: the first test_recordings are test, the next val_recordings val, the
+    rest train (whole recordings, so a recording's segments never straddle subsets)."""
+    if min(val_recordings, test_recordings) < 0 or recordings - val_recordings - test_recordings < 1:
+        raise ValueError(f"{recordings} recordings leave none for training after {val_recordings} val and "
+                         f"{test_recordings} test")
+    return {g: "test" if g <= test_recordings else "val" if g <= test_recordings + val_recordings else "train"
+            for g in range(1, recordings + 1)}
+
+
+def make_verb_noun_dataset(out, verbs=3, nouns=3, recordings=8, segments=6, val_recordings=2, test_recordings=2,
+                           frames=40, size=(64, 80), seed=0, storage="raw", quality=90):
+    """Write DIR/videos/<uid>.hdf5 and DIR/annotations.csv (ANNOTATION_HEADER, one line per segment): each
+    recording (group recNN, its own background texture) holds `segments` segments whose (verb, noun)
+    pairs cycle through all verbs x nouns from a seeded offset. Same arguments, same bytes. Returns
+    a summary dict; ValueError for impossible arguments."""
+    if not 2 <= verbs <= len(VERBS) or not 2 <= nouns <= len(NOUNS):
+        raise ValueError(f"verbs must be in 2..{len(VERBS)} and nouns in 2..{len(NOUNS)}")
+    if segments < 1 or frames < 2 or min(size) < MIN_SIZE or storage not in ("raw", "jpeg"):
+        raise ValueError(f"need segments >= 1, frames >= 2, a size of at least {MIN_SIZE}x{MIN_SIZE} and storage "
+                         f"raw or jpeg")
+    splits = verb_noun_groups(recordings, val_recordings, test_recordings)
+    verb_names, noun_specs = list(VERBS)[:verbs], NOUNS[:nouns]
+    out = Path(out)
+    (out / VIDEOS_DIR).mkdir(parents=True, exist_ok=True)
+    lines, total_bytes, pairs = [], 0, verbs * nouns
+    for group, split in splits.items():
+        offset = int(np.random.default_rng([seed, group]).integers(pairs))
+        for clip in range(1, segments + 1):
+            pair = (offset + clip) % pairs
+            v, n = pair % verbs, pair // verbs
+            noun, shape, rgb = noun_specs[n]
+            spec = dict(shape=shape, object_rgb=rgb, background_rgb=NOUN_BACKGROUND, motion=VERBS[verb_names[v]])
+            background = make_background(spec, size[0], size[1], np.random.default_rng([seed, 7, group]))
+            video = render_video(spec, background, frames, np.random.default_rng([seed, 7, group, clip]))
+            uid = f"rec{group:02d}_seg{clip:02d}"
+            path = out / VIDEOS_DIR / f"{uid}.hdf5"
+            write_video_hdf5(str(path), video, storage=storage, quality=quality)
+            total_bytes += path.stat().st_size
+            lines.append(f"{uid},{verb_names[v]},{noun},{verb_names[v]} {noun},{v},{n},{split},rec{group:02d}")
+    csv_path = out / ANNOTATIONS_NAME
+    tmp = Path(atomic.temporary_path(csv_path))
+    tmp.write_text("".join(f"{line}\n" for line in [ANNOTATION_HEADER] + lines), encoding="utf-8")
+    os.replace(tmp, csv_path)
+    counts = {name: sum(f",{name}," in line for line in lines) for name in ("train", "val", "test")}
+    return {"verbs": verb_names, "nouns": [n[0] for n in noun_specs], "segments": len(lines), "bytes": total_bytes,
+            "subsets": counts, "annotations": str(csv_path), "videos": str(out / VIDEOS_DIR)}
+
+
 def parse_size(text):
     """'HxW' -> (H, W) for argparse."""
     height, sep, width = text.lower().partition("x")
@@ -258,8 +321,28 @@ def fail(message):
     raise SystemExit(2)
 
 
+def main_verb_noun(args, start):
+    try:
+        result = make_verb_noun_dataset(args.out, verbs=args.verbs, nouns=args.nouns, recordings=args.recordings,
+                                        segments=args.segments_per_recording, val_recordings=args.val_recordings,
+                                        test_recordings=args.test_recordings, frames=args.frames, size=args.size,
+                                        seed=args.seed, storage=args.storage)
+    except ValueError as e:
+        fail(e)
+    except OSError as e:
+        fail(f"cannot write to --out {args.out}: {e}")
+    subsets = result["subsets"]
+    print(f"{PROG}: wrote {result['segments']} segments ({subsets['train']} train, {subsets['val']} val, "
+          f"{subsets['test']} test) of {args.frames} frames {args.size[0]}x{args.size[1]} ({result['bytes'] / 1e6:.1f} "
+          f"MB) to {result['videos']} and {result['annotations']} in {time.perf_counter() - start:.1f} s")
+    print(f"  verbs (motions): {' '.join(result['verbs'])}")
+    print(f"  nouns (appearances): {' '.join(result['nouns'])}")
+
+
 def main(args):
     start = time.perf_counter()
+    if args.verb_noun:
+        return main_verb_noun(args, start)
     try:
         result = make_dataset(args.out, classes=args.classes, train_per_class=args.train_per_class,
                               test_per_class=args.test_per_class, frames=args.frames, size=args.size,
@@ -293,6 +376,17 @@ def get_args_parser():
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default: 0)")
     parser.add_argument("--storage", choices=("raw", "jpeg"), default="raw",
                         help="HDF5 storage of the frames, as prepare_ucf101.py (default: raw)")
+    g = parser.add_argument_group("verb/noun mode (an annotation CSV with two labels, issue 26)")
+    g.add_argument("--verb-noun", action="store_true",
+                   help=f"write {VIDEOS_DIR}/<uid>.hdf5 and {ANNOTATIONS_NAME} ({ANNOTATION_HEADER}) instead: verbs "
+                        "are motions (rise, fall, stay), nouns appearances (shape and colour) (default: off)")
+    g.add_argument("--verbs", type=int, default=3, help=f"verb classes, 2..{len(VERBS)} (default: 3)")
+    g.add_argument("--nouns", type=int, default=3, help=f"noun classes, 2..{len(NOUNS)} (default: 3)")
+    g.add_argument("--recordings", type=int, default=8, help="recordings (groups recNN) (default: 8)")
+    g.add_argument("--segments-per-recording", type=int, default=6, help="segments per recording (default: 6)")
+    g.add_argument("--val-recordings", type=int, default=2, help="recordings in the val split (default: 2)")
+    g.add_argument("--test-recordings", type=int, default=2,
+                   help="recordings in the test split, the first ones (default: 2)")
     return parser
 
 

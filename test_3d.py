@@ -28,6 +28,7 @@ def get_args_parser():
         description="Test the 3D model (3D ResNet or C3D) on whole test videos (part 2).",
         parents=[
             cli_flags.common_parser(),
+            cli_flags.annotation_parser(test=True),
             cli_flags.test_parser(
                 {
                     "batch_size": clip_views.BATCH_CUDA,

@@ -23,7 +23,7 @@ from actionrec.inference import frame_views
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Test the single-frame (or TSN) model on the frames of every test video (part 1).",
-        parents=[cli_flags.common_parser(), cli_flags.flow_parser(),
+        parents=[cli_flags.common_parser(), cli_flags.flow_parser(), cli_flags.annotation_parser(test=True),
                  cli_flags.test_parser({"batch_size": 100, "unit": "frames", "chunk_frames": 100})])
     g = parser.add_argument_group("frames")
     g.add_argument("--frames", type=arg_types.non_negative_int, default=0,
@@ -41,7 +41,7 @@ def main(args):
         raise guards.UserError(f"--frames must be 0 (every frame) or a positive count, not {args.frames}")
     model = frame_views.load_model(checkpoint, trained, ranks, args.checkpoint)
     modality, new_length = frame_views.modality_of(trained)
-    if args.flow_dir is None:
+    if args.flow_dir is None and args.dataset != cli_flags.ANNOTATED:
         args.flow_dir = motion.default_flow_dir(args.data_dir, args.dataset)
     chunk = motion.chunk_snippets(args.chunk_frames, modality, new_length)
     return video_test.test_videos(

@@ -20,7 +20,7 @@ from actionrec.zoo import clip_nets
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Fine-tune a Kinetics 3D ResNet-50 (or C3D) on 16-frame UCF-101 clips (part 2).",
-        parents=[cli_flags.common_parser(),
+        parents=[cli_flags.common_parser(), cli_flags.annotation_parser(),
                  cli_flags.train_parser({"output_dir": "runs/split1/3d", "batch_size": 32, "trainable": None,
                                       "trainable_help": "layer4.0,fc for the 3D ResNet (the first block of layer4 and "
                                                         "the classifier); all for C3D"})])

@@ -33,7 +33,7 @@ from actionrec.zoo import frame_nets
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Fine-tune an ImageNet ResNet-50 on single UCF-101 frames (part 1).",
-        parents=[cli_flags.common_parser(), cli_flags.flow_parser(),
+        parents=[cli_flags.common_parser(), cli_flags.flow_parser(), cli_flags.annotation_parser(),
                  cli_flags.train_parser({"output_dir": "runs/split1/single_frame", "batch_size": 100,
                                       "trainable": None,
                                       "trainable_help": "layer4.2,fc: the last block of layer4 and the classifier"})])
@@ -51,6 +51,9 @@ def main(args):
         args.new_length = motion.resolve_new_length(args.modality, args.new_length)
     except ValueError as e:
         raise guards.UserError(str(e)) from None
+    if args.annotations and args.modality == "flow":
+        raise guards.UserError("--annotations with --modality flow is not supported yet: train the motion model "
+                               "with train_3d.py --annotations, or --modality rgbdiff")
     if args.modality == "flow" and args.flow_dir is None:
         args.flow_dir = motion.default_flow_dir(args.data_dir, args.dataset)
     normalize = model_io.modality_input(args.modality, args.new_length)

@@ -17,7 +17,8 @@ PROVENANCE_NAME = "provenance.json"
 
 # Flags of the scripts whose values are files or folders a script reads (besides --data-dir's lists
 # and videos); a value that is a keyword of the flag (none, auto, imagenet, equal) is not a path.
-INPUT_FLAGS = ("checkpoint", "features", "kinetics_checkpoint", "c3d_checkpoint", "weights", "flow_dir")
+INPUT_FLAGS = ("checkpoint", "features", "kinetics_checkpoint", "c3d_checkpoint", "weights", "flow_dir",
+               "annotations", "videos")
 NOT_PATHS = {None, "", "none", "auto", "imagenet", "equal"}
 
 

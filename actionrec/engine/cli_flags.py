@@ -131,19 +131,28 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
     return p
 
 
-def annotation_parser() -> argparse.ArgumentParser:
-    """Flags of a dataset defined by an annotation CSV with verb and noun labels (data/annotations.py)."""
+ANNOTATED = "annotations"  # args.dataset of a run on an annotation CSV
+
+
+def annotation_parser(test: bool = False) -> argparse.ArgumentParser:
+    """Flags of a dataset defined by an annotation CSV with verb and noun labels (data/annotations.py,
+    engine/label_heads.py); test=True: the test scripts' (defaults from the checkpoint)."""
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("annotation CSV (verb and noun labels)")
+    g = p.add_argument_group("annotation CSV (verb and noun labels: one head each)")
     g.add_argument("--annotations", default=None,
                    help="CSV with the columns " + ",".join(annotations.COLUMNS) + " (uid = a video file's stem; "
-                        "optional split (train/val/test) and group columns) (default: none)")
+                        "optional split (train/val/test) and group columns), instead of --data-dir's split lists "
+                        + ("(default: the checkpoint's)" if test else "(default: none)"))
     g.add_argument("--videos", default=None,
                    help="folder holding <uid>.hdf5 or <uid> with a video suffix, sub-folders included "
-                        "(default: none)")
-    g.add_argument("--val-fraction", type=arg_types.positive_float, default=annotations.VAL_FRACTION,
-                   help="without a split column: the share of segments held out for validation, in whole "
-                        f"groups drawn by --seed (default: {annotations.VAL_FRACTION:g})")
+                        + ("(default: the checkpoint's)" if test else "(default: none)"))
+    if not test:
+        g.add_argument("--val-fraction", type=arg_types.positive_float, default=annotations.VAL_FRACTION,
+                       help="without a split column: the share of segments held out for validation, in whole "
+                            f"groups drawn by --seed (default: {annotations.VAL_FRACTION:g})")
+        g.add_argument("--head-weights", default=None,
+                       help="loss weight of each head, comma-separated in the order " + ",".join(annotations.LABELS)
+                            + " (default: 1 each: the sum of the cross-entropies)")
     return p
 
 
@@ -190,6 +199,9 @@ def test_parser(defaults: dict) -> argparse.ArgumentParser:
 def fill_defaults(args: argparse.Namespace, trained_args: dict | None = None) -> None:
     """Defaults that test scripts take from the training run; training uses the assignment's."""
     base = {"data_dir": "data", "split": 1, "image_size": sampling.IMAGE_SIZE}
+    for key in ("annotations", "videos"):  # a test of a model trained on an annotation CSV: the same CSV
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, (trained_args or {}).get(key))
     for key, value in base.items():
         if getattr(args, key, None) is None:
             setattr(args, key, (trained_args or {}).get(key, value))
@@ -202,6 +214,9 @@ def fill_defaults(args: argparse.Namespace, trained_args: dict | None = None) ->
 def resolve_dataset(args: argparse.Namespace) -> str:
     """args.dataset ("auto" or absent: detected from --data-dir) -> "ucf101" or "hmdb51", printed once
     (rank 0) when detected; the resolved name is what the checkpoint and results record."""
+    if getattr(args, "annotations", None):  # a dataset of one's own, defined by its CSV (label_heads)
+        args.dataset = ANNOTATED
+        return args.dataset
     dataset = getattr(args, "dataset", "auto") or "auto"
     try:
         args.dataset = datasets.resolve_dataset(args.data_dir, dataset)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from actionrec.data.batching import Batch, BatchLoader
 from actionrec.engine import devices, optim, runlog
@@ -35,7 +34,7 @@ def step_losses(
         if not is_single_sample_batchnorm(e):
             raise
         return None, None, 0.0, e
-    losses = F.cross_entropy(logits.float(), y, reduction="none")
+    losses = forward.loss(logits, y)
     if extra is not None:
         losses = losses + extra.float()
     return logits, losses, losses.detach().sum().item(), None
@@ -131,7 +130,7 @@ def train_one_epoch(
         else:
             update_weights(optimizer, scaler, losses, batch, ranks, params, clip_grad_norm)
             loss_sum += batch_loss
-            correct += (logits.argmax(1) == y).sum().item()
+            correct += forward.hits(logits, y).sum().item()
             count += len(y)
             if log_step is not None:
                 log_step(step, flags[2] / max(flags[3], 1))
@@ -182,16 +181,24 @@ def evaluate(
 ) -> dict:
     """Accuracy and loss of single samples (one fixed frame, clip, set of segment centres or feature window
     per video), reduced over ranks so each sample counts once: {name}_acc, {name}_loss (the mean
-    cross-entropy, as training's loss without its extra terms), {name}_samples."""
+    cross-entropy, as training's loss without its extra terms; with heads, the sum of their weighted
+    cross-entropies, {name}_acc counting a sample right when every head is), {name}_samples, and with
+    heads {name}_{head}_acc of each head."""
     model.eval()
     correct = count = loss_sum = 0.0
+    head_names = forward.heads.names if forward.heads is not None else []
+    head_correct = [0.0] * len(head_names)
     for batch in runlog.progress(loader, ranks, desc="eval", leave=False):
         y = devices.to_device(batch.labels, device)
         with devices.autocast(device, amp):
             logits, _ = forward(model, batch, device)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        loss_sum += forward.loss(logits, y).sum().item()
+        correct += forward.hits(logits, y).sum().item()
         count += len(batch.labels)
-    correct, count, loss_sum = ranks.all_reduce([correct, count, loss_sum], device)
+        if head_names:
+            hits = forward.heads.head_hits(logits, y)
+            head_correct = [c + hits[h].sum().item() for c, h in zip(head_correct, head_names)]
+    correct, count, loss_sum, *head_correct = ranks.all_reduce([correct, count, loss_sum, *head_correct], device)
+    heads = {f"{name}_{head}_acc": c / max(count, 1) for head, c in zip(head_names, head_correct)}
     return {f"{name}_acc": correct / max(count, 1), f"{name}_loss": loss_sum / max(count, 1),
-            f"{name}_samples": int(count)}
+            f"{name}_samples": int(count), **heads}

@@ -15,6 +15,7 @@ from actionrec.engine import (
     checkpoints,
     cli_flags,
     devices,
+    label_heads,
     loop,
     model_io,
     optim,
@@ -189,6 +190,7 @@ class TrainingRun:
         self.steps_per_epoch = min(len(self.train_loader), args.max_steps) if args.max_steps else len(self.train_loader)
         self.board = None
         self.best = best_checkpoint.BestKeeper("none", eval_name)
+        self.heads = None  # label_heads.Heads of a run on an annotation CSV
 
     def state(self, epoch: int, step: int = 0, partial_totals: dict | None = None) -> dict:
         """The checkpoint's contents after `step` steps of `epoch` (0 and None: the epoch is complete)."""
@@ -199,7 +201,8 @@ class TrainingRun:
                 "global_batch": args.batch_size * self.ranks.world_size, "best": self.best.record,
                 "val_groups": list(video_groups.parse_groups(args.val_groups)) if args.val_groups else [],
                 "lr_schedule": {"schedule": args.lr_schedule, "steps_per_epoch": self.steps_per_epoch,
-                                "factor": optim.lr_factor(args, epoch, step, self.steps_per_epoch)}}
+                                "factor": optim.lr_factor(args, epoch, step, self.steps_per_epoch)},
+                **({"heads": self.heads.record()} if self.heads is not None else {})}
 
     def one_epoch(self, epoch: int, start_step: int, partial: dict | None) -> dict:
         args, ranks = self.args, self.ranks
@@ -277,7 +280,12 @@ def prepare_run(
     device = devices.resolve_device(args.device, ranks)
     ranks.init(device)
     torch.manual_seed(args.seed)
-    class_list, train_data, eval_data, eval_name = load_split(args, ranks, options["paths_of"])
+    heads = None
+    if getattr(args, "annotations", None):
+        heads, train_data, eval_data, eval_name = label_heads.training_split(args)
+        class_list = heads.class_list
+    else:
+        class_list, train_data, eval_data, eval_name = load_split(args, ranks, options["paths_of"])
     if ranks.main:
         cli_flags.print_args(args)
         os.makedirs(args.output_dir, exist_ok=True)
@@ -295,6 +303,7 @@ def prepare_run(
     scaler = devices.grad_scaler(device, amp)
     forward = options["forward"] or model_io.Forward(normalize)
     forward.normalize = forward.normalize.to(device)
+    forward.heads = heads
     start_epoch, start_step, partial = 0, 0, None
     if checkpoint is not None:
         start_epoch, start_step, partial = restore_optimizer(args, checkpoint, optimizer, scaler, ckpt_path, ranks)
@@ -314,6 +323,7 @@ def prepare_run(
     run = TrainingRun(args, kind, class_list, ranks, device, stop, model, raw_model, optimizer, scaler, forward,
                       amp, loaders, eval_name)
     run.best = keep_best(args, ranks, checkpoint, eval_name)
+    run.heads = heads
     run.board = runlog.TensorBoard(args, ranks, start_epoch * run.steps_per_epoch + start_step + 1 if checkpoint else 0)
     return run, start_epoch, start_step, partial, log_entries
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 
 from actionrec.data import datasets, video_groups
-from actionrec.engine import cli_flags, devices, output_provenance, runlog, video_stream
-from actionrec.evaluation import accuracy, jsonfile
+from actionrec.engine import cli_flags, devices, label_heads, output_provenance, runlog, video_stream
+from actionrec.evaluation import accuracy, head_scores, jsonfile
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
 from actionrec.guards import UserError, check_output_paths, script_inputs
@@ -63,8 +63,13 @@ def test_videos(
     check_output_paths({"--predictions-dir": args.predictions_dir, "--output-dir": args.output_dir},
                        script_inputs(args))
     trained = checkpoint.get("args", {})
-    class_list, paths, labels, val_groups = test_subset(args, {**trained, "val_groups": checkpoint.get(
-        "val_groups") or trained.get("val_groups")})
+    heads = counts = None
+    if checkpoint.get("heads"):  # trained on an annotation CSV: one label per head
+        heads, paths, labels, counts = label_heads.test_subset(args, checkpoint)
+        class_list, val_groups = heads.class_list, []
+    else:
+        class_list, paths, labels, val_groups = test_subset(args, {**trained, "val_groups": checkpoint.get(
+            "val_groups") or trained.get("val_groups")})
     if [str(c) for c in checkpoint["class_list"]] != class_list:
         raise UserError(f"{args.checkpoint} was trained on {len(checkpoint['class_list'])} classes, but "
                         f"the {args.dataset} split lists of {args.data_dir} give {len(class_list)} (or other names): "
@@ -80,13 +85,15 @@ def test_videos(
 
     num_classes = len(class_list)
     crops = getattr(args, "crops", 1)
+    heads_attr = None if heads is None else head_scores.heads_attr(heads.names, heads.sizes)
     if paths_of is not None:
         paths = paths_of(paths)
     result = video_stream.stream_videos(
         args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
         output_path=lambda p: prediction_files.prediction_path(args.predictions_dir, p),
         write=lambda target, logits, attrs: prediction_files.write_predictions(
-            target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description")}),
+            target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description"),
+                             head_scores.HEADS_ATTR: heads_attr}),
         complete=lambda target: prediction_files.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
         fixed_shapes=fixed_shapes, provenance=test_provenance(args, info, class_list, val_groups, crops),
@@ -95,8 +102,12 @@ def test_videos(
         video_stream.exit_if_unreadable(result.failed, "not tested")
         return None
     model_info = model_record(args, info, class_list, val_groups, test_timing(args, result, crops))
-    results = summarize_predictions(args, paths, labels, class_list, "frame" if info["rows"] == "frames" else "clip",
-                                    args.checkpoint, result.failed, model_info)
+    row_name = "frame" if info["rows"] == "frames" else "clip"
+    if heads is not None:
+        results = summarize_head_predictions(args, paths, labels, heads, counts, row_name, result.failed, model_info)
+    else:
+        results = summarize_predictions(args, paths, labels, class_list, row_name, args.checkpoint, result.failed,
+                                        model_info)
     jsonfile.write_json(os.path.join(args.predictions_dir, "model.json"), model_info)
     video_stream.exit_if_unreadable(result.failed, "not tested")
     return results
@@ -197,4 +208,44 @@ def summarize_predictions(
     print(f"top1 {results['top1']:.4f}  top5 {results['top5']:.4f}  top10 {results['top10']:.4f}  "
           f"mean class {results['mean_class_accuracy']:.4f}")
     print(f"wrote {os.path.join(args.output_dir, 'results.json')}")
+    return results
+
+
+def summarize_head_predictions(
+    args: argparse.Namespace,
+    paths: Sequence[str],
+    labels: np.ndarray,
+    heads: label_heads.Heads,
+    counts: dict,
+    row_name: str,
+    failed: dict[str, str],
+    model_info: dict,
+) -> dict:
+    """results.json (per head and for actions: head_scores.summarize_heads) and confusion_matrix_<head>.npy
+    of a model with label heads, recomputed from the prediction files alone."""
+    scored = [i for i, p in enumerate(paths) if prediction_files.predictions_complete(
+        prediction_files.prediction_path(args.predictions_dir, p), sum(heads.sizes))]
+    if not scored:
+        raise UserError(f"no video could be tested; see the warnings above ({len(failed)} unreadable)")
+    per_video = [head_scores.read_head_predictions(prediction_files.prediction_path(args.predictions_dir, paths[i]))
+                 for i in scored]
+    labels = np.asarray(labels)[scored]
+    scores = {name: np.stack([video_scores.video_score(v[name]) for v in per_video]) for name in heads.names}
+    summary, cms = head_scores.summarize_heads(scores, labels, heads.classes, heads.pairs, counts)
+    for i, name in enumerate(heads.names):
+        summary["heads"][name][f"{row_name}_accuracy"] = head_scores.mean_row_accuracy(
+            [v[name] for v in per_video], labels, i)
+    results = {**summary, "videos": len(scored), "failed_videos": sorted(failed), "failed": len(failed),
+               "subset": args.subset, "annotations": os.path.abspath(args.annotations),
+               "checkpoint": os.path.abspath(args.checkpoint), "predictions_dir": os.path.abspath(args.predictions_dir),
+               "model": model_info}
+    os.makedirs(args.output_dir, exist_ok=True)
+    jsonfile.write_json(os.path.join(args.output_dir, "results.json"), results)
+    for name, cm in cms.items():
+        np.save(os.path.join(args.output_dir, f"confusion_matrix_{name}.npy"), cm)
+    for name, part in [*summary["heads"].items(), *([(head_scores.ACTION, summary[head_scores.ACTION])]
+                                                      if head_scores.ACTION in summary else [])]:
+        print(f"{name:>8}: top1 {part['top1']:.4f}  top5 {part['top5']:.4f}  mean class precision "
+              f"{part['macro_precision']:.4f}  recall {part['macro_recall']:.4f}")
+    print(f"videos {len(scored)} (unreadable {len(failed)}); wrote {os.path.join(args.output_dir, 'results.json')}")
     return results

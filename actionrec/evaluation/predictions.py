@@ -19,7 +19,7 @@ from actionrec.evaluation import scores as video_scores
 PathLike = Union[str, os.PathLike]
 ArrayLike = Union[np.ndarray, Sequence[Any]]
 PREDICTIONS_KEY = "predictions"
-PREDICTION_ATTRS = ("frames", "rows", "crops", "test")
+PREDICTION_ATTRS = ("frames", "rows", "crops", "test", "heads")  # heads: head_scores.HEADS_ATTR
 
 
 def prediction_path(predictions_dir: PathLike, video_path: PathLike) -> str:
