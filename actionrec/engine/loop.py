@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 
 from actionrec.data.batching import Batch, BatchLoader
 from actionrec.engine import devices, optim, runlog
@@ -20,6 +21,22 @@ from actionrec.guards import UserError
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+def sample_losses(forward: Forward, logits: torch.Tensor, y: torch.Tensor, reduction: str = "none") -> torch.Tensor:
+    """Per-sample loss (N,) (reduction "sum": their sum): the cross-entropy, or with label heads
+    (forward.heads) the weighted sum of theirs."""
+    heads = getattr(forward, "heads", None)
+    if heads is None:
+        return F.cross_entropy(logits.float(), y, reduction=reduction)
+    losses = heads.loss(logits.float(), y)
+    return losses.sum() if reduction == "sum" else losses
+
+
+def sample_hits(forward: Forward, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """bool (N,): the top-1 class is the label (with label heads: every head's is)."""
+    heads = getattr(forward, "heads", None)
+    return logits.argmax(1) == y if heads is None else heads.hits(logits, y)
 
 
 def step_losses(
@@ -34,7 +51,7 @@ def step_losses(
         if not is_single_sample_batchnorm(e):
             raise
         return None, None, 0.0, e
-    losses = forward.loss(logits, y)
+    losses = sample_losses(forward, logits, y)
     if extra is not None:
         losses = losses + extra.float()
     return logits, losses, losses.detach().sum().item(), None
@@ -130,7 +147,7 @@ def train_one_epoch(
         else:
             update_weights(optimizer, scaler, losses, batch, ranks, params, clip_grad_norm)
             loss_sum += batch_loss
-            correct += forward.hits(logits, y).sum().item()
+            correct += sample_hits(forward, logits, y).sum().item()
             count += len(y)
             if log_step is not None:
                 log_step(step, flags[2] / max(flags[3], 1))
@@ -186,19 +203,20 @@ def evaluate(
     heads {name}_{head}_acc of each head."""
     model.eval()
     correct = count = loss_sum = 0.0
-    head_names = forward.heads.names if forward.heads is not None else []
+    heads = getattr(forward, "heads", None)
+    head_names = heads.names if heads is not None else []
     head_correct = [0.0] * len(head_names)
     for batch in runlog.progress(loader, ranks, desc="eval", leave=False):
         y = devices.to_device(batch.labels, device)
         with devices.autocast(device, amp):
             logits, _ = forward(model, batch, device)
-        loss_sum += forward.loss(logits, y).sum().item()
-        correct += forward.hits(logits, y).sum().item()
+        loss_sum += sample_losses(forward, logits, y, reduction="sum").item()
+        correct += sample_hits(forward, logits, y).sum().item()
         count += len(batch.labels)
         if head_names:
-            hits = forward.heads.head_hits(logits, y)
+            hits = heads.head_hits(logits, y)
             head_correct = [c + hits[h].sum().item() for c, h in zip(head_correct, head_names)]
     correct, count, loss_sum, *head_correct = ranks.all_reduce([correct, count, loss_sum, *head_correct], device)
-    heads = {f"{name}_{head}_acc": c / max(count, 1) for head, c in zip(head_names, head_correct)}
+    per_head = {f"{name}_{head}_acc": c / max(count, 1) for head, c in zip(head_names, head_correct)}
     return {f"{name}_acc": correct / max(count, 1), f"{name}_loss": loss_sum / max(count, 1),
-            f"{name}_samples": int(count), **heads}
+            f"{name}_samples": int(count), **per_head}

@@ -83,19 +83,7 @@ class Forward:
 
     def __init__(self, normalize: nn.Module, segments: int = 1, frame_loss: bool = False) -> None:
         self.normalize, self.segments, self.frame_loss = normalize, segments, frame_loss
-        self.heads = None  # label_heads.Heads when samples carry one label per head
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss (N,): the cross-entropy, or the heads' weighted sum of theirs."""
-        if self.heads is None:
-            return F.cross_entropy(logits.float(), labels, reduction="none")
-        return self.heads.loss(logits.float(), labels)
-
-    def hits(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """bool (N,): the top-1 class is the label (with heads: every head's is)."""
-        if self.heads is None:
-            return logits.argmax(1) == labels
-        return self.heads.hits(logits, labels)
+        self.heads = None  # label_heads.Heads when samples carry one label per head (loop.sample_losses)
 
     def __call__(
         self, model: nn.Module, batch: Batch, device: torch.device, labels: torch.Tensor | None = None

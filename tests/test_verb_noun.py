@@ -1,0 +1,198 @@
+"""Issue 26: a dataset of one's own with a verb and a noun per segment (annotation CSV), two heads on one
+backbone, per-head and action results recomputed by hand from the written prediction files. CPU, tiny."""
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import make_synthetic_ucf101
+import test_3d
+import test_single_frame
+import train_3d
+import train_single_frame
+from actionrec.data import annotations
+from actionrec.engine import label_heads
+from actionrec.evaluation import head_scores
+from actionrec.evaluation import predictions as prediction_files
+from actionrec.evaluation import scores as video_scores
+from actionrec.guards import UserError
+
+FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1", "--no-tensorboard"]
+TSN = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4", "--segments", "3"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verbnoun")
+    summary = make_synthetic_ucf101.make_verb_noun_dataset(out, recordings=6, segments=4, val_recordings=1,
+                                                           test_recordings=1, frames=12, size=(32, 40), seed=0)
+    return out, summary
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_synthetic_set_is_deterministic_and_its_recordings_never_straddle(data, tmp_path):
+    out, summary = data
+    again = make_synthetic_ucf101.make_verb_noun_dataset(tmp_path, recordings=6, segments=4, val_recordings=1,
+                                                         test_recordings=1, frames=12, size=(32, 40), seed=0)
+    assert summary["subsets"] == again["subsets"] == {"train": 16, "val": 4, "test": 4}
+    for name in ("annotations.csv", "videos/rec03_seg02.hdf5"):
+        first, second = ((folder / name).read_bytes() for folder in (out, tmp_path))
+        assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
+    rows = read_csv(out / "annotations.csv")
+    split_of = {}
+    for row in rows:
+        assert split_of.setdefault(row["group"], row["split"]) == row["split"]
+        assert row["action"] == f"{row['verb']} {row['noun']}"
+    read = annotations.read_annotations(out / "annotations.csv")
+    assert read.verbs == {0: "rise", 1: "fall", 2: "stay"} and read.nouns == {0: "red_square", 1: "blue_disc",
+                                                                            2: "green_diamond"}
+
+
+def test_without_a_split_column_whole_recordings_are_drawn(data, tmp_path):
+    out, _ = data
+    rows = read_csv(out / "annotations.csv")
+    path = tmp_path / "nosplit.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, [k for k in rows[0] if k != "split"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    for seed in range(5):
+        subsets = annotations.split_segments(annotations.read_annotations(path), 0.3, seed)
+        assert subsets["val"] and not {s.group for s in subsets["train"]} & {s.group for s in subsets["val"]}
+
+
+def test_the_heads_loss_is_the_weighted_sum_of_their_cross_entropies():
+    heads = label_heads.Heads(["verb", "noun"], {"verb": ["a", "b", "c"], "noun": ["x", "y"]}, [1.0, 0.5])
+    logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[0, 1], [2, 0], [1, 1], [0, 0]])
+    expected = F.cross_entropy(logits[:, :3], labels[:, 0], reduction="none") + 0.5 * F.cross_entropy(
+        logits[:, 3:], labels[:, 1], reduction="none")
+    assert torch.allclose(heads.loss(logits, labels), expected)
+    both = (logits[:, :3].argmax(1) == labels[:, 0]) & (logits[:, 3:].argmax(1) == labels[:, 1])
+    assert torch.equal(heads.hits(logits, labels), both)
+    assert heads.class_list == ["verb:a", "verb:b", "verb:c", "noun:x", "noun:y"]
+    with pytest.raises(UserError, match="--head-weights"):
+        label_heads.parse_weights("1,x", 2)
+    with pytest.raises(UserError, match="2 finite weights"):
+        label_heads.parse_weights("1", 2)
+
+
+def test_per_head_precision_and_recall_equal_a_hand_computation():
+    # 5 videos; verb scores pick 0, 0, 1, 2, 0; noun scores pick 1, 0, 0, 1, 1
+    verb = np.log(np.array([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.1, .2, .7], [.5, .4, .1]]))
+    noun = np.log(np.array([[.3, .7], [.9, .1], [.6, .4], [.2, .8], [.1, .9]]))
+    labels = np.array([[0, 1], [1, 0], [1, 0], [0, 1], [0, 0]])
+    counts = {"train": {"verb": [3, 2, 0], "noun": [1, 4]}, "test": {"verb": [3, 2, 0], "noun": [2, 3]}}
+    results, cms = head_scores.summarize_heads({"verb": verb, "noun": noun}, labels,
+                                               {"verb": ["put", "take", "move"], "noun": ["meat", "bag"]},
+                                               pairs=[(0, 1), (1, 0)], counts=counts)
+    v = results["heads"]["verb"]
+    # verb: predicted 0,0,1,2,0 vs true 0,1,1,0,0 -> class 0: tp 2 of 3 predicted, 3 true; class 1: tp 1 of 1
+    # predicted, 2 true; class 2 (move): predicted once, never true (absent)
+    assert v["top1"] == pytest.approx(3 / 5)
+    assert v["per_class"]["put"]["precision"] == pytest.approx(2 / 3)
+    assert v["per_class"]["move"]["precision"] == 0.0
+    assert v["macro_precision"] == pytest.approx((2 / 3 + 1) / 2)  # over the classes the subset has
+    assert v["macro_recall"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert v["absent"] == ["move"]
+    n = results["heads"]["noun"]
+    # noun: predicted 1,0,0,1,1 vs true 1,0,0,1,0 -> meat tp 2 of 2 predicted (3 true); bag tp 2 of 3
+    assert n["macro_precision"] == pytest.approx((1 + 2 / 3) / 2)
+    assert n["macro_recall"] == pytest.approx((2 / 3 + 1) / 2)
+    a = results["action"]
+    assert a["top1"] == pytest.approx(2 / 5)  # videos 0 and 2: both heads right (video 1's verb is wrong)
+    assert cms["action"].sum() == 5 and cms["verb"].shape == (3, 3)
+    # over the pairs seen in training only, (put, meat) of video 4 is unseen: a miss at every k
+    assert a["top5_seen_pairs"] == pytest.approx(4 / 5)
+    assert a["unseen_in_training"] == ["put meat"]
+
+
+def train(data, out, script, *extra):
+    root, _ = data
+    args = script.get_args_parser().parse_args(["--annotations", str(root / "annotations.csv"), "--videos",
+                                                str(root / "videos"), "--output-dir", str(out), *extra])
+    return script.main(args)
+
+
+def hand_results(pred_dir, root, subset):
+    """(verb hits, noun hits, action hits) per test segment, from the prediction files alone."""
+    rows = [r for r in read_csv(root / "annotations.csv") if r["split"] == subset]
+    hits = []
+    for row in rows:
+        logits = prediction_files.read_predictions(pred_dir / "videos" / f"{row['uid']}.hdf5")
+        verb = video_scores.video_score(logits[:, :3]).argmax() == int(row["verb_class"])
+        noun = video_scores.video_score(logits[:, 3:]).argmax() == int(row["noun_class"])
+        hits.append((verb, noun, verb and noun))
+    return np.array(hits, dtype=float).mean(0)
+
+
+def test_two_heads_train_and_test_end_to_end(data, tmp_path):
+    root, _ = data
+    out = tmp_path / "tsn"
+    train(data, out, train_single_frame, *TSN, "--epochs", "2", "--keep-best", "val_loss")
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all({"val_loss", "val_verb_acc", "val_noun_acc", "val_acc"} <= set(e) for e in log)
+    best_epoch = min(log, key=lambda e: e["val_loss"])["epoch"]
+    checkpoint = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
+    best = torch.load(out / "best.pth", map_location="cpu", weights_only=True)
+    assert best["epoch"] == best_epoch == checkpoint["best"]["epoch"]
+    assert checkpoint["heads"]["classes"] == {"verb": ["rise", "fall", "stay"],
+                                              "noun": ["red_square", "blue_disc", "green_diamond"]}
+    assert checkpoint["model"]["fc.weight"].shape[0] == 6
+    # a resumed run keeps its best checkpoint and compares against it
+    train(data, out, train_single_frame, *TSN, "--epochs", "3", "--keep-best", "val_loss")
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    best = torch.load(out / "best.pth", map_location="cpu", weights_only=True)
+    assert best["epoch"] == min(log, key=lambda e: e["val_loss"])["epoch"]
+
+    pred = tmp_path / "pred"
+    args = test_single_frame.get_args_parser().parse_args(
+        ["--checkpoint", str(out / "checkpoint.pth"), "--frames", "4", "--predictions-dir", str(pred),
+         "--output-dir", str(tmp_path / "test"), "--workers", "0", "--device", "cpu"])
+    test_single_frame.main(args)
+    results = json.loads((tmp_path / "test" / "results.json").read_text())
+    verb, noun, action = hand_results(pred, root, "test")
+    assert results["heads"]["verb"]["top1"] == pytest.approx(verb)
+    assert results["heads"]["noun"]["top1"] == pytest.approx(noun)
+    assert results["action"]["top1"] == pytest.approx(action)
+    assert results["videos"] == 4 and set(results["heads"]["noun"]["class_counts"]) == {"train", "val", "test"}
+    heads = head_scores.read_head_predictions(pred / "videos" / "rec01_seg01.hdf5")
+    assert [heads[h].shape[1] for h in ("verb", "noun")] == [3, 3]
+    assert np.load(tmp_path / "test" / "confusion_matrix_action.npy").shape == (9, 9)
+
+
+def test_a_3d_model_gets_the_same_heads(data, tmp_path):
+    out = tmp_path / "r3d"
+    train(data, out, train_3d, *FAST, "--depth", "10", "--kinetics-checkpoint", "none", "--clip-len", "8",
+          "--batch-size", "4", "--epochs", "1")
+    args = test_3d.get_args_parser().parse_args(
+        ["--checkpoint", str(out / "checkpoint.pth"), "--mode", "sliding", "--subset", "val", "--predictions-dir",
+         str(tmp_path / "pred"), "--output-dir", str(tmp_path / "test"), "--workers", "0", "--device", "cpu"])
+    test_3d.main(args)
+    results = json.loads((tmp_path / "test" / "results.json").read_text())
+    verb, noun, action = hand_results(tmp_path / "pred", data[0], "val")
+    assert (results["heads"]["verb"]["top1"], results["action"]["top1"]) == pytest.approx((verb, action))
+
+
+def test_user_mistakes_are_one_line(data, tmp_path):
+    root, _ = data
+    with pytest.raises(UserError, match="--annotations needs --videos"):
+        args = train_single_frame.get_args_parser().parse_args(
+            ["--annotations", str(root / "annotations.csv"), "--output-dir", str(tmp_path / "x"), *TSN])
+        train_single_frame.main(args)
+    with pytest.raises(UserError, match="--head-weights"):
+        train(data, tmp_path / "y", train_single_frame, *TSN, "--head-weights", "1,2,3")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("uid,verb,noun,action,verb_class\nseg1,put,meat,put meat,0\n")
+    with pytest.raises(UserError, match="line 1: no column noun_class"):
+        args = train_single_frame.get_args_parser().parse_args(
+            ["--annotations", str(bad), "--videos", str(root / "videos"), "--output-dir", str(tmp_path / "z"), *TSN])
+        train_single_frame.main(args)
