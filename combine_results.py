@@ -41,7 +41,7 @@ from actionrec.data import datasets, video_groups
 from actionrec.engine import runner
 from actionrec.evaluation import bootstrap, calibration, combiner, inputs
 from actionrec.evaluation import fusion as score_fusion
-from actionrec.reporting import console, outputs, split_summary
+from actionrec.reporting import console, head_report, outputs, split_summary
 
 
 def summarize(args):
@@ -59,9 +59,24 @@ def summarize(args):
     return summary
 
 
+def heads(args):
+    """--heads: the verb / noun / action report of models trained on an annotation CSV."""
+    given = [flag for flag, value in (("--model", args.model), ("--single-frame", args.single_frame),
+                                      ("--3d", args.three_d), ("--fuse", args.fuse), ("--summarize", args.summarize))
+             if value]
+    if given:
+        raise guards.UserError(f"--heads reads the test folders of models with label heads; it takes no "
+                               f"{', '.join(given)}")
+    named = [inputs.parse_named(text, "--heads") for text in args.heads]
+    guards.check_output_paths({"--output-dir": args.output_dir}, {"--heads": [folder for _, folder in named]})
+    return head_report.write_head_report(named, args.output_dir)
+
+
 def main(args):
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
     inputs.check_output_folder(args.output_dir)
+    if args.heads:
+        return heads(args)
     if args.summarize:
         return summarize(args)
     if not args.data_dir:
@@ -135,6 +150,10 @@ def get_args_parser(add_help=True):
                         help="older form: SF_LOG,3D_LOG for the single_frame and 3d models, either may be empty "
                              "(default: none)")
     parser.add_argument("--output-dir", default="report/", help="where to write the results (default: report/)")
+    parser.add_argument("--heads", action="append", metavar="NAME=TEST_DIR",
+                        help="instead of evaluating: the verb / noun / action report (heads.md, heads.json, "
+                             "figures/heads_*.png) of models trained with --annotations, from the --output-dir of "
+                             "their test script; repeat per model, e.g. baseline=... finetuned=... (default: none)")
     parser.add_argument("--summarize", nargs="+", metavar="REPORT_DIR", default=None,
                         help="instead of evaluating: read these report folders (one per split, each with its "
                              "results.json) and write the mean ± std over the splits to --output-dir (default: off)")

@@ -1,0 +1,189 @@
+"""The report of models with label heads (a verb and a noun: engine/label_heads.py), side by side: per
+head and for actions top-1/top-5, mean class precision and recall, the classes absent from the tested
+subset and those training never had, latency and FPS; row-normalised confusion matrices, the class
+histograms of train / validation / test, and each model's training and validation loss.
+
+Input: the test folders the test scripts write for such a model (results.json, confusion_matrix_<head>.npy,
+the results' model.json record with its timing and training log), named, e.g. the frozen baseline beside
+the fine-tuned model. Output: heads.md, heads.json and figures/heads_*.png in the report folder.
+"""
+import json
+import os
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from actionrec import atomic
+from actionrec.evaluation import jsonfile
+from actionrec.guards import UserError
+from actionrec.reporting import figure_set, figures
+
+ACTION = "action"
+
+
+def read_head_results(named_dirs: Sequence[Tuple[str, str]]) -> Dict[str, Dict[str, Any]]:
+    """{name: {"results": results.json, "cms": {head: counts}, "log": [log entries]}} of each test folder."""
+    models = {}
+    for name, folder in named_dirs:
+        path = os.path.join(folder, "results.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                results = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"--heads {name}={folder}: cannot read {path} ({getattr(e, 'strerror', None) or e}); "
+                            f"give the --output-dir of test_single_frame.py or test_3d.py") from None
+        if "heads" not in results:
+            raise UserError(f"--heads {name}={folder}: {path} is not the test of a model with label heads "
+                            f"(trained with --annotations)")
+        parts = list(results["heads"]) + ([ACTION] if ACTION in results else [])
+        cms = {part: np.load(os.path.join(folder, f"confusion_matrix_{part}.npy")) for part in parts}
+        log_path = (results.get("model") or {}).get("log")
+        log = []
+        if log_path and os.path.isfile(log_path):
+            with open(log_path, encoding="utf-8") as f:
+                log = [json.loads(line) for line in f if line.strip()]
+        models[name] = {"results": results, "cms": cms, "log": log}
+    return models
+
+
+def _pct(value):
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def table_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """[model, head, top-1, top-5, mean class precision, mean class recall, videos] per model and part."""
+    rows = []
+    for name, model in models.items():
+        results = model["results"]
+        parts = {**results["heads"], **({ACTION: results[ACTION]} if ACTION in results else {})}
+        for part, summary in parts.items():
+            rows.append([name, part, _pct(summary["top1"]), _pct(summary["top5"]), _pct(summary["macro_precision"]),
+                         _pct(summary["macro_recall"]), str(results["videos"])])
+    return rows
+
+
+def speed_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+    """[model, load s/video, model s/video, FPS end to end, device] of the models whose test timed them."""
+    rows = []
+    for name, model in models.items():
+        timing = (model["results"].get("model") or {}).get("timing")
+        if timing:
+            rows.append([name, f"{timing['load_seconds_per_video']:.3f}", f"{timing['model_seconds_per_video']:.3f}",
+                         f"{timing['fps_end_to_end']:.1f}", str(timing["device"])])
+    return rows
+
+
+def notes(models: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Lines naming the classes a tested subset lacks and those it has that training never had."""
+    lines = []
+    for name, model in models.items():
+        results = model["results"]
+        for head, summary in results["heads"].items():
+            if summary.get("absent"):
+                lines.append(f"{name}, {head}: not in the {results['subset']} subset: {', '.join(summary['absent'])}")
+            if summary.get("unseen_in_training"):
+                lines.append(f"{name}, {head}: in {results['subset']} but never in training: "
+                             f"{', '.join(summary['unseen_in_training'])}")
+    return lines
+
+
+def markdown(models: Dict[str, Dict[str, Any]]) -> str:
+    head = ["model", "head", "top-1 %", "top-5 %", "mean class precision %", "mean class recall %", "videos"]
+    lines = ["# Verb, noun and action results", "",
+             "An action is right when its verb and its noun are (its score: the product of the two heads' "
+             "probabilities). Mean class precision and recall are over the classes the tested subset has; a "
+             "class never predicted has precision 0.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(models)]
+    speed = speed_rows(models)
+    if speed:
+        lines += ["", "| model | data loading s/video | model s/video | FPS (frames / total latency) | device |",
+                  "|---|---|---|---|---|"] + ["| " + " | ".join(row) + " |" for row in speed]
+    found = notes(models)
+    if found:
+        lines += [""] + [f"- {line}" for line in found]
+    return "\n".join(lines) + "\n"
+
+
+def _class_names(summary: Dict[str, Any]) -> List[str]:
+    return list(summary["per_class"])
+
+
+def draw_confusions(models: Dict[str, Dict[str, Any]]):
+    """One row per model, one row-normalised confusion matrix per head (rows = true class)."""
+    heads = list(next(iter(models.values()))["results"]["heads"])
+    fig = figures.new_figure(figures.TEXT_W, 2.4 * len(models))
+    rects = figures.grid_rects(fig, [0, 0, 1, 1], len(models), len(heads))
+    for r, (name, model) in enumerate(models.items()):
+        for c, head in enumerate(heads):
+            cm = model["cms"][head].astype(np.float64)
+            fractions = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+            ax = figures.region_axes(fig, rects[r * len(heads) + c], left=0.9, bottom=0.8, top=0.25, right=0.1)
+            ax.imshow(fractions, vmin=0, vmax=1, cmap="Blues")
+            names = _class_names(model["results"]["heads"][head])
+            ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=6)
+            ax.set_yticks(range(len(names)), names, fontsize=6)
+            for (i, j), value in np.ndenumerate(fractions):
+                if cm[i].sum():
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
+                            color="white" if value > 0.5 else "black")
+            ax.set_title(f"{name}: {head} (rows: true)", fontsize=7)
+    return fig
+
+
+def draw_histograms(models: Dict[str, Dict[str, Any]]):
+    """Class counts of each subset (train / val / test) per head, from the first model's results."""
+    heads = next(iter(models.values()))["results"]["heads"]
+    fig = figures.new_figure(figures.TEXT_W, 2.2)
+    rects = figures.grid_rects(fig, [0, 0, 1, 1], 1, len(heads))
+    for rect, (head, summary) in zip(rects, heads.items()):
+        counts = summary.get("class_counts", {})
+        names = _class_names(summary)
+        ax = figures.region_axes(fig, rect, left=0.4, bottom=0.8, top=0.25, right=0.1)
+        width = 0.8 / max(len(counts), 1)
+        for k, (subset, per_class) in enumerate(counts.items()):
+            ax.bar(np.arange(len(names)) + (k - (len(counts) - 1) / 2) * width, [per_class[n] for n in names],
+                   width, label=subset)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=6)
+        ax.tick_params(labelsize=6)
+        ax.set_title(f"{head}: segments per class", fontsize=7)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def draw_losses(models: Dict[str, Dict[str, Any]]):
+    """Training and validation loss per epoch of each model (its log.jsonl)."""
+    fig = figures.new_figure(figures.TEXT_W, 2.0)
+    rects = figures.grid_rects(fig, [0, 0, 1, 1], 1, len(models))
+    for rect, (name, model) in zip(rects, models.items()):
+        ax = figures.region_axes(fig, rect, left=0.4, bottom=0.35, top=0.25, right=0.1)
+        for key in ("train_loss", "val_loss", "test_loss"):
+            points = [(e["epoch"], e[key]) for e in model["log"] if key in e]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=key.replace("_", " "))
+        ax.set_title(name, fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str) -> Dict[str, Any]:
+    """heads.md, heads.json and figures/heads_{confusion,class_histograms,loss}.png in output_dir."""
+    models = read_head_results(named_dirs)
+    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
+    text = markdown(models)
+
+    def write_text(tmp_path):
+        with open(tmp_path, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic.atomic_write(os.path.join(output_dir, "heads.md"), write_text)
+    summary = {name: {k: m["results"][k] for k in ("heads", ACTION, "videos", "subset", "checkpoint", "model")
+                      if k in m["results"]} for name, m in models.items()}
+    jsonfile.write_json(os.path.join(output_dir, "heads.json"), summary)
+    written = []
+    for figure_name, draw in (("heads_confusion", draw_confusions), ("heads_class_histograms", draw_histograms),
+                              ("heads_loss", draw_losses)):
+        written += figure_set.save_figure(draw(models), os.path.join(output_dir, "figures"), figure_name)
+    print(text)
+    print(f"wrote {os.path.join(output_dir, 'heads.md')}, heads.json and {len(written)} figure files")
+    return summary
