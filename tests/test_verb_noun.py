@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import combine_results
 import make_synthetic_ucf101
 import test_3d
 import test_single_frame
@@ -167,6 +168,13 @@ def test_two_heads_train_and_test_end_to_end(data, tmp_path):
     heads = head_scores.read_head_predictions(pred / "videos" / "rec01_seg01.hdf5")
     assert [heads[h].shape[1] for h in ("verb", "noun")] == [3, 3]
     assert np.load(tmp_path / "test" / "confusion_matrix_action.npy").shape == (9, 9)
+    # the report: one row per head and the action, the numbers of the test
+    args = combine_results.get_args_parser().parse_args(
+        ["--heads", f"tsn={tmp_path / 'test'}", "--output-dir", str(tmp_path / "report")])
+    combine_results.main(args)
+    table = (tmp_path / "report" / "heads.md").read_text()
+    assert f"| tsn | action | {100 * action:.2f} |" in table and f"| tsn | verb | {100 * verb:.2f} |" in table
+    assert (tmp_path / "report" / "figures" / "heads_confusion.png").stat().st_size > 0
 
 
 def test_a_3d_model_gets_the_same_heads(data, tmp_path):
