@@ -3,6 +3,9 @@ backbone, per-head and action results recomputed by hand from the written predic
 import csv
 import hashlib
 import json
+import os
+import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from actionrec.evaluation import head_scores
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
 from actionrec.guards import UserError
+from helpers import run_group
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1", "--no-tensorboard"]
 TSN = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4", "--segments", "3"]
@@ -175,6 +179,19 @@ def test_two_heads_train_and_test_end_to_end(data, tmp_path):
     table = (tmp_path / "report" / "heads.md").read_text()
     assert f"| tsn | action | {100 * action:.2f} |" in table and f"| tsn | verb | {100 * verb:.2f} |" in table
     assert (tmp_path / "report" / "figures" / "heads_confusion.png").stat().st_size > 0
+    # another CSV tested against the checkpoint's vocabularies: an unknown class id is one line naming the line
+    rows = read_csv(root / "annotations.csv")
+    rows[2]["noun_class"] = "7"
+    other = tmp_path / "other.csv"
+    with open(other, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    args = test_single_frame.get_args_parser().parse_args(
+        ["--checkpoint", str(out / "checkpoint.pth"), "--annotations", str(other), "--predictions-dir",
+         str(tmp_path / "pred2"), "--output-dir", str(tmp_path / "test2"), "--workers", "0", "--device", "cpu"])
+    with pytest.raises(UserError, match=r"other.csv line 4: noun_class 7 is unknown"):
+        test_single_frame.main(args)
 
 
 def test_a_3d_model_gets_the_same_heads(data, tmp_path):
@@ -204,3 +221,22 @@ def test_user_mistakes_are_one_line(data, tmp_path):
         args = train_single_frame.get_args_parser().parse_args(
             ["--annotations", str(bad), "--videos", str(root / "videos"), "--output-dir", str(tmp_path / "z"), *TSN])
         train_single_frame.main(args)
+
+
+def test_make_demo_verbnoun_runs_its_recipes_at_a_tiny_size(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    stamp = tmp_path / "venv-stamp"  # stands for .venv's install stamp: newer than requirements.txt
+    stamp.touch()
+    demo = tmp_path / "demo"
+    variables = {"DEMO_VN": str(demo), "PY": sys.executable, "STAMP": str(stamp), "DEMO_SIZE": "32",
+                 "DEMO_VN_DATASET": "--recordings 4 --segments-per-recording 3 --val-recordings 1 --test-recordings 1 "
+                                    "--frames 12 --size 24x32 --seed 0",
+                 "DEMO_VN_TRAIN": "--epochs 1 --max-steps 1 --no-tensorboard"}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = run_group(["make", "demo-verbnoun"] + [f"{k}={v}" for k, v in variables.items()], cwd=repo,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert result.returncode == 0, f"make demo-verbnoun failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    table = (demo / "report" / "heads.md").read_text()
+    for model in ("frozen", "fine_tuned", "rgbdiff"):
+        assert f"| {model} | action |" in table

@@ -99,10 +99,10 @@ def _samples(segments, video_paths):
     return [video_paths[s.uid] for s in segments], label_array(segments)
 
 
-def training_split(args: argparse.Namespace) -> tuple[Heads, tuple, tuple, str]:
+def training_split(args: argparse.Namespace, main: bool = True) -> tuple[Heads, tuple, tuple, str]:
     """(heads, train (paths, labels [N, heads]), held out (paths, labels), its name) of --annotations:
     validation is the CSV's val subset (or, without a split column, whole groups drawn by --seed), else
-    its test subset."""
+    its test subset. main: this process prints (rank 0)."""
     if not args.videos:
         raise UserError("--annotations needs --videos DIR: the folder of the segments' video files")
     read, subsets, video_paths = annotations.load_dataset(args.annotations, args.videos, args.val_fraction, args.seed)
@@ -115,9 +115,10 @@ def training_split(args: argparse.Namespace) -> tuple[Heads, tuple, tuple, str]:
                                        for label in annotations.LABELS},
                   parse_weights(getattr(args, "head_weights", None), len(annotations.LABELS)),
                   {tuple(row) for row in train[1].tolist()})
-    print(f"annotations {args.annotations}: {len(train[0])} training segments, {len(subsets[held_name])} "
-          f"{held_name}; heads " + ", ".join(f"{n} ({len(heads.classes[n])} classes)" for n in heads.names),
-          flush=True)
+    if main:
+        print(f"annotations {args.annotations}: {len(train[0])} training segments, {len(subsets[held_name])} "
+              f"{held_name}; heads " + ", ".join(f"{n} ({len(heads.classes[n])} classes)" for n in heads.names),
+              flush=True)
     return heads, train, _samples(subsets[held_name], video_paths), held_name
 
 

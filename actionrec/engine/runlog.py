@@ -114,6 +114,9 @@ def format_entry(entry: dict, epochs: int) -> str:
             text += f" {name} acc {entry[f'{name}_acc']:.4f}"
         if f"{name}_loss" in entry:
             text += f" {name} loss {entry[f'{name}_loss']:.4f}"
+        heads = [k for k in entry if k.startswith(f"{name}_") and k.endswith("_acc") and k != f"{name}_acc"]
+        if heads:  # label heads (engine/label_heads.py): each head's accuracy; {name}_acc is every head right
+            text += " (" + ", ".join(f"{k[len(name) + 1:-4]} {entry[k]:.4f}" for k in heads) + ")"
     if entry.get("best"):
         text += " (best)"
     return text + (f" | {entry['samples']} samples, {entry['samples_per_s']:.1f}/s, "

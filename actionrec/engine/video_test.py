@@ -96,7 +96,8 @@ def test_videos(
                              head_scores.HEADS_ATTR: heads_attr}),
         complete=lambda target: prediction_files.predictions_complete(target, num_classes), crops=crops,
         features=info["kind"] == "features", unit="feature rows" if info["kind"] == "features" else "frames",
-        fixed_shapes=fixed_shapes, provenance=test_provenance(args, info, class_list, val_groups, crops),
+        fixed_shapes=fixed_shapes, provenance=test_provenance(args, info, class_list, val_groups, crops,
+                                                             annotated=heads is not None),
         video_start=video_start, video_end=video_end, reader=reader)
     if not result.ranks.main:
         video_stream.exit_if_unreadable(result.failed, "not tested")
@@ -114,13 +115,16 @@ def test_videos(
 
 
 def test_provenance(args: argparse.Namespace, info: dict, class_list: list[str], val_groups: list[int],
-                    crops: int) -> output_provenance.Provenance:
-    """What makes a predictions folder: the checkpoint's hash, the classes, subset and split, and how the
-    model was tested; a folder of older versions is compared through its model.json."""
+                    crops: int, annotated: bool = False) -> output_provenance.Provenance:
+    """What makes a predictions folder: the checkpoint's hash, the classes, subset and split (annotated: and
+    the annotation CSV and videos folder), and how the model was tested; a folder of older versions is
+    compared through its model.json."""
+    annotation = {"annotations": os.path.abspath(args.annotations), "videos": os.path.abspath(args.videos)} \
+        if annotated else {}
     identity = {"checkpoint_sha256": output_provenance.file_sha256(args.checkpoint), "class_list": class_list,
                 "split": args.split, "subset": args.subset, "val_groups": val_groups, "image_size": args.image_size,
                 "crops": crops, "model": {k: info.get(k) for k in ("name", "kind", "arch", "rows")},
-                "test": {k: v for k, v in info.get("test", {}).items() if k != "description"}}
+                "test": {k: v for k, v in info.get("test", {}).items() if k != "description"}, **annotation}
     legacy = {"checkpoint": os.path.abspath(args.checkpoint), "test": info.get("test"), "rows": info["rows"],
               "subset": args.subset, "split": args.split}
     return output_provenance.Provenance(
