@@ -152,6 +152,9 @@ def load_predictor(path: str, name: str, args: argparse.Namespace, ranks: device
                    device: torch.device) -> Predictor:
     """The checkpoint at `path` as a Predictor on `device`, or a UserError line."""
     checkpoint, trained, kind = read_checkpoint(path)
+    if checkpoint.get("heads"):  # one softmax over verbs and nouns together would be wrong
+        raise guards.UserError(f"{path} has label heads ({', '.join(checkpoint['heads']['names'])}; trained with "
+                               f"--annotations), which predict.py does not read yet: test it with its test script")
     fields = BUILDERS[kind](checkpoint, trained, args, ranks, path)
     fields["model"] = devices.prepare_model(fields["model"], device).eval()
     for key in ("normalize", "cnn_normalize"):
