@@ -48,13 +48,19 @@ def decode_video(video_path):
             count += 1
     finally:
         capture.release()
+    check_decoded(count, frames, declared)
+    return frames[:count]
+
+
+def check_decoded(count, frames, declared):
+    """DecodeError unless `count` frames (held in `frames`, [n, H, W, 3]) are a whole video: at least one,
+    RGB, and at least MIN_DECODED_FRACTION of the `declared` frames (a truncated file decodes fewer)."""
     if count == 0:
         raise DecodeError("no frame could be decoded")
     if frames.ndim != 4 or frames.shape[3] != 3:
         raise DecodeError(f"frames are {frames.shape[1:]}, expected [H, W, 3]")
     if declared > 0 and count < video_decode.MIN_DECODED_FRACTION * declared:
         raise DecodeError(f"decoded {count} of the {declared} frames its header declares (truncated file?)")
-    return frames[:count]
 
 
 def is_converted(hdf5_path):
@@ -96,12 +102,7 @@ def decode_pieces(capture, piece_frames, declared):
             if done is not None:
                 yield count - 2 * piece_frames, done
             done, current = current, np.empty_like(current)
-    if count == 0:
-        raise DecodeError("no frame could be decoded")
-    if current.ndim != 4 or current.shape[3] != 3:
-        raise DecodeError(f"frames are {current.shape[1:]}, expected [H, W, 3]")
-    if declared > 0 and count < video_decode.MIN_DECODED_FRACTION * declared:
-        raise DecodeError(f"decoded {count} of the {declared} frames its header declares (truncated file?)")
+    check_decoded(count, current, declared)
     rest = count % piece_frames
     if done is None:
         yield 0, current[:rest]
