@@ -1,12 +1,17 @@
 """Which video files a conversion reads: every `<Class>/<video>.<suffix>` under a folder, or a split list's
 entries, and which dataset a folder of videos is (UCF-101, HMDB-51 or one's own).
 """
+import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Optional, Union
 
 from actionrec.data import datasets, hmdb51, split_lists
 
+PathLike = Union[str, os.PathLike]
 
-def read_video_list(list_path):
+
+def read_video_list(list_path: PathLike) -> list[str]:
     """Relative `<Class>/<video>.avi` entries of a split list (train lists carry a label: dropped).
     An entry of another form is a ValueError naming the line: the file is not a split list."""
     with open(list_path, "r", encoding="utf-8") as f:
@@ -23,11 +28,11 @@ def read_video_list(list_path):
     return entries
 
 
-def is_video(path):
+def is_video(path: Path) -> bool:
     return path.suffix.lower() in split_lists.VIDEO_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
-def resolve_entry(videos_dir, entry):
+def resolve_entry(videos_dir: Path, entry: str) -> str:
     """A list entry `<Class>/<stem>.avi` as the video that is there: the entry itself, else
     `<Class>/<stem>.<any video suffix>` (lists name every video .avi), else the entry unchanged."""
     path = videos_dir / entry
@@ -38,7 +43,7 @@ def resolve_entry(videos_dir, entry):
     return (Path(entry).parent / matches[0]).as_posix() if matches else entry
 
 
-def find_videos(videos_dir, list_path=None):
+def find_videos(videos_dir: Path, list_path: Optional[PathLike] = None) -> list[str]:
     """Sorted relative paths `<Class>/<video>.<suffix>` to convert (hidden files are not videos)."""
     if list_path is not None:
         return [resolve_entry(videos_dir, entry) for entry in read_video_list(list_path)]
@@ -46,7 +51,7 @@ def find_videos(videos_dir, list_path=None):
                   if is_video(p) and not p.parent.name.startswith("."))
 
 
-def same_output(names):
+def same_output(names: Iterable[str]) -> Optional[tuple[str, str]]:
     """The first two names that would be converted to the same file (a.avi and a.mp4), or None."""
     seen = {}
     for name in names:
@@ -57,7 +62,7 @@ def same_output(names):
     return None
 
 
-def video_folders(videos_dir):
+def video_folders(videos_dir: Path) -> set[str]:
     """The names of the class folders under videos_dir (none when it is not a folder)."""
     try:
         return {p.name for p in videos_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
@@ -65,7 +70,7 @@ def video_folders(videos_dir):
         return set()
 
 
-def detect_dataset(data_dir, videos_dir):
+def detect_dataset(data_dir: Optional[Path], videos_dir: Optional[Path]) -> tuple[str, str]:
     """(dataset, why) for --dataset auto: the dataset whose split folder --data-dir holds, else whose video
     folder it holds (UCF-101/ or hmdb51/), else hmdb51 when every class folder of the videos is an HMDB-51
     action, else ucf101 (also one's own videos). ValueError when --data-dir holds both datasets' folders."""

@@ -10,6 +10,9 @@ of it (only temporaries, which the next run removes).
 import math
 import os
 import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional, Union
 
 import cv2
 import h5py
@@ -18,6 +21,7 @@ import numpy as np
 from actionrec import atomic
 from actionrec.data import video_decode, video_files
 
+PathLike = Union[str, os.PathLike]
 PIECE_ATTRS = ("source", "fps", "segment_seconds", "segment_frames", "first_frame", "segment_index",
                "segment_count")
 
@@ -25,7 +29,7 @@ class DecodeError(ValueError):
     """A video that cannot be converted (unreadable, truncated, inconsistent frames)."""
 
 
-def decode_video(video_path):
+def decode_video(video_path: PathLike) -> np.ndarray:
     """All frames of a video as uint8 [T, H, W, 3] RGB; DecodeError if unreadable or truncated."""
     capture = cv2.VideoCapture(str(video_path))
     try:
@@ -52,7 +56,7 @@ def decode_video(video_path):
     return frames[:count]
 
 
-def check_decoded(count, frames, declared):
+def check_decoded(count: int, frames: Optional[np.ndarray], declared: int) -> None:
     """DecodeError unless `count` frames (held in `frames`, [n, H, W, 3]) are a whole video: at least one,
     RGB, and at least MIN_DECODED_FRACTION of the `declared` frames (a truncated file decodes fewer)."""
     if count == 0:
@@ -63,7 +67,7 @@ def check_decoded(count, frames, declared):
         raise DecodeError(f"decoded {count} of the {declared} frames its header declares (truncated file?)")
 
 
-def is_converted(hdf5_path):
+def is_converted(hdf5_path: Path) -> bool:
     """True if `hdf5_path` exists and opens as a video file (a finished conversion)."""
     if not hdf5_path.is_file():
         return False
@@ -74,13 +78,14 @@ def is_converted(hdf5_path):
     return True
 
 
-def container_fps(capture):
+def container_fps(capture: cv2.VideoCapture) -> Optional[float]:
     """Frames per second the container declares, or None when it declares none (OpenCV gives 0)."""
     fps = capture.get(cv2.CAP_PROP_FPS)
     return fps if math.isfinite(fps) and fps > 0 else None
 
 
-def decode_pieces(capture, piece_frames, declared):
+def decode_pieces(capture: cv2.VideoCapture, piece_frames: int, declared: int
+                  ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_frame, uint8 [n, H, W, 3] RGB) pieces of `piece_frames` frames from an open capture.
 
     A last piece shorter than piece_frames / 2 joins the piece before it; a video shorter than one
@@ -115,12 +120,12 @@ def decode_pieces(capture, piece_frames, declared):
         yield count - rest, current[:rest]
 
 
-def piece_path(hdf5_path, index):
+def piece_path(hdf5_path: Path, index: int) -> Path:
     """`<dir>/<stem>-segNNN.hdf5`, the index-th piece of the video whose whole output is hdf5_path."""
     return hdf5_path.with_name(f"{hdf5_path.stem}-seg{index:03d}.hdf5")
 
 
-def piece_attrs(path):
+def piece_attrs(path: Path) -> Optional[dict]:
     """The piece attributes (PIECE_ATTRS) of a finished piece file, or None if it is not one."""
     if not is_converted(path):
         return None
@@ -131,7 +136,7 @@ def piece_attrs(path):
         return None
 
 
-def pieces_done(hdf5_path, segment_seconds):
+def pieces_done(hdf5_path: Path, segment_seconds: float) -> Optional[int]:
     """Number of pieces if all pieces of a video were written for this segment length, else None."""
     first = piece_attrs(piece_path(hdf5_path, 0))
     if first is None or float(first["segment_seconds"]) != segment_seconds:
@@ -145,7 +150,7 @@ def pieces_done(hdf5_path, segment_seconds):
     return count
 
 
-def remove_pieces_from(hdf5_path, count):
+def remove_pieces_from(hdf5_path: Path, count: int) -> None:
     """Delete pieces of this video numbered `count` and above (left by a run with shorter pieces)."""
     piece = re.compile(re.escape(hdf5_path.stem) + r"-seg(\d{3,})\.hdf5")
     for path in hdf5_path.parent.iterdir():
@@ -154,7 +159,8 @@ def remove_pieces_from(hdf5_path, count):
             path.unlink()
 
 
-def convert_video_pieces(name, video_path, hdf5_path, storage, quality, segment_seconds):
+def convert_video_pieces(name: str, video_path: Path, hdf5_path: Path, storage: str, quality: int,
+                         segment_seconds: float) -> tuple:
     """--segment-seconds: (name, status, detail, bytes) as convert_video, detail = pieces when done.
 
     The pieces go to temporary files and are renamed together once the whole video has decoded: a
@@ -203,7 +209,7 @@ def convert_video_pieces(name, video_path, hdf5_path, storage, quality, segment_
                 os.remove(tmp_path)
 
 
-def convert_video(task):
+def convert_video(task: tuple) -> tuple:
     """Worker: (name, video_path, hdf5_path, storage, quality, segment_seconds) -> (name, status,
     detail, bytes).
 
