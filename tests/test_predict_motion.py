@@ -216,3 +216,21 @@ def test_flow_of_other_settings_or_mixed_settings_is_one_line(ws, tmp_path):
         train_single_frame.main(train_single_frame.get_args_parser().parse_args(
             ["--data-dir", ws["data"], "--output-dir", str(tmp_path / "r"), *FAST, "--modality", "flow",
              "--flow-dir", str(other)]))
+
+
+def test_recorded_settings_of_each_storage_and_of_older_files(ws, tmp_path):
+    video = ws["videos"][0]
+    jpeg = tmp_path / "jpeg.hdf5"
+    extract.write_flow(jpeg, video, extract.FlowSettings(method="farneback", size=None, storage="jpeg", quality=80))
+    assert recorded.file_settings(str(jpeg)) == {"flow_method": "farneback", "flow_size": "native", "flow_bound": 20.0,
+                                                 "flow_storage": "jpeg", "flow_quality": 80}
+    settings, was_recorded = recorded.settings_of(recorded.file_settings(str(jpeg)))
+    assert was_recorded and settings == extract.FlowSettings(method="farneback", size=None, storage="jpeg", quality=80)
+    assert recorded.describe(settings) == "farneback, native, bound 20, jpeg (quality 80)"
+    older = tmp_path / "older.hdf5"  # written before the resize attribute: its frame size is the setting
+    extract.write_flow(older, video, extract.FlowSettings(method="dis-fast", size=(24, 16)))
+    with h5py.File(older, "a") as f:
+        del f.attrs["resize"]
+    assert recorded.file_settings(str(older))["flow_size"] == "24x16"
+    with pytest.raises(ValueError, match="not a finished flow file"):
+        recorded.file_settings(video)  # a video, not flow

@@ -22,16 +22,19 @@ DEFAULT = extract.FlowSettings(method=methods.DEFAULT_METHOD, size=extract.DEFAU
 def file_settings(path: str) -> dict:
     """The extraction settings of one finished flow file, as ARG_KEYS values; ValueError naming the file
     when it is not one. A file written before the `resize` attribute existed says its frame size."""
-    attrs = extract.flow_attrs(path)
-    if attrs is None:
-        raise ValueError(f"{path} is not a finished flow file of extract_flow.py")
-    with h5py.File(path, "r") as f:
-        resize = f.attrs.get("resize")
-        quality = f[extract.FLOW_KEY].attrs.get("quality", extract.JPEG_QUALITY)
-    resize = resize.decode() if isinstance(resize, bytes) else resize
-    return {"flow_method": str(attrs["method"]), "flow_bound": float(attrs["bound"]),
-            "flow_storage": str(attrs["storage"]), "flow_quality": int(quality),
-            "flow_size": str(resize) if resize else f"{int(attrs['width'])}x{int(attrs['height'])}"}
+    try:
+        with h5py.File(path, "r") as f:  # one open: training reads every file of the run
+            ds, attrs = f.get(extract.FLOW_KEY), f.attrs
+            if not isinstance(ds, h5py.Dataset) or len(ds) != int(attrs["pairs"]):
+                raise ValueError("no complete flow dataset")
+            found = {key: attrs[key] for key in (*extract.SETTING_ATTRS, "resize") if key in attrs}
+            found["quality"] = ds.attrs.get("quality", extract.JPEG_QUALITY)
+        found = {k: v.decode() if isinstance(v, bytes) else v for k, v in found.items()}
+        size = str(found.get("resize") or f"{int(found['width'])}x{int(found['height'])}")
+        return {"flow_method": str(found["method"]), "flow_size": size, "flow_bound": float(found["bound"]),
+                "flow_storage": str(found["storage"]), "flow_quality": int(found["quality"])}
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path} is not a finished flow file of extract_flow.py ({e})") from None
 
 
 def folder_settings(paths: list[str]) -> dict:
