@@ -84,7 +84,10 @@ the model's input size (the whole frame resized to S x S, as the model saw it):
   RNN        [n, S, S], explained through its CNN's frames: for n = min(--explain-frames, steps) of
              the RNN's steps at the segment centres, the gradient of the RNN's logit (of the window
              holding the step) with respect to that frame's CNN layer4 activations
-  flow and RGB-difference models are not explained: --explain with one of them is a usage error
+  flow / RGB diff.  [n, S, S]: n = min(--explain-frames, snippets) snippets at the segment centres
+             of the snippet positions, the flow computed from the video again; layer4. Each map is
+             drawn on the middle frame of its snippet (snippet i: frame i + L // 2), a map of the
+             motion input shown on the video's own frame
 
 CPU: a video is read in this process (a single video is not worth forked loader workers) and the
 models run with torch's default threads (every core; on cores shared with other jobs, set
@@ -172,11 +175,6 @@ def main(args: argparse.Namespace) -> int:
     predictors, kept, left_out = predictor.load_predictors(args, ranks, device, prediction_run.say)
     if not predictors:
         raise guards.UserError("no checkpoint could be used (see the lines above)")
-    motion_models = [f"{p.name} ({p.modality})" for p in predictors if p.modality != "rgb"]
-    if args.explain and motion_models:
-        raise guards.UserError(f"--explain: Grad-CAM is not built for the motion stream ({', '.join(motion_models)}: "
-                               f"its input is stacked flow fields or frame differences, not a frame); leave out "
-                               f"--explain or those checkpoints")
     plan = fusion.plan_fusion(args, predictors, kept)
     target = prediction_run.explain_target(args, predictors[0].class_list)
     taken = fusion.taken_from_results(plan, predictors)

@@ -3,7 +3,7 @@ for two steps on the synthetic set, predict a video of one's own end to end; the
 extract_flow.py's stored flow byte for byte (the same code, extract.write_flow, with the settings recorded in
 the checkpoint); each model's probabilities are those of test_single_frame.py's predictions; RGB + flow fuse
 with TSN's 1 : 1.5; an older checkpoint without the recorded settings gets the documented defaults and a line;
-Grad-CAM of a motion model is refused in one line."""
+Grad-CAM of a motion model explains its input, drawn on the video's frames."""
 import json
 import os
 
@@ -25,7 +25,7 @@ from actionrec.evaluation import fusion as score_fusion
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
 from actionrec.flow import extract, recorded
-from actionrec.inference import predictor, video_logits
+from actionrec.inference import explanations, predictor, video_logits
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3", "--arch", "resnet18",
         "--pretrained", "none", "--trainable", "all", "--batch-size", "4", "--no-tensorboard", "--epochs", "1",
@@ -194,11 +194,23 @@ def test_an_older_flow_checkpoint_gets_the_defaults_and_one_line(ws, capsys, tmp
     assert p.flow == recorded.DEFAULT == extract.FlowSettings(method=extract_flow.DEFAULT_METHOD, size=(340, 256))
 
 
-def test_grad_cam_of_a_motion_model_is_refused_in_one_line(ws, capsys, tmp_path):
-    status, out, err = run_predict([ws["videos"][0], "--checkpoint", ws["ckpt"]["single_frame"], "--checkpoint",
-                                    ws["ckpt"]["rgbdiff"], "--device", "cpu", "--explain", tmp_path / "x"], capsys)
-    assert status == 2 and out == "" and len(err) == 1
-    assert "--explain" in err[0] and "rgbdiff (rgbdiff)" in err[0] and "Traceback" not in err[0]
+def test_grad_cam_of_motion_models_on_the_videos_frames(ws, capsys, tmp_path):
+    out_dir = tmp_path / "explain"
+    status, out, err = run_predict([ws["videos"][0], "--checkpoint", ws["ckpt"]["flow"], "--checkpoint",
+                                    ws["ckpt"]["rgbdiff"], "--device", "cpu", "--explain", out_dir,
+                                    "--explain-frames", "4", "--image-size", "48"], capsys)
+    assert status == 0 and err == [], err
+    stem = os.path.splitext(os.path.basename(ws["videos"][0]))[0]
+    for name in ("flow", "rgbdiff"):
+        maps = np.load(out_dir / f"{stem}.{name}.npy")
+        assert maps.shape == (4, 48, 48) and maps.dtype == np.float32 and 0 <= maps.min() <= maps.max() <= 1
+        assert cv2.imread(str(out_dir / f"{stem}.{name}.png")) is not None
+    # The maps are drawn on the middle frame of each snippet: 14 frames, flow L = 3 -> 11 snippet positions.
+    p = load(ws, "flow", "--explain-frames", "4")
+    args = predict.get_args_parser().parse_args(["v", "--checkpoint", "c", "--explain-frames", "4"])
+    maps, indices = explanations.explain_frames_2d(p, ws["videos"][0], 14, 0, args, torch.device("cpu"))
+    starts = [int((k + 0.5) * 11 / 4) for k in range(4)]  # the segment centres of the positions
+    assert list(indices) == [s + 1 for s in starts] and maps.shape == (4, 32, 32)
 
 
 def test_flow_of_other_settings_or_mixed_settings_is_one_line(ws, tmp_path):
