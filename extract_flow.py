@@ -22,11 +22,10 @@ from actionrec.data import datasets, split_lists
 from actionrec.engine.runner import run_main
 from actionrec.flow import codec, listing
 from actionrec.flow.extract import DEFAULT_SIZE, JPEG_QUALITY, FlowSettings, extract_video, foreign_outputs
-from actionrec.flow.methods import METHODS, RAFT_METHODS, load_raft_state
+from actionrec.flow.methods import DEFAULT_METHOD, METHODS, RAFT_METHODS, load_raft_state
 from actionrec.guards import UserError
 
 PROG = "extract_flow.py"
-DEFAULT_METHOD = "dis-medium"  # chosen by bench/bench_flow.py: see README.md, "Optical flow"
 
 
 def parse_size(text):
