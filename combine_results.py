@@ -105,6 +105,13 @@ def get_args_parser(add_help=True):
                              "and - (e.g. single_frame, tsn, 3d, c3d, rnn) (default: none)")
     parser.add_argument("--single-frame", metavar="DIR", help="shorthand for --model single_frame=DIR (default: none)")
     parser.add_argument("--3d", dest="three_d", metavar="DIR", help="shorthand for --model 3d=DIR (default: none)")
+    add_fusion_flags(parser)
+    add_report_flags(parser)
+    return parser
+
+
+def add_fusion_flags(parser: argparse.ArgumentParser) -> None:
+    """Which fusions, by which rule and weights, chosen on which validation predictions."""
     parser.add_argument("--fuse", action="append", metavar="NAME,NAME,...|all",
                         help="a fusion to report, e.g. single_frame,3d or all; repeatable (default: one fusion of all "
                              "models when there are two or more)")
@@ -143,6 +150,10 @@ def get_args_parser(add_help=True):
                              f"have --val predictions (default: {bootstrap.BOOTSTRAP_RESAMPLES})")
     parser.add_argument("--bootstrap-seed", type=int, default=0,
                         help="seed of the bootstrap: the same seed gives the same numbers (default: 0)")
+
+
+def add_report_flags(parser: argparse.ArgumentParser) -> None:
+    """The training logs of the learning curves, where the report goes, --summarize."""
     parser.add_argument("--log", action="append", metavar="NAME=PATH",
                         help="a model's training log.jsonl for the learning curves (default: model.json \"log\", "
                              "else <predictions dir>/../log.jsonl)")
@@ -157,7 +168,6 @@ def get_args_parser(add_help=True):
     parser.add_argument("--summarize", nargs="+", metavar="REPORT_DIR", default=None,
                         help="instead of evaluating: read these report folders (one per split, each with its "
                              "results.json) and write the mean ± std over the splits to --output-dir (default: off)")
-    return parser
 
 
 if __name__ == "__main__":

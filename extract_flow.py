@@ -14,25 +14,18 @@ one line and exit status 2. --shard I/N takes every N-th video of the sorted nam
 N shards of a job array cover every video exactly once.
 """
 import argparse
-import concurrent.futures
 import os
-import sys
 import time
-from concurrent.futures.process import BrokenProcessPool
 
-from tqdm import tqdm
-
-from actionrec import atomic, guards
-from actionrec.bulk import available_cpus, parse_shard, shard
-from actionrec.data import datasets, loader_pool, split_lists
+from actionrec import atomic, bulk, guards
+from actionrec.data import datasets, split_lists
 from actionrec.engine.runner import run_main
 from actionrec.flow import codec, listing
 from actionrec.flow.extract import DEFAULT_SIZE, JPEG_QUALITY, FlowSettings, extract_video, foreign_outputs
-from actionrec.flow.methods import METHODS, RAFT_METHODS, load_raft_state
+from actionrec.flow.methods import DEFAULT_METHOD, METHODS, RAFT_METHODS, load_raft_state
 from actionrec.guards import UserError
 
 PROG = "extract_flow.py"
-DEFAULT_METHOD = "dis-medium"  # chosen by bench/bench_flow.py: see README.md, "Optical flow"
 
 
 def parse_size(text):
@@ -66,7 +59,7 @@ def find_tasks(args, settings):
     """(out_dir, shard's tasks, number of videos in all shards)."""
     try:
         dataset = datasets.resolve_dataset(args.data_dir, args.dataset)
-        index, count = parse_shard(args.shard)
+        index, count = bulk.parse_shard(args.shard)
     except ValueError as e:
         raise UserError(str(e)) from None
     roots = [args.videos] if args.videos else listing.dataset_roots(args.data_dir, dataset)
@@ -77,7 +70,7 @@ def find_tasks(args, settings):
     if not sources:
         raise UserError(f"no videos found in {' or '.join(f'{r}/<Class>/<video>' for r in roots)} "
                         f"(.hdf5 or {' '.join(split_lists.VIDEO_SUFFIXES)}); set --data-dir, --dataset or --videos")
-    names = shard(sources, index, count)
+    names = bulk.shard(sources, index, count)
     tasks = [(name, sources[name], listing.output_path(out_dir, name), settings, args.resume) for name in names]
     return out_dir, tasks, len(sources)
 
@@ -90,36 +83,6 @@ def refuse_foreign(tasks, settings):
         raise UserError(f"{len(foreign)} finished flow files were made with other settings, e.g. {path} "
                         f"(differing: {', '.join(differ)}): use another --out, the same settings, or --no-resume "
                         f"to redo them")
-
-
-def run_tasks(tasks, workers, out_dir):
-    """Extract every task (in a pool of `workers`, or here with 0); returns {status: count} and the
-    failures [(name, reason)]. Ctrl-C or a dead worker ends the run (exit 130 / 1), finished files kept."""
-    counts, failures = {"extracted": 0, "skipped": 0, "failed": 0}, []
-    pool = loader_pool.make_pool(workers)
-    results = map(extract_video, tasks) if pool is None else (
-        future.result() for future in
-        concurrent.futures.as_completed([pool.submit(extract_video, task) for task in tasks]))
-    try:
-        with tqdm(total=len(tasks), unit="video", disable=not sys.stderr.isatty()) as progress:
-            for name, status, detail in results:
-                counts[status] += 1
-                if status == "failed":
-                    failures.append((name, detail))
-                progress.set_postfix(failed=counts["failed"], refresh=False)
-                progress.update()
-    except KeyboardInterrupt:
-        loader_pool.close_pool(pool)
-        atomic.remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
-        print(f"{PROG}: interrupted; finished files are kept, run again to resume", file=sys.stderr)
-        sys.exit(130)
-    except BrokenProcessPool:
-        loader_pool.close_pool(pool)
-        atomic.remove_stale_temporaries(out_dir, [path for _, _, path, _, _ in tasks])
-        sys.exit(f"{PROG}: error: a worker process died (killed, e.g. out of memory, or a crash in the "
-                 f"decoder); finished files are kept: run again to resume, with --workers 0 to find the video")
-    loader_pool.close_pool(pool)
-    return counts, failures
 
 
 def main(args):
@@ -136,14 +99,11 @@ def main(args):
           + (f"; removed {stale} stale temporary files" if stale else ""), flush=True)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # a damaged file is reported below instead
     start = time.perf_counter()
-    counts, failures = run_tasks(tasks, workers, out_dir)
+    results = bulk.run_tasks(PROG, extract_video, tasks, workers, out_dir, [path for _, _, path, _, _ in tasks])
+    counts = {status: sum(result[1] == status for result in results) for status in ("extracted", "skipped", "failed")}
     print(f"{PROG}: extracted {counts['extracted']}, skipped {counts['skipped']} (already done), "
           f"failed {counts['failed']} in {time.perf_counter() - start:.1f} s")
-    if failures:
-        print(f"{PROG}: {len(failures)} videos failed (no output written):", file=sys.stderr)
-        for name, reason in sorted(failures):
-            print(f"  {name}: {reason}", file=sys.stderr)
-        sys.exit(1)
+    bulk.exit_if_failed(PROG, [(name, detail) for name, status, detail in results if status == "failed"])
 
 
 def get_args_parser():
@@ -178,9 +138,9 @@ def get_args_parser():
                         "stores flow, several times smaller (default: raw)")
     parser.add_argument("--quality", type=int, default=JPEG_QUALITY,
                         help=f"JPEG quality 1-100 for --storage jpeg (default: {JPEG_QUALITY})")
-    parser.add_argument("--workers", type=int, default=available_cpus(),
+    parser.add_argument("--workers", type=int, default=bulk.available_cpus(),
                         help="parallel processes; 0 extracts in this process; RAFT always runs in this process "
-                        f"(default: the CPUs available to this process, here {available_cpus()})")
+                        f"(default: the CPUs available to this process, here {bulk.available_cpus()})")
     parser.add_argument("--shard", default="0/1", metavar="I/N",
                         help="extract only shard I of N (0 <= I < N): every N-th of the sorted video names from "
                         "the I-th; the N shards of a job array cover every video once (default: 0/1, all)")

@@ -6,9 +6,11 @@
     python predict.py a.avi --checkpoint runs/split1/tsn/checkpoint.pth --explain explain/
 
 Every video goes through every checkpoint the way its test script tests it (one view per frame or
-window, no crops) and gets, per model, its top classes with probabilities (the softmax of the video
-score, evaluation/scores.video_score: the mean log-softmax over the rows), plus the fusion of the models by
-combine_results.py's rule. Nothing is written except the --explain maps.
+window unless --crops; a flow model on the flow computed from the video as in its training) and gets,
+per model, its top classes with probabilities (the softmax of the video score,
+evaluation/scores.video_score: the mean log-softmax over the rows), plus the fusion of the models by
+combine_results.py's rule. Nothing is written except the --explain maps (and a flow model's flow of the
+video, in a temporary folder removed after it).
 """
 import argparse
 import sys
@@ -16,15 +18,25 @@ import sys
 import cv2
 
 from actionrec import guards
-from actionrec.data import split_lists
+from actionrec.data import split_lists, video_chunks
 from actionrec.engine import arg_types, devices, runner
 from actionrec.evaluation import fusion as score_fusion
 from actionrec.inference import fusion, prediction_run, predictor
 
 EPILOG = """\
-how each checkpoint kind is run (the way its test script tests it, one view per frame or window):
+how each checkpoint kind is run (the way its test script tests it, one view per frame or window unless
+--crops):
   single frame / TSN  every frame, or --frames N frames at the segment centres int((k + 0.5) * T / N)
-                      (test_single_frame.py); one row of logits per frame
+                      (test_single_frame.py), --crops views each (TSN's test: --frames 25 --crops 10);
+                      one row of logits per frame
+  flow / RGB diff.    the same over snippets (test_single_frame.py for --modality flow / rgbdiff): L
+                      stacked fields of the video's optical flow, which is computed here by
+                      extract_flow.py's code with the method, size, bound and storage of the model's
+                      training flow (recorded in its checkpoint; a checkpoint from before they were
+                      recorded gets extract_flow.py's defaults, dis-medium 340x256 bound 20 raw, and
+                      a line on stderr), in a temporary folder removed after the video; or L + 1
+                      frames whose L differences the model sees. Two streams as TSN fuses them:
+                      --checkpoint RGB --checkpoint FLOW --weights 1,1.5
   3D ResNet / C3D     every window of the training clip length at --stride, as test_3d.py --mode
                       sliding: windows are what the models were trained on (clips of clip_len
                       frames; --mode full shows a 3D ResNet a whole video, longer than any input it
@@ -72,6 +84,10 @@ the model's input size (the whole frame resized to S x S, as the model saw it):
   RNN        [n, S, S], explained through its CNN's frames: for n = min(--explain-frames, steps) of
              the RNN's steps at the segment centres, the gradient of the RNN's logit (of the window
              holding the step) with respect to that frame's CNN layer4 activations
+  flow / RGB diff.  [n, S, S]: n = min(--explain-frames, snippets) snippets at the segment centres
+             of the snippet positions, the flow computed from the video again; layer4. Each map is
+             drawn on the middle frame of its snippet (snippet i: frame i + L // 2), a map of the
+             motion input shown on the video's own frame
 
 CPU: a video is read in this process (a single video is not worth forked loader workers) and the
 models run with torch's default threads (every core; on cores shared with other jobs, set
@@ -113,6 +129,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     t.add_argument("--frames", type=arg_types.non_negative_int, default=0,
                    metavar="N",
                    help="single frame / TSN: N frames at the segment centres; 0 = every frame (default: 0)")
+    t.add_argument("--crops", type=int, choices=video_chunks.CROPS, default=1,
+                   help="single frame / TSN / motion stream: views per frame or snippet, as test_single_frame.py "
+                        "(3: left, centre, right; 10: TSN's corners and centre, each mirrored) (default: 1, the "
+                        "whole frame)")
+    t.add_argument("--raft-weights", default=None, metavar="FILE",
+                   help="a flow model trained on RAFT flow (extract_flow.py --method raft-*): the RAFT weights "
+                        "file to compute the video's flow with; never downloaded (default: none)")
     t.add_argument("--stride", type=arg_types.positive_int, default=8,
                    metavar="FRAMES",
                    help="3D models: stride of the sliding windows (default: 8)")

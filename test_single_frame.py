@@ -17,6 +17,7 @@ import argparse
 from actionrec import guards
 from actionrec.data import motion
 from actionrec.engine import arg_types, cli_flags, devices, model_io, runner, trained_model, video_test
+from actionrec.flow import recorded
 from actionrec.inference import frame_views
 
 
@@ -43,6 +44,8 @@ def main(args):
     modality, new_length = frame_views.modality_of(trained)
     if args.flow_dir is None and args.dataset != cli_flags.ANNOTATED:
         args.flow_dir = motion.default_flow_dir(args.data_dir, args.dataset)
+    for key in recorded.ARG_KEYS:  # the training flow's settings: the test's flow files must have them
+        setattr(args, key, trained.get(key))
     chunk = motion.chunk_snippets(args.chunk_frames, modality, new_length)
     return video_test.test_videos(
         args,
@@ -53,7 +56,7 @@ def main(args):
         chunk,
         frame_views.frame_logits(args.batch_size, args.crops),
         frame_views.describe(trained, args),
-        paths_of=motion.input_paths(modality, args.flow_dir),
+        paths_of=motion.input_paths(modality, args.flow_dir, args),
         reader=motion.snippet_reader(modality, new_length),
     )
 

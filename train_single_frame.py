@@ -66,7 +66,7 @@ def main(args):
         loader_kwargs=motion.loader_kwargs(args.modality, args.segments, args.new_length),
         eval_kwargs=None if kind == "frame" else {"centres": True},
         forward=model_io.Forward(normalize, segments=args.segments),
-        paths_of=motion.input_paths(args.modality, args.flow_dir),
+        paths_of=motion.input_paths(args.modality, args.flow_dir, args),
     )
 
 

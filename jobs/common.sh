@@ -545,6 +545,8 @@ pbs_job_vars() {
     local -a vars=()
     for name in REPO_DIR DATA_DIR DATASET RUNS_DIR SPLIT PYTHON MAX_RESTARTS GPUS_PER_NODE WORKERS \
         VIDEOS_DIR STORAGE KINETICS_CHECKPOINT C3D_CHECKPOINT FEATURES_DIR VAL_GROUPS \
+        FLOW_DIR FLOW_METHOD FLOW_ARGS SHARDS SHARD TRAIN_TSN_FLOW_ARGS TEST_TSN_FLOW_ARGS \
+        TRAIN_TSN_RGBDIFF_ARGS TEST_TSN_RGBDIFF_ARGS TWO_STREAM_WEIGHTS \
         TEST_3D_MODE PREPARE_ARGS TRAIN_SF_ARGS TEST_SF_ARGS TRAIN_TSN_ARGS TEST_TSN_ARGS \
         TRAIN_3D_ARGS TEST_3D_ARGS TRAIN_C3D_ARGS TEST_C3D_ARGS EXTRACT_ARGS TRAIN_RNN_ARGS \
         TEST_RNN_ARGS COMBINE_ARGS SUMMARY_ARGS WARN_SECONDS STOP_SIGNAL STOP_POLL_SECONDS \
@@ -620,31 +622,39 @@ pbs_resubmit() {
 
 # --- the study ---------------------------------------------------------------------------------
 
-# The models of the study, in the order submit_all.sh queues them and combine lists them.
+# The models of the study ("all"), in the order submit_all.sh queues them and combine lists them;
+# then the motion stream (issue 22), queued only when named: tsn_flow needs the extract_flow array
+# first (hours of CPU for TV-L1), tsn_rgbdiff reads the videos.
 STUDY_MODELS=(single_frame tsn 3d c3d rnn)
+MOTION_MODELS=(tsn_flow tsn_rgbdiff)
+ALL_MODELS=("${STUDY_MODELS[@]}" "${MOTION_MODELS[@]}")
 
 is_study_model() {
     local known
-    for known in "${STUDY_MODELS[@]}"; do
+    for known in "${ALL_MODELS[@]}"; do
         [[ $1 == "$known" ]] && return 0
     done
     return 1
 }
 
-# parse_models LIST: "all" or a comma list of STUDY_MODELS into the array MODELS_CHOSEN, in
-# study order, each once; an unknown name is one line and exit 2.
+# parse_models LIST: a comma list of ALL_MODELS, where "all" stands for the five STUDY_MODELS
+# (e.g. all,tsn_flow), into the array MODELS_CHOSEN, in ALL_MODELS order, each once; an unknown
+# name is one line and exit 2.
 parse_models() {
     local list=$1 name
     local -a given
     local IFS=,
-    [[ $list != all ]] || list="${STUDY_MODELS[*]}"
+    list=",$list,"
+    list=${list//,all,/,${STUDY_MODELS[*]},}
+    list=${list#,}
+    list=${list%,}
     read -ra given <<<"$list"
-    ((${#given[@]})) || die "--models needs a comma list of ${STUDY_MODELS[*]}, or all"
+    ((${#given[@]})) || die "--models needs a comma list of ${ALL_MODELS[*]}, or all"
     for name in "${given[@]}"; do
-        is_study_model "$name" || die "--models: unknown model '$name' (choose from ${STUDY_MODELS[*]}, or all)"
+        is_study_model "$name" || die "--models: unknown model '$name' (choose from ${ALL_MODELS[*]}, or all)"
     done
     MODELS_CHOSEN=()
-    for name in "${STUDY_MODELS[@]}"; do
+    for name in "${ALL_MODELS[@]}"; do
         [[ ",$list," != *",$name,"* ]] || MODELS_CHOSEN+=("$name")
     done
 }
@@ -761,7 +771,8 @@ preflight_study() {
             c3d) require_pretrained "$(c3d_checkpoint)" C3D_CHECKPOINT c3d-pretrained.pth ;;
         esac
     done
-    local -A imagenet_args=([single_frame]=TRAIN_SF_ARGS [tsn]=TRAIN_TSN_ARGS [rnn]=EXTRACT_ARGS)
+    local -A imagenet_args=([single_frame]=TRAIN_SF_ARGS [tsn]=TRAIN_TSN_ARGS [rnn]=EXTRACT_ARGS
+        [tsn_flow]=TRAIN_TSN_FLOW_ARGS [tsn_rgbdiff]=TRAIN_TSN_RGBDIFF_ARGS)
     for model; do
         if [[ -n ${imagenet_args[$model]:-} ]] && uses_imagenet_weights "${imagenet_args[$model]}"; then
             warn_imagenet_weights "" "${imagenet_args[$model]}"
@@ -788,6 +799,19 @@ TSN_TRAIN_RECIPE=(--segments 3 --dropout 0.8 --partial-bn --trainable all --opti
 TSN_GLOBAL_BATCH=128  # over all GPUs, where it divides evenly; else TSN_FALLBACK_BATCH per GPU
 TSN_FALLBACK_BATCH=32
 TSN_TEST_RECIPE=(--frames 25 --crops 10)  # 25 frames at the segment centres x 10 crops
+# The motion stream (TSN's temporal stream, on ImageNet ResNet-50 with TSN's cross-modality
+# initialisation; FACTS.md, "Optical flow and RGB difference"). Flow, tsn-pytorch's flow recipe: 5
+# stacked flow fields per snippet (new_length 5), 3 segments, dropout 0.7, partial BN, SGD lr 1e-3,
+# /10 at epochs 190 and 300 of 340, gradient norm clipped at 20, batch 128 (momentum 0.9 and weight
+# decay 5e-4: tsn-pytorch's defaults, as for RGB). RGB difference: 5 differences of 6 frames per
+# snippet and 7 segments (TSN's README), the RGB recipe otherwise. Both tested as TSN: 25 x 10 crops.
+TSN_FLOW_TRAIN_RECIPE=(--modality flow --new-length 5 --segments 3 --dropout 0.7 --partial-bn --trainable all
+    --optimizer sgd --lr 1e-3 --momentum 0.9 --weight-decay 5e-4 --lr-schedule step --lr-steps "190,300"
+    --epochs 340 --clip-grad-norm 20)
+TSN_RGBDIFF_TRAIN_RECIPE=(--modality rgbdiff --new-length 5 --segments 7 --dropout 0.8 --partial-bn
+    --trainable all --optimizer sgd --lr 1e-3 --momentum 0.9 --weight-decay 5e-4 --lr-schedule step
+    --lr-steps "30,60" --epochs 80 --clip-grad-norm 20)
+TSN_TWO_STREAM_WEIGHTS=1,1.5  # TSN's fusion of RGB and flow scores, RGB : flow (TWO_STREAM_WEIGHTS=tsn)
 # C3D (pytorch-video-recognition's training): SGD lr 1e-3 (1e-2 for the new fc8) momentum 0.9
 # weight decay 5e-4, /10 every 10 epochs, 100 epochs, batch 20 per GPU; tested on every
 # 16-frame window (stride 8).
@@ -843,8 +867,12 @@ flow_shard() {
     printf '%s/%s\n' "$index" "$count"
 }
 
+# Where extract_flow writes and the flow stages read: FLOW_DIR, else the scripts' default.
+flow_dir() { printf '%s\n' "${FLOW_DIR:-$DATA_DIR/$FLOW_FOLDER}"; }
+
 stage_extract_flow() {
-    local shard flow_dir=${FLOW_DIR:-$DATA_DIR/$FLOW_FOLDER}
+    local shard flow_dir
+    flow_dir=$(flow_dir)
     local -a cmd
     shard=$(flow_shard) || exit 2
     check_python
@@ -878,14 +906,40 @@ stage_train_single_frame() {
     run_train_stage single_frame train_single_frame.py TRAIN_SF_ARGS
 }
 
-stage_train_tsn() {
-    local batch
-    check_dataset
-    warn_imagenet_weights "$(stage_dir tsn)" TRAIN_TSN_ARGS
+# run_tsn_train_stage MODEL ARGS_VAR RECIPE...: a TSN training stage (RGB, flow, RGB difference):
+# RECIPE and TSN's batch shared out over the job's GPUs.
+run_tsn_train_stage() {
+    local batch model=$1 args_var=$2
+    shift 2
+    warn_imagenet_weights "$(stage_dir "$model")" "$args_var"
     discover_nodes
     batch=$(tsn_batch_size)
     [[ $DRY_RUN == 1 ]] || log "TSN batch: $batch per GPU x $((NNODES * NPROC_PER_NODE)) GPUs (recipe: $TSN_GLOBAL_BATCH in all)"
-    run_train_stage tsn train_single_frame.py TRAIN_TSN_ARGS "${TSN_TRAIN_RECIPE[@]}" --batch-size "$batch"
+    run_train_stage "$model" train_single_frame.py "$args_var" "$@" --batch-size "$batch"
+}
+
+stage_train_tsn() {
+    check_dataset
+    run_tsn_train_stage tsn TRAIN_TSN_ARGS "${TSN_TRAIN_RECIPE[@]}"
+}
+
+# The flow folder of the flow stages: extract_flow's output (also the test's: its files must have
+# the extraction settings of the training flow, which the checkpoint records).
+require_flow() {
+    [[ $DRY_RUN == 1 ]] || require_file "$1" "Run the extract_flow job first (jobs/*/extract_flow.sh) with the same DATA_DIR and DATASET, or set FLOW_DIR."
+}
+
+stage_train_tsn_flow() {
+    local flow_dir
+    flow_dir=$(flow_dir)
+    check_dataset
+    require_flow "$flow_dir"
+    run_tsn_train_stage tsn_flow TRAIN_TSN_FLOW_ARGS "${TSN_FLOW_TRAIN_RECIPE[@]}" --flow-dir "$flow_dir"
+}
+
+stage_train_tsn_rgbdiff() {
+    check_dataset
+    run_tsn_train_stage tsn_rgbdiff TRAIN_TSN_RGBDIFF_ARGS "${TSN_RGBDIFF_TRAIN_RECIPE[@]}"
 }
 
 stage_train_3d() {
@@ -958,25 +1012,40 @@ stage_test_single_frame() { run_test_stage single_frame test_single_frame.py TES
 
 stage_test_tsn() { run_test_stage tsn test_single_frame.py TEST_TSN_ARGS "${TSN_TEST_RECIPE[@]}"; }
 
+stage_test_tsn_flow() {
+    local flow_dir
+    flow_dir=$(flow_dir)
+    require_flow "$flow_dir"
+    run_test_stage tsn_flow test_single_frame.py TEST_TSN_FLOW_ARGS "${TSN_TEST_RECIPE[@]}" --flow-dir "$flow_dir"
+}
+
+stage_test_tsn_rgbdiff() { run_test_stage tsn_rgbdiff test_single_frame.py TEST_TSN_RGBDIFF_ARGS "${TSN_TEST_RECIPE[@]}"; }
+
 stage_test_3d() { run_test_stage 3d test_3d.py TEST_3D_ARGS --mode "${TEST_3D_MODE:-full}"; }
 
 stage_test_c3d() { run_test_stage c3d test_3d.py TEST_C3D_ARGS "${C3D_TEST_RECIPE[@]}"; }
 
 stage_test_rnn() { run_test_stage rnn test_rnn.py TEST_RNN_ARGS; }
 
-# Every model of the study whose test predictions are there; the assignment's fusion
-# (single_frame,3d) when both are, the fusion of all of them; with VAL_GROUPS the fusion weights
-# are chosen on the validation predictions (--weights auto), otherwise they are equal: never
-# tuned on the test set.
+# Every model whose test predictions are there (the study's, then the motion stream's); the
+# assignment's fusion (single_frame,3d), TSN's two streams (tsn,tsn_flow) and TSN's RGB + RGB
+# difference (tsn,tsn_rgbdiff) when both of their models are, and the fusion of all of them. With
+# VAL_GROUPS the fusion weights are chosen on the validation predictions (--weights auto), otherwise
+# they are equal: never tuned on the test set. TWO_STREAM_WEIGHTS=tsn gives the two-stream fusion
+# TSN's fixed RGB : flow = 1 : 1.5 instead (the others keep theirs: one --weights per --fuse).
 stage_combine() {
-    local name report
-    local -a present=() cmd
+    local name report fusion all default
+    local -a present=() cmd fusions=()
     report=$(stage_dir report)
-    for name in "${STUDY_MODELS[@]}"; do
+    case ${TWO_STREAM_WEIGHTS:-} in
+        "" | tsn) ;;
+        *) die "TWO_STREAM_WEIGHTS must be tsn (TSN's RGB : flow = 1 : 1.5) or empty, got '$TWO_STREAM_WEIGHTS'" ;;
+    esac
+    for name in "${ALL_MODELS[@]}"; do
         [[ ! -d $(stage_dir "$name")/predictions ]] || present+=("$name")
     done
     if ((${#present[@]} == 0)); then
-        [[ $DRY_RUN == 1 ]] || die "no test predictions in $RUNS_DIR/split$SPLIT/{$(IFS=,; echo "${STUDY_MODELS[*]}")}/predictions; run the test jobs first"
+        [[ $DRY_RUN == 1 ]] || die "no test predictions in $RUNS_DIR/split$SPLIT/{$(IFS=,; echo "${ALL_MODELS[*]}")}/predictions; run the test jobs first"
         present=("${STUDY_MODELS[@]}")  # a dry run before any test: the whole study
     fi
     check_python
@@ -993,14 +1062,29 @@ stage_combine() {
         done
     fi
     local present_text=" ${present[*]} "
-    if [[ $present_text == *" single_frame "* && $present_text == *" 3d "* ]]; then
-        cmd+=(--fuse "single_frame,3d")  # the assignment's question
+    for fusion in single_frame,3d tsn,tsn_flow tsn,tsn_rgbdiff; do  # the assignment's question, TSN's two
+        [[ $present_text != *" ${fusion%,*} "* || $present_text != *" ${fusion#*,} "* ]] || fusions+=("$fusion")
+    done
+    all=$(IFS=,; echo "${present[*]}")
+    if ((${#present[@]} > 1)) && [[ " ${fusions[*]} " != *" $all "* ]]; then
+        fusions+=(all)
     fi
-    if ((${#present[@]} > 2)) || [[ ${#present[@]} == 2 && $present_text != " single_frame 3d " ]]; then
-        cmd+=(--fuse all)
-    fi
-    if [[ -n ${VAL_GROUPS:-} ]] && ((${#present[@]} > 1)); then
-        cmd+=(--weights auto)
+    for fusion in "${fusions[@]}"; do
+        cmd+=(--fuse "$fusion")
+    done
+    default=
+    [[ -z ${VAL_GROUPS:-} ]] || ((${#present[@]} < 2)) || default=auto
+    if [[ ${TWO_STREAM_WEIGHTS:-} == tsn && " ${fusions[*]} " == *" tsn,tsn_flow "* ]]; then
+        for fusion in "${fusions[@]}"; do
+            if [[ $fusion == tsn,tsn_flow ]]; then
+                cmd+=(--weights "$TSN_TWO_STREAM_WEIGHTS")
+            else
+                cmd+=(--weights "${default:-equal}")
+            fi
+        done
+    else
+        [[ -z ${TWO_STREAM_WEIGHTS:-} || $DRY_RUN == 1 ]] || log "warning: TWO_STREAM_WEIGHTS=tsn, but tsn and tsn_flow do not both have predictions: no two-stream fusion to weigh"
+        [[ -z $default ]] || cmd+=(--weights "$default")
     fi
     read_extra_args COMBINE_ARGS
     run_stage "$report" "" local "${cmd[@]}" --output-dir "$report" "${EXTRA_ARGS[@]}"

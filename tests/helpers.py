@@ -1,4 +1,5 @@
 """Helpers shared by test modules (not tests themselves)."""
+import json
 import os
 import signal
 import subprocess
@@ -88,3 +89,9 @@ def decode_from_start(path):
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     capture.release()
     return np.stack(frames)
+
+
+def read_log(out):
+    """The records of a training run's OUTPUT_DIR/log.jsonl, in order."""
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]

@@ -22,7 +22,7 @@ from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views
 from actionrec.models import c3d
 from actionrec.zoo import clip_nets
-from helpers import run_group, start_group
+from helpers import read_log, run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "2", "--no-tensorboard"]
@@ -43,10 +43,6 @@ def data_dir(tmp_path_factory):
 def train(data_dir, out, flags, *extra):
     return train_3d.main(train_3d.get_args_parser().parse_args(
         ["--data-dir", data_dir, "--output-dir", str(out), *flags, *extra]))
-
-
-def read_log(out):
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

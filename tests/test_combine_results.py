@@ -214,7 +214,7 @@ def test_models_without_model_json_are_named_from_the_folder_flag(default_run):
     assert sf["test_description"] == "test mode not recorded (no model.json)"
     assert sf["rows_per_video"] == {"mean": 5.0, "min": 5, "max": 5} and td["rows_per_video"]["mean"] == 2.0
     avm = results["appearance_vs_motion"]
-    assert (avm["appearance_model"], avm["motion_model"]) == ("single_frame", "3d")
+    assert (avm["appearance_model"], avm["motion_models"]) == ("single_frame", ["3d"])
 
 
 @pytest.mark.parametrize("rule,weights", sorted(EXPECTED_COMBINED))
@@ -261,9 +261,10 @@ def test_results_json_fields_and_recomputed_numbers(default_run, workspace):
     rows = results["appearance_vs_motion"]["rows"]
     assert [r["class"] for r in rows][:4] == ["Delta", "Foo_Bar&Baz", "Gamma", "Alpha"]  # by 3D gain
     for row in rows:
-        if row["difference"] is not None:
-            assert row["difference"] == pytest.approx(td_acc[row["class"]] - sf_acc[row["class"]])
-    assert [r["class"] for r in rows if r["difference"] is None] == ["Epsilon", "Eta", "Zeta"]
+        if row["best_gain"] is not None:
+            expected = td_acc[row["class"]] - sf_acc[row["class"]]
+            assert row["difference"]["3d"] == row["best_gain"] == pytest.approx(expected)
+    assert [r["class"] for r in rows if r["best_gain"] is None] == ["Epsilon", "Eta", "Zeta"]
     assert results["dataset"]["test"]["per_class"] == {"Alpha": 2, "Foo_Bar&Baz": 2, "Gamma": 2, "Delta": 2,
                                                        "Epsilon": 0, "Zeta": 0, "Eta": 0}
     assert results["dataset"]["frames_per_video"] is None  # older files: no frames attribute
@@ -345,9 +346,9 @@ def test_several_fusions_and_the_appearance_motion_pair(three_models, tmp_path, 
     ev = results["evaluation"]
     best_2d = max(("single_frame", "tsn"), key=lambda n: ev[n]["top1"])
     avm = results["appearance_vs_motion"]
-    assert (avm["appearance_model"], avm["motion_model"]) == (best_2d, "3d")
+    assert (avm["appearance_model"], avm["motion_models"]) == (best_2d, ["3d"])
     caption = report_tables.appearance_table(results).caption
-    assert f"best 2D model by top-1 ({best_2d}" in caption and "best temporal model (3d" in caption
+    assert f"best 2D RGB model by top-1 ({best_2d}" in caption and "every motion model (3d = " in caption
     for name in results["order"]:  # every table covers every model and fusion
         assert f"best_worst_{name}" in report_tables.build_tables(results)
     assert [row[0] for row in report_tables.topk_table(results).rows] == [
@@ -649,7 +650,8 @@ def test_empty_tables_say_so(tmp_path, skip_drawing):
     text = (root / "report" / "tables.md").read_text()
     assert "the 0" not in text
     assert "No confused pair: every test video was classified correctly." in text
-    assert "no class where the temporal 3d is better; no class where the 2D single\\_frame is better" in text
+    assert "every class with test videos" in text  # 4 of them: all listed, none of the "the 0 classes where ..."
+    assert "3d is better than single\\_frame on 0, worse on 0, equal on 4 (mean +0.00 points)" in text
     assert "(none)" in text
     assert results["answers"]["confusions"] == [
         "Single frame (ResNet-50) classifies every test video correctly: no confused pair."]

@@ -16,7 +16,7 @@ import make_synthetic_ucf101
 from actionrec import guards
 from actionrec.data import split_lists
 from actionrec.evaluation import predictions as prediction_files
-from helpers import run_group
+from helpers import read_log, run_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMON = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "5"]
@@ -46,11 +46,6 @@ def run(script, args, nproc=1, timeout=300):
     result = run_group(launcher + [script] + args, cwd=REPO, timeout=timeout, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
-
-
-def read_log(out):
-    with open(os.path.join(out, "log.jsonl")) as f:
-        return [json.loads(line) for line in f]
 
 
 def assert_same_epochs(a, b):

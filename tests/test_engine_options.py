@@ -16,6 +16,7 @@ from actionrec import guards
 from actionrec.data import datasets, video_groups
 from actionrec.engine import cli_flags, loop, optim
 from actionrec.evaluation import predictions as prediction_files
+from helpers import read_log
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1"]
 SINGLE = FAST + ["--arch", "resnet18", "--pretrained", "none", "--batch-size", "4"]
@@ -34,10 +35,6 @@ def train(data_dir, out, *extra):
     args = train_single_frame.get_args_parser().parse_args(
         ["--data-dir", data_dir, "--output-dir", str(out), *SINGLE, *extra])
     return train_single_frame.main(args)
-
-
-def read_log(out):
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 # ----------------------------------------------------------------------------------------------

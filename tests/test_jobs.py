@@ -25,6 +25,7 @@ STAGES = ["prepare", "train_single_frame", "test_single_frame", "train_3d", "tes
 STUDY_STAGES = ["train_tsn", "test_tsn", "train_c3d", "test_c3d", "extract_features", "train_rnn", "test_rnn",
                 "summarize"]  # tests/test_jobs_study.py
 FLOW_STAGES = ["extract_flow"]  # a CPU job array, outside the study's chain
+MOTION_STAGES = ["train_tsn_flow", "test_tsn_flow", "train_tsn_rgbdiff", "test_tsn_rgbdiff"]  # test_jobs_motion.py
 GPU_STAGES = ["train_single_frame", "test_single_frame", "train_3d", "test_3d"]
 BASH = shutil.which("bash")
 TIMEOUT = 30
@@ -191,7 +192,8 @@ def test_shellcheck():
 
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
 def test_every_stage_has_a_job_script(scheduler):
-    assert {p.stem for p in (JOBS / scheduler).glob("*.sh")} == {*STAGES, *STUDY_STAGES, *FLOW_STAGES, "submit_all"}
+    assert {p.stem for p in (JOBS / scheduler).glob("*.sh")} == {*STAGES, *STUDY_STAGES, *FLOW_STAGES, *MOTION_STAGES,
+                                                                       "submit_all"}
 
 
 @pytest.mark.parametrize("stage", STAGES[:-1] + FLOW_STAGES)

@@ -1,6 +1,5 @@
 """--keep-best: the held-out loss of every evaluated epoch, best.pth following the logged value, and a
 resumed run keeping its best checkpoint (issue 26's "checkpoint of minimum validation loss"). CPU, tiny."""
-import json
 import os
 import signal
 import types
@@ -15,6 +14,7 @@ import make_synthetic_ucf101
 import train_single_frame
 from actionrec.engine import best_checkpoint, checkpoints, devices, loop
 from actionrec.reporting import figures
+from helpers import read_log
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1", "--no-tensorboard"]
 REAL_EVALUATE = loop.evaluate  # before any test wraps it
@@ -34,10 +34,6 @@ def train(data_dir, out, *extra):
     args = train_single_frame.get_args_parser().parse_args(
         ["--data-dir", data_dir, "--output-dir", str(out), *SINGLE, *extra])
     return train_single_frame.main(args)
-
-
-def read_log(out):
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 def load(path):

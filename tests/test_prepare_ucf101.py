@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import prepare_ucf101
-from actionrec.data import hmdb51, video_files
+from actionrec.data import hmdb51, video_conversion, video_files
+from actionrec.engine import runner
 from helpers import decode_from_start, run_group
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,12 +130,12 @@ def test_decode_video_rejects_truncated_and_non_videos(samples, tmp_path):
     data = (samples / "Archery/v_Archery_g01_c01.avi").read_bytes()
     truncated = tmp_path / "truncated.avi"
     truncated.write_bytes(data[:int(0.4 * len(data))])
-    with pytest.raises(prepare_ucf101.DecodeError, match="of the 131 frames"):
-        prepare_ucf101.decode_video(truncated)
+    with pytest.raises(video_conversion.DecodeError, match="of the 131 frames"):
+        video_conversion.decode_video(truncated)
     text = tmp_path / "notes.avi"
     text.write_text("not a video\n")
-    with pytest.raises(prepare_ucf101.DecodeError, match="cannot be opened"):
-        prepare_ucf101.decode_video(text)
+    with pytest.raises(video_conversion.DecodeError, match="cannot be opened"):
+        video_conversion.decode_video(text)
 
 
 def test_broken_output_is_redone_and_stale_temporaries_removed(samples, tmp_path):
@@ -188,22 +189,21 @@ def _crash_on_pushups(task):
     return _convert_video(task)
 
 
-_convert_video = prepare_ucf101.convert_video
+_convert_video = video_conversion.convert_video
 
 
 def test_a_dead_worker_is_one_line_and_finished_files_stay(samples, tmp_path, monkeypatch, capsys):
     videos = copy_tree(samples, tmp_path / "videos", SMALL)
     out = tmp_path / "out"
-    monkeypatch.setattr(prepare_ucf101, "convert_video", _crash_on_pushups)  # the workers fork after this
-    args = prepare_ucf101.get_args_parser().parse_args(["--videos", str(videos), "--out", str(out),
-                                                        "--workers", "2"])
+    monkeypatch.setattr(video_conversion, "convert_video", _crash_on_pushups)  # the workers fork after this
+    argv = ["--videos", str(videos), "--out", str(out), "--workers", "2"]
     with pytest.raises(SystemExit) as exit_info:
-        prepare_ucf101.main(args)
-    assert str(exit_info.value.code).startswith("prepare_ucf101.py: error: a worker process died")
+        runner.run_main(prepare_ucf101.main, prepare_ucf101.get_args_parser(), argv)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("prepare_ucf101.py: error: a worker process died")
     assert not list(out.rglob("*.tmp-*"))  # no half-written file left behind
-    monkeypatch.setattr(prepare_ucf101, "convert_video", _convert_video)
-    capsys.readouterr()
-    prepare_ucf101.main(args)  # run again without the crash: it resumes and finishes
+    monkeypatch.setattr(video_conversion, "convert_video", _convert_video)
+    prepare_ucf101.main(prepare_ucf101.get_args_parser().parse_args(argv))  # again, without the crash: it resumes
     assert "failed 0" in capsys.readouterr().out
     assert sorted(p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*.hdf5")) == sorted(SMALL)
 
@@ -226,11 +226,14 @@ def write_video(path, frames=23, fps=10, fourcc="mp4v", size=(32, 24)):
     return path
 
 
-def convert(videos, out, *extra, workers=0):
-    """prepare_ucf101.main in this process; returns what it printed (stdout)."""
-    args = prepare_ucf101.get_args_parser().parse_args(
-        ["--videos", str(videos), "--out", str(out), "--workers", str(workers), *map(str, extra)])
-    prepare_ucf101.main(args)
+def convert(videos, out, *extra, workers=0, through_runner=False):
+    """prepare_ucf101.main in this process (through runner.run_main, as the script runs it: errors become
+    one line and an exit status)."""
+    argv = ["--videos", str(videos), "--out", str(out), "--workers", str(workers), *map(str, extra)]
+    if through_runner:
+        runner.run_main(prepare_ucf101.main, prepare_ucf101.get_args_parser(), argv)
+    else:
+        prepare_ucf101.main(prepare_ucf101.get_args_parser().parse_args(argv))
 
 
 def pieces_of(out, name):
@@ -323,12 +326,12 @@ def test_pieces_are_resumed_and_recut_for_another_length(own_videos, tmp_path, c
 
 
 def test_unknown_frame_rate_fails_that_video_only(own_videos, tmp_path, monkeypatch, capsys):
-    calls, real = [], prepare_ucf101.container_fps
+    calls, real = [], video_conversion.container_fps
 
     def no_fps_for_the_first(capture):  # videos are converted in sorted order: Cat/nap.mkv first
         calls.append(1)
         return None if len(calls) == 1 else real(capture)
-    monkeypatch.setattr(prepare_ucf101, "container_fps", no_fps_for_the_first)
+    monkeypatch.setattr(video_conversion, "container_fps", no_fps_for_the_first)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
         convert(own_videos, out, "--segment-seconds", 1)
@@ -340,7 +343,7 @@ def test_unknown_frame_rate_fails_that_video_only(own_videos, tmp_path, monkeypa
         ["Dog/walk-seg000.hdf5", "Dog/walk-seg001.hdf5"]
 
 
-_write_video_hdf5 = prepare_ucf101.write_video_hdf5
+_write_video_hdf5 = video_files.write_video_hdf5
 
 
 def _killed_at_second_piece_of_walk(path, frames, **kwargs):
@@ -351,12 +354,13 @@ def _killed_at_second_piece_of_walk(path, frames, **kwargs):
 
 def test_a_kill_while_cutting_leaves_no_piece_and_no_temporary(own_videos, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    monkeypatch.setattr(prepare_ucf101, "write_video_hdf5", _killed_at_second_piece_of_walk)  # before the fork
+    monkeypatch.setattr(video_files, "write_video_hdf5", _killed_at_second_piece_of_walk)  # before the fork
     with pytest.raises(SystemExit) as exit_info:
-        convert(own_videos, out, "--segment-seconds", 1, workers=2)
-    assert str(exit_info.value.code).startswith("prepare_ucf101.py: error: a worker process died")
+        convert(own_videos, out, "--segment-seconds", 1, workers=2, through_runner=True)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("prepare_ucf101.py: error: a worker process died")
     assert not list(out.rglob("*.tmp-*")) and not list(out.rglob("walk-seg*"))  # seg000 was written, unnamed
-    monkeypatch.setattr(prepare_ucf101, "write_video_hdf5", _write_video_hdf5)
+    monkeypatch.setattr(video_files, "write_video_hdf5", _write_video_hdf5)
     capsys.readouterr()
     convert(own_videos, out, "--segment-seconds", 1, workers=2)
     assert "failed 0" in capsys.readouterr().out

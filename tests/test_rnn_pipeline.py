@@ -23,7 +23,7 @@ from actionrec.engine import checkpoints, devices, loop, model_io
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import feature_extraction
 from actionrec.zoo import frame_nets, rnn_nets
-from helpers import start_group
+from helpers import read_log, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = ["--workers", "0", "--device", "cpu"]
@@ -159,10 +159,6 @@ def test_sigterm_stops_extraction_after_the_video_in_progress(data_dir, cnn, tmp
 def train(data_dir, features, out, *extra):
     return train_rnn.main(train_rnn.get_args_parser().parse_args(
         ["--data-dir", data_dir, "--features", str(features), "--output-dir", str(out), *RNN, *extra]))
-
-
-def read_log(out):
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

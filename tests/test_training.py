@@ -25,7 +25,7 @@ from actionrec.evaluation import accuracy
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.inference import clip_views
 from actionrec.zoo import clip_nets, frame_nets
-from helpers import child_pids, run_group, start_group
+from helpers import child_pids, read_log, run_group, start_group
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3"]
@@ -45,11 +45,6 @@ def train_single(data_dir, out, *extra):
     args = train_single_frame.get_args_parser().parse_args(
         ["--data-dir", data_dir, "--output-dir", str(out)] + SINGLE + list(extra))
     return train_single_frame.main(args)
-
-
-def read_log(out):
-    with open(os.path.join(out, "log.jsonl")) as f:
-        return [json.loads(line) for line in f]
 
 
 def state_dicts_equal(a, b):

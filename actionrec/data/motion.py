@@ -15,6 +15,7 @@ its frames. Flow values are not rescaled with the crop's resize (TSN does not ei
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Sequence
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from actionrec import guards
 from actionrec.data import sampling, video_files
-from actionrec.flow import codec, extract, listing
+from actionrec.flow import codec, extract, listing, recorded
 
 MODALITIES = ("rgb", "flow", "rgbdiff")
 
@@ -236,9 +237,14 @@ def default_flow_dir(data_dir: str, dataset: str) -> str:
     return listing.default_out_dir(data_dir, dataset)
 
 
-def input_paths(modality: str, flow_dir: str) -> Callable[[Sequence[str]], list[str]] | None:
+def input_paths(
+    modality: str, flow_dir: str, args: argparse.Namespace | None = None
+) -> Callable[[Sequence[str]], list[str]] | None:
     """paths_of for the engine: video paths -> the files the loader reads (flow: `<flow_dir>/<Class>/
-    <video>.hdf5`, every one checked to exist), or None when the videos themselves are read."""
+    <video>.hdf5`, every one checked to exist), or None when the videos themselves are read. With `args`
+    (flow), the files' extraction settings (recorded.ARG_KEYS) are read and set on args, where the
+    checkpoint keeps them; settings args already holds (the other subset's, or the checkpoint's at test)
+    must be the files' own."""
     if modality != "flow":
         return None
 
@@ -250,8 +256,27 @@ def input_paths(modality: str, flow_dir: str) -> Callable[[Sequence[str]], list[
         if missing:
             raise guards.UserError(f"--flow-dir {flow_dir}: {len(missing)} of {len(paths)} videos have no flow file "
                                    f"(e.g. {missing[0]}): run extract_flow.py --out {flow_dir} first")
+        if args is not None and flow_paths:
+            record_settings(args, flow_dir, flow_paths)
         return flow_paths
     return paths_of
+
+
+def record_settings(args: argparse.Namespace, flow_dir: str, flow_paths: Sequence[str]) -> None:
+    """Set recorded.ARG_KEYS on args from the flow files, or check them against the values args holds."""
+    try:
+        found = recorded.folder_settings(list(flow_paths))
+    except ValueError as e:
+        raise guards.UserError(f"--flow-dir {flow_dir}: {e}") from None
+    held = {k: getattr(args, k, None) for k in recorded.ARG_KEYS}
+    if all(v is not None for v in held.values()) and held != found:
+        def words(values: dict) -> str:
+            return recorded.describe(recorded.settings_of(values)[0])
+        raise guards.UserError(f"--flow-dir {flow_dir} holds flow made with {words(found)}, but the model was "
+                               f"trained on flow made with {words(held)}: extract the flow again with those settings "
+                               f"(extract_flow.py --out DIR), and give that --flow-dir")
+    for key, value in found.items():
+        setattr(args, key, value)
 
 
 def chunk_snippets(chunk_frames: int, modality: str, new_length: int) -> int:

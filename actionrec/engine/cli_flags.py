@@ -66,7 +66,13 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
     d = {"lr": 1e-4, "epochs": 10, "optimizer": "adam", "weight_decay": 0.0, "clip_grad_norm": None,
          "lr_schedule": "constant", **defaults}
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("training")
+    add_training_flags(p.add_argument_group("training"), d)
+    add_optimizer_flags(p.add_argument_group("optimizer and learning-rate schedule"), d)
+    return p
+
+
+def add_training_flags(g: argparse._ArgumentGroup, d: dict) -> None:
+    """What is trained, on what, how often it is evaluated, what is kept and logged."""
     g.add_argument("--output-dir", default=d["output_dir"],
                    help=f"checkpoint.pth, log.jsonl and tensorboard/ go here (default: {d['output_dir']})")
     g.add_argument("--batch-size", type=arg_types.positive_int, default=d["batch_size"],
@@ -107,7 +113,10 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
                         "look with: tensorboard --logdir runs/)")
     g.add_argument("--tensorboard-every", type=arg_types.positive_int, default=10,
                    help="steps between points of the per-step training loss curve (default: 10)")
-    o = p.add_argument_group("optimizer and learning-rate schedule")
+
+
+def add_optimizer_flags(o: argparse._ArgumentGroup, d: dict) -> None:
+    """The optimizer, its learning rate and schedule, gradient clipping."""
     o.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"],
                    help=f"adam (the assignment's) or sgd with --momentum (default: {d['optimizer']})")
     o.add_argument("--lr", type=arg_types.positive_float, default=d["lr"], help=f"learning rate (default: {d['lr']:g})")
@@ -128,7 +137,6 @@ def train_parser(defaults: dict) -> argparse.ArgumentParser:
                         f"(default: {d['clip_grad_norm'] if d['clip_grad_norm'] else 'off'})")
     o.add_argument("--head-lr-mult", type=arg_types.positive_float, default=1.0,
                    help="learning-rate factor of the new classifier (C3D's recipe: 10) (default: 1)")
-    return p
 
 
 ANNOTATED = "annotations"  # args.dataset of a run on an annotation CSV

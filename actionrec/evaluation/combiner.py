@@ -95,7 +95,7 @@ def evaluate_split(args: argparse.Namespace) -> Tuple[Dict[str, Any], Dict[str, 
     results["reference"] = model_info.best_of(results, results["order"])
     results["appearance_vs_motion"] = comparison.appearance_vs_motion(results)
     results["dataset"] = split_statistics(split, validation, names, test_scans)
-    results["dataset_name"] = split.dataset
+    results["dataset_name"] = split.dataset  # ucf101 or hmdb51: the class list's source and order
     results["published"] = published.published_numbers(results, split.dataset)
     return results, cms, logs
 
@@ -262,7 +262,6 @@ def split_statistics(split: Split, validation: Validation, names: Sequence[str],
 
     stats = comparison.dataset_statistics(split.class_list, kept_labels, split.test[1], validation.labels,
                                           validation.groups, frames_from(test_scans), frames_from(validation.scans))
-    stats["name"] = split.dataset  # ucf101 or hmdb51: the class list's source and order
     if validation.groups:
         stats["val"]["video_names"] = [predictions.video_name(p) for p in validation.paths]
     return stats

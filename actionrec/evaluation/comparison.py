@@ -1,5 +1,5 @@
-"""Comparisons in a combiner's results: each fusion against its members, the best 2D model against the
-best temporal model per class, each fusion's cost, and the statistics of the split's data."""
+"""Comparisons in a combiner's results: each fusion against its members, the best 2D model against every
+motion model per class, each fusion's cost, and the statistics of the split's data."""
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -40,28 +40,37 @@ def compare_fusion(results: Dict[str, Any], name: str) -> None:
 
 
 def appearance_vs_motion(results: Dict[str, Any]) -> Dict[str, Any]:
-    """Per class: the best 2D model's and the best temporal model's accuracy (by top-1) and the
-    difference (temporal minus 2D), largest temporal gain first, ties by name, unrated classes last."""
+    """Per class: the best 2D RGB model's accuracy (by top-1) against every motion model's (model_info.
+    sees_motion: 3D ResNet, C3D, flow, RGB difference; in results order) and each one's difference
+    (motion minus 2D). Rows sorted by the largest gain of any motion model, ties by name, unrated classes
+    last; per motion model the classes it is better, worse and equal on."""
     models = results["models"]
-    appearance = model_info.best_of(results, [n for n, m in models.items() if m["temporal"] is False])
-    motion = model_info.best_of(results, [n for n, m in models.items() if m["temporal"] is True])
-    if appearance is None or motion is None:
-        missing = "2D (non-temporal)" if appearance is None else "temporal"
-        return {"appearance_model": appearance, "motion_model": motion,
-                "reason": f"no {missing} model among the models given", "rows": []}
+    appearance = model_info.best_of(results, [n for n, m in models.items()
+                                              if m["temporal"] is False and m.get("modality") in (None, "rgb")])
+    motion = [n for n in results["order"] if n in models and model_info.sees_motion(models[n])]
+    if appearance is None or not motion:
+        missing = "2D RGB" if appearance is None else "motion (3D, C3D, flow or RGB-difference)"
+        return {"appearance_model": appearance, "motion_models": motion,
+                "reason": f"no {missing} model among the models given", "rows": [], "per_model": {}}
     ev = results["evaluation"]
     rows = []
     for name in results["class_list"]:
-        a, m = ev[appearance]["per_class_accuracy"][name], ev[motion]["per_class_accuracy"][name]
-        rows.append({"class": name, "appearance": a, "motion": m,
-                     "difference": None if a is None or m is None else m - a,
-                     "fusions": {f: ev[f]["per_class_accuracy"][name] for f in results["fusions"]}})
-    rows.sort(key=lambda r: (r["difference"] is None, -(r["difference"] or 0.0), r["class"]))
-    rated = [r for r in rows if r["difference"] is not None]
-    return {"appearance_model": appearance, "motion_model": motion, "rows": rows,
-            "motion_better": sum(r["difference"] > 0 for r in rated),
-            "appearance_better": sum(r["difference"] < 0 for r in rated),
-            "equal": sum(r["difference"] == 0 for r in rated)}
+        a = ev[appearance]["per_class_accuracy"][name]
+        accuracy = {m: ev[m]["per_class_accuracy"][name] for m in motion}
+        difference = {m: None if a is None or v is None else v - a for m, v in accuracy.items()}
+        rated = [d for d in difference.values() if d is not None]
+        rows.append({"class": name, "appearance": a, "motion": accuracy, "difference": difference,
+                     "best_gain": max(rated) if rated else None})
+    rows.sort(key=lambda r: (r["best_gain"] is None, -(r["best_gain"] or 0.0), r["class"]))
+    per_model = {}
+    for m in motion:
+        diffs = [r["difference"][m] for r in rows if r["difference"][m] is not None]
+        per_model[m] = {"motion_better": sum(d > 0 for d in diffs), "appearance_better": sum(d < 0 for d in diffs),
+                        "equal": sum(d == 0 for d in diffs),
+                        "mean_difference": float(np.mean(diffs)) if diffs else None}
+    left_out = [n for n in results["order"] if n in models and models[n]["temporal"] and n not in motion]
+    return {"appearance_model": appearance, "motion_models": motion, "rows": rows, "per_model": per_model,
+            "temporal_left_out": left_out}
 
 
 def fusion_timing(results: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:

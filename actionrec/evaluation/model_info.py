@@ -14,10 +14,15 @@ KNOWN_MODELS = {
     "3d": ("3D ResNet-50", "clip", True),
     "c3d": ("C3D", "clip", True),
     "rnn": ("RNN over frame features", "features", True),
+    "flow": ("Flow stream (ResNet-50)", "frame", True),
+    "tsn_flow": ("TSN flow (ResNet-50)", "frame", True),
+    "rgbdiff": ("RGB difference (ResNet-50)", "frame", True),
+    "tsn_rgbdiff": ("TSN RGB difference (ResNet-50)", "frame", True),
     "gru": ("GRU over frame features", "features", True),
     "lstm": ("LSTM over frame features", "features", True),
 }
 KIND_TEMPORAL = {"frame": False, "clip": True, "features": True}
+MOTION_MODALITIES = ("flow", "rgbdiff")  # the motion stream's inputs (test_single_frame.py's model.json "test")
 ALL = "all"
 
 
@@ -40,6 +45,25 @@ def model_identity(name: str, meta: Optional[Dict[str, Any]]) -> Tuple[str, str,
     if isinstance(meta.get("temporal"), bool):
         temporal = meta["temporal"]
     return title, kind, temporal
+
+
+def modality_of(name: str, meta: Optional[Dict[str, Any]]) -> Optional[str]:
+    """A frame model's input: model.json's test modality, else from the name (flow, tsn_flow, rgbdiff, ...),
+    else "rgb" for a frame model; None for other kinds."""
+    test = (meta or {}).get("test")
+    if isinstance(test, dict) and test.get("modality") in ("rgb",) + MOTION_MODALITIES:
+        return test["modality"]
+    key = name.lower().replace("-", "_")
+    for modality in MOTION_MODALITIES:
+        if key in (modality, f"tsn_{modality}") or key.startswith((f"{modality}_", f"tsn_{modality}_")):
+            return modality
+    return "rgb" if model_identity(name, meta)[1] == "frame" else None
+
+
+def sees_motion(model: Dict[str, Any]) -> bool:
+    """Whether a described model's input carries motion: clips (3D ResNet, C3D) or the motion stream
+    (flow, RGB difference). The RNN over per-frame features is temporal but sees no motion input."""
+    return model["kind"] == "clip" or model.get("modality") in MOTION_MODALITIES
 
 
 def find_log(name: str, predictions_dir: str, meta: Optional[Dict[str, Any]], given: Any) -> Optional[str]:
@@ -95,6 +119,7 @@ def describe_model(name: str, directory: str, meta: Optional[Dict[str, Any]], sc
     crops = scan.attr_values("crops")
     return {
         "title": title, "kind": kind, "temporal": temporal, "arch": meta.get("arch"),
+        "modality": modality_of(name, meta),
         "predictions_dir": directory, "model_json": json_path if meta else None,
         "test": meta.get("test") if isinstance(meta.get("test"), dict) else None,
         "test_description": test_description(meta, scan),

@@ -8,7 +8,8 @@ every consecutive pair of its frames (T frames -> T - 1 fields) in the 8-bit for
          stores flow (x and y as separate 8-bit images); attrs height/width/quality
 
 and file attributes saying how it was made: method, bound, width, height, storage, source (the video
-it was computed from), source_frames (T), pairs (T - 1), version. read_flow reads both storages.
+it was computed from), source_frames (T), pairs (T - 1), version, and resize (the size setting: "WxH",
+or "native" for each video's own size). read_flow reads both storages.
 
 Frames are resized to width x height (default 340 x 256, TSN's; aspect not kept, as TSN) before the
 flow; the frames are read in chunks, so memory does not grow with the video's length.
@@ -128,6 +129,11 @@ def _resized(frames, size):
     return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR) for frame in frames])
 
 
+def size_setting(size: Optional[tuple]) -> str:
+    """extract_flow.py's --size text of a size: "WxH", or "native" for None."""
+    return "native" if size is None else f"{size[0]}x{size[1]}"
+
+
 def write_flow(path, source, settings: FlowSettings) -> int:
     """Extract the flow of video file `source` (HDF5 or a video, helperFunctions.open_video) into
     `path`, atomically; returns the number of fields. FlowError for a video of fewer than 2 frames;
@@ -153,7 +159,7 @@ def write_flow(path, source, settings: FlowSettings) -> int:
                 previous = chunk[-1:]
             f.attrs.update(method=settings.method, bound=float(settings.bound), width=width, height=height,
                            storage=settings.storage, source=os.fspath(source), source_frames=frames,
-                           pairs=frames - 1, version=FORMAT_VERSION)
+                           pairs=frames - 1, version=FORMAT_VERSION, resize=size_setting(settings.size))
         os.replace(tmp_path, path)
         return frames - 1
     finally:

@@ -21,6 +21,7 @@ import numpy as np
 CV_METHODS = ("tvl1", "dis-ultrafast", "dis-fast", "dis-medium", "farneback")
 RAFT_METHODS = ("raft-small", "raft-large")
 METHODS = CV_METHODS + RAFT_METHODS
+DEFAULT_METHOD = "dis-medium"  # extract_flow.py's, chosen by bench/bench_flow.py: see README.md, "Optical flow"
 DIS_PRESETS = {"dis-ultrafast": cv2.DISOpticalFlow_PRESET_ULTRAFAST, "dis-fast": cv2.DISOpticalFlow_PRESET_FAST,
                "dis-medium": cv2.DISOpticalFlow_PRESET_MEDIUM}
 # OpenCV's documented example values (also mmaction2's and most tutorials'): 3 levels halving the size,

@@ -2,7 +2,10 @@
 explained for each kind of model, the maps as OUT_DIR/<video stem>.<model>.npy and the frames with their
 maps as OUT_DIR/<video stem>.<model>.png.
 
-  2D models  [n, S, S]: n frames at the segment centres; layer4
+  2D models  [n, S, S]: n frames at the segment centres; layer4. The motion stream (flow, RGB
+             difference): n snippets at the segment centres of its snippet positions, as predicted
+             (a flow model's flow computed from the video again), each map shown on the middle frame
+             of its snippet
   3D models  [clips, clip_len, S, S]: windows of clip_len frames centred on the segment centres (looped
              when the video is shorter); gradcam.default_layer, upsampled in time and space
   RNN        [n, S, S], through its CNN's frames: for n of the RNN's steps at the segment centres, the
@@ -30,12 +33,28 @@ def spread(count: int, n: int) -> np.ndarray:
 
 def explain_frames_2d(p: predictor.Predictor, path: str, frames: int, target: int, args: argparse.Namespace,
                       device: torch.device) -> Maps:
-    """Maps [n, S, S] of a 2D model on n frames at the segment centres, and their frame indices."""
+    """Maps [n, S, S] of a 2D model on n frames at the segment centres, and their frame indices. The motion
+    stream: on n snippets at the segment centres of its snippet positions (of the flow computed from the
+    video, or of its frames), each drawn on the middle frame of the frames its snippet spans."""
+    if p.reader is not None:
+        with video_logits.model_input(p, path) as source:
+            positions = p.reader.length(source)
+            starts = sampling.segment_centres(positions, min(args.explain_frames, positions))
+            chunk = video_chunks.load_chunk(source, starts, size=p.image_size, reader=p.reader)
+        # snippet i spans frames i .. i + L (L flow fields, or L + 1 frames): its middle frame, looped
+        indices = (starts + p.reader.new_length // 2) % frames
+        return _maps_2d(p, chunk, target, args, device), indices
     indices = sampling.segment_centres(frames, min(args.explain_frames, frames))
-    x = p.normalize(devices.to_device(video_chunks.load_chunk(path, indices, size=p.image_size), device))
+    return _maps_2d(p, video_chunks.load_chunk(path, indices, size=p.image_size), target, args, device), indices
+
+
+def _maps_2d(p: predictor.Predictor, chunk: np.ndarray, target: int, args: argparse.Namespace,
+             device: torch.device) -> np.ndarray:
+    """Grad-CAM maps [n, S, S] of a 2D model on the uint8 chunk [n, S, S, C] of its input."""
+    x = p.normalize(devices.to_device(chunk, device))
     maps = np.concatenate([gradcam.grad_cam(p.model, batch, target)[0]
                            for batch in model_io.batched(x, args.batch_size or predictor.BATCH_SIZES["frame"])])
-    return gradcam.upsample(maps, (p.image_size, p.image_size)), indices
+    return gradcam.upsample(maps, (p.image_size, p.image_size))
 
 
 def explain_clips(p: predictor.Predictor, path: str, frames: int, target: int, args: argparse.Namespace,

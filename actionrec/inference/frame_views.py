@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from actionrec.data import motion, sampling, video_chunks
 from actionrec.engine import cli_flags, devices, model_io, trained_model
+from actionrec.flow import recorded
 from actionrec.zoo import frame_nets
 
 # rows(model, chunk, normalize) -> one row per frame, snippet or window of the chunk
@@ -62,7 +63,11 @@ def describe(trained: dict, args: argparse.Namespace) -> dict[str, Any]:
         title = (f"{'TSN ' if segments > 1 else ''}{MODALITY_TITLES[modality]} ({family}, L={new_length}"
                  + (f", {segments} segments)" if segments > 1 else ")"))
         test = {"modality": modality, "new_length": new_length}
-    return {"name": name, "title": title,
+    extraction = {}
+    if modality == "flow":  # the training flow's extraction (recorded.py), null for older checkpoints
+        settings, was_recorded = recorded.settings_of(trained)
+        extraction = {"flow_extraction": recorded.as_record(settings) if was_recorded else None}
+    return {"name": name, "title": title, **extraction,
             "kind": "frame", "temporal": modality != "rgb", "arch": ("tsn-" if segments > 1 else "") + arch,
             "rows": "frames",
             "test": {"description": f"{frames}, {args.crops} crop{'s' if args.crops > 1 else ''}",

@@ -10,8 +10,9 @@ from collections.abc import Callable
 import torch
 
 from actionrec import guards
-from actionrec.data import feature_files, normalization, sampling
+from actionrec.data import feature_files, motion, normalization, sampling
 from actionrec.engine import checkpoints, devices, model_io, trained_model
+from actionrec.flow import methods, recorded
 from actionrec.inference import clip_views, feature_extraction, frame_views, rnn_views
 from actionrec.zoo import clip_nets, rnn_nets
 
@@ -26,9 +27,11 @@ class Predictor(types.SimpleNamespace):
     name, title, kind, path, class_list; test (how it is tested, in model.json's words: mode, frames, stride,
     ...); model; normalize (uint8 channels-last -> the model's input);
     image_size; plan(frames) -> chunks (frame_views.frame_plan / clip_views.sliding_plan); rows(model,
-    chunk, normalize) -> logits rows. The RNN ("features") also holds its CNN: cnn, cnn_normalize,
-    cnn_plan, cnn_rows, cnn_size, feature_stride, rnn_stride (its training run's stride over feature rows),
-    max_frames.
+    chunk, normalize) -> logits rows; crops (views per frame); modality ("rgb", "flow", "rgbdiff"), reader
+    (motion.SnippetReader of the motion stream, else None), flow (the extract.FlowSettings of a flow
+    model's input, else None), note (a line to say at load, or None). The RNN ("features") also holds
+    its CNN: cnn, cnn_normalize, cnn_plan, cnn_rows, cnn_size, feature_stride, rnn_stride (its training
+    run's stride over feature rows), max_frames.
     """
 
 
@@ -58,19 +61,36 @@ def image_size_of(args: argparse.Namespace, trained: dict) -> int:
 
 def frame_predictor(checkpoint: dict, trained: dict, args: argparse.Namespace, ranks: devices.Dist,
                     path: str) -> dict:
-    """The fields of a single-frame or TSN Predictor: what test_single_frame.py does."""
+    """The fields of a single-frame, TSN or motion-stream Predictor: what test_single_frame.py does (its
+    modality's input and snippets; a flow model's flow is computed from the video with the extraction
+    settings of its training, recorded.py, or extract_flow.py's defaults and a `note` for an older checkpoint)."""
     model = frame_views.load_model(checkpoint, trained, ranks, path)
+    modality, new_length = frame_views.modality_of(trained)
     batch_size = args.batch_size or BATCH_SIZES["frame"]
-    described = frame_views.describe(trained, argparse.Namespace(frames=args.frames, crops=1))
-    return dict(
+    crops = getattr(args, "crops", 1)
+    described = frame_views.describe(trained, argparse.Namespace(frames=args.frames, crops=crops))
+    fields = dict(
         title=described["title"],
         test=described["test"],
         model=model,
-        normalize=model_io.Normalize(normalization.FRAME_MEAN, normalization.FRAME_STD),
+        normalize=model_io.modality_input(modality, new_length),
         image_size=image_size_of(args, trained),
-        plan=frame_views.frame_plan(args.frames, CHUNK_FRAMES["frame"]),
-        rows=frame_views.frame_logits(batch_size, 1),
+        plan=frame_views.frame_plan(args.frames, motion.chunk_snippets(CHUNK_FRAMES["frame"], modality, new_length)),
+        rows=frame_views.frame_logits(batch_size, crops),
+        crops=crops, reader=motion.snippet_reader(modality, new_length), modality=modality, flow=None,
     )
+    if modality == "flow":
+        fields["flow"], was_recorded = recorded.settings_of(trained, getattr(args, "raft_weights", None))
+        if fields["flow"].method in methods.RAFT_METHODS:
+            try:
+                methods.load_raft_state(fields["flow"].raft_weights, fields["flow"].method)
+            except ValueError as e:
+                raise guards.UserError(f"{path} was trained on {fields['flow'].method} flow: {e}") from None
+        if not was_recorded:
+            fields["note"] = (f"{path} does not record how its training flow was extracted (written before "
+                              f"it did): its flow is computed with extract_flow.py's defaults "
+                              f"({recorded.describe(fields['flow'])})")
+    return fields
 
 
 def clip_predictor(checkpoint: dict, trained: dict, args: argparse.Namespace, ranks: devices.Dist,
@@ -162,6 +182,7 @@ def load_predictor(path: str, name: str, args: argparse.Namespace, ranks: device
             fields[key] = fields[key].to(device)
     if "cnn" in fields:
         fields["cnn"] = devices.prepare_model(fields["cnn"], device).eval()
+    fields = {"crops": 1, "reader": None, "modality": "rgb", "flow": None, "note": None, **fields}
     return Predictor(name=name, path=path, kind=kind, class_list=[str(c) for c in checkpoint["class_list"]],
                      **fields)
 
@@ -187,6 +208,8 @@ def load_predictors(args: argparse.Namespace, ranks: devices.Dist, device: torch
                 f"({len(predictors[0].class_list)}: {', '.join(predictors[0].class_list[:3])}, ...)")
             left_out += 1
             continue
+        if p.note:
+            say(p.note)
         predictors.append(p)
         kept.append(i)
     return predictors, kept, left_out

@@ -1,14 +1,18 @@
 """One video through one predictor (predictor.Predictor), as its test script runs it: the video checked,
 decoded chunk by chunk in this process (a single video is not worth forked loader workers), and the
-model's rows of logits [rows, classes]; the RNN's through the features its CNN makes of the video."""
+model's rows of logits [rows, classes]; the RNN's through the features its CNN makes of the video, a
+flow model's through the flow computed from the video as extract_flow.py computes it."""
+import contextlib
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
-from actionrec.data import split_lists, video_chunks, video_files
+from actionrec.data import motion, split_lists, video_chunks, video_files
 from actionrec.engine import devices, runlog, runner
+from actionrec.flow import extract
 from actionrec.inference import predictor
 
 Amp = tuple[bool, torch.dtype]  # devices.amp_settings: (enabled, dtype)
@@ -42,9 +46,11 @@ def read_error(path: str, error: Exception) -> str:
 
 def chunk_rows(model: torch.nn.Module, plan: Callable[[int], list], rows_fn: Callable[..., torch.Tensor],
                normalize: Callable[[torch.Tensor], torch.Tensor], size: int | None, path: str,
-               device: torch.device, amp: Amp, desc: str) -> np.ndarray:
-    """rows_fn over the chunks plan(frames) says, read in this process: float32 numpy [rows, ...]."""
-    loader = video_chunks.VideoChunkLoader([path], plan, pool=None, size=size)
+               device: torch.device, amp: Amp, desc: str, crops: int = 1,
+               reader: motion.SnippetReader | None = None) -> np.ndarray:
+    """rows_fn over the chunks plan(frames) says, read in this process: float32 numpy [rows, ...]; `crops`
+    views of each frame, and a `reader`'s snippets instead of frames (the motion stream)."""
+    loader = video_chunks.VideoChunkLoader([path], plan, pool=None, size=size, crops=crops, reader=reader)
     amp = devices.model_amp(amp, device, model)  # 3D convolutions stay float32 on the CPU
     out = []
     with torch.no_grad():
@@ -65,11 +71,32 @@ def video_features(p: predictor.Predictor, path: str, device: torch.device, amp:
     return features.astype(np.float16)[::p.rnn_stride]
 
 
+@contextlib.contextmanager
+def model_input(p: predictor.Predictor, path: str) -> Iterator[str]:
+    """The file p's loader reads for the video `path`: the video itself, or for a flow model its flow,
+    computed by extract_flow.py's own code (extract.write_flow) with the settings p was trained on into a
+    temporary folder, removed when done; VideoFailed with the video's one line when it cannot be made."""
+    if p.flow is None:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="predict-flow-") as folder:
+        flow_path = os.path.join(folder, "flow.hdf5")
+        try:
+            extract.write_flow(flow_path, path, p.flow)
+        except extract.FlowError as e:
+            raise VideoFailed(f"{path}: {e}") from None
+        except video_files.READ_ERRORS as e:
+            raise VideoFailed(read_error(path, e)) from None
+        yield flow_path
+
+
 def video_logits(p: predictor.Predictor, path: str, device: torch.device, amp: Amp) -> np.ndarray:
     """Rows of logits [rows, classes] of one video, as p's test script computes them. An RNN predictor
     keeps the video's features as p.last_features = (path, features) for its explanation."""
     if p.kind != "features":
-        logits = chunk_rows(p.model, p.plan, p.rows, p.normalize, p.image_size, path, device, amp, p.name)
+        with model_input(p, path) as source:
+            logits = chunk_rows(p.model, p.plan, p.rows, p.normalize, p.image_size, source, device, amp, p.name,
+                                p.crops, p.reader)
     else:
         features = video_features(p, path, device, amp)
         p.last_features = (path, features)  # for --explain

@@ -49,9 +49,10 @@ def figure_specs(results: Dict[str, Any], cms: Dict[str, np.ndarray], logs: Dict
     if results["appearance_vs_motion"]["rows"]:
         avm = results["appearance_vs_motion"]
         specs["accuracy_difference"] = (
-            3.6 if many else 2.6, lambda fig, rect: figures.draw_difference(fig, rect, results),
-            f"{avm['motion_model']} minus {avm['appearance_model']} accuracy per class, sorted: classes on the left "
-            f"gain from motion, classes on the right are recognised better from appearance.")
+            3.6 if many else 2.2, lambda fig, rect: figures.draw_difference(fig, rect, results),
+            f"Each motion model's accuracy minus {avm['appearance_model']}'s per class (one marker per model), "
+            f"classes sorted by the largest gain of any motion model: on the left motion helps, on the right "
+            f"appearance is enough.")
     for name in order:
         title = f"{name}: {model_info.entry_title(results, name)}"
         specs[f"confusion_{name}"] = (

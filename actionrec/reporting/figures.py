@@ -227,20 +227,26 @@ def draw_dataset(fig: Figure, rect: Sequence[float], results: Dict[str, Any]) ->
 
 
 def draw_difference(fig: Figure, rect: Sequence[float], results: Dict[str, Any]) -> None:
+    """Every motion model's per-class accuracy minus the 2D model's (a marker per model and class), classes
+    sorted by the largest gain of any motion model."""
     avm = results["appearance_vs_motion"]
-    rows = [r for r in avm["rows"] if r["difference"] is not None]
+    rows = [r for r in avm["rows"] if r["best_gain"] is not None]
     w, _ = rect_inches(fig, rect)
     tick = class_tick_size(len(rows), w - 0.7)
     label_h = max([text_width(r["class"], tick) for r in rows] + [0.3]) + 0.15
     ax = region_axes(fig, rect, left=0.55, bottom=label_h + 0.1, right=0.1, top=0.1)
-    diffs = [100.0 * r["difference"] for r in rows]
-    ax.bar(np.arange(len(rows)), diffs, color=["#1f77b4" if d > 0 else "#ff7f0e" for d in diffs], width=0.8)
+    x = np.arange(len(rows))
+    markers = "os^Dv<>p"
+    for i, m in enumerate(avm["motion_models"]):
+        diffs = [np.nan if r["difference"][m] is None else 100.0 * r["difference"][m] for r in rows]
+        ax.plot(x, diffs, linestyle="none", marker=markers[i % len(markers)], markersize=3.5, alpha=0.85, label=m)
     ax.axhline(0.0, color="black", linewidth=0.6)
-    ax.set_xticks(np.arange(len(rows)))
+    ax.set_xticks(x)
     ax.set_xticklabels([r["class"] for r in rows], rotation=90 if len(rows) > FEW_CLASSES else 30,
                        ha="center" if len(rows) > FEW_CLASSES else "right", fontsize=tick)
     ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_ylabel(f"{avm['motion_model']} minus {avm['appearance_model']}\n(percentage points)", fontsize=7)
+    ax.set_ylabel(f"motion model minus {avm['appearance_model']}\n(percentage points)", fontsize=7)
+    ax.legend(fontsize=6, loc="upper right", frameon=False, ncol=min(4, len(avm["motion_models"])))
     ax.grid(axis="y", alpha=0.3, linewidth=0.5)
     style_axes(ax, 6.5)
     ax.tick_params(axis="x", labelsize=tick)

@@ -163,21 +163,23 @@ def class_sentences(results: Dict[str, Any]) -> List[str]:
 
 
 def motion_sentences(results: Dict[str, Any], n: int, best_names: List[str], worst_names: List[str]) -> List[str]:
-    """How the best temporal model fares against the best 2D model on the ``n`` worst and best classes."""
+    """How every motion model fares against the best 2D RGB model on the ``n`` worst and best classes."""
     avm = results["appearance_vs_motion"]
     if not avm["rows"]:
         return [f"No appearance-vs-motion comparison: {avm['reason']}."]
     out = []
     diff = {r["class"]: r["difference"] for r in avm["rows"]}
-    a, m = avm["appearance_model"], avm["motion_model"]
+    a, motion = avm["appearance_model"], avm["motion_models"]
     for label, classes in (("worst", worst_names), ("best", best_names)):
-        wins = [c for c in classes if diff[c] is not None and diff[c] > 0]
-        losses = [c for c in classes if diff[c] is not None and diff[c] < 0]
-        ties = [c for c in classes if diff[c] == 0]
-        text = f"On these {n} {label} classes the temporal {m} beats the 2D {a} on {len(wins)}"
-        text += f" ({formatting.names_text(wins, 5)})" if wins else ""
-        text += f", loses on {len(losses)}" + (f" ({formatting.names_text(losses, 5)})" if losses else "")
-        out.append(text + f" and ties on {len(ties)}.")
+        parts = []
+        for m in motion:
+            wins = [c for c in classes if diff[c][m] is not None and diff[c][m] > 0]
+            losses = [c for c in classes if diff[c][m] is not None and diff[c][m] < 0]
+            ties = [c for c in classes if diff[c][m] == 0]
+            text = f"{m} beats it on {len(wins)}" + (f" ({formatting.names_text(wins, 5)})" if wins else "")
+            text += f", loses on {len(losses)}" + (f" ({formatting.names_text(losses, 5)})" if losses else "")
+            parts.append(text + f" and ties on {len(ties)}")
+        out.append(f"On these {n} {label} classes, against the 2D {a}: " + "; ".join(parts) + ".")
     return out
 
 

@@ -223,37 +223,42 @@ def confused_table(results: Dict[str, Any], name: str) -> Table:
 
 
 def appearance_table(results: Dict[str, Any]) -> Table:
+    """The best 2D RGB model against every motion model, per class: each one's accuracy and its difference
+    (motion minus 2D), for every class when there are few, else the classes where a motion model gains most
+    and those where the 2D model beats every motion model."""
     avm = results["appearance_vs_motion"]
     if not avm["rows"]:
         return Table(f"Appearance vs motion: {avm['reason']}.", ["Class"], "l", [])
-    a, m = avm["appearance_model"], avm["motion_model"]
-    rated = [r for r in avm["rows"] if r["difference"] is not None]
-    gains = [r for r in rated if r["difference"] > 0][:comparison.NUM_LISTED]
-    losses = [r for r in reversed(rated) if r["difference"] < 0][:comparison.NUM_LISTED]
-    fusions = list(results["fusions"])
-    rows = [
-        [
-            r["class"],
-            formatting.pct(r["appearance"]),
-            formatting.pct(r["motion"]),
-            formatting.pct(r["difference"], signed=True),
-            m if r["difference"] > 0 else a,
-        ]
-        + [formatting.pct(r["fusions"][f]) for f in fusions]
-        for r in gains + losses
-    ]
-    gains_text = (formatting.counted(len(gains), "the class", "classes") + f" where the temporal {m} gains most"
-                  if gains else f"no class where the temporal {m} is better")
-    losses_text = (formatting.counted(len(losses), "the class", "classes") + f" where the 2D {a} is better"
-                   if losses else f"no class where the 2D {a} is better")
-    caption = (
-        f"Appearance vs motion: the best 2D model by top-1 ({a}, {model_info.entry_title(results, a)}) against the "
-        f"best temporal model ({m}, {model_info.entry_title(results, m)}): {gains_text}; {losses_text} (accuracy %, "
-        f"difference = {m} minus {a}; fusions for comparison)."
-    )
-    note = (f"Over all classes the temporal model is better on {avm['motion_better']}, the 2D model on "
-            f"{avm['appearance_better']}, equal on {avm['equal']}. The full list is in results.json.")
-    return Table(caption, ["Class", a, m, "Difference", "Better"] + fusions, "lrrrl" + "r" * len(fusions), rows, note)
+    a, motion = avm["appearance_model"], avm["motion_models"]
+    rated = [r for r in avm["rows"] if r["best_gain"] is not None]
+    if len(rated) <= 2 * comparison.NUM_LISTED:
+        listed, which = rated, "every class with test videos"
+    else:
+        gains = [r for r in rated if r["best_gain"] > 0][:comparison.NUM_LISTED]
+        losses = [r for r in reversed(rated) if r["best_gain"] < 0][:comparison.NUM_LISTED]
+        listed = gains + losses
+        which = ((formatting.counted(len(gains), "the class", "classes") + " where a motion model gains most"
+                  if gains else "no class where a motion model is better") + " and "
+                 + (formatting.counted(len(losses), "the class", "classes") + f" where {a} beats every motion model"
+                    if losses else f"no class where {a} beats every motion model"))
+    rows = [[r["class"], formatting.pct(r["appearance"])]
+            + [f"{formatting.pct(r['motion'][m])} ({formatting.pct(r['difference'][m], signed=True)})" for m in motion]
+            for r in listed]
+    titles = "; ".join(f"{m} = {model_info.entry_title(results, m)}" for m in motion)
+    caption = (f"Appearance vs motion: the best 2D RGB model by top-1 ({a}, {model_info.entry_title(results, a)}) "
+               f"against every motion model ({titles}): {which}, sorted by the largest gain of any motion model "
+               f"(accuracy %, in brackets the difference motion minus {a}, in points).")
+    counts = []
+    for m in motion:
+        c = avm["per_model"][m]
+        counts.append(f"{m} is better than {a} on {c['motion_better']}, worse on {c['appearance_better']}, equal on "
+                      f"{c['equal']} (mean {formatting.points(c['mean_difference'])})")
+    note = "Over all classes " + "; ".join(counts) + "."
+    if avm.get("temporal_left_out"):
+        note += (f" Not compared: {formatting.names_text(avm['temporal_left_out'])}, temporal but without motion in "
+                 f"its input (per-frame features).")
+    return Table(caption, ["Class", a] + motion, "lr" + "r" * len(motion), rows, note + " The full list is in "
+                 "results.json.")
 
 
 def dataset_table(results: Dict[str, Any]) -> Table:

@@ -7,6 +7,8 @@
 #                       +-> train_3d           -> test_3d           -+   split)    after every
 #                       +-> train_c3d          -> test_c3d          -+             combine)
 #                       +-> extract_features -> train_rnn -> test_rnn+
+#                       +-> extract_flow (array) -> train_tsn_flow -> test_tsn_flow -+  (--models ...,tsn_flow)
+#                       +-> train_tsn_rgbdiff -> test_tsn_rgbdiff -+                     (--models ...,tsn_rgbdiff)
 #
 # A job that runs out of walltime submits its continuation and hands it the jobs waiting for
 # it, so the chain waits for the real end (jobs/README.md); `qstat -u $USER` shows the new ids.
@@ -16,8 +18,10 @@
 #   --split N        one split, 1-3 (default: $SPLIT, else 1)
 #   --splits LIST    several splits, e.g. 1,2,3 or 1-3: one chain each (one shared prepare),
 #                    then summarize
-#   --models LIST    comma list of single_frame,tsn,3d,c3d,rnn, or all (default: $MODELS,
-#                    else all); single_frame,3d is the assignment's study
+#   --models LIST    comma list of single_frame,tsn,3d,c3d,rnn,tsn_flow,tsn_rgbdiff; all = the
+#                    first five (default: $MODELS, else all); single_frame,3d is the assignment's
+#                    study, all,tsn_flow adds TSN's flow stream (after the extract_flow array,
+#                    queued once for every split), all,tsn_flow,tsn_rgbdiff TSN's three modalities
 #   --prepare        queue prepare.sh first (also PREPARE=1); leave it out when
 #                    $DATA_DIR/UCF-101-hdf5 (HMDB-51: hmdb51-hdf5) is already complete
 #   QSUB_OPTIONS     given to every qsub and to resubmissions, e.g. -A proj -q gpu
@@ -73,6 +77,12 @@ if [[ $prepare == 1 ]]; then
     SPLIT=${split_list[0]} submit "" prepare
     prepare_dependency=afterok:$JOB_ID
 fi
+flow_dependency=
+if [[ " ${MODELS_CHOSEN[*]} " == *" tsn_flow "* ]]; then
+    # Once for every split (a video's flow is the same in all): an array of shards (its -J range).
+    SPLIT=${split_list[0]} submit "$prepare_dependency" extract_flow all
+    flow_dependency=afterok:$JOB_ID
+fi
 combines=()
 for SPLIT in "${split_list[@]}"; do
     export SPLIT
@@ -81,6 +91,8 @@ for SPLIT in "${split_list[@]}"; do
         if [[ $model == rnn ]]; then
             submit "$prepare_dependency" extract_features
             submit "afterok:$JOB_ID" train_rnn
+        elif [[ $model == tsn_flow ]]; then
+            submit "$flow_dependency" train_tsn_flow
         else
             submit "$prepare_dependency" "train_$model"
         fi

@@ -7,6 +7,8 @@
 #                       +-> train_3d           -> test_3d           -+   split)    2+ splits)
 #                       +-> train_c3d          -> test_c3d          -+
 #                       +-> extract_features -> train_rnn -> test_rnn+
+#                       +-> extract_flow (array) -> train_tsn_flow -> test_tsn_flow -+  (--models ...,tsn_flow)
+#                       +-> train_tsn_rgbdiff -> test_tsn_rgbdiff -+                     (--models ...,tsn_rgbdiff)
 #
 # A job that runs out of time requeues itself under the same id, so the chain waits for its
 # real end (jobs/README.md).
@@ -17,8 +19,10 @@
 #   --splits LIST    each stage as one job array over LIST (e.g. 1-3); task N of a stage
 #                    waits for task N of the stage before it (aftercorr); with two splits or
 #                    more, summarize (one job) follows every split's combine
-#   --models LIST    comma list of single_frame,tsn,3d,c3d,rnn, or all (default: $MODELS,
-#                    else all); single_frame,3d is the assignment's study
+#   --models LIST    comma list of single_frame,tsn,3d,c3d,rnn,tsn_flow,tsn_rgbdiff; all = the
+#                    first five (default: $MODELS, else all); single_frame,3d is the assignment's
+#                    study, all,tsn_flow adds TSN's flow stream (after the extract_flow array,
+#                    queued once for every split), all,tsn_flow,tsn_rgbdiff TSN's three modalities
 #   --prepare        queue prepare.sh first (also PREPARE=1); leave it out when
 #                    $DATA_DIR/UCF-101-hdf5 (HMDB-51: hmdb51-hdf5) is already complete
 #   SBATCH_OPTIONS   given to every sbatch, e.g. --account=proj --partition=gpu
@@ -65,7 +69,9 @@ queued=()
 submit() {
     local dependency=$1 stage=$2 out
     local -a args=(--parsable --chdir="$REPO_DIR")
-    if [[ -n $array && $stage != prepare && $stage != summarize ]]; then
+    if [[ $stage == extract_flow ]]; then  # an array of shards (the script's --array), not of splits
+        args+=(--output="$RUNS_DIR/logs/%x-%A_%a.log")
+    elif [[ -n $array && $stage != prepare && $stage != summarize ]]; then
         args+=(--array="$array" --output="$RUNS_DIR/logs/%x-%A_%a.log")
     else
         args+=(--output="$RUNS_DIR/logs/%x-%j.log")
@@ -93,6 +99,9 @@ for model in "${MODELS_CHOSEN[@]}"; do
     if [[ $model == rnn ]]; then
         submit "$prepare_dependency" extract_features
         submit "$after:$JOB_ID" train_rnn
+    elif [[ $model == tsn_flow ]]; then
+        submit "$prepare_dependency" extract_flow  # once: the flow of a video is every split's
+        submit "afterok:$JOB_ID" train_tsn_flow    # after every shard of the array
     else
         submit "$prepare_dependency" "train_$model"
     fi
