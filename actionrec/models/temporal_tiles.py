@@ -17,10 +17,12 @@ next segment: the cost of exactness, a few steps per stage and tile. layer4's st
 space, then over every step of the video) before fc, as ``AdaptiveAvgPool3d(1)`` does, so the logits equal
 ``model(whole video)`` up to float rounding, for any length.
 """
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from resnet_3d import BasicBlock, Bottleneck, ResNet, ZeroPadShortcut
 
@@ -97,97 +99,209 @@ def receptive_field(model: nn.Module, layer4_blocks: int | None = None) -> Geome
     return _chain(resnet_stages(model, layer4_blocks))
 
 
-class _Stage:
-    """One stage fed its input steps in order; returns each output step once it is exact, at least
-    `min_steps` at a time until the input ends (fewer, larger calls: each call has a fixed cost), and
-    only once it holds `min_in` input steps (the stem: a fixed segment, so a fixed peak)."""
+def _triple(value):
+    return (value,) * 3 if isinstance(value, int) else tuple(value)
 
-    def __init__(self, module, min_steps=1, min_in=0):
-        self.module, self.geometry, self.min_steps, self.min_in = module, temporal_geometry(module), min_steps, min_in
+
+def _valid_in_time(module):
+    """`module` as a function without its temporal padding (the stream pads at the true edges itself) and
+    the value that padding has (0 for a convolution, -inf for a max pool), or ValueError."""
+    if isinstance(module, nn.Conv3d) and module.padding_mode == "zeros":
+        padding = (0, *_triple(module.padding)[1:])
+        return (lambda x: F.conv3d(x, module.weight, module.bias, module.stride, padding, module.dilation,
+                                   module.groups)), 0.0
+    if isinstance(module, nn.MaxPool3d) and not module.return_indices:
+        padding = (0, *_triple(module.padding)[1:])
+        return (lambda x: F.max_pool3d(x, module.kernel_size, module.stride, padding, module.dilation)), -math.inf
+    if isinstance(module, nn.AvgPool3d) and module.count_include_pad and module.divisor_override is None:
+        padding = (0, *_triple(module.padding)[1:])
+        return (lambda x: F.avg_pool3d(x, module.kernel_size, module.stride, padding)), 0.0
+    if isinstance(module, ZeroPadShortcut):  # every stride-th step: a kernel of 1, no padding
+        return module, 0.0
+    raise ValueError(f"cannot stream {module} over time")
+
+
+def _cat(parts):
+    parts = [p for p in parts if p is not None and p.shape[2]]
+    return None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+
+
+def _rest(x, start):
+    """x's steps from `start` on as a copy (a view would keep all of x alive), or None."""
+    return x[:, :, start:].clone(memory_format=torch.contiguous_format) if start < x.shape[2] else None
+
+
+class _TimeOp:
+    """A convolution or pool streamed over time. Its input is the video's steps with the module's own
+    temporal padding at the true start and end only; output step q reads padded steps q*stride ...
+    q*stride + span - 1. Between calls it keeps the padded steps from the next output's first one on
+    (span - stride at most), so every output step is computed exactly once: the work of one pass."""
+
+    def __init__(self, module):
+        self.apply, self.pad_value = _valid_in_time(module)
+        geometry = temporal_geometry(module)
+        self.stride, self.padding = geometry.stride, geometry.before
+        self.span = geometry.before + geometry.after + 1
         self.reset()
 
     def reset(self):
-        self.pieces = []  # the held input steps first, first + 1, ... as consecutive (N, C, steps, H, W)
-        self.first = 0
-        self.held = 0  # input steps held
-        self.next_out = 0  # the first output step not returned yet
+        self.held, self.skip, self.started = None, 0, False  # skip: padded steps to drop (stride > span)
 
-    def _segment_start(self):
-        """Where a segment computing step next_out begins: a multiple of the stride, reading no edge."""
-        stride = self.geometry.stride
-        return max(0, self.next_out * stride - self.geometry.before) // stride * stride
+    def pending(self):
+        """The padded steps the next call will have besides new input."""
+        return self.padding if not self.started else 0 if self.held is None else self.held.shape[2]
 
-    def _steps(self, start, stop):
-        """Input steps start ... stop - 1 as one contiguous tensor: one copy (none for a whole contiguous
-        piece), where concatenating everything held and then slicing a segment would copy twice."""
-        parts, offset = [], self.first
-        for piece in self.pieces:
-            a, b = max(start, offset), min(stop, offset + piece.shape[2])
-            if a < b:
-                parts.append(piece if b - a == piece.shape[2] else piece[:, :, a - offset:b - offset])
-            offset += piece.shape[2]
-        if len(parts) == 1 and parts[0].is_contiguous():  # a whole piece: a time slice of more than one
-            return parts[0]  # channel is never contiguous
-        return torch.cat(parts, dim=2)
+    def _pad(self, like, steps):
+        shape = (like.shape[0], like.shape[1], steps, *like.shape[3:])
+        return like.new_full(shape, self.pad_value) if steps else None
 
     def push(self, x, end):
-        """x: the next input steps (None: none); end: the input is complete. Returns the next exact
-        output steps (N, C', steps, H', W'), or None."""
+        """x: the next input steps (N, C, steps, H, W) or None; end: the input is complete. Returns the
+        next output steps or None."""
+        like = x if x is not None else self.held
+        if like is None:
+            return None
+        parts = [self.held]
+        if x is not None and not self.started:
+            parts.append(self._pad(x, self.padding))
+            self.started = True
+        parts += [x, self._pad(like, self.padding) if end else None]
+        if self.skip:  # only new steps can be skipped: nothing is held then
+            x = _cat(parts[1:])
+            parts = [None if x is None else x[:, :, self.skip:]]
+            self.skip = max(0, self.skip - (0 if x is None else x.shape[2]))
+        buffer = _cat(parts)
+        if buffer is None or buffer.shape[2] < self.span:
+            self.held = None if buffer is None else buffer.clone(memory_format=torch.contiguous_format)
+            return None
+        outputs = (buffer.shape[2] - self.span) // self.stride + 1
+        out = self.apply(buffer)  # the trailing steps that do not complete a window add no output
+        self.held = _rest(buffer, outputs * self.stride)
+        self.skip = max(0, outputs * self.stride - buffer.shape[2])
+        return out
+
+
+def _stream_ops(modules):
+    """Each module as a streaming op: pointwise modules apply to whatever steps arrive."""
+    return [m if isinstance(m, POINTWISE) else _TimeOp(m) for m in modules]
+
+
+class _Chain:
+    def __init__(self, modules):
+        self.ops = _stream_ops(modules)
+
+    def reset(self):
+        for op in self.ops:
+            if isinstance(op, _TimeOp):
+                op.reset()
+
+    def pending(self):
+        return self.ops[0].pending() if isinstance(self.ops[0], _TimeOp) else 0
+
+    def push(self, x, end):
+        for op in self.ops:
+            if isinstance(op, _TimeOp):
+                x = op.push(x, end)
+            elif x is not None:
+                x = op(x)
+            if x is None and not end:
+                return None
+        return x
+
+
+class _Block:
+    """A residual block: its main path and shortcut streamed apart (the main path's convolutions wait for
+    steps to come, the shortcut does not), their steps added once both have them."""
+
+    def __init__(self, block):
+        if type(block) not in (BasicBlock, Bottleneck):
+            raise ValueError(f"cannot stream {type(block).__name__}: its forward is not BasicBlock's or Bottleneck's")
+        names = ["conv1", "bn1", "relu", "conv2", "bn2"] + (["relu", "conv3", "bn3"] if hasattr(block, "conv3") else [])
+        self.main = _Chain([getattr(block, name) for name in names])
+        downsample = block.downsample
+        self.shortcut = None if downsample is None else _Chain(
+            list(downsample) if isinstance(downsample, nn.Sequential) else [downsample])
+        self.relu = block.relu
+
+    def reset(self):
+        self.main.reset()
+        if self.shortcut is not None:
+            self.shortcut.reset()
+        self.main_left = self.shortcut_left = None  # steps one branch has computed ahead of the other
+
+    def pending(self):
+        return self.main.pending()
+
+    def push(self, x, end):
+        main = _cat([self.main_left, self.main.push(x, end)])
+        shortcut = _cat([self.shortcut_left, x if self.shortcut is None else self.shortcut.push(x, end)])
+        if main is None or shortcut is None:
+            self.main_left, self.shortcut_left = main, shortcut
+            return None
+        steps = min(main.shape[2], shortcut.shape[2])
+        self.main_left, self.shortcut_left = _rest(main, steps), _rest(shortcut, steps)
+        # The main path's output is its own (bn's): add in place unless a part of it waits.
+        shortcut = shortcut[:, :, :steps]
+        out = main.add_(shortcut) if steps == main.shape[2] else main[:, :, :steps] + shortcut
+        return self.relu(out)
+
+
+class _Queue:
+    """A stage's input steps, waiting until the stage can run on `min_steps` at a time (fewer, larger
+    calls: each call has a fixed cost); `exact` (the stem): on exactly that many steps, its held ones
+    included, so that every segment has the same size and the same peak."""
+
+    def __init__(self, stage, min_steps, exact=False):
+        self.stage, self.min_steps, self.exact = stage, max(1, min_steps), exact
+        self.reset()
+
+    def reset(self):
+        self.stage.reset()
+        self.pieces, self.queued = [], 0
+
+    def push(self, x, end):
+        """x: the next input steps or None; end: the input is complete. Returns the stage's output steps
+        (a list of tensors)."""
         if x is not None and x.shape[2]:
             self.pieces.append(x)
-            self.held += x.shape[2]
-        if not self.held or (not end and self.held < self.min_in):
-            return None
-        stride, after = self.geometry.stride, self.geometry.after
-        received = self.first + self.held
-        start = self._segment_start()
-        if end:
-            stop = received  # the video's end: its padding is the network's own
-        else:
-            last = (received - 1 - after) // stride  # the last output step whose whole window has arrived
-            if last + 1 - self.next_out < self.min_steps:
-                return None
-            stop = last * stride + after + 1
-        if start >= stop:
-            return None
-        out = self.module(self._steps(start, stop))
-        out = out[:, :, self.next_out - start // stride:]
-        if not end:
-            out = out[:, :, :last + 1 - self.next_out]
-        self.next_out += out.shape[2]
-        keep = self._segment_start()
-        # A copy of the few steps kept (contiguous): a view would keep its whole piece alive.
-        self.pieces = [self._steps(keep, received)] if keep < received else []
-        self.first, self.held = keep, received - keep
-        return out if out.shape[2] else None
+            self.queued += x.shape[2]
+        outs = []
+        while not end:
+            need = max(1, self.min_steps - self.stage.pending()) if self.exact else self.min_steps
+            if self.queued < need:
+                return outs
+            steps = _cat(self.pieces)
+            if self.exact and self.queued > need:  # the rest waits as a copy, not a view of all of it
+                self.pieces, self.queued, steps = [_rest(steps, need)], self.queued - need, steps[:, :, :need]
+            else:
+                self.pieces, self.queued = [], 0
+            outs += [out for out in [self.stage.push(steps, False)] if out is not None]
+        steps, self.pieces, self.queued = _cat(self.pieces), [], 0
+        return outs + [out for out in [self.stage.push(steps, True)] if out is not None]
 
 
 class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
-    ``model(all frames)``. The stem runs on segments of `tile_frames` frames, the few of its margin
-    included, whatever the sizes of the parts fed (the first segment of a video and every later one
-    have the same size, so the same peak); every other stage waits until it can run on about a quarter
-    tile of new input steps: each tile at half the frame rate (layer1, where a step holds the most), every
-    few tiles deeper in, where time is downsampled and a step holds less, so that those stages run less
-    often.
+    ``model(all frames)``. Every convolution and pool keeps the few input steps its next output step
+    still needs (:class:`_TimeOp`), so each step is computed once. The stem runs on segments of exactly
+    `tile_frames` frames, its held ones included (the same size, so the same peak, for every segment);
+    every later stage (a residual block) once it has `tile_frames` frames' worth of new input steps,
+    times `deep_tiles` from layer3 on, where a step holds less and calls are cheap to delay.
     """
 
-    def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None) -> None:
+    def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None,
+                 deep_tiles: int = 1) -> None:
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
-        self.stages = []
-        for module in resnet_stages(model, layer4_blocks):
-            stage = _Stage(module)
-            stage.min_steps = max(1, -(-tile_frames // (4 * stage.geometry.stride)))  # output steps
-            self.stages.append(stage)
-        stem = self.stages[0]
-        # The stem runs on segments of tile_frames frames, its margin included (at least enough for a step
-        # beyond it): the first segment of a video and every later one have the same size, so its peak does
-        # not depend on the video's length (margin plus a full tile of new frames made later ones larger).
-        geometry = stem.geometry
-        stem.min_steps, stem.min_in = 1, max(tile_frames, geometry.before + geometry.after + 2 * geometry.stride)
+        stages = resnet_stages(model, layer4_blocks)
+        self.stages = [_Queue(_Chain(stages[0]), tile_frames, exact=True)]
+        stride = temporal_geometry(stages[0]).stride  # input frames per step of the stage's input
+        for module in stages[1:]:
+            frames = tile_frames * (deep_tiles if stride >= 4 else 1)
+            self.stages.append(_Queue(_Block(module), -(-frames // stride)))
+            stride *= temporal_geometry(module).stride
         self.reset()
 
     def reset(self) -> None:
@@ -197,12 +311,7 @@ class ResNetStream:
         self.pooled, self.steps = 0.0, 0  # sum over layer4's steps of their spatial means (N, C); count
 
     def feed(self, x: torch.Tensor) -> None:
-        stem = self.stages[0]
-        while x.shape[2]:
-            room = stem.min_in - stem.held  # the frames that fill the stem's next segment
-            part, x = x[:, :, :room], x[:, :, room:]
-            # A part that does not fill the segment waits in the stem: as a copy, not a view of all of x.
-            self._push(part if part.shape[2] == room else part.clone(), end=False)
+        self._push(x, end=False)
 
     def finish(self) -> torch.Tensor:
         self._push(None, end=True)
@@ -213,10 +322,11 @@ class ResNetStream:
         return logits
 
     def _push(self, x, end):
+        parts = [x]
         for stage in self.stages:
-            x = stage.push(x, end)
-            if x is None and not end:
+            parts = [out for part in parts for out in stage.push(part, False)] + (stage.push(None, True) if end else [])
+            if not parts and not end:
                 return
-        if x is not None:  # layer4 steps (N, C, steps, H, W)
+        for x in parts:  # layer4 steps (N, C, steps, H, W)
             self.pooled = self.pooled + x.float().mean((3, 4)).sum(2)
             self.steps += x.shape[2]
