@@ -6,16 +6,17 @@ its input's time steps: output step q reads input steps q*stride - before ... q*
 (:class:`Geometry`), derived from the modules themselves (kernel, stride, padding and dilation in time;
 :func:`temporal_geometry`, which refuses a module it does not know rather than guess).
 
-:class:`ResNetStream` is fed the video in tiles of frames. Each stage (the stem, then every residual
-block) holds the few input steps it still needs and computes an output step once every input step that
-step reads has arrived, or the video has ended. A stage runs on a segment of its input that starts at a
-multiple of its stride (so its downsampling keeps the phase of a single pass) and either at the video's
-first step or early enough that no kept step reads the segment's left edge; at the video's end the segment
-ends with the video. So the network's own padding acts exactly where a single pass has it, at the true
-start and end, and nowhere else. The steps a segment computes beyond those kept are computed again by the
-next segment: the cost of exactness, a few steps per stage and tile. layer4's steps are averaged (over
-space, then over every step of the video) before fc, as ``AdaptiveAvgPool3d(1)`` does, so the logits equal
-``model(whole video)`` up to float rounding, for any length.
+:class:`ResNetStream` is fed the video in tiles of frames and streams every temporal convolution and pool
+with carried state (:class:`_TimeOp`): an op sees its input as the video's steps with its own temporal
+padding at the true start and end only, computes each output step once all the steps its window reads have
+arrived, and keeps between calls only the steps its next output reads (kernel span minus stride at most;
+the stride's phase is that of one pass). Each step is thus computed exactly once: the work of one pass, in
+more, smaller calls. A residual block streams its main path and its shortcut apart (the main path's
+convolutions wait for the steps to come, the shortcut does not) and adds a step once both have it. A
+BatchNorm (eval) after a convolution is folded into it, and a max pool runs over space first, then over
+time (the same maximum on a smaller tensor to keep). layer4's steps are averaged (over space, then over
+every step of the video) before fc, as ``AdaptiveAvgPool3d(1)`` does, so the logits equal
+``model(whole video)`` up to float rounding, for any length and any tile size.
 """
 import math
 from typing import NamedTuple
@@ -103,18 +104,32 @@ def _triple(value):
     return (value,) * 3 if isinstance(value, int) else tuple(value)
 
 
-def _valid_in_time(module):
-    """`module` as a function without its temporal padding (the stream pads at the true edges itself) and
-    the value that padding has (0 for a convolution, -inf for a max pool), or ValueError."""
+def _folded(conv, bn):
+    """conv then bn (eval) as one convolution: bn's scale folded into conv's weight on each call (a
+    transient copy of the weight, not a second model), its shift as the bias: no second activation."""
+    def apply(x, padding):
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (C_out,)
+        shift = bn.bias - bn.running_mean * scale
+        if conv.bias is not None:
+            shift = shift + conv.bias * scale
+        weight = conv.weight * scale.view(-1, 1, 1, 1, 1)
+        return F.conv3d(x, weight, shift, conv.stride, padding, conv.dilation, conv.groups)
+    return apply
+
+
+def _valid_in_time(module, bn=None):
+    """`module` (then `bn`, folded in) as a function without its temporal padding (the stream pads at
+    the true edges itself) and the value that padding has (0; -inf for a max pool), or ValueError."""
+    padding = (0, *_triple(getattr(module, "padding", 0))[1:])
     if isinstance(module, nn.Conv3d) and module.padding_mode == "zeros":
-        padding = (0, *_triple(module.padding)[1:])
+        if bn is not None:
+            fused = _folded(module, bn)
+            return (lambda x: fused(x, padding)), 0.0
         return (lambda x: F.conv3d(x, module.weight, module.bias, module.stride, padding, module.dilation,
                                    module.groups)), 0.0
     if isinstance(module, nn.MaxPool3d) and not module.return_indices:
-        padding = (0, *_triple(module.padding)[1:])
         return (lambda x: F.max_pool3d(x, module.kernel_size, module.stride, padding, module.dilation)), -math.inf
     if isinstance(module, nn.AvgPool3d) and module.count_include_pad and module.divisor_override is None:
-        padding = (0, *_triple(module.padding)[1:])
         return (lambda x: F.avg_pool3d(x, module.kernel_size, module.stride, padding)), 0.0
     if isinstance(module, ZeroPadShortcut):  # every stride-th step: a kernel of 1, no padding
         return module, 0.0
@@ -128,6 +143,7 @@ def _cat(parts):
 
 def _rest(x, start):
     """x's steps from `start` on as a copy (a view would keep all of x alive), or None."""
+    start = max(0, start)
     return x[:, :, start:].clone(memory_format=torch.contiguous_format) if start < x.shape[2] else None
 
 
@@ -137,8 +153,8 @@ class _TimeOp:
     q*stride + span - 1. Between calls it keeps the padded steps from the next output's first one on
     (span - stride at most), so every output step is computed exactly once: the work of one pass."""
 
-    def __init__(self, module):
-        self.apply, self.pad_value = _valid_in_time(module)
+    def __init__(self, module, bn=None):
+        self.apply, self.pad_value = _valid_in_time(module, bn)
         geometry = temporal_geometry(module)
         self.stride, self.padding = geometry.stride, geometry.before
         self.span = geometry.before + geometry.after + 1
@@ -146,10 +162,6 @@ class _TimeOp:
 
     def reset(self):
         self.held, self.skip, self.started = None, 0, False  # skip: padded steps to drop (stride > span)
-
-    def pending(self):
-        """The padded steps the next call will have besides new input."""
-        return self.padding if not self.started else 0 if self.held is None else self.held.shape[2]
 
     def _pad(self, like, steps):
         shape = (like.shape[0], like.shape[1], steps, *like.shape[3:])
@@ -181,9 +193,36 @@ class _TimeOp:
         return out
 
 
+def _split_max_pool(pool):
+    """A max pool as a pool over space (pointwise in time) then one over time: the same maximum, and the
+    stream keeps the steps of the smaller, spatially pooled tensor, not those of the pool's input."""
+    kernel, stride, padding, dilation = (_triple(v) for v in (pool.kernel_size, pool.stride or pool.kernel_size,
+                                                                pool.padding, pool.dilation))
+    space = nn.MaxPool3d((1, *kernel[1:]), (1, *stride[1:]), (0, *padding[1:]), (1, *dilation[1:]))
+    return [space, _TimeOp(nn.MaxPool3d((kernel[0], 1, 1), (stride[0], 1, 1), (padding[0], 0, 0),
+                                        (dilation[0], 1, 1)))]
+
+
+def _foldable(conv, bn):
+    return (isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d) and not bn.training and bn.affine
+            and bn.track_running_stats and bn.num_features == conv.out_channels)
+
+
 def _stream_ops(modules):
-    """Each module as a streaming op: pointwise modules apply to whatever steps arrive."""
-    return [m if isinstance(m, POINTWISE) else _TimeOp(m) for m in modules]
+    """Each module as streaming ops: pointwise modules apply to whatever steps arrive; a BatchNorm (eval)
+    after a convolution is folded into it."""
+    ops, modules = [], list(modules)
+    for i, m in enumerate(modules):
+        if i and _foldable(modules[i - 1], m):
+            continue
+        if isinstance(m, nn.MaxPool3d) and not m.ceil_mode and not m.return_indices:
+            ops += _split_max_pool(m)
+        elif isinstance(m, POINTWISE):
+            ops.append(m)
+        else:
+            following = modules[i + 1] if i + 1 < len(modules) else None
+            ops.append(_TimeOp(m, following if _foldable(m, following) else None))
+    return ops
 
 
 class _Chain:
@@ -195,14 +234,11 @@ class _Chain:
             if isinstance(op, _TimeOp):
                 op.reset()
 
-    def pending(self):
-        return self.ops[0].pending() if isinstance(self.ops[0], _TimeOp) else 0
-
     def push(self, x, end):
         for op in self.ops:
             if isinstance(op, _TimeOp):
                 x = op.push(x, end)
-            elif x is not None:
+            elif x is not None:  # pointwise
                 x = op(x)
             if x is None and not end:
                 return None
@@ -229,27 +265,31 @@ class _Block:
             self.shortcut.reset()
         self.main_left = self.shortcut_left = None  # steps one branch has computed ahead of the other
 
-    def pending(self):
-        return self.main.pending()
-
     def push(self, x, end):
         main = _cat([self.main_left, self.main.push(x, end)])
-        shortcut = _cat([self.shortcut_left, x if self.shortcut is None else self.shortcut.push(x, end)])
-        if main is None or shortcut is None:
-            self.main_left, self.shortcut_left = main, shortcut
+        shortcut = x if self.shortcut is None else self.shortcut.push(x, end)
+        left = 0 if self.shortcut_left is None else self.shortcut_left.shape[2]
+        new = 0 if shortcut is None else shortcut.shape[2]
+        steps = min(0 if main is None else main.shape[2], left + new)
+        if not steps:
+            self.main_left, self.shortcut_left = main, _cat([self.shortcut_left, shortcut])
             return None
-        steps = min(main.shape[2], shortcut.shape[2])
-        self.main_left, self.shortcut_left = _rest(main, steps), _rest(shortcut, steps)
-        # The main path's output is its own (bn's): add in place unless a part of it waits.
-        shortcut = shortcut[:, :, :steps]
-        out = main.add_(shortcut) if steps == main.shape[2] else main[:, :, :steps] + shortcut
-        return self.relu(out)
+        # The main path's output is its own (bn's): the shortcut is added into it in place, in two parts
+        # rather than concatenated (a copy of a whole block output).
+        out, self.main_left = main[:, :, :steps], _rest(main, steps)
+        if left:
+            out[:, :, :left].add_(self.shortcut_left[:, :, :steps])
+        if steps > left:
+            out[:, :, left:].add_(shortcut[:, :, :steps - left])
+        self.shortcut_left = _cat([_rest(self.shortcut_left, steps) if left else None,
+                                   _rest(shortcut, steps - left) if new else None])
+        return self.relu(out if self.main_left is None else out.contiguous())
 
 
 class _Queue:
     """A stage's input steps, waiting until the stage can run on `min_steps` at a time (fewer, larger
-    calls: each call has a fixed cost); `exact` (the stem): on exactly that many steps, its held ones
-    included, so that every segment has the same size and the same peak."""
+    calls: each call has a fixed cost); `exact` (the stem): on exactly that many new steps, so that every
+    segment has the same size and the same peak."""
 
     def __init__(self, stage, min_steps, exact=False):
         self.stage, self.min_steps, self.exact = stage, max(1, min_steps), exact
@@ -267,7 +307,7 @@ class _Queue:
             self.queued += x.shape[2]
         outs = []
         while not end:
-            need = max(1, self.min_steps - self.stage.pending()) if self.exact else self.min_steps
+            need = self.min_steps
             if self.queued < need:
                 return outs
             steps = _cat(self.pieces)
@@ -283,24 +323,23 @@ class _Queue:
 class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
-    ``model(all frames)``. Every convolution and pool keeps the few input steps its next output step
-    still needs (:class:`_TimeOp`), so each step is computed once. The stem runs on segments of exactly
-    `tile_frames` frames, its held ones included (the same size, so the same peak, for every segment);
-    every later stage (a residual block) once it has `tile_frames` frames' worth of new input steps,
-    times `deep_tiles` from layer3 on, where a step holds less and calls are cheap to delay.
+    ``model(all frames)``. The stem runs on exactly `tile_frames` new frames at a time (the same size, so
+    the same peak, for every segment); every residual block once it has `block_frames` (default half a
+    tile) frames' worth of new input steps, i.e. after each stem call: what waits between the stem's calls
+    is only the steps the ops carry (~10 MB for a ResNet-50 at 112x112), not queued outputs.
     """
 
     def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None,
-                 deep_tiles: int = 1) -> None:
+                 block_frames: int | None = None) -> None:
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
+        block_frames = block_frames or max(1, tile_frames // 2)
         stages = resnet_stages(model, layer4_blocks)
         self.stages = [_Queue(_Chain(stages[0]), tile_frames, exact=True)]
         stride = temporal_geometry(stages[0]).stride  # input frames per step of the stage's input
         for module in stages[1:]:
-            frames = tile_frames * (deep_tiles if stride >= 4 else 1)
-            self.stages.append(_Queue(_Block(module), -(-frames // stride)))
+            self.stages.append(_Queue(_Block(module), -(-block_frames // stride)))
             stride *= temporal_geometry(module).stride
         self.reset()
 
