@@ -5,10 +5,11 @@
 
 --mode full (3D ResNet): the whole video in one pass, one row of logits: layer4's output averaged over
 all its time steps, then fc. Computed exactly in temporal tiles (temporal_tiles.py): the video streams
-through the network --tile-frames frames at a time, each stage keeping the few steps its temporal window
-needs, so memory is set by the tile, not the video's length, and the logits equal one forward pass over
-the whole video. --max-frames N instead cuts the video into pieces of at most N frames, one row each:
-the older approximation, not the whole-video pass (also the only full mode of an adaptive-pool C3D).
+through the network --tile-frames frames at a time, each convolution and pool keeping the few input
+steps its next output needs, so memory is set by the tile, not the video's length, each step is computed
+once, and the logits equal one forward pass over the whole video. --max-frames N instead cuts the video
+into pieces of at most N frames, one row each: the older approximation, not the whole-video pass (also
+the only full mode of an adaptive-pool C3D).
 --mode sliding: every --clip-len window at --stride, one row each (the only mode for C3D, whose fc6
 takes one 16-frame clip).
 Videos shorter than the clip are looped. With --crops 3 or 10 every window (piece) is tested on each

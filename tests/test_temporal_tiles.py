@@ -63,13 +63,14 @@ def test_tiled_logits_equal_one_pass_over_the_whole_video(depth, layer4_blocks):
                 assert difference < 1e-4, (frames, tile, difference)
 
 
-@pytest.mark.parametrize("block_frames", [1, 5, 400])
-def test_blocks_run_on_any_number_of_steps(block_frames):
-    """Blocks run after every step (1), in odd groups (5: the stride-2 ops' phase) or once at the end."""
+@pytest.mark.parametrize("deep_frames", [1, 20, 400])
+def test_blocks_run_on_any_number_of_steps(deep_frames):
+    """layer3 and layer4 run on every step (1), in odd groups (20 frames: 5 steps of layer3's input, the
+    stride-2 ops' phase) or once at the end."""
     model = random_eval_model(18, 2)
     video = torch.randn(1, 3, 150, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        stream = temporal_tiles.ResNetStream(model, 24, block_frames=block_frames)
+        stream = temporal_tiles.ResNetStream(model, 24, deep_frames=deep_frames)
         for start in range(0, 150, 41):
             stream.feed(video[:, :, start:start + 41])
         torch.testing.assert_close(stream.finish(), model(video), atol=1e-4, rtol=0)

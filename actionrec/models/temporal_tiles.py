@@ -324,22 +324,26 @@ class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
     ``model(all frames)``. The stem runs on exactly `tile_frames` new frames at a time (the same size, so
-    the same peak, for every segment); every residual block once it has `block_frames` (default half a
-    tile) frames' worth of new input steps, i.e. after each stem call: what waits between the stem's calls
-    is only the steps the ops carry (~10 MB for a ResNet-50 at 112x112), not queued outputs.
+    the same peak, for every segment), and layer1 and layer2 on what each stem call gives them. A
+    convolution over few steps costs up to 3x as much per step (its weights are prepared on every call),
+    so layer3 waits for `deep_frames` frames' worth of steps (default two tiles) and layer4 for twice that;
+    their steps are small (0.4 and 0.2 MB at 112x112 for a ResNet-50), so what waits stays ~10-15 MB.
     """
 
     def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None,
-                 block_frames: int | None = None) -> None:
+                 deep_frames: int | None = None) -> None:
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
-        block_frames = block_frames or max(1, tile_frames // 2)
+        deep_frames = deep_frames or 2 * tile_frames
         stages = resnet_stages(model, layer4_blocks)
         self.stages = [_Queue(_Chain(stages[0]), tile_frames, exact=True)]
         stride = temporal_geometry(stages[0]).stride  # input frames per step of the stage's input
         for module in stages[1:]:
-            self.stages.append(_Queue(_Block(module), -(-block_frames // stride)))
+            downsamples = temporal_geometry(module).stride > 1
+            # Only a layer's first block waits: the blocks after it run on what it gives them.
+            frames = deep_frames * stride // 4 if downsamples and stride >= 4 else 1
+            self.stages.append(_Queue(_Block(module), -(-frames // stride)))
             stride *= temporal_geometry(module).stride
         self.reset()
 
