@@ -77,14 +77,15 @@ def test_blocks_run_on_any_number_of_steps(deep_frames):
 
 
 def test_each_streamed_op_equals_one_pass():
-    """Strided, dilated, skipping (stride > kernel) convolutions and pools, a folded BatchNorm, fed in
-    parts of every size from 1 to 7 steps."""
+    """Strided, dilated, skipping (stride > kernel) convolutions and pools, a folded BatchNorm, padding
+    wider than the kernel, fed in parts of every size from 1 to 7 steps."""
     torch.manual_seed(3)
     bn = nn.BatchNorm3d(3).eval()
     bn.running_mean.normal_(0, 0.5)
     bn.running_var.uniform_(0.5, 2.0)
     modules = [nn.Conv3d(2, 3, (3, 3, 3), stride=(2, 1, 1), padding=(2, 1, 1), dilation=(2, 1, 1)), bn, nn.ReLU(),
                nn.MaxPool3d(3, stride=2, padding=1), nn.Conv3d(3, 4, 1, stride=(3, 1, 1)),
+               nn.Conv3d(4, 4, 1, padding=(2, 0, 0)),  # steps of padding alone at both ends (the bias)
                nn.AvgPool3d((2, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))]
     x = torch.randn(1, 2, 61, 5, 5)
     with torch.no_grad():

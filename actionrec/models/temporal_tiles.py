@@ -162,6 +162,7 @@ class _TimeOp:
 
     def reset(self):
         self.held, self.skip, self.started = None, 0, False  # skip: padded steps to drop (stride > span)
+        self.empty = None  # (N, C, 0, H, W): the input's shape, for padding when nothing is held
 
     def _pad(self, like, steps):
         shape = (like.shape[0], like.shape[1], steps, *like.shape[3:])
@@ -170,7 +171,9 @@ class _TimeOp:
     def push(self, x, end):
         """x: the next input steps (N, C, steps, H, W) or None; end: the input is complete. Returns the
         next output steps or None."""
-        like = x if x is not None else self.held
+        if x is not None:
+            self.empty = x.new_empty((*x.shape[:2], 0, *x.shape[3:]))
+        like = self.empty
         if like is None:
             return None
         parts = [self.held]
