@@ -5,10 +5,11 @@
 
 --mode full (3D ResNet): the whole video in one pass, one row of logits: layer4's output averaged over
 all its time steps, then fc. Computed exactly in temporal tiles (temporal_tiles.py): the video streams
-through the network --tile-frames frames at a time, each stage keeping the few steps its temporal window
-needs, so memory is set by the tile, not the video's length, and the logits equal one forward pass over
-the whole video. --max-frames N instead cuts the video into pieces of at most N frames, one row each:
-the older approximation, not the whole-video pass (also the only full mode of an adaptive-pool C3D).
+through the network --tile-frames frames at a time, each convolution and pool keeping the few input
+steps its next output needs, so memory is set by the tile, not the video's length, each step is computed
+once, and the logits equal one forward pass over the whole video. --max-frames N instead cuts the video
+into pieces of at most N frames, one row each: the older approximation, not the whole-video pass (also
+the only full mode of an adaptive-pool C3D).
 --mode sliding: every --clip-len window at --stride, one row each (the only mode for C3D, whose fc6
 takes one 16-frame clip).
 Videos shorter than the clip are looped. With --crops 3 or 10 every window (piece) is tested on each
@@ -45,8 +46,9 @@ def get_args_parser():
                         "(default: full for the 3D ResNet, sliding for C3D)")
     g.add_argument("--stride", type=arg_types.positive_int, default=8, help="sliding-window stride (default: 8)")
     g.add_argument("--tile-frames", type=arg_types.positive_int, default=clip_views.TILE_FRAMES,
-                   help="full mode: frames per forward pass; any size gives the same logits, memory grows with "
-                        f"it, and smaller tiles redo more steps at their edges (default: {clip_views.TILE_FRAMES})")
+                   help="full mode: frames per pass of the stem (and per loaded chunk: --chunk-frames is for the "
+                        "other modes); any size gives the same logits, memory grows with it, smaller tiles make "
+                        f"more, smaller calls (default: {clip_views.TILE_FRAMES})")
     g.add_argument("--max-frames", type=arg_types.positive_int, default=None,
                    help="full mode: an approximation instead of the whole-video pass: videos are cut into "
                         "pieces of at most this many frames, each run alone, one row each (default: off)")
@@ -82,7 +84,9 @@ def main(args):
     hooks = {}
     if args.mode == "full" and args.max_frames is None:
         tiled = clip_views.TiledFull(args.tile_frames, args.crops)
-        plan, max_chunk, rows = clip_views.stream_plan(clip_len, args.chunk_frames), args.chunk_frames, tiled.rows
+        # One tile per chunk: the stream then runs on whole tiles as they arrive (nothing of a chunk waits
+        # for the next one), and a short video's chunks in /dev/shm are a long one's.
+        plan, max_chunk, rows = clip_views.stream_plan(clip_len, args.tile_frames), args.tile_frames, tiled.rows
         hooks = {"video_start": tiled.start, "video_end": tiled.end}
     elif args.mode == "full":
         plan, max_chunk = clip_views.full_plan(clip_len, args.max_frames), args.max_frames

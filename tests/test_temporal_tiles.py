@@ -63,6 +63,41 @@ def test_tiled_logits_equal_one_pass_over_the_whole_video(depth, layer4_blocks):
                 assert difference < 1e-4, (frames, tile, difference)
 
 
+@pytest.mark.parametrize("deep_frames", [1, 20, 400])
+def test_blocks_run_on_any_number_of_steps(deep_frames):
+    """layer3 and layer4 run on every step (1), in odd groups (20 frames: 5 steps of layer3's input, the
+    stride-2 ops' phase) or once at the end."""
+    model = random_eval_model(18, 2)
+    video = torch.randn(1, 3, 150, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        stream = temporal_tiles.ResNetStream(model, 24, deep_frames=deep_frames)
+        for start in range(0, 150, 41):
+            stream.feed(video[:, :, start:start + 41])
+        torch.testing.assert_close(stream.finish(), model(video), atol=1e-4, rtol=0)
+
+
+def test_each_streamed_op_equals_one_pass():
+    """Strided, dilated, skipping (stride > kernel) convolutions and pools, a folded BatchNorm, padding
+    wider than the kernel, fed in parts of every size from 1 to 7 steps."""
+    torch.manual_seed(3)
+    bn = nn.BatchNorm3d(3).eval()
+    bn.running_mean.normal_(0, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    modules = [nn.Conv3d(2, 3, (3, 3, 3), stride=(2, 1, 1), padding=(2, 1, 1), dilation=(2, 1, 1)), bn, nn.ReLU(),
+               nn.MaxPool3d(3, stride=2, padding=1), nn.Conv3d(3, 4, 1, stride=(3, 1, 1)),
+               nn.Conv3d(4, 4, 1, padding=(2, 0, 0)),  # steps of padding alone at both ends (the bias)
+               nn.AvgPool3d((2, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))]
+    x = torch.randn(1, 2, 61, 5, 5)
+    with torch.no_grad():
+        whole = nn.Sequential(*modules)(x)
+        for part in range(1, 8):
+            chain = temporal_tiles._Chain(modules)
+            chain.reset()
+            outs = [chain.push(x[:, :, a:a + part], end=False) for a in range(0, 61, part)]
+            outs.append(chain.push(None, end=True))
+            torch.testing.assert_close(torch.cat([o for o in outs if o is not None], 2), whole, atol=1e-5, rtol=0)
+
+
 def test_a_stream_is_reused_video_after_video():
     model = random_eval_model(18, 1)
     stream = temporal_tiles.ResNetStream(model, 24)
@@ -119,6 +154,10 @@ def test_what_cannot_be_derived_is_refused():
     for tile in (0, -16, 1.5, True):
         with pytest.raises(ValueError, match="tile_frames"):
             temporal_tiles.ResNetStream(model, tile)
+    with pytest.raises(ValueError, match="cannot stream"):
+        temporal_tiles._Chain([nn.Conv3d(3, 3, 3, padding=1, padding_mode="reflect")])
+    with pytest.raises(ValueError, match="cannot stream"):
+        temporal_tiles._Chain([nn.AvgPool3d(3, padding=1, count_include_pad=False)])
     with pytest.raises(ValueError, match="before any frames"):
         temporal_tiles.ResNetStream(model, 16).finish()
 

@@ -6,21 +6,24 @@ its input's time steps: output step q reads input steps q*stride - before ... q*
 (:class:`Geometry`), derived from the modules themselves (kernel, stride, padding and dilation in time;
 :func:`temporal_geometry`, which refuses a module it does not know rather than guess).
 
-:class:`ResNetStream` is fed the video in tiles of frames. Each stage (the stem, then every residual
-block) holds the few input steps it still needs and computes an output step once every input step that
-step reads has arrived, or the video has ended. A stage runs on a segment of its input that starts at a
-multiple of its stride (so its downsampling keeps the phase of a single pass) and either at the video's
-first step or early enough that no kept step reads the segment's left edge; at the video's end the segment
-ends with the video. So the network's own padding acts exactly where a single pass has it, at the true
-start and end, and nowhere else. The steps a segment computes beyond those kept are computed again by the
-next segment: the cost of exactness, a few steps per stage and tile. layer4's steps are averaged (over
-space, then over every step of the video) before fc, as ``AdaptiveAvgPool3d(1)`` does, so the logits equal
-``model(whole video)`` up to float rounding, for any length.
+:class:`ResNetStream` is fed the video in tiles of frames and streams every temporal convolution and pool
+with carried state (:class:`_TimeOp`): an op sees its input as the video's steps with its own temporal
+padding at the true start and end only, computes each output step once all the steps its window reads have
+arrived, and keeps between calls only the steps its next output reads (kernel span minus stride at most;
+the stride's phase is that of one pass). Each step is thus computed exactly once: the work of one pass, in
+more, smaller calls. A residual block streams its main path and its shortcut apart (the main path's
+convolutions wait for the steps to come, the shortcut does not) and adds a step once both have it. A
+BatchNorm (eval) after a convolution is folded into it, and a max pool runs over space first, then over
+time (the same maximum on a smaller tensor to keep). layer4's steps are averaged (over space, then over
+every step of the video) before fc, as ``AdaptiveAvgPool3d(1)`` does, so the logits equal
+``model(whole video)`` up to float rounding, for any length and any tile size.
 """
+import math
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from resnet_3d import BasicBlock, Bottleneck, ResNet, ZeroPadShortcut
 
@@ -97,97 +100,254 @@ def receptive_field(model: nn.Module, layer4_blocks: int | None = None) -> Geome
     return _chain(resnet_stages(model, layer4_blocks))
 
 
-class _Stage:
-    """One stage fed its input steps in order; returns each output step once it is exact, at least
-    `min_steps` at a time until the input ends (fewer, larger calls: each call has a fixed cost), and
-    only once it holds `min_in` input steps (the stem: a fixed segment, so a fixed peak)."""
+def _triple(value):
+    return (value,) * 3 if isinstance(value, int) else tuple(value)
 
-    def __init__(self, module, min_steps=1, min_in=0):
-        self.module, self.geometry, self.min_steps, self.min_in = module, temporal_geometry(module), min_steps, min_in
+
+def _folded(conv, bn):
+    """conv then bn (eval) as one convolution: bn's scale folded into conv's weight on each call (a
+    transient copy of the weight, not a second model), its shift as the bias: no second activation."""
+    def apply(x, padding):
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # (C_out,)
+        shift = bn.bias - bn.running_mean * scale
+        if conv.bias is not None:
+            shift = shift + conv.bias * scale
+        weight = conv.weight * scale.view(-1, 1, 1, 1, 1)
+        return F.conv3d(x, weight, shift, conv.stride, padding, conv.dilation, conv.groups)
+    return apply
+
+
+def _valid_in_time(module, bn=None):
+    """`module` (then `bn`, folded in) as a function without its temporal padding (the stream pads at
+    the true edges itself) and the value that padding has (0; -inf for a max pool), or ValueError."""
+    padding = (0, *_triple(getattr(module, "padding", 0))[1:])
+    if isinstance(module, nn.Conv3d) and module.padding_mode == "zeros":
+        if bn is not None:
+            fused = _folded(module, bn)
+            return (lambda x: fused(x, padding)), 0.0
+        return (lambda x: F.conv3d(x, module.weight, module.bias, module.stride, padding, module.dilation,
+                                   module.groups)), 0.0
+    if isinstance(module, nn.MaxPool3d) and not module.return_indices:
+        return (lambda x: F.max_pool3d(x, module.kernel_size, module.stride, padding, module.dilation)), -math.inf
+    if isinstance(module, nn.AvgPool3d) and module.count_include_pad and module.divisor_override is None:
+        return (lambda x: F.avg_pool3d(x, module.kernel_size, module.stride, padding)), 0.0
+    if isinstance(module, ZeroPadShortcut):  # every stride-th step: a kernel of 1, no padding
+        return module, 0.0
+    raise ValueError(f"cannot stream {module} over time")
+
+
+def _cat(parts):
+    parts = [p for p in parts if p is not None and p.shape[2]]
+    return None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+
+
+def _rest(x, start):
+    """x's steps from `start` on as a copy (a view would keep all of x alive), or None."""
+    start = max(0, start)
+    return x[:, :, start:].clone(memory_format=torch.contiguous_format) if start < x.shape[2] else None
+
+
+class _TimeOp:
+    """A convolution or pool streamed over time. Its input is the video's steps with the module's own
+    temporal padding at the true start and end only; output step q reads padded steps q*stride ...
+    q*stride + span - 1. Between calls it keeps the padded steps from the next output's first one on
+    (span - stride at most), so every output step is computed exactly once: the work of one pass."""
+
+    def __init__(self, module, bn=None):
+        self.apply, self.pad_value = _valid_in_time(module, bn)
+        geometry = temporal_geometry(module)
+        self.stride, self.padding = geometry.stride, geometry.before
+        self.span = geometry.before + geometry.after + 1
         self.reset()
 
     def reset(self):
-        self.pieces = []  # the held input steps first, first + 1, ... as consecutive (N, C, steps, H, W)
-        self.first = 0
-        self.held = 0  # input steps held
-        self.next_out = 0  # the first output step not returned yet
+        self.held, self.skip, self.started = None, 0, False  # skip: padded steps to drop (stride > span)
+        self.empty = None  # (N, C, 0, H, W): the input's shape, for padding when nothing is held
 
-    def _segment_start(self):
-        """Where a segment computing step next_out begins: a multiple of the stride, reading no edge."""
-        stride = self.geometry.stride
-        return max(0, self.next_out * stride - self.geometry.before) // stride * stride
-
-    def _steps(self, start, stop):
-        """Input steps start ... stop - 1 as one contiguous tensor: one copy (none for a whole contiguous
-        piece), where concatenating everything held and then slicing a segment would copy twice."""
-        parts, offset = [], self.first
-        for piece in self.pieces:
-            a, b = max(start, offset), min(stop, offset + piece.shape[2])
-            if a < b:
-                parts.append(piece if b - a == piece.shape[2] else piece[:, :, a - offset:b - offset])
-            offset += piece.shape[2]
-        if len(parts) == 1 and parts[0].is_contiguous():  # a whole piece: a time slice of more than one
-            return parts[0]  # channel is never contiguous
-        return torch.cat(parts, dim=2)
+    def _pad(self, like, steps):
+        shape = (like.shape[0], like.shape[1], steps, *like.shape[3:])
+        return like.new_full(shape, self.pad_value) if steps else None
 
     def push(self, x, end):
-        """x: the next input steps (None: none); end: the input is complete. Returns the next exact
-        output steps (N, C', steps, H', W'), or None."""
+        """x: the next input steps (N, C, steps, H, W) or None; end: the input is complete. Returns the
+        next output steps or None."""
+        if x is not None:
+            self.empty = x.new_empty((*x.shape[:2], 0, *x.shape[3:]))
+        like = self.empty
+        if like is None:
+            return None
+        parts = [self.held]
+        if x is not None and not self.started:
+            parts.append(self._pad(x, self.padding))
+            self.started = True
+        parts += [x, self._pad(like, self.padding) if end else None]
+        if self.skip:  # only new steps can be skipped: nothing is held then
+            x = _cat(parts[1:])
+            parts = [None if x is None else x[:, :, self.skip:]]
+            self.skip = max(0, self.skip - (0 if x is None else x.shape[2]))
+        buffer = _cat(parts)
+        if buffer is None or buffer.shape[2] < self.span:
+            self.held = None if buffer is None else buffer.clone(memory_format=torch.contiguous_format)
+            return None
+        outputs = (buffer.shape[2] - self.span) // self.stride + 1
+        out = self.apply(buffer)  # the trailing steps that do not complete a window add no output
+        self.held = _rest(buffer, outputs * self.stride)
+        self.skip = max(0, outputs * self.stride - buffer.shape[2])
+        return out
+
+
+def _split_max_pool(pool):
+    """A max pool as a pool over space (pointwise in time) then one over time: the same maximum, and the
+    stream keeps the steps of the smaller, spatially pooled tensor, not those of the pool's input."""
+    kernel, stride, padding, dilation = (_triple(v) for v in (pool.kernel_size, pool.stride or pool.kernel_size,
+                                                                pool.padding, pool.dilation))
+    space = nn.MaxPool3d((1, *kernel[1:]), (1, *stride[1:]), (0, *padding[1:]), (1, *dilation[1:]))
+    return [space, _TimeOp(nn.MaxPool3d((kernel[0], 1, 1), (stride[0], 1, 1), (padding[0], 0, 0),
+                                        (dilation[0], 1, 1)))]
+
+
+def _foldable(conv, bn):
+    return (isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d) and not bn.training and bn.affine
+            and bn.track_running_stats and bn.num_features == conv.out_channels)
+
+
+def _stream_ops(modules):
+    """Each module as streaming ops: pointwise modules apply to whatever steps arrive; a BatchNorm (eval)
+    after a convolution is folded into it."""
+    ops, modules = [], list(modules)
+    for i, m in enumerate(modules):
+        if i and _foldable(modules[i - 1], m):
+            continue
+        if isinstance(m, nn.MaxPool3d) and not m.ceil_mode and not m.return_indices:
+            ops += _split_max_pool(m)
+        elif isinstance(m, POINTWISE):
+            ops.append(m)
+        else:
+            following = modules[i + 1] if i + 1 < len(modules) else None
+            ops.append(_TimeOp(m, following if _foldable(m, following) else None))
+    return ops
+
+
+class _Chain:
+    def __init__(self, modules):
+        self.ops = _stream_ops(modules)
+
+    def reset(self):
+        for op in self.ops:
+            if isinstance(op, _TimeOp):
+                op.reset()
+
+    def push(self, x, end):
+        for op in self.ops:
+            if isinstance(op, _TimeOp):
+                x = op.push(x, end)
+            elif x is not None:  # pointwise
+                x = op(x)
+            if x is None and not end:
+                return None
+        return x
+
+
+class _Block:
+    """A residual block: its main path and shortcut streamed apart (the main path's convolutions wait for
+    steps to come, the shortcut does not), their steps added once both have them."""
+
+    def __init__(self, block):
+        if type(block) not in (BasicBlock, Bottleneck):
+            raise ValueError(f"cannot stream {type(block).__name__}: its forward is not BasicBlock's or Bottleneck's")
+        names = ["conv1", "bn1", "relu", "conv2", "bn2"] + (["relu", "conv3", "bn3"] if hasattr(block, "conv3") else [])
+        self.main = _Chain([getattr(block, name) for name in names])
+        downsample = block.downsample
+        self.shortcut = None if downsample is None else _Chain(
+            list(downsample) if isinstance(downsample, nn.Sequential) else [downsample])
+        self.relu = block.relu
+
+    def reset(self):
+        self.main.reset()
+        if self.shortcut is not None:
+            self.shortcut.reset()
+        self.main_left = self.shortcut_left = None  # steps one branch has computed ahead of the other
+
+    def push(self, x, end):
+        main = _cat([self.main_left, self.main.push(x, end)])
+        shortcut = x if self.shortcut is None else self.shortcut.push(x, end)
+        left = 0 if self.shortcut_left is None else self.shortcut_left.shape[2]
+        new = 0 if shortcut is None else shortcut.shape[2]
+        steps = min(0 if main is None else main.shape[2], left + new)
+        if not steps:
+            self.main_left, self.shortcut_left = main, _cat([self.shortcut_left, shortcut])
+            return None
+        # The main path's output is its own (bn's): the shortcut is added into it in place, in two parts
+        # rather than concatenated (a copy of a whole block output).
+        out, self.main_left = main[:, :, :steps], _rest(main, steps)
+        if left:
+            out[:, :, :left].add_(self.shortcut_left[:, :, :steps])
+        if steps > left:
+            out[:, :, left:].add_(shortcut[:, :, :steps - left])
+        self.shortcut_left = _cat([_rest(self.shortcut_left, steps) if left else None,
+                                   _rest(shortcut, steps - left) if new else None])
+        return self.relu(out if self.main_left is None else out.contiguous())
+
+
+class _Queue:
+    """A stage's input steps, waiting until the stage can run on `min_steps` at a time (fewer, larger
+    calls: each call has a fixed cost); `exact` (the stem): on exactly that many new steps, so that every
+    segment has the same size and the same peak."""
+
+    def __init__(self, stage, min_steps, exact=False):
+        self.stage, self.min_steps, self.exact = stage, max(1, min_steps), exact
+        self.reset()
+
+    def reset(self):
+        self.stage.reset()
+        self.pieces, self.queued = [], 0
+
+    def push(self, x, end):
+        """x: the next input steps or None; end: the input is complete. Returns the stage's output steps
+        (a list of tensors)."""
         if x is not None and x.shape[2]:
             self.pieces.append(x)
-            self.held += x.shape[2]
-        if not self.held or (not end and self.held < self.min_in):
-            return None
-        stride, after = self.geometry.stride, self.geometry.after
-        received = self.first + self.held
-        start = self._segment_start()
-        if end:
-            stop = received  # the video's end: its padding is the network's own
-        else:
-            last = (received - 1 - after) // stride  # the last output step whose whole window has arrived
-            if last + 1 - self.next_out < self.min_steps:
-                return None
-            stop = last * stride + after + 1
-        if start >= stop:
-            return None
-        out = self.module(self._steps(start, stop))
-        out = out[:, :, self.next_out - start // stride:]
-        if not end:
-            out = out[:, :, :last + 1 - self.next_out]
-        self.next_out += out.shape[2]
-        keep = self._segment_start()
-        # A copy of the few steps kept (contiguous): a view would keep its whole piece alive.
-        self.pieces = [self._steps(keep, received)] if keep < received else []
-        self.first, self.held = keep, received - keep
-        return out if out.shape[2] else None
+            self.queued += x.shape[2]
+        outs = []
+        while not end:
+            need = self.min_steps
+            if self.queued < need:
+                return outs
+            steps = _cat(self.pieces)
+            if self.exact and self.queued > need:  # the rest waits as a copy, not a view of all of it
+                self.pieces, self.queued, steps = [_rest(steps, need)], self.queued - need, steps[:, :, :need]
+            else:
+                self.pieces, self.queued = [], 0
+            outs += [out for out in [self.stage.push(steps, False)] if out is not None]
+        steps, self.pieces, self.queued = _cat(self.pieces), [], 0
+        return outs + [out for out in [self.stage.push(steps, True)] if out is not None]
 
 
 class ResNetStream:
     """The logits of a 3D ResNet over a whole video fed in parts: ``feed(x)`` any number of times with
     the next frames (N, 3, F, H, W), normalised, then ``finish()`` -> (N, classes), equal to
-    ``model(all frames)``. The stem runs on segments of `tile_frames` frames, the few of its margin
-    included, whatever the sizes of the parts fed (the first segment of a video and every later one
-    have the same size, so the same peak); every other stage waits until it can run on about a quarter
-    tile of new input steps: each tile at half the frame rate (layer1, where a step holds the most), every
-    few tiles deeper in, where time is downsampled and a step holds less, so that those stages run less
-    often.
+    ``model(all frames)``. The stem runs on exactly `tile_frames` new frames at a time (the same size, so
+    the same peak, for every segment), and layer1 and layer2 on what each stem call gives them. A
+    convolution over few steps costs up to 3x as much per step (its weights are prepared on every call),
+    so layer3 waits for `deep_frames` frames' worth of steps (default two tiles) and layer4 for twice that;
+    their steps are small (0.4 and 0.2 MB at 112x112 for a ResNet-50), so what waits stays ~10-15 MB.
     """
 
-    def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None) -> None:
+    def __init__(self, model: nn.Module, tile_frames: int, layer4_blocks: int | None = None,
+                 deep_frames: int | None = None) -> None:
         if isinstance(tile_frames, bool) or not isinstance(tile_frames, int) or tile_frames < 1:
             raise ValueError(f"tile_frames must be a positive int, got {tile_frames!r}")
         self.model, self.tile_frames = model, tile_frames
-        self.stages = []
-        for module in resnet_stages(model, layer4_blocks):
-            stage = _Stage(module)
-            stage.min_steps = max(1, -(-tile_frames // (4 * stage.geometry.stride)))  # output steps
-            self.stages.append(stage)
-        stem = self.stages[0]
-        # The stem runs on segments of tile_frames frames, its margin included (at least enough for a step
-        # beyond it): the first segment of a video and every later one have the same size, so its peak does
-        # not depend on the video's length (margin plus a full tile of new frames made later ones larger).
-        geometry = stem.geometry
-        stem.min_steps, stem.min_in = 1, max(tile_frames, geometry.before + geometry.after + 2 * geometry.stride)
+        deep_frames = deep_frames or 2 * tile_frames
+        stages = resnet_stages(model, layer4_blocks)
+        self.stages = [_Queue(_Chain(stages[0]), tile_frames, exact=True)]
+        stride = temporal_geometry(stages[0]).stride  # input frames per step of the stage's input
+        for module in stages[1:]:
+            downsamples = temporal_geometry(module).stride > 1
+            # Only a layer's first block waits: the blocks after it run on what it gives them.
+            frames = deep_frames * stride // 4 if downsamples and stride >= 4 else 1
+            self.stages.append(_Queue(_Block(module), -(-frames // stride)))
+            stride *= temporal_geometry(module).stride
         self.reset()
 
     def reset(self) -> None:
@@ -197,12 +357,7 @@ class ResNetStream:
         self.pooled, self.steps = 0.0, 0  # sum over layer4's steps of their spatial means (N, C); count
 
     def feed(self, x: torch.Tensor) -> None:
-        stem = self.stages[0]
-        while x.shape[2]:
-            room = stem.min_in - stem.held  # the frames that fill the stem's next segment
-            part, x = x[:, :, :room], x[:, :, room:]
-            # A part that does not fill the segment waits in the stem: as a copy, not a view of all of x.
-            self._push(part if part.shape[2] == room else part.clone(), end=False)
+        self._push(x, end=False)
 
     def finish(self) -> torch.Tensor:
         self._push(None, end=True)
@@ -213,10 +368,11 @@ class ResNetStream:
         return logits
 
     def _push(self, x, end):
+        parts = [x]
         for stage in self.stages:
-            x = stage.push(x, end)
-            if x is None and not end:
+            parts = [out for part in parts for out in stage.push(part, False)] + (stage.push(None, True) if end else [])
+            if not parts and not end:
                 return
-        if x is not None:  # layer4 steps (N, C, steps, H, W)
+        for x in parts:  # layer4 steps (N, C, steps, H, W)
             self.pooled = self.pooled + x.float().mean((3, 4)).sum(2)
             self.steps += x.shape[2]
