@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -25,6 +26,7 @@ from actionrec.evaluation import head_scores
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
 from actionrec.guards import UserError
+from actionrec.reporting import head_report, head_report_pdf
 from helpers import run_group
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "1", "--no-tensorboard"]
@@ -180,6 +182,7 @@ def test_two_heads_train_and_test_end_to_end(data, tmp_path):
     table = (tmp_path / "report" / "heads.md").read_text()
     assert f"| tsn | action | {100 * action:.2f} |" in table and f"| tsn | verb | {100 * verb:.2f} |" in table
     assert (tmp_path / "report" / "figures" / "heads_confusion.png").stat().st_size > 0
+    check_heads_pdf(tmp_path / "report", [("tsn", tmp_path / "test")], tmp_path / "again.pdf")
     # another CSV tested against the checkpoint's vocabularies: an unknown class id is one line naming the line
     rows = read_csv(root / "annotations.csv")
     rows[2]["noun_class"] = "7"
@@ -198,6 +201,51 @@ def test_two_heads_train_and_test_end_to_end(data, tmp_path):
     with pytest.raises(UserError, match="label heads"):
         predict.main(predict.get_args_parser().parse_args([video, "--checkpoint", str(out / "checkpoint.pth"),
                                                            "--device", "cpu"]))
+
+
+def check_heads_pdf(report_dir, named_dirs, other_pdf):
+    """heads_report.pdf is written, bookmarks its sections, and its table holds heads.json's numbers."""
+    assert (report_dir / head_report_pdf.PDF_NAME).stat().st_size > 0
+    models = head_report.read_head_results(named_dirs)
+    tables = head_report.head_tables(models)
+    built = head_report_pdf.write_heads_pdf(str(other_pdf), models, tables, head_report.figure_specs(models))
+    assert built["sections"][1:] == ["Models", "What the numbers say", "The classes of the subsets",
+                                     "Confusion matrices", "Class histograms", "Loss curves"]
+    assert "annotations.csv" in built["sections"][0]
+    assert 1 <= built["pages"] <= 4
+    saved = json.loads((report_dir / "heads.json").read_text())
+    expected = [[name, part, *(f"{100 * s[k]:.2f}" for k in ("top1", "top5", "macro_precision", "macro_recall")),
+                 str(model["videos"])] for name, model in saved.items()
+                for part, s in [*model["heads"].items(), ("action", model["action"])]]
+    assert tables["parts"].rows == expected
+    if shutil.which("pdftotext") is None:
+        return
+    text = subprocess.run(["pdftotext", "-layout", str(report_dir / head_report_pdf.PDF_NAME), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    lines = [line.split() for line in text.splitlines()]
+    assert all(row in lines for row in expected), "the PDF's table differs from heads.json"
+    assert text.count("\f") == built["pages"] and "What the numbers say" in text
+
+
+def test_the_heads_report_names_the_winners_and_the_missing_classes():
+    def part(top1, recall, never=(), counts=None):
+        return {"top1": top1, "macro_recall": recall, "never_predicted": list(never), "class_counts": counts or {}}
+    counts = {"train": {"put": 3, "take": 0}, "val": {"put": 0, "take": 2}}
+    unseen_action = {"top1": 0.25, "macro_recall": 0.2, "unseen_in_training": ["take bag"]}
+    models = {"frozen": {"results": {"subset": "val", "heads": {"verb": part(0.5, 0.4, ["take"], counts)},
+                                     "action": unseen_action}},
+              "fine_tuned": {"results": {"subset": "val", "heads": {"verb": part(0.75, 0.4)},
+                                         "action": {"top1": 0.25, "macro_recall": 0.3}}}}
+    assert head_report_pdf.winner_sentence("verb", models) == (
+        "Verb: fine_tuned wins top-1 with 75.00 % (frozen 50.00 %). On mean class recall frozen and fine_tuned tie "
+        "(40.00 %).")
+    assert head_report_pdf.winner_sentence("action", models).startswith("Action: frozen and fine_tuned tie at top-1")
+    assert head_report_pdf.never_predicted_sentences(models) == [
+        "frozen never predicts the verb take, though the validation subset has it (precision 0)."]
+    assert head_report_pdf.data_sentences(models) == [
+        "No validation segment has the verb put.",
+        "The validation subset has the verb take, which training never has: no model can learn it.",
+        "frozen's tested segments include actions (verb, noun pairs) never seen in training: take bag."]
 
 
 def test_a_3d_model_gets_the_same_heads(data, tmp_path):

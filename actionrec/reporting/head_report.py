@@ -16,7 +16,8 @@ import numpy as np
 from actionrec import atomic
 from actionrec.evaluation import jsonfile
 from actionrec.guards import UserError
-from actionrec.reporting import figure_set, figures
+from actionrec.reporting import figure_set, figures, head_report_pdf
+from actionrec.reporting import tables as report_tables
 
 ACTION = "action"
 
@@ -50,6 +51,11 @@ def _pct(value):
     return "–" if value is None else f"{100 * value:.2f}"
 
 
+PART_HEADER = ["model", "head", "top-1 %", "top-5 %", "mean class precision %", "mean class recall %", "videos"]
+SPEED_HEADER = ["model", "data loading s/video", "model s/video", "latency s/video", "FPS (frames / total latency)",
+                "device"]
+
+
 def table_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
     """[model, head, top-1, top-5, mean class precision, mean class recall, videos] per model and part."""
     rows = []
@@ -63,14 +69,34 @@ def table_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
 
 
 def speed_rows(models: Dict[str, Dict[str, Any]]) -> List[List[str]]:
-    """[model, load s/video, model s/video, FPS end to end, device] of the models whose test timed them."""
+    """[model, load s/video, model s/video, latency s/video (the two), FPS end to end, device] of the models whose
+    test timed them."""
     rows = []
     for name, model in models.items():
         timing = (model["results"].get("model") or {}).get("timing")
         if timing:
-            rows.append([name, f"{timing['load_seconds_per_video']:.3f}", f"{timing['model_seconds_per_video']:.3f}",
-                         f"{timing['fps_end_to_end']:.1f}", str(timing["device"])])
+            load, run = timing["load_seconds_per_video"], timing["model_seconds_per_video"]
+            rows.append([name, f"{load:.3f}", f"{run:.3f}", f"{load + run:.3f}", f"{timing['fps_end_to_end']:.1f}",
+                         str(timing["device"])])
     return rows
+
+
+def head_tables(models: Dict[str, Dict[str, Any]]) -> Dict[str, report_tables.Table]:
+    """{"parts": per model, head and action: top-k and mean class precision and recall; "speed": latency and
+    FPS per model (absent when no test was timed)}: the tables of heads.md and heads_report.pdf."""
+    subsets = sorted({m["results"]["subset"] for m in models.values()})
+    out = {"parts": report_tables.Table(
+        f"Verb, noun and action results (%) on the {' / '.join(subsets)} segments.", PART_HEADER, "llrrrrr",
+        table_rows(models), "An action is right when its verb and its noun are (its score: the product of the two "
+        "heads' probabilities). Mean class precision and recall are over the classes the tested subset has; a "
+        "class never predicted has precision 0.")}
+    speed = speed_rows(models)
+    if speed:
+        out["speed"] = report_tables.Table("Latency per video and frames per second of each model's test.",
+                                           SPEED_HEADER, "lrrrrl", speed,
+                                           "Latency: data loading plus the model, per video; FPS: the frames "
+                                           "tested over that total.")
+    return out
 
 
 def notes(models: Dict[str, Dict[str, Any]]) -> List[str]:
@@ -87,18 +113,15 @@ def notes(models: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines
 
 
-def markdown(models: Dict[str, Dict[str, Any]]) -> str:
-    head = ["model", "head", "top-1 %", "top-5 %", "mean class precision %", "mean class recall %", "videos"]
-    lines = ["# Verb, noun and action results", "",
-             "An action is right when its verb and its noun are (its score: the product of the two heads' "
-             "probabilities). Mean class precision and recall are over the classes the tested subset has; a "
-             "class never predicted has precision 0.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(models)]
-    speed = speed_rows(models)
-    if speed:
-        lines += ["", "| model | data loading s/video | model s/video | FPS (frames / total latency) | device |",
-                  "|---|---|---|---|---|"] + ["| " + " | ".join(row) + " |" for row in speed]
+def _markdown_rows(table: report_tables.Table) -> List[str]:
+    return ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)] + [
+        "| " + " | ".join(row) + " |" for row in table.rows]
+
+
+def markdown(models: Dict[str, Dict[str, Any]], tables: Dict[str, report_tables.Table]) -> str:
+    lines = ["# Verb, noun and action results", "", tables["parts"].note, ""] + _markdown_rows(tables["parts"])
+    if "speed" in tables:
+        lines += [""] + _markdown_rows(tables["speed"])
     found = notes(models)
     if found:
         lines += [""] + [f"- {line}" for line in found]
@@ -109,11 +132,10 @@ def _class_names(summary: Dict[str, Any]) -> List[str]:
     return list(summary["per_class"])
 
 
-def draw_confusions(models: Dict[str, Dict[str, Any]]):
+def draw_confusions(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
     """One row per model, one row-normalised confusion matrix per head (rows = true class)."""
     heads = list(next(iter(models.values()))["results"]["heads"])
-    fig = figures.new_figure(figures.TEXT_W, 2.4 * len(models))
-    rects = figures.grid_rects(fig, [0, 0, 1, 1], len(models), len(heads))
+    rects = figures.grid_rects(fig, rect, len(models), len(heads))
     for r, (name, model) in enumerate(models.items()):
         for c, head in enumerate(heads):
             cm = model["cms"][head].astype(np.float64)
@@ -128,18 +150,16 @@ def draw_confusions(models: Dict[str, Dict[str, Any]]):
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
                             color="white" if value > 0.5 else "black")
             ax.set_title(f"{name}: {head} (rows: true)", fontsize=7)
-    return fig
 
 
-def draw_histograms(models: Dict[str, Dict[str, Any]]):
+def draw_histograms(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
     """Class counts of each subset (train / val / test) per head, from the first model's results."""
     heads = next(iter(models.values()))["results"]["heads"]
-    fig = figures.new_figure(figures.TEXT_W, 2.2)
-    rects = figures.grid_rects(fig, [0, 0, 1, 1], 1, len(heads))
-    for rect, (head, summary) in zip(rects, heads.items()):
+    rects = figures.grid_rects(fig, rect, 1, len(heads))
+    for cell, (head, summary) in zip(rects, heads.items()):
         counts = summary.get("class_counts", {})
         names = _class_names(summary)
-        ax = figures.region_axes(fig, rect, left=0.4, bottom=0.8, top=0.25, right=0.1)
+        ax = figures.region_axes(fig, cell, left=0.4, bottom=0.8, top=0.25, right=0.1)
         width = 0.8 / max(len(counts), 1)
         for k, (subset, per_class) in enumerate(counts.items()):
             ax.bar(np.arange(len(names)) + (k - (len(counts) - 1) / 2) * width, [per_class[n] for n in names],
@@ -147,43 +167,58 @@ def draw_histograms(models: Dict[str, Dict[str, Any]]):
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=6)
         ax.tick_params(labelsize=6)
         ax.set_title(f"{head}: segments per class", fontsize=7)
-        ax.legend(fontsize=6)
-    return fig
+        if counts:
+            ax.legend(fontsize=6)
 
 
-def draw_losses(models: Dict[str, Dict[str, Any]]):
+def draw_losses(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
     """Training and validation loss per epoch of each model (its log.jsonl)."""
-    fig = figures.new_figure(figures.TEXT_W, 2.0)
-    rects = figures.grid_rects(fig, [0, 0, 1, 1], 1, len(models))
-    for rect, (name, model) in zip(rects, models.items()):
-        ax = figures.region_axes(fig, rect, left=0.4, bottom=0.35, top=0.25, right=0.1)
+    rects = figures.grid_rects(fig, rect, 1, len(models))
+    for cell, (name, model) in zip(rects, models.items()):
+        ax = figures.region_axes(fig, cell, left=0.4, bottom=0.35, top=0.25, right=0.1)
         for key in ("train_loss", "val_loss", "test_loss"):
             points = [(e["epoch"], e[key]) for e in model["log"] if key in e]
             if points:
                 ax.plot(*zip(*points), marker=".", label=key.replace("_", " "))
         ax.set_title(name, fontsize=7)
         ax.tick_params(labelsize=6)
-        ax.legend(fontsize=6)
-    return fig
+        if model["log"]:
+            ax.legend(fontsize=6)
+
+
+def figure_specs(models: Dict[str, Dict[str, Any]]) -> Dict[str, figures.FigureSpec]:
+    """The figures of the files and the PDF: {name: (height in inches, draw(fig, rect), caption)}."""
+    return {
+        "heads_confusion": (2.4 * len(models), lambda fig, rect: draw_confusions(fig, rect, models),
+                            "Row-normalised confusion matrices of each model (rows) and head (columns): the "
+                            "fraction of a true class's segments given each class."),
+        "heads_class_histograms": (2.2, lambda fig, rect: draw_histograms(fig, rect, models),
+                                   "Segments per class of each head in the training, validation and test subsets."),
+        "heads_loss": (2.0, lambda fig, rect: draw_losses(fig, rect, models),
+                       "Training and validation loss (the sum of the heads' cross-entropies) per epoch."),
+    }
 
 
 def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str) -> Dict[str, Any]:
-    """heads.md, heads.json and figures/heads_{confusion,class_histograms,loss}.png in output_dir."""
+    """heads.md, heads.json, figures/heads_{confusion,class_histograms,loss}.{png,pdf} and heads_report.pdf in
+    output_dir; returns heads.json's content."""
     models = read_head_results(named_dirs)
-    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
-    text = markdown(models)
+    tables = head_tables(models)
+    text = markdown(models, tables)
 
     def write_text(tmp_path):
         with open(tmp_path, "w", encoding="utf-8") as f:
             f.write(text)
+    os.makedirs(output_dir, exist_ok=True)
     atomic.atomic_write(os.path.join(output_dir, "heads.md"), write_text)
-    summary = {name: {k: m["results"][k] for k in ("heads", ACTION, "videos", "subset", "checkpoint", "model")
-                      if k in m["results"]} for name, m in models.items()}
+    summary = {name: {k: m["results"][k] for k in ("heads", ACTION, "videos", "subset", "annotations", "checkpoint",
+                                                   "model") if k in m["results"]} for name, m in models.items()}
     jsonfile.write_json(os.path.join(output_dir, "heads.json"), summary)
-    written = []
-    for figure_name, draw in (("heads_confusion", draw_confusions), ("heads_class_histograms", draw_histograms),
-                              ("heads_loss", draw_losses)):
-        written += figure_set.save_figure(draw(models), os.path.join(output_dir, "figures"), figure_name)
+    specs = figure_specs(models)
+    written = figure_set.write_figures(os.path.join(output_dir, "figures"), specs)
+    pdf_path = os.path.join(output_dir, head_report_pdf.PDF_NAME)
+    pages = head_report_pdf.write_heads_pdf(pdf_path, models, tables, specs)["pages"]
     print(text)
     print(f"wrote {os.path.join(output_dir, 'heads.md')}, heads.json and {len(written)} figure files")
+    print(f"Report:  {pdf_path} ({pages} pages)")
     return summary
