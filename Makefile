@@ -180,7 +180,7 @@ $(DEMO_REPORT)/report.pdf: $(DEMO_SF)/TESTED $(DEMO_TSN)/TESTED $(DEMO_3D)/TESTE
 
 demo-verbnoun: $(DEMO_VN)/report/heads.md
 	@echo
-	@echo "Report: $(abspath $(DEMO_VN)/report/heads.md) (figures in $(abspath $(DEMO_VN)/report/figures))"
+	@echo "Report: $(abspath $(DEMO_VN)/report/heads_report.pdf) and heads.md (figures in $(abspath $(DEMO_VN)/report/figures))"
 
 $(DEMO_VN_DATA)/annotations.csv: | $(STAMP)
 	$(PY) make_synthetic_ucf101.py --verb-noun --out $(DEMO_VN_DATA) $(DEMO_VN_DATASET)

@@ -21,6 +21,8 @@ writes into ``--output-dir``:
 
 ``--summarize DIR1 DIR2 DIR3`` instead reads three splits' report folders and writes the mean and
 standard deviation over the splits (summary.md, summary.tex, summary.json, summary.pdf, figures/).
+``--heads NAME=TEST_DIR ...`` instead reads the tests of models with verb and noun heads and writes heads.md,
+heads.json, figures/heads_*.png and heads_report.pdf (``actionrec.reporting.head_report``).
 
 The work is done by the library: actionrec/evaluation (reading, scoring, fusing: ``combiner``) and
 actionrec/reporting (tables, sentences, figures, the PDF, ``split_summary``). A user mistake is one line
@@ -163,8 +165,9 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="report/", help="where to write the results (default: report/)")
     parser.add_argument("--heads", action="append", metavar="NAME=TEST_DIR",
                         help="instead of evaluating: the verb / noun / action report (heads.md, heads.json, "
-                             "figures/heads_*.png) of models trained with --annotations, from the --output-dir of "
-                             "their test script; repeat per model, e.g. baseline=... finetuned=... (default: none)")
+                             "figures/heads_*.png, heads_report.pdf) of models trained with --annotations, from "
+                             "the --output-dir of their test script; repeat per model, e.g. baseline=... "
+                             "finetuned=... (default: none)")
     parser.add_argument("--summarize", nargs="+", metavar="REPORT_DIR", default=None,
                         help="instead of evaluating: read these report folders (one per split, each with its "
                              "results.json) and write the mean ± std over the splits to --output-dir (default: off)")

@@ -5,7 +5,8 @@ histograms of train / validation / test, and each model's training and validatio
 
 Input: the test folders the test scripts write for such a model (results.json, confusion_matrix_<head>.npy,
 the results' model.json record with its timing and training log), named, e.g. the frozen baseline beside
-the fine-tuned model. Output: heads.md, heads.json and figures/heads_*.png in the report folder.
+the fine-tuned model. Output: heads.md, heads.json, figures/heads_*.{png,pdf} and heads_report.pdf
+(``head_report_pdf``) in the report folder.
 """
 import json
 import os
