@@ -133,6 +133,12 @@ def _class_names(summary: Dict[str, Any]) -> List[str]:
     return list(summary["per_class"])
 
 
+def _title(ax, text: str, size: float = 7.0) -> None:
+    """The axes' title, its font shrunk (to 4 points at least) until it fits the axes' width."""
+    width = ax.get_position().width * ax.figure.get_size_inches()[0]
+    ax.set_title(text, fontsize=max(4.0, min(size, size * width / max(figures.text_width(text, size), 1e-6))))
+
+
 def draw_confusions(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
     """One row per model, one row-normalised confusion matrix per head (rows = true class)."""
     heads = list(next(iter(models.values()))["results"]["heads"])
@@ -150,7 +156,7 @@ def draw_confusions(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
                 if cm[i].sum():
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
                             color="white" if value > 0.5 else "black")
-            ax.set_title(f"{name}: {head} (rows: true)", fontsize=7)
+            _title(ax, f"{name}: {head} (rows: true)")
 
 
 def draw_histograms(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
@@ -181,10 +187,12 @@ def draw_losses(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
             points = [(e["epoch"], e[key]) for e in model["log"] if key in e]
             if points:
                 ax.plot(*zip(*points), marker=".", label=key.replace("_", " "))
-        ax.set_title(name, fontsize=7)
+        _title(ax, name)
         ax.tick_params(labelsize=6)
         if model["log"]:
             ax.legend(fontsize=6)
+        else:
+            ax.text(0.5, 0.5, "no training log", ha="center", va="center", fontsize=6, transform=ax.transAxes)
 
 
 def figure_specs(models: Dict[str, Dict[str, Any]]) -> Dict[str, figures.FigureSpec]:

@@ -129,7 +129,7 @@ def write_heads_pdf(path: str, models: Dict[str, Dict[str, Any]], tables: Dict[s
                     specs: Dict[str, figures.FigureSpec]) -> Dict[str, Any]:
     """The PDF; returns {"pages": N, "sections": [the bookmarked headings, in order]}."""
     label = dataset_label(models)
-    doc = pdf_layout.ReportDocument(path, f"{label}; combine_results.py --heads {', '.join(models)}",
+    doc = pdf_layout.ReportDocument(path, f"{label}; combine_results.py --heads, {len(models)} models",
                                     f"{label}: verb, noun and action results")
     story = intro_story(models)
     story += [pdf_layout.spacer(0.05)] + pdf_layout.table(doc, tables["parts"])
