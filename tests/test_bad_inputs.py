@@ -242,7 +242,7 @@ SCRIPTS = {
     "extract_features.py": Script(extract_features, True),
     "train_rnn.py": Script(train_rnn, True),
     "test_rnn.py": Script(test_rnn, True),
-    "prepare_ucf101.py": Script(prepare_ucf101, False),
+    "prepare_ucf101.py": Script(prepare_ucf101, True),
     "make_split_lists.py": Script(make_split_lists, False),
     "make_synthetic_ucf101.py": Script(make_synthetic_ucf101, False),
     "combine_results.py": Script(combine_results, True),
