@@ -20,12 +20,13 @@ import test_single_frame
 import train_single_frame
 from actionrec import guards
 from actionrec.data import split_lists, video_files
-from actionrec.engine import checkpoints, devices, runner
+from actionrec.engine import checkpoints, devices
 from actionrec.evaluation import fusion as score_fusion
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
 from actionrec.flow import extract, recorded
 from actionrec.inference import explanations, predictor, video_logits
+from test_predict import run_predict
 
 FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3", "--arch", "resnet18",
         "--pretrained", "none", "--trainable", "all", "--batch-size", "4", "--no-tensorboard", "--epochs", "1",
@@ -81,15 +82,6 @@ def ws(tmp_path_factory, one_thread):
     return {"root": root, "data": data, "ckpt": ckpt, "predictions": scripts, "videos": videos,
             "classes": [str(c) for c in class_list], "avi": str(own / "my_video.avi"),
             "avi_flow": str(root / "own_flow" / "Mine" / "my_video.hdf5")}
-
-
-def run_predict(argv, capsys):
-    try:
-        status = runner.run_main(predict.main, predict.get_args_parser(), [str(a) for a in argv])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, [line for line in err.splitlines() if line.strip()]
 
 
 def load(ws, name, *flags):
