@@ -87,7 +87,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
