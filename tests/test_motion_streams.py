@@ -231,3 +231,35 @@ def test_sampling_module_is_unchanged_for_rgb():
     assert motion.sample_kind("rgb", 1) == "frame" and motion.sample_kind("rgb", 3) == "segments"
     assert motion.loader_kwargs("rgb", 3, 1) == {"segments": 3}
     assert batching.SAMPLE_LOADERS["segments"] is sampling._segments_raw
+
+
+def test_rgb_and_flow_fuse_in_combine_results_as_computed_by_hand(data_dir, tmp_path):
+    """Two-stream fusion through combine_results.py (TSN's 1 : 1.5): its top-1 and per-video scores equal
+    numpy's weighted sum of each model's mean log-softmax over its rows, from the written prediction files."""
+    import combine_results
+    train_and_test(data_dir, tmp_path / "rgb", ["--segments", "2"], ["--frames", "3"])
+    train_and_test(data_dir, tmp_path / "flow", ["--modality", "flow", "--new-length", "3", "--segments", "2"],
+                   ["--frames", "3"])
+    results = combine_results.main(combine_results.get_args_parser().parse_args(
+        ["--data-dir", data_dir, "--model", f"rgb={tmp_path / 'rgb' / 'p'}",
+         "--model", f"flow={tmp_path / 'flow' / 'p'}", "--fuse", "rgb,flow", "--weights", "1,1.5",
+         "--fusion", "logmean", "--output-dir", str(tmp_path / "report")]))
+    _, _, (paths, labels) = split_lists.getUCF101(data_dir, 1)
+
+    def mean_log_softmax(folder, path):
+        logits = prediction_files.read_predictions(prediction_files.prediction_path(folder, path)).astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        return (shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))).mean(axis=0)
+    fused = np.stack([1.0 * mean_log_softmax(tmp_path / "rgb" / "p", p)
+                      + 1.5 * mean_log_softmax(tmp_path / "flow" / "p", p) for p in paths])
+    hand_top1 = float(np.mean(fused.argmax(axis=1) == np.asarray(labels)))
+    assert results["evaluation"]["rgb+flow"]["top1"] == pytest.approx(hand_top1)
+    assert results["fusions"]["rgb+flow"]["weights"] == pytest.approx([1.0, 1.5])
+    hand_per_class = {}
+    for c, name in enumerate(results["class_list"]):
+        mine = np.asarray(labels) == c
+        hand_per_class[name] = float(np.mean(fused[mine].argmax(axis=1) == c))
+    assert results["evaluation"]["rgb+flow"]["per_class_accuracy"] == pytest.approx(hand_per_class)
+    hand_confusion = np.zeros((len(results["class_list"]),) * 2, dtype=np.int64)
+    np.add.at(hand_confusion, (np.asarray(labels), fused.argmax(axis=1)), 1)
+    assert np.array_equal(np.load(tmp_path / "report" / "confusion_rgb+flow.npy"), hand_confusion)
