@@ -2,23 +2,26 @@
 
     python extract_flow.py --data-dir data/                       # UCF-101-hdf5/ or UCF-101/ -> UCF-101-flow/
     python extract_flow.py --data-dir data/ --method tvl1 --shard 3/16   # one task of a 16-task job array
+    python extract_flow.py --annotations mydata/annotations.csv --videos mydata/videos   # -> mydata/videos-flow/
 
 Every video `<Class>/<video>` under `<data-dir>/UCF-101-hdf5/` or `<data-dir>/UCF-101/` (HMDB-51:
 `hmdb51-hdf5/`, `hmdb51/`; the HDF5 copy when both hold it) gets `<out>/<Class>/<video>.hdf5` with
 dataset `flow`, uint8 [T-1, H, W, 2] (x, y), TSN's 8-bit form (see actionrec/flow/extract.py and
-codec.py). The job is resumable and safe to kill: each file is written under a temporary name and
+codec.py). With --annotations CSV --videos DIR (a dataset of one's own, data/annotations.py), every
+segment the CSV names, of every subset, gets `<out>/<uid>.hdf5` (default out: `<videos>-flow`, beside
+the videos folder). The job is resumable and safe to kill: each file is written under a temporary name and
 renamed when complete; a finished file of the same settings (method, size, bound, storage) for the
 frames its video has is skipped; a file of other settings is refused unless --no-resume. A video that
 cannot be read gets no output and is named at the end, and the exit status is 1; a usage error is
 one line and exit status 2. --shard I/N takes every N-th video of the sorted names, from the I-th: the
-N shards of a job array cover every video exactly once.
+N shards of a job array cover every video (uid) exactly once.
 """
 import argparse
 import os
 import time
 
 from actionrec import atomic, bulk, guards
-from actionrec.data import datasets, split_lists
+from actionrec.data import annotations, datasets, split_lists
 from actionrec.engine.runner import run_main
 from actionrec.flow import codec, listing
 from actionrec.flow.extract import DEFAULT_SIZE, JPEG_QUALITY, FlowSettings, extract_video, foreign_outputs
@@ -55,11 +58,10 @@ def check_args(args):
                         quality=args.quality, raft_weights=args.raft_weights)
 
 
-def find_tasks(args, settings):
-    """(out_dir, shard's tasks, number of videos in all shards)."""
+def dataset_sources(args) -> tuple[dict, str]:
+    """({`<Class>/<stem>`: video path}, out_dir) of --data-dir's dataset, or of --videos' class folders."""
     try:
         dataset = datasets.resolve_dataset(args.data_dir, args.dataset)
-        index, count = bulk.parse_shard(args.shard)
     except ValueError as e:
         raise UserError(str(e)) from None
     roots = [args.videos] if args.videos else listing.dataset_roots(args.data_dir, dataset)
@@ -70,6 +72,26 @@ def find_tasks(args, settings):
     if not sources:
         raise UserError(f"no videos found in {' or '.join(f'{r}/<Class>/<video>' for r in roots)} "
                         f"(.hdf5 or {' '.join(split_lists.VIDEO_SUFFIXES)}); set --data-dir, --dataset or --videos")
+    return sources, out_dir
+
+
+def annotated_sources(args) -> tuple[dict, str]:
+    """({uid: video path}, out_dir) of every segment of --annotations, all subsets, under --videos."""
+    if not args.videos:
+        raise UserError("--annotations needs --videos DIR: the folder of the segments' video files")
+    out_dir = args.out or listing.annotated_out_dir(args.videos)
+    guards.check_output_paths({"--out": out_dir}, {"--annotations/--videos": [args.annotations, args.videos]})
+    read = annotations.read_annotations(args.annotations)
+    return annotations.resolve_videos(read.segments, args.videos), out_dir
+
+
+def find_tasks(args, settings):
+    """(out_dir, shard's tasks, number of videos in all shards)."""
+    try:
+        index, count = bulk.parse_shard(args.shard)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    sources, out_dir = annotated_sources(args) if args.annotations else dataset_sources(args)
     names = bulk.shard(sources, index, count)
     tasks = [(name, sources[name], listing.output_path(out_dir, name), settings, args.resume) for name in names]
     return out_dir, tasks, len(sources)
@@ -109,17 +131,27 @@ def main(args):
 def get_args_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description="Extract the optical flow of every video of a dataset to <out>/<Class>/<video>.hdf5 "
-        "(dataset 'flow', uint8 [T-1, H, W, 2], x and y quantised to 0-255 over +-bound as TSN). Resumable; "
+        "(an annotation CSV's segments: <out>/<uid>.hdf5) (dataset 'flow', uint8 [T-1, H, W, 2], x and y "
+        "quantised to 0-255 over +-bound as TSN). Resumable; "
         "failed videos are listed at the end (exit status 1).")
     parser.add_argument("--data-dir", default="data",
                         help="holds the videos: UCF-101-hdf5/ or UCF-101/ (HMDB-51: hmdb51-hdf5/ or hmdb51/), "
                         "<Class>/<video>.hdf5 or .avi (default: data)")
     parser.add_argument("--dataset", choices=datasets.DATASETS, default="auto", help=datasets.DATASET_HELP)
     parser.add_argument("--videos", default=None, metavar="DIR",
-                        help="read <Class>/<video> files from this folder instead of --data-dir's (default: off)")
-    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="read <Class>/<video> files from this folder instead of --data-dir's; with "
+                        "--annotations, the folder of the segments' videos, <uid>.hdf5 or <uid> with a video "
+                        "suffix, sub-folders included (default: off)")
+    parser.add_argument("--annotations", default=None, metavar="CSV",
+                        help="extract the flow of every segment (all subsets) of this annotation CSV (columns "
+                        f"{','.join(annotations.COLUMNS)}; uid = a video file's stem under --videos) to "
+                        "<out>/<uid>.hdf5, as train_single_frame.py --modality flow --annotations reads it, "
+                        "instead of --data-dir's dataset (default: off)")
+    parser.add_argument("--out", "--flow-dir", default=None, metavar="DIR",
                         help="output folder, gets <Class>/<video>.hdf5 (default: <data-dir>/UCF-101-flow, "
-                        "or <data-dir>/hmdb51-flow for HMDB-51)")
+                        "or <data-dir>/hmdb51-flow for HMDB-51); with --annotations <uid>.hdf5 (default: beside "
+                        "the videos folder, <videos>-flow: mydata/videos -> mydata/videos-flow); --flow-dir is "
+                        "the same flag, named as the training scripts name it")
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                         help="flow method: tvl1 is the papers' (TSN, two-stream) but ~90x the CPU of dis-medium "
                         "on a CPU (bench/README.md); raft-* need --raft-weights and run on CUDA when present "

@@ -42,8 +42,8 @@ def main(args):
         raise guards.UserError(f"--frames must be 0 (every frame) or a positive count, not {args.frames}")
     model = frame_views.load_model(checkpoint, trained, ranks, args.checkpoint)
     modality, new_length = frame_views.modality_of(trained)
-    if args.flow_dir is None and args.dataset != cli_flags.ANNOTATED:
-        args.flow_dir = motion.default_flow_dir(args.data_dir, args.dataset)
+    if args.flow_dir is None:
+        args.flow_dir = motion.flow_dir_of_test(args, trained)
     for key in recorded.ARG_KEYS:  # the training flow's settings: the test's flow files must have them
         setattr(args, key, trained.get(key))
     chunk = motion.chunk_snippets(args.chunk_frames, modality, new_length)

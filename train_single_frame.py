@@ -51,11 +51,8 @@ def main(args):
         args.new_length = motion.resolve_new_length(args.modality, args.new_length)
     except ValueError as e:
         raise guards.UserError(str(e)) from None
-    if args.annotations and args.modality == "flow":
-        raise guards.UserError("--annotations with --modality flow is not supported yet: train the motion model "
-                               "with train_3d.py --annotations, or --modality rgbdiff")
     if args.modality == "flow" and args.flow_dir is None:
-        args.flow_dir = motion.default_flow_dir(args.data_dir, args.dataset)
+        args.flow_dir = motion.default_flow_dir(args)
     normalize = model_io.modality_input(args.modality, args.new_length)
     kind = motion.sample_kind(args.modality, args.segments)
     return training.train(

@@ -232,30 +232,47 @@ def loader_kwargs(modality: str, segments: int, new_length: int) -> dict[str, in
     return {"frame": {}, "segments": {"segments": segments}}.get(kind, {"segments": segments, "new_length": new_length})
 
 
-def default_flow_dir(data_dir: str, dataset: str) -> str:
-    """Where extract_flow.py writes a dataset's flow by default: beside the frames (listing.py)."""
-    return listing.default_out_dir(data_dir, dataset)
+def default_flow_dir(args: argparse.Namespace) -> str:
+    """Where extract_flow.py writes a run's flow by default (listing.py): beside the frames, DATA_DIR/UCF-101-flow
+    (or hmdb51-flow), or for an annotation CSV beside its videos folder, `<videos>-flow`."""
+    if getattr(args, "annotations", None):
+        return listing.annotated_out_dir(args.videos)
+    return listing.default_out_dir(args.data_dir, args.dataset)
+
+
+def flow_dir_of_test(args: argparse.Namespace, trained: dict) -> str:
+    """A test's --flow-dir when it is not given: the default of the test's data (default_flow_dir); for an
+    annotation CSV, the training run's flow folder when the test reads the training's videos folder."""
+    if getattr(args, "annotations", None) and trained.get("flow_dir") and trained.get("videos") == args.videos:
+        return trained["flow_dir"]
+    return default_flow_dir(args)
+
+
+def extract_command(flow_dir: str, args: argparse.Namespace | None) -> str:
+    """The extract_flow.py call that writes a run's flow to flow_dir."""
+    if getattr(args, "annotations", None):
+        return f"extract_flow.py --annotations {args.annotations} --videos {args.videos} --out {flow_dir}"
+    return f"extract_flow.py --out {flow_dir}"
 
 
 def input_paths(
     modality: str, flow_dir: str, args: argparse.Namespace | None = None
 ) -> Callable[[Sequence[str]], list[str]] | None:
     """paths_of for the engine: video paths -> the files the loader reads (flow: `<flow_dir>/<Class>/
-    <video>.hdf5`, every one checked to exist), or None when the videos themselves are read. With `args`
-    (flow), the files' extraction settings (recorded.ARG_KEYS) are read and set on args, where the
-    checkpoint keeps them; settings args already holds (the other subset's, or the checkpoint's at test)
-    must be the files' own."""
+    <video>.hdf5`, or `<flow_dir>/<uid>.hdf5` for an annotation CSV's segments (args.annotations), every one
+    checked to exist), or None when the videos themselves are read. With `args` (flow), the files' extraction
+    settings (recorded.ARG_KEYS) are read and set on args, where the checkpoint keeps them; settings args
+    already holds (the other subset's, or the checkpoint's at test) must be the files' own."""
     if modality != "flow":
         return None
+    by_uid = bool(getattr(args, "annotations", None))
 
     def paths_of(paths: Sequence[str]) -> list[str]:
-        flow_paths = [str(listing.output_path(flow_dir, f"{os.path.basename(os.path.dirname(os.fspath(p)))}/"
-                                              f"{os.path.splitext(os.path.basename(os.fspath(p)))[0]}"))
-                      for p in paths]
+        flow_paths = [str(listing.output_path(flow_dir, listing.video_name(p, by_uid))) for p in paths]
         missing = [p for p in flow_paths if not os.path.isfile(p)]
         if missing:
             raise guards.UserError(f"--flow-dir {flow_dir}: {len(missing)} of {len(paths)} videos have no flow file "
-                                   f"(e.g. {missing[0]}): run extract_flow.py --out {flow_dir} first")
+                                   f"(e.g. {missing[0]}): run {extract_command(flow_dir, args)} first")
         if args is not None and flow_paths:
             record_settings(args, flow_dir, flow_paths)
         return flow_paths

@@ -55,8 +55,10 @@ def flow_parser():
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument_group("optical flow").add_argument(
         "--flow-dir", default=None,
-        help="folder of extract_flow.py's per-video flow files, <Class>/<video>.hdf5, read with --modality flow "
-             "(default: extract_flow.py's, beside the videos: DATA_DIR/UCF-101-flow or DATA_DIR/hmdb51-flow)")
+        help="folder of extract_flow.py's per-video flow files, <Class>/<video>.hdf5 (--annotations: <uid>.hdf5), "
+             "read with --modality flow (default: extract_flow.py's, beside the videos: DATA_DIR/UCF-101-flow or "
+             "DATA_DIR/hmdb51-flow; --annotations: VIDEOS-flow, and at test the training run's when the videos "
+             "folder is the training's)")
     return p
 
 

@@ -282,7 +282,7 @@ def prepare_run(
     torch.manual_seed(args.seed)
     heads = None
     if getattr(args, "annotations", None):
-        heads, train_data, eval_data, eval_name = label_heads.training_split(args, ranks.main)
+        heads, train_data, eval_data, eval_name = label_heads.training_split(args, ranks.main, options["paths_of"])
         class_list = heads.class_list
     else:
         class_list, train_data, eval_data, eval_name = load_split(args, ranks, options["paths_of"])

@@ -56,7 +56,8 @@ def test_videos(
     rows_fn(model, frames, normalize) -> logits rows of one uint8 chunk on the device (normalised batch
     by batch, so memory follows the batch size, not the chunk); info: what the model is and how it is
     tested (name, title, kind, temporal, arch, rows: "frames" | "windows" | "pieces" | "video", test: {...});
-    paths_of(video paths) -> what the loader reads instead (the RNN's feature files, same <Class>/<video>);
+    paths_of(video paths) -> what the loader reads instead (the RNN's feature files, the flow files); the
+    prediction files are named after the videos all the same;
     video_start, video_end, reader: see stream_videos. The prediction files say how they were computed (attribute
     test: info["test"]["description"]).
     """
@@ -86,11 +87,12 @@ def test_videos(
     num_classes = len(class_list)
     crops = getattr(args, "crops", 1)
     heads_attr = None if heads is None else head_scores.heads_attr(heads.names, heads.sizes)
-    if paths_of is not None:
-        paths = paths_of(paths)
+    # A video's prediction file is named after the video, whatever the loader reads (flow, features).
+    read_paths = paths if paths_of is None else paths_of(paths)
+    video_of = dict(zip(read_paths, paths))
     result = video_stream.stream_videos(
-        args, model, paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
-        output_path=lambda p: prediction_files.prediction_path(args.predictions_dir, p),
+        args, model, read_paths, plan=plan, max_chunk=max_chunk, rows_fn=rows,
+        output_path=lambda p: prediction_files.prediction_path(args.predictions_dir, video_of[p]),
         write=lambda target, logits, attrs: prediction_files.write_predictions(
             target, logits, {**attrs, "rows": info["rows"], "test": info.get("test", {}).get("description"),
                              head_scores.HEADS_ATTR: heads_attr}),

@@ -1,7 +1,9 @@
 """Which videos a flow extraction covers, and where each one's flow goes.
 
 A video is named `<Class>/<stem>` whatever its storage, so that its output path and its shard do not
-depend on whether the HDF5 copy or the original video is read.
+depend on whether the HDF5 copy or the original video is read. A segment of a dataset defined by an
+annotation CSV (data/annotations.py) is named by its uid alone (uids are unique; its video may lie in any
+sub-folder of the videos folder), so its flow is `<out>/<uid>.hdf5`.
 """
 import os
 from pathlib import Path
@@ -53,6 +55,23 @@ def default_out_dir(data_dir, dataset: str) -> str:
     return os.path.join(data_dir, FLOW_DIRS[dataset])
 
 
+def annotated_out_dir(videos_dir) -> str:
+    """The flow folder of an annotation CSV's videos folder: beside it, `<videos>-flow` (mydata/videos ->
+    mydata/videos-flow), as UCF-101-flow/ lies beside UCF-101-hdf5/."""
+    folder = os.path.normpath(os.fspath(videos_dir))
+    if os.path.basename(folder) in ("", ".", ".."):  # "." or "..": name the folder itself
+        folder = os.path.abspath(folder)
+    return folder + "-flow"
+
+
+def video_name(video_path, by_uid: bool = False) -> str:
+    """The name of a video's flow: `<Class>/<stem>` (its folder and file stem), or `<stem>` alone (by_uid:
+    a segment of an annotation CSV, whose uid is its file's stem)."""
+    video_path = os.fspath(video_path)
+    stem = os.path.splitext(os.path.basename(video_path))[0]
+    return stem if by_uid else f"{os.path.basename(os.path.dirname(video_path))}/{stem}"
+
+
 def output_path(out_dir, name: str) -> Path:
-    """`<out_dir>/<Class>/<stem>.hdf5` for the video named `<Class>/<stem>`."""
+    """`<out_dir>/<Class>/<stem>.hdf5` for the video named `<Class>/<stem>` (`<out_dir>/<uid>.hdf5` for a uid)."""
     return Path(out_dir) / f"{name}.hdf5"
