@@ -52,7 +52,8 @@ DEMO_FLOW_STAMP := $(DEMO_DATA)/UCF-101-flow.EXTRACTED
 # checkpoint of lowest validation loss (best.pth, tested here) and tested as the study does (8 frames at
 # the segment centres, 10 crops): TSN RGB with the backbone frozen (the heads alone: offline, on a random
 # backbone, the floor under the study's ImageNet baseline), TSN RGB fine-tuned whole, and the motion
-# stream (TSN RGB difference). DEMO_VN_TRAIN is appended to every training command.
+# stream (TSN RGB difference); the report adds the fine-tuned RGB model and the motion stream fused per head
+# (rgb_plus_rgbdiff: equal weights). DEMO_VN_TRAIN is appended to every training command.
 DEMO_VN         ?= demo_verbnoun
 DEMO_VN_DATASET ?= --recordings 14 --segments-per-recording 8 --val-recordings 3 --test-recordings 3 \
 	--frames 40 --size 64x80 --seed 0
@@ -201,7 +202,7 @@ $(DEMO_VN_RUNS)/%/TESTED: $(DEMO_VN_RUNS)/%/COMPLETE
 
 $(DEMO_VN)/report/heads.md: $(foreach m,$(DEMO_VN_MODELS),$(DEMO_VN_RUNS)/$(m)/TESTED)
 	$(PY) combine_results.py --output-dir $(DEMO_VN)/report \
-		$(foreach m,$(DEMO_VN_MODELS),--heads $(m)=$(DEMO_VN_RUNS)/$(m)/test)
+		$(foreach m,$(DEMO_VN_MODELS),--heads $(m)=$(DEMO_VN_RUNS)/$(m)/test) --heads-fuse rgb_plus_rgbdiff=fine_tuned+rgbdiff
 
 bench: $(STAMP)
 	$(PY) bench/bench_loaders.py

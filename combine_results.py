@@ -41,7 +41,7 @@ import argparse
 from actionrec import guards
 from actionrec.data import datasets, video_groups
 from actionrec.engine import runner
-from actionrec.evaluation import bootstrap, calibration, combiner, inputs
+from actionrec.evaluation import bootstrap, calibration, combiner, head_fusion, inputs
 from actionrec.evaluation import fusion as score_fusion
 from actionrec.reporting import console, head_report, outputs, split_summary
 
@@ -70,13 +70,16 @@ def heads(args):
         raise guards.UserError(f"--heads reads the test folders of models with label heads; it takes no "
                                f"{', '.join(given)}")
     named = [inputs.parse_named(text, "--heads") for text in args.heads]
+    fusions = [head_fusion.parse_fusion(text, [name for name, _ in named]) for text in args.heads_fuse or []]
     guards.check_output_paths({"--output-dir": args.output_dir}, {"--heads": [folder for _, folder in named]})
-    return head_report.write_head_report(named, args.output_dir)
+    return head_report.write_head_report(named, args.output_dir, fusions)
 
 
 def main(args):
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
     inputs.check_output_folder(args.output_dir)
+    if args.heads_fuse and not args.heads:
+        raise guards.UserError("--heads-fuse fuses --heads models: give them with --heads NAME=TEST_DIR")
     if args.heads:
         return heads(args)
     if args.summarize:
@@ -168,6 +171,11 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
                              "figures/heads_*.png, heads_report.pdf) of models trained with --annotations, from "
                              "the --output-dir of their test script; repeat per model, e.g. baseline=... "
                              "finetuned=... (default: none)")
+    parser.add_argument("--heads-fuse", action="append", metavar="NAME=A+B[:W1,W2]",
+                        help="with --heads: also report the fusion of the --heads models A, B, ... per head (the "
+                             "weighted sum of their video scores, mean log-softmax; an action's score the product "
+                             "of the fused heads' probabilities), e.g. both=rgb+motion; weights one per member "
+                             "(default: equal); repeatable")
     parser.add_argument("--summarize", nargs="+", metavar="REPORT_DIR", default=None,
                         help="instead of evaluating: read these report folders (one per split, each with its "
                              "results.json) and write the mean ± std over the splits to --output-dir (default: off)")

@@ -22,7 +22,7 @@ import train_3d
 import train_single_frame
 from actionrec.data import annotations
 from actionrec.engine import label_heads
-from actionrec.evaluation import head_scores
+from actionrec.evaluation import head_fusion, head_scores
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
 from actionrec.guards import UserError
@@ -292,5 +292,65 @@ def test_make_demo_verbnoun_runs_its_recipes_at_a_tiny_size(tmp_path):
                        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert result.returncode == 0, f"make demo-verbnoun failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     table = (demo / "report" / "heads.md").read_text()
-    for model in ("frozen", "fine_tuned", "rgbdiff"):
+    for model in ("frozen", "fine_tuned", "rgbdiff", "rgb_plus_rgbdiff"):
         assert f"| {model} | action |" in table
+
+
+def test_an_appearance_and_a_motion_model_fuse_per_head(data, tmp_path):
+    """combine_results.py --heads-fuse: each head's fused score is the weighted sum of the members' video scores
+    (mean log-softmax over rows), the action's the product of the fused heads' probabilities; recomputed here
+    from the prediction files alone."""
+    root, _ = data
+    tested = {}
+    for name, extra in (("rgb", []), ("motion", ["--modality", "rgbdiff"])):
+        train(data, tmp_path / name, train_single_frame, *TSN, *extra, "--epochs", "1", "--max-steps", "2")
+        args = test_single_frame.get_args_parser().parse_args(
+            ["--checkpoint", str(tmp_path / name / "checkpoint.pth"), "--frames", "3", "--predictions-dir",
+             str(tmp_path / f"pred_{name}"), "--output-dir", str(tmp_path / f"test_{name}"), "--workers", "0",
+             "--device", "cpu"])
+        test_single_frame.main(args)
+        tested[name] = tmp_path / f"pred_{name}"
+    args = combine_results.get_args_parser().parse_args(
+        ["--heads", f"rgb={tmp_path / 'test_rgb'}", "--heads", f"motion={tmp_path / 'test_motion'}",
+         "--heads-fuse", "both=rgb+motion:1,2", "--output-dir", str(tmp_path / "report")])
+    combine_results.main(args)
+    saved = json.loads((tmp_path / "report" / "heads.json").read_text())
+    rows = [r for r in read_csv(root / "annotations.csv") if r["split"] == "test"]
+    models = head_report.read_head_results([(n, tmp_path / f"test_{n}") for n in ("rgb", "motion")])
+    fused = head_fusion.fuse_head_models("both", list(models.items()), [1, 2])
+    assert fused["prediction_files"] == [f"videos/{row['uid']}.hdf5" for row in rows]
+    hits, pair_ranks = [], []
+    for i, row in enumerate(rows):
+        scores = [prediction_files.read_predictions(tested[n] / "videos" / f"{row['uid']}.hdf5") for n in ("rgb",
+                                                                                                         "motion")]
+        verb = sum(w * video_scores.video_score(s[:, :3]) for w, s in zip((1, 2), scores))
+        noun = sum(w * video_scores.video_score(s[:, 3:]) for w, s in zip((1, 2), scores))
+        np.testing.assert_allclose(fused["scores"]["verb"][i], verb, rtol=1e-6)
+        np.testing.assert_allclose(fused["scores"]["noun"][i], noun, rtol=1e-6)
+        truth = (int(row["verb_class"]), int(row["noun_class"]))
+        hits.append((verb.argmax() == truth[0], noun.argmax() == truth[1]))
+        pair = (F.log_softmax(torch.from_numpy(verb), 0)[:, None] + F.log_softmax(torch.from_numpy(noun), 0)[None])
+        pair_ranks.append(int((pair.flatten() > pair[truth]).sum()))
+    hits = np.array(hits, dtype=float)
+    both = saved["both"]
+    assert both["videos"] == len(rows) and both["fusion"]["members"] == ["rgb", "motion"]
+    assert both["heads"]["verb"]["top1"] == pytest.approx(hits[:, 0].mean())
+    assert both["heads"]["noun"]["top1"] == pytest.approx(hits[:, 1].mean())
+    assert both["action"]["top1"] == pytest.approx((hits[:, 0] * hits[:, 1]).mean())
+    assert both["action"]["top5"] == pytest.approx(np.mean([r < 5 for r in pair_ranks]))
+    table = (tmp_path / "report" / "heads.md").read_text()
+    assert f"| both | action | {100 * both['action']['top1']:.2f} |" in table
+    # the members must have tested the same segments; a name must be a --heads model's
+    args = test_single_frame.get_args_parser().parse_args(
+        ["--checkpoint", str(tmp_path / "rgb" / "checkpoint.pth"), "--frames", "3", "--subset", "val",
+         "--predictions-dir", str(tmp_path / "pred_val"), "--output-dir", str(tmp_path / "test_val"), "--workers", "0",
+         "--device", "cpu"])
+    test_single_frame.main(args)
+    for fuse, heads, message in (("both=rgb+val", ["rgb=test_rgb", "val=test_val"], "did not test the same segments"),
+                                 ("both=rgb+flow", ["rgb=test_rgb", "motion=test_motion"], "flow is not a --heads"),
+                                 ("both=rgb", ["rgb=test_rgb", "motion=test_motion"], "two or more")):
+        flags = [x for h in heads for x in ("--heads", h.replace("=", f"={tmp_path}/"))]
+        args = combine_results.get_args_parser().parse_args(
+            [*flags, "--heads-fuse", fuse, "--output-dir", str(tmp_path / "report2")])
+        with pytest.raises(UserError, match=message):
+            combine_results.main(args)

@@ -217,6 +217,15 @@ def summarize_predictions(
     return results
 
 
+def tested_record(predictions_dir: str, paths: Sequence[str], labels: np.ndarray, pairs) -> dict:
+    """What results.json keeps of the tested segments for a fusion (evaluation/head_fusion.py): each one's
+    prediction file relative to the predictions folder, its labels [heads], and the (verb, noun) pairs of
+    the training subset."""
+    return {"prediction_files": [os.path.relpath(prediction_files.prediction_path(predictions_dir, p), predictions_dir)
+                                 for p in paths],
+            "labels": np.asarray(labels).tolist(), "training_pairs": [list(map(int, p)) for p in pairs]}
+
+
 def summarize_head_predictions(
     args: argparse.Namespace,
     paths: Sequence[str],
@@ -244,7 +253,8 @@ def summarize_head_predictions(
     results = {**summary, "videos": len(scored), "failed_videos": sorted(failed), "failed": len(failed),
                "subset": args.subset, "annotations": os.path.abspath(args.annotations),
                "checkpoint": os.path.abspath(args.checkpoint), "predictions_dir": os.path.abspath(args.predictions_dir),
-               "model": model_info}
+               "model": model_info, "tested": tested_record(args.predictions_dir, [paths[i] for i in scored], labels,
+                                                             heads.pairs)}
     os.makedirs(args.output_dir, exist_ok=True)
     jsonfile.write_json(os.path.join(args.output_dir, "results.json"), results)
     for name, cm in cms.items():

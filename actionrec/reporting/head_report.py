@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from actionrec import atomic
-from actionrec.evaluation import jsonfile
+from actionrec.evaluation import head_fusion, jsonfile
 from actionrec.guards import UserError
 from actionrec.reporting import figure_set, figures, head_report_pdf
 from actionrec.reporting import tables as report_tables
@@ -208,10 +208,14 @@ def figure_specs(models: Dict[str, Dict[str, Any]]) -> Dict[str, figures.FigureS
     }
 
 
-def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str) -> Dict[str, Any]:
+def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str,
+                      fusions: Sequence[Tuple[str, List[str], List[float]]] = ()) -> Dict[str, Any]:
     """heads.md, heads.json, figures/heads_{confusion,class_histograms,loss}.{png,pdf} and heads_report.pdf in
-    output_dir; returns heads.json's content."""
+    output_dir, with a row per fusion ((name, members, weights): head_fusion) after the tested models; returns
+    heads.json's content."""
     models = read_head_results(named_dirs)
+    for name, members, weights in fusions:
+        models[name] = head_fusion.fuse_head_models(name, [(m, models[m]) for m in members], weights)
     tables = head_tables(models)
     text = markdown(models, tables)
 
@@ -220,8 +224,8 @@ def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str) ->
             f.write(text)
     os.makedirs(output_dir, exist_ok=True)
     atomic.atomic_write(os.path.join(output_dir, "heads.md"), write_text)
-    summary = {name: {k: m["results"][k] for k in ("heads", ACTION, "videos", "subset", "annotations", "checkpoint",
-                                                   "model") if k in m["results"]} for name, m in models.items()}
+    keys = ("heads", ACTION, "videos", "subset", "annotations", "checkpoint", "model", "fusion")
+    summary = {name: {k: m["results"][k] for k in keys if k in m["results"]} for name, m in models.items()}
     jsonfile.write_json(os.path.join(output_dir, "heads.json"), summary)
     specs = figure_specs(models)
     written = figure_set.write_figures(os.path.join(output_dir, "figures"), specs)

@@ -109,8 +109,9 @@ def intro_story(models: Dict[str, Dict[str, Any]]) -> pdf_layout.Story:
     for name, model in models.items():
         info = model["results"].get("model") or {}
         test = (info.get("test") or {}).get("description", "")
+        checkpoint = model["results"].get("checkpoint")
         story.append(pdf_layout.paragraph(f"{name}: {info.get('title', name)}" + (f"; test: {test}" if test else "")
-                                          + f" ({model['results'].get('checkpoint', '')}).",
+                                          + (f" ({checkpoint})." if checkpoint else "."),
                                           pdf_layout.BODY_PT - 0.5, bullet="•"))
     return story
 
