@@ -108,6 +108,24 @@ def test_a_stream_is_reused_video_after_video():
             torch.testing.assert_close(stream.finish(), model(video), atol=1e-4, rtol=0)
 
 
+def test_the_folded_weights_follow_the_model():
+    """The BatchNorms folded into the convolutions are made once per model and made again when a weight or a
+    running statistic changes (in place, as load_state_dict does, or replaced)."""
+    model = random_eval_model(18, 1)
+    video = torch.randn(1, 3, 40, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        before = tiled(model, video, 16)
+        torch.testing.assert_close(before, model(video), rtol=0, atol=1e-4)
+        model.load_state_dict(random_eval_model(18, 1, seed=3).state_dict())  # copied in place
+        torch.testing.assert_close(tiled(model, video, 16), model(video), rtol=0, atol=1e-4)
+        model.layer1[0].bn1.running_var.mul_(4)  # one statistic, in place
+        torch.testing.assert_close(tiled(model, video, 16), model(video), rtol=0, atol=1e-4)
+        model.layer2[0].conv1.weight = nn.Parameter(model.layer2[0].conv1.weight * 2)  # replaced
+        after = tiled(model, video, 16)
+        torch.testing.assert_close(after, model(video), rtol=0, atol=1e-4)
+    assert (after - before).abs().max() > 1e-2
+
+
 def probe(model, frames, t):
     """The layer4 steps that change when input frame t changes (a large change, random weights)."""
     layers = nn.Sequential(*temporal_tiles.resnet_stages(model))
