@@ -77,13 +77,10 @@ def load_split(args: argparse.Namespace, ranks: Dist) -> tuple[list[str], tuple,
     return [str(c) for c in class_list], train, held_out, name
 
 
-def training_data(
-    args: argparse.Namespace, ranks: Dist, paths_of: Callable[[list], list] | None = None
-) -> tuple[list[str], tuple, tuple, str, label_heads.Heads | None]:
-    """(class_list, train, held_out, held_out_name, heads) of a run: the split lists' (load_split), or
-    with --annotations the CSV's subsets and its label heads (label_heads.training_split; heads is
-    None otherwise). `paths_of(paths)` maps video paths to what the loader reads (the RNN's feature
-    files, the flow files)."""
+def training_data(args: argparse.Namespace, ranks: Dist, paths_of: Callable[[list], list] | None = None) -> tuple:
+    """(class_list, train, held_out, held_out_name, heads): load_split's, or with --annotations the CSV's
+    subsets and label heads (label_heads.training_split; else heads is None); `paths_of(paths)` maps the
+    video paths to what the loader reads (the RNN's feature files, flow files)."""
     heads = None
     if getattr(args, "annotations", None):
         heads, train, held_out, name = label_heads.training_split(args, ranks.main)
