@@ -15,6 +15,7 @@ import torch
 import combine_results
 import extract_features
 import make_synthetic_ucf101
+import predict
 import test_rnn
 import train_rnn
 import train_single_frame
@@ -158,6 +159,37 @@ def test_a_two_head_gru_trains_tests_and_reports(data, features, rnn_run, tmp_pa
         ["--heads", f"gru={test_dir}", "--output-dir", str(tmp_path / "report")]))
     table = (tmp_path / "report" / "heads.md").read_text()
     assert f"| gru | verb | {100 * verb:.2f} |" in table and f"| gru | action | {100 * action:.2f} |" in table
+
+
+def test_predict_on_a_two_head_gru_equals_its_heads_by_hand(data, features, rnn_run, capsys, tmp_path):
+    """predict.py rebuilds the features' CNN, runs the GRU over windows of its training length: its verb,
+    noun and action probabilities equal softmax per head of the mean log-softmax over the windows of
+    the GRU on the stored features, and their products."""
+    row = segments(data, "test")[1]
+    video = str(data / "videos" / f"{row['uid']}.hdf5")
+    checkpoint = torch.load(rnn_run / "checkpoint.pth", map_location="cpu", weights_only=True)
+    feats = torch.from_numpy(feature_files.read_features(features / "videos" / f"{row['uid']}.hdf5",
+                                                         np.arange(12))).float()
+    with torch.no_grad():
+        logits = torch.cat([rnn_model(checkpoint)(feats[a:a + 5][None], torch.tensor([len(feats[a:a + 5])]))
+                            for a in range(0, 12, 5)]).double()
+    verb = torch.log_softmax(logits[:, :3], 1).mean(0).softmax(0).numpy()
+    noun = torch.log_softmax(logits[:, 3:], 1).mean(0).softmax(0).numpy()
+    assert predict.main(predict.get_args_parser().parse_args(
+        [video, "--checkpoint", str(rnn_run / "checkpoint.pth"), "--device", "cpu", "--top", "9", "--json"])) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    tops = line["models"][rnn_run.name]
+    # the stored features are float16 of the same CNN: the probabilities agree to float16's precision
+    assert {c: p for c, p in tops["verb"]} == pytest.approx(dict(zip(VERBS, verb)), abs=2e-3)
+    assert {c: p for c, p in tops["noun"]} == pytest.approx(dict(zip(NOUNS, noun)), abs=2e-3)
+    actions = {f"{v} {n}": verb[i] * noun[j] for i, v in enumerate(VERBS) for j, n in enumerate(NOUNS)}
+    assert {c: p for c, p in tops["action"]} == pytest.approx(actions, abs=2e-3)
+    assert [c for c, _ in tops["action"]][0] == f"{VERBS[verb.argmax()]} {NOUNS[noun.argmax()]}"
+    # Grad-CAM through the CNN of the GRU's noun head: maps of 3 of its steps
+    assert predict.main(predict.get_args_parser().parse_args(
+        [video, "--checkpoint", str(rnn_run / "checkpoint.pth"), "--device", "cpu", "--explain", str(tmp_path),
+         "--explain-frames", "3", "--explain-head", "noun"])) == 0
+    assert np.load(tmp_path / f"{row['uid']}.{rnn_run.name}.npy").shape == (3, 32, 32)
 
 
 def test_training_without_the_features_of_a_segment_is_one_line(data, features, tmp_path):
