@@ -38,7 +38,8 @@ from actionrec.zoo import frame_nets
 
 def get_args_parser():
     parser = argparse.ArgumentParser(
-        description="Extract per-frame 2D CNN features (global average pool) of every video, for train_rnn.py.",
+        description="Extract per-frame 2D CNN features (global average pool) of every video (of the split lists, or "
+                    "of an annotation CSV's segments), for train_rnn.py.",
         parents=[cli_flags.common_parser(), cli_flags.annotation_parser(training=False)])
     g = parser.add_argument_group("features")
     g.add_argument("--output-dir", required=True, help="OUTPUT_DIR/<Class>/<video>.hdf5 and features.json go here")

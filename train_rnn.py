@@ -29,7 +29,8 @@ from actionrec.zoo import rnn_nets
 
 def get_args_parser():
     parser = argparse.ArgumentParser(
-        description="Train a GRU/LSTM on per-frame CNN features of UCF-101 videos (extract_features.py).",
+        description="Train a GRU/LSTM on per-frame CNN features (extract_features.py) of UCF-101 videos, or of the "
+                    "segments of an annotation CSV with a verb and a noun head.",
         parents=[cli_flags.common_parser(), cli_flags.annotation_parser(),
                  cli_flags.train_parser({"output_dir": "runs/split1/rnn", "batch_size": 256, "trainable": "all",
                                       "lr": 1e-3, "clip_grad_norm": 1.0})])
