@@ -4,13 +4,17 @@
     python predict.py a.avi b.hdf5 --checkpoint runs/split1/single_frame/checkpoint.pth \\
         --checkpoint runs/split1/3d/checkpoint.pth --weights runs/split1/report/results.json --json
     python predict.py a.avi --checkpoint runs/split1/tsn/checkpoint.pth --explain explain/
+    # a model with verb and noun heads (trained with --annotations): top verbs, nouns and actions
+    python predict.py my_segment.mp4 --checkpoint runs/own/tsn/best.pth --explain explain/ --explain-head noun
 
 Every video goes through every checkpoint the way its test script tests it (one view per frame or
 window unless --crops; a flow model on the flow computed from the video as in its training) and gets,
 per model, its top classes with probabilities (the softmax of the video score,
 evaluation/scores.video_score: the mean log-softmax over the rows), plus the fusion of the models by
-combine_results.py's rule. Nothing is written except the --explain maps (and a flow model's flow of the
-video, in a temporary folder removed after it).
+combine_results.py's rule. A model with label heads (verb, noun) gets its top classes per head (a
+softmax each) and its top actions (a (verb, noun) pair's probability: the product of the two). Nothing
+is written except the --explain maps (and a flow model's flow of the video, in a temporary folder
+removed after it).
 """
 import argparse
 import sys
@@ -18,7 +22,7 @@ import sys
 import cv2
 
 from actionrec import guards
-from actionrec.data import split_lists, video_chunks
+from actionrec.data import annotations, split_lists, video_chunks
 from actionrec.engine import arg_types, devices, runner
 from actionrec.evaluation import fusion as score_fusion
 from actionrec.inference import fusion, prediction_run, predictor
@@ -57,6 +61,12 @@ probabilities:
                     not renormalised, as combine_results.py ranks it)
   with --weights PATH/results.json of combine_results.py --weights auto, each s_i is the model's video
   score divided by its recorded temperature T_i (temperature scaling fitted on validation videos)
+  label heads  a model trained with --annotations has a verb head and a noun head side by side: each
+               head's probabilities are the softmax of its own video score (the mean log-softmax of its
+               outputs over the rows), fused head by head; an action (verb, noun)'s probability is the
+               product of its verb's and its noun's (evaluation/head_scores.py), so the top action is
+               the top verb with the top noun. The table has a block per head and one for the actions
+               (their first column headed verb, noun, action instead of rank)
   Ties rank the lower class index (classInd order) first.
 
 several checkpoints: the first one that loads sets the class list; a later checkpoint of another
@@ -73,8 +83,9 @@ setting in which a model's test differs from predict.py's. A model's name is its
 (runs/split1/3d/checkpoint.pth -> 3d; another file name: its stem), made unique with -2, -3.
 
 --explain OUT_DIR: Grad-CAM (gradcam.py) of each model for --explain-class (default: that model's own
-top class), written as OUT_DIR/<video stem>.<model>.png (frames on top, heat maps below, each titled
-with its frame number and the class) and OUT_DIR/<video stem>.<model>.npy, float32 maps in [0, 1] at
+top class; a model with label heads: of --explain-head's classes, verb unless told), written as
+OUT_DIR/<video stem>.<model>.png (frames on top, heat maps below, each titled with its frame number
+and the class) and OUT_DIR/<video stem>.<model>.npy, float32 maps in [0, 1] at
 the model's input size (the whole frame resized to S x S, as the model saw it):
   2D models  [n, S, S]: n = min(--explain-frames, T) frames at the segment centres; layer4
   3D models  [clips, clip_len, S, S]: --explain-clips windows of clip_len frames centred on the
@@ -112,7 +123,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="classes listed per model and for the fusion (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help='one JSON object per video and line: {"path", "frames", "models": {name: '
-                             '[[class, p], ...]}, "fused": [[class, p], ...] or null} (default: a table)')
+                             '[[class, p], ...]}, "fused": [[class, p], ...] or null}; with label heads each '
+                             'list is {"verb": [...], "noun": [...], "action": [["verb noun", p], ...]} '
+                             '(default: a table)')
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="auto: CUDA when present, else CPU with a warning (default: auto)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -151,7 +164,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument("--explain", default=None, metavar="OUT_DIR",
                    help="write <video stem>.<model>.png and .npy Grad-CAM maps here (default: off)")
     e.add_argument("--explain-class", default=None, metavar="NAME",
-                   help="class to explain, a name of the class list (default: each model's top class)")
+                   help="class to explain, a name of the class list (label heads: of --explain-head's classes) "
+                        "(default: each model's top class)")
+    e.add_argument("--explain-head", choices=annotations.LABELS, default=None,
+                   help="a model with label heads: explain a class of this head, its own top class unless "
+                        "--explain-class (default: verb)")
     e.add_argument("--explain-frames", type=arg_types.positive_int, default=8,
                    metavar="N",
                    help="2D models and the RNN: frames explained; 3D models: frames shown (default: 8)")
@@ -176,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
     if not predictors:
         raise guards.UserError("no checkpoint could be used (see the lines above)")
     plan = fusion.plan_fusion(args, predictors, kept)
-    target = prediction_run.explain_target(args, predictors[0].class_list)
+    target = prediction_run.explain_target(args, predictors[0].sets)
     taken = fusion.taken_from_results(plan, predictors)
     if taken:
         prediction_run.say(taken)

@@ -2,11 +2,15 @@
 
     python test_rnn.py --checkpoint runs/split1/rnn/checkpoint.pth --features features/split1 \
         --predictions-dir runs/split1/rnn/predictions --output-dir runs/split1/rnn/test
+    # a GRU with verb and noun heads (train_rnn.py --annotations): the CSV, videos and split are the checkpoint's
+    python test_rnn.py --checkpoint runs/own/rnn/best.pth --subset val \
+        --predictions-dir runs/own/rnn/predictions --output-dir runs/own/rnn/test
 
 Each video's sequence (every --frame-stride-th feature row, as in training) is cut into consecutive
 windows of at most --max-frames steps, one row of logits each; the windows of a video are padded and
 packed together, so the predictions do not depend on --batch-size. Same prediction files, results.json,
-confusion_matrix.npy, model.json, resume and signals as the other test scripts.
+confusion_matrix.npy, model.json, resume and signals as the other test scripts (with label heads: both
+heads' logits side by side, results.json per head and for actions, confusion_matrix_<head>.npy).
 """
 
 import argparse
@@ -20,8 +24,8 @@ from actionrec.zoo import rnn_nets
 def get_args_parser():
     parser = argparse.ArgumentParser(
         description="Test the recurrent model on the per-frame features of every test video.",
-        parents=[cli_flags.common_parser(), cli_flags.test_parser({"batch_size": 64, "unit": "windows",
-                                                        "chunk_frames": None, "crops": False})])
+        parents=[cli_flags.common_parser(), cli_flags.annotation_parser(test=True),
+                 cli_flags.test_parser({"batch_size": 64, "unit": "windows", "chunk_frames": None, "crops": False})])
     g = parser.add_argument_group("features")
     g.add_argument("--features", default=None,
                    help="folder written by extract_features.py (default: the training run's)")

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 import combine_results
 import make_synthetic_ucf101
-import predict
 import test_3d
 import test_single_frame
 import train_3d
@@ -196,11 +195,6 @@ def test_two_heads_train_and_test_end_to_end(data, tmp_path):
          str(tmp_path / "pred2"), "--output-dir", str(tmp_path / "test2"), "--workers", "0", "--device", "cpu"])
     with pytest.raises(UserError, match=r"other.csv line 4: noun_class 7 is unknown"):
         test_single_frame.main(args)
-    # predict.py refuses it in one line rather than one softmax over verbs and nouns together
-    video = str(root / "videos" / "rec01_seg01.hdf5")
-    with pytest.raises(UserError, match="label heads"):
-        predict.main(predict.get_args_parser().parse_args([video, "--checkpoint", str(out / "checkpoint.pth"),
-                                                           "--device", "cpu"]))
 
 
 def check_heads_pdf(report_dir, named_dirs, other_pdf):

@@ -144,9 +144,10 @@ def add_optimizer_flags(o: argparse._ArgumentGroup, d: dict) -> None:
 ANNOTATED = "annotations"  # args.dataset of a run on an annotation CSV
 
 
-def annotation_parser(test: bool = False) -> argparse.ArgumentParser:
+def annotation_parser(test: bool = False, training: bool | None = None) -> argparse.ArgumentParser:
     """Flags of a dataset defined by an annotation CSV with verb and noun labels (data/annotations.py,
-    engine/label_heads.py); test=True: the test scripts' (defaults from the checkpoint)."""
+    engine/label_heads.py); test=True: the test scripts' (defaults from the checkpoint); training (default:
+    not test): with the split's and the heads' flags (--val-fraction, --head-weights)."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("annotation CSV (verb and noun labels: one head each)")
     g.add_argument("--annotations", default=None,
@@ -156,7 +157,7 @@ def annotation_parser(test: bool = False) -> argparse.ArgumentParser:
     g.add_argument("--videos", default=None,
                    help="folder holding <uid>.hdf5 or <uid> with a video suffix, sub-folders included "
                         + ("(default: the checkpoint's)" if test else "(default: none)"))
-    if not test:
+    if training if training is not None else not test:
         g.add_argument("--val-fraction", type=arg_types.positive_float, default=annotations.VAL_FRACTION,
                        help="without a split column: the share of segments held out for validation, in whole "
                             f"groups drawn by --seed (default: {annotations.VAL_FRACTION:g})")

@@ -93,9 +93,7 @@ class Forward:
             lengths = torch.from_numpy(batch.lengths)  # on the CPU: pack_padded_sequence wants them there
             if self.frame_loss and labels is not None:
                 logits, step_logits, mask = model(self.normalize(x), lengths, return_steps=True)
-                steps = F.cross_entropy(step_logits.float().transpose(1, 2), labels[:, None].expand(mask.shape),
-                                        reduction="none")  # (N, L)
-                extra = (steps * mask).sum(1) / mask.sum(1).clamp(min=1)
+                extra = (self.step_losses(step_logits, labels) * mask).sum(1) / mask.sum(1).clamp(min=1)
                 return logits, extra
             return model(self.normalize(x), lengths), None
         if self.segments > 1:
@@ -103,6 +101,17 @@ class Forward:
             logits = model(self.normalize(x.reshape((n * k,) + x.shape[2:])))  # (N*K, classes)
             return logits.view(n, k, -1).mean(1), None
         return model(self.normalize(x)), None
+
+
+    def step_losses(self, step_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss (N, L) of every step's logits (N, L, classes) against its video's label (N,), or with
+        label heads (self.heads) its labels (N, heads): each step is a sample of the video's labels."""
+        n, steps = step_logits.shape[:2]
+        if self.heads is None:
+            return F.cross_entropy(step_logits.float().transpose(1, 2), labels[:, None].expand(n, steps),
+                                   reduction="none")
+        per_step = labels[:, None].expand((n, steps) + labels.shape[1:]).reshape((n * steps,) + labels.shape[1:])
+        return self.heads.loss(step_logits.float().reshape(n * steps, -1), per_step).view(n, steps)
 
 
 def batched(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

@@ -55,12 +55,9 @@ def build_loaders(
     return train, test
 
 
-def load_split(
-    args: argparse.Namespace, ranks: Dist, paths_of: Callable[[list], list] | None = None
-) -> tuple[list[str], tuple, tuple, str]:
+def load_split(args: argparse.Namespace, ranks: Dist) -> tuple[list[str], tuple, tuple, str]:
     """(class_list, train, held_out, held_out_name): the training videos and those the per-epoch
-    accuracy is measured on, the split's test videos or, with --val-groups, the held-out groups.
-    `paths_of(paths)` maps video paths to what the loader reads (the RNN's feature files)."""
+    accuracy is measured on, the split's test videos or, with --val-groups, the held-out groups."""
     try:
         class_list, train, test = datasets.get_split(args.data_dir, args.split, getattr(args, "storage", "auto"),
                                                cli_flags.resolve_dataset(args))
@@ -77,12 +74,25 @@ def load_split(
         if ranks.main:
             print(f"validation: groups {', '.join(f'g{g:02d}' for g in groups)} held out of training "
                   f"({len(held_out[0])} videos; {len(train[0])} left for training)", flush=True)
+    return [str(c) for c in class_list], train, held_out, name
+
+
+def training_data(args: argparse.Namespace, ranks: Dist, paths_of: Callable[[list], list] | None = None) -> tuple:
+    """(class_list, train, held_out, held_out_name, heads): load_split's, or with --annotations the CSV's
+    subsets and label heads (label_heads.training_split; else heads is None); `paths_of(paths)` maps the
+    video paths to what the loader reads (the RNN's feature files, flow files)."""
+    heads = None
+    if getattr(args, "annotations", None):
+        heads, train, held_out, name = label_heads.training_split(args, ranks.main)
+        class_list = heads.class_list
+    else:
+        class_list, train, held_out, name = load_split(args, ranks)
     if paths_of is not None:
         train, held_out = (paths_of(train[0]), train[1]), (paths_of(held_out[0]), held_out[1])
     if ranks.world_size > min(len(train[0]), len(held_out[0])):
         raise UserError(f"{ranks.world_size} processes but only {min(len(train[0]), len(held_out[0]))} "
                         f"videos to share")
-    return [str(c) for c in class_list], train, held_out, name
+    return class_list, train, held_out, name, heads
 
 
 def read_resume_checkpoint(args: argparse.Namespace, ckpt_path: str, class_list: list[str], kind: str) -> dict | None:
@@ -280,12 +290,7 @@ def prepare_run(
     device = devices.resolve_device(args.device, ranks)
     ranks.init(device)
     torch.manual_seed(args.seed)
-    heads = None
-    if getattr(args, "annotations", None):
-        heads, train_data, eval_data, eval_name = label_heads.training_split(args, ranks.main, options["paths_of"])
-        class_list = heads.class_list
-    else:
-        class_list, train_data, eval_data, eval_name = load_split(args, ranks, options["paths_of"])
+    class_list, train_data, eval_data, eval_name, heads = training_data(args, ranks, options["paths_of"])
     if ranks.main:
         cli_flags.print_args(args)
         os.makedirs(args.output_dir, exist_ok=True)

@@ -52,6 +52,11 @@ def action_scores(verb_scores: np.ndarray, noun_scores: np.ndarray) -> np.ndarra
     return (verb_scores[:, :, None] + noun_scores[:, None, :]).reshape(len(verb_scores), -1)
 
 
+def pair_names(verbs: Sequence[str], nouns: Sequence[str]) -> List[str]:
+    """The name of every (verb, noun) pair, "verb noun", in action_scores' column order."""
+    return [f"{v} {n}" for v in verbs for n in nouns]
+
+
 def pair_topk(pair_scores: np.ndarray, pair_labels: np.ndarray, allowed: Sequence[int], ks=(1, 5)) -> Dict[str, float]:
     """Top-k of the action scores over the ``allowed`` pair columns only (the pairs seen in training,
     as EPIC-Kitchens ranks actions); a true pair outside them is a miss."""
@@ -96,14 +101,15 @@ def summarize_heads(
         verbs, nouns = classes[names[0]], classes[names[1]]
         pair_scores = action_scores(head_scores[names[0]], head_scores[names[1]])
         pair_labels = labels[:, 0] * len(nouns) + labels[:, 1]
-        pair_names = [f"{v} {n}" for v in verbs for n in nouns]
-        action, cms[ACTION] = accuracy.summarize(pair_scores, pair_labels, pair_names)
+        names_of_pairs = pair_names(verbs, nouns)
+        action, cms[ACTION] = accuracy.summarize(pair_scores, pair_labels, names_of_pairs)
         seen = [v * len(nouns) + n for v, n in pairs]
         action.update({f"{k}_seen_pairs": v for k, v in pair_topk(pair_scores, pair_labels, seen).items()})
         action["pairs_seen_in_training"] = len(seen)
-        action["absent_seen_pairs"] = sorted({pair_names[p] for p in seen} - {pair_names[p] for p in pair_labels})
-        action["unseen_in_training"] = sorted({pair_names[p] for p in pair_labels} - {pair_names[p] for p in seen}) \
-            if pairs else []
+        action["absent_seen_pairs"] = sorted({names_of_pairs[p] for p in seen}
+                                             - {names_of_pairs[p] for p in pair_labels})
+        action["unseen_in_training"] = sorted({names_of_pairs[p] for p in pair_labels}
+                                              - {names_of_pairs[p] for p in seen}) if pairs else []
         results[ACTION] = action
     return results, cms
 

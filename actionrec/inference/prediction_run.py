@@ -11,7 +11,10 @@ from tqdm import tqdm
 from actionrec import guards
 from actionrec.engine import devices, runlog, runner
 from actionrec.evaluation import scores as video_scores
-from actionrec.inference import explanations, fusion, prediction_table, predictor, video_logits
+from actionrec.inference import explanations, fusion, label_sets, prediction_table, predictor, video_logits
+
+Scores = dict[str, np.ndarray]  # {label set: a model's video score of it} (label_sets.video_scores_of)
+Target = tuple[label_sets.LabelSet, int | None]  # what Grad-CAM explains: a label set, a class index in it or None
 
 
 def say(message: str) -> None:
@@ -19,25 +22,36 @@ def say(message: str) -> None:
     tqdm.write(f"predict.py: {message}", file=sys.stderr)
 
 
-def explain_target(args: argparse.Namespace, class_list: list[str]) -> int | None:
-    """The class index of --explain-class (None: each model's own top class), or a UserError line."""
+def explain_target(args: argparse.Namespace, sets: list[label_sets.LabelSet]) -> Target:
+    """(the label set Grad-CAM explains: --explain-head's, else the first head or the one class list; the
+    index in it of --explain-class, None: each model's own top class of that set), or a UserError line."""
+    try:
+        chosen = label_sets.explained_set(sets, args.explain_head)
+    except ValueError as e:
+        raise guards.UserError(str(e)) from None
     if args.explain_class is None:
-        return None
-    if args.explain_class not in class_list:
-        raise guards.UserError(f"--explain-class {args.explain_class!r} is not a class of the checkpoints "
-                               f"({', '.join(class_list[:5])}, ...)")
-    return class_list.index(args.explain_class)
+        return chosen, None
+    if args.explain_class not in chosen.classes:
+        of = "the checkpoints" if chosen.name == label_sets.CLASS else f"the checkpoints' {chosen.name} head"
+        raise guards.UserError(f"--explain-class {args.explain_class!r} is not a class of {of} "
+                               f"({', '.join(chosen.classes[:5])}, ...)")
+    return chosen, chosen.classes.index(args.explain_class)
 
 
-def show(path: str, frames: int, scores: dict[str, np.ndarray], class_list: list[str],
+def show(path: str, frames: int, scores: dict[str, Scores], sets: list[label_sets.LabelSet],
          plan: fusion.Fusion | None, args: argparse.Namespace) -> None:
-    """Print one video's top classes per model and, with a fusion plan, fused: a table or a JSON line."""
-    tops = {name: prediction_table.top_classes(video_scores.softmax(s), class_list, args.top)
-            for name, s in scores.items()}
+    """Print one video's top classes per model (per label set, and the actions of two heads) and, with a
+    fusion plan, fused (each label set fused on its own): a table or a JSON line."""
+    def tops_of(per_set: dict[str, np.ndarray]) -> prediction_table.Tops:
+        return {name: prediction_table.top_classes(distribution, classes, args.top)
+                for name, (distribution, classes) in label_sets.distributions(per_set, sets).items()}
+
+    tops = {name: tops_of({s: video_scores.softmax(v) for s, v in model_scores.items()})
+            for name, model_scores in scores.items()}
     fused = None
     if plan is not None:
-        distribution = fusion.fused_distribution(list(scores.values()), plan.rule, plan.weights, plan.temperatures)
-        fused = prediction_table.top_classes(distribution, class_list, args.top)
+        fused = tops_of({s.name: fusion.fused_distribution([m[s.name] for m in scores.values()], plan.rule,
+                                                           plan.weights, plan.temperatures) for s in sets})
     if args.json:
         tqdm.write(prediction_table.json_line(path, frames, tops, fused), file=sys.stdout)
     else:
@@ -45,15 +59,16 @@ def show(path: str, frames: int, scores: dict[str, np.ndarray], class_list: list
                    file=sys.stdout)
 
 
-def explain_video(predictors: list[predictor.Predictor], path: str, frames: int, scores: dict[str, np.ndarray],
-                  target: int | None, stem: str, args: argparse.Namespace, device: torch.device) -> int:
-    """Every predictor's Grad-CAM of one video, for class `target` (None: the model's top class); returns
-    the number that could not be made (each one line on stderr)."""
+def explain_video(predictors: list[predictor.Predictor], path: str, frames: int, scores: dict[str, Scores],
+                  target: Target, stem: str, args: argparse.Namespace, device: torch.device) -> int:
+    """Every predictor's Grad-CAM of one video, for the class of `target` (its index None: the model's top
+    class of that label set); returns the number that could not be made (each one line on stderr)."""
     failed = 0
+    chosen_set, index = target
     for p in predictors:
-        chosen = target if target is not None else int(np.argmax(scores[p.name]))
+        within = index if index is not None else int(np.argmax(scores[p.name][chosen_set.name]))
         try:
-            explanations.explain(p, path, frames, chosen, stem, args, device)
+            explanations.explain(p, path, frames, chosen_set.columns.start + within, stem, args, device)
         except (OSError, ValueError, video_logits.VideoFailed) as e:
             say(f"{path}: no Grad-CAM of {p.name}: {runner.one_line(e)}")
             failed += 1
@@ -61,7 +76,7 @@ def explain_video(predictors: list[predictor.Predictor], path: str, frames: int,
 
 
 def predict_videos(args: argparse.Namespace, predictors: list[predictor.Predictor], plan: fusion.Fusion | None,
-                   target: int | None, ranks: devices.Dist, device: torch.device,
+                   target: Target, ranks: devices.Dist, device: torch.device,
                    amp: video_logits.Amp) -> int:
     """Predict (and with --explain, explain) every video of args.videos; returns the number of failures
     (videos that could not be predicted, Grad-CAMs that could not be made)."""
@@ -73,13 +88,13 @@ def predict_videos(args: argparse.Namespace, predictors: list[predictor.Predicto
     for path, stem in zip(runlog.progress(args.videos, ranks, desc="videos", unit="video"), stems):
         try:
             frames, _, _ = video_logits.check_video(path)
-            scores = {p.name: video_scores.video_score(video_logits.video_logits(p, path, device, amp))
+            scores = {p.name: label_sets.video_scores_of(video_logits.video_logits(p, path, device, amp), p.sets)
                       for p in predictors}
         except video_logits.VideoFailed as e:
             say(str(e))
             failed += 1
             continue
-        show(path, frames, scores, predictors[0].class_list, plan, args)
+        show(path, frames, scores, predictors[0].sets, plan, args)
         if args.explain:
             failed += explain_video(predictors, path, frames, scores, target, stem, args, device)
         sys.stdout.flush()

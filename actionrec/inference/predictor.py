@@ -13,7 +13,7 @@ from actionrec import guards
 from actionrec.data import feature_files, motion, normalization, sampling
 from actionrec.engine import checkpoints, devices, model_io, trained_model
 from actionrec.flow import methods, recorded
-from actionrec.inference import clip_views, feature_extraction, frame_views, rnn_views
+from actionrec.inference import clip_views, feature_extraction, frame_views, label_sets, rnn_views
 from actionrec.zoo import clip_nets, rnn_nets
 
 BATCH_SIZES = {"frame": 100, "features": 64}  # the test scripts' defaults; clips: clip_views.windows_per_pass
@@ -24,9 +24,10 @@ PRETRAINED_SOURCE = re.compile(r"^(imagenet|none) \((\w+)\)$")  # extract_featur
 class Predictor(types.SimpleNamespace):
     """One checkpoint rebuilt as its test script rebuilds it, on the device, in eval mode.
 
-    name, title, kind, path, class_list; test (how it is tested, in model.json's words: mode, frames, stride,
-    ...); model; normalize (uint8 channels-last -> the model's input);
-    image_size; plan(frames) -> chunks (frame_views.frame_plan / clip_views.sliding_plan); rows(model,
+    name, title, kind, path, class_list (of every output: with label heads "<head>:<class>"), sets (its
+    label_sets.LabelSet: the one class list, or each head's outputs); test (how it is tested, in
+    model.json's words: mode, frames, stride, ...); model; normalize (uint8 channels-last -> the model's
+    input); image_size; plan(frames) -> chunks (frame_views.frame_plan / clip_views.sliding_plan); rows(model,
     chunk, normalize) -> logits rows; crops (views per frame); modality ("rgb", "flow", "rgbdiff"), reader
     (motion.SnippetReader of the motion stream, else None), flow (the extract.FlowSettings of a flow
     model's input, else None), note (a line to say at load, or None). The RNN ("features") also holds
@@ -172,9 +173,7 @@ def load_predictor(path: str, name: str, args: argparse.Namespace, ranks: device
                    device: torch.device) -> Predictor:
     """The checkpoint at `path` as a Predictor on `device`, or a UserError line."""
     checkpoint, trained, kind = read_checkpoint(path)
-    if checkpoint.get("heads"):  # one softmax over verbs and nouns together would be wrong
-        raise guards.UserError(f"{path} has label heads ({', '.join(checkpoint['heads']['names'])}; trained with "
-                               f"--annotations), which predict.py does not read yet: test it with its test script")
+    sets = label_sets.label_sets(checkpoint)  # label heads: a softmax each, never one over all outputs
     fields = BUILDERS[kind](checkpoint, trained, args, ranks, path)
     fields["model"] = devices.prepare_model(fields["model"], device).eval()
     for key in ("normalize", "cnn_normalize"):
@@ -184,7 +183,7 @@ def load_predictor(path: str, name: str, args: argparse.Namespace, ranks: device
         fields["cnn"] = devices.prepare_model(fields["cnn"], device).eval()
     fields = {"crops": 1, "reader": None, "modality": "rgb", "flow": None, "note": None, **fields}
     return Predictor(name=name, path=path, kind=kind, class_list=[str(c) for c in checkpoint["class_list"]],
-                     **fields)
+                     sets=sets, **fields)
 
 
 def load_predictors(args: argparse.Namespace, ranks: devices.Dist, device: torch.device,

@@ -2,7 +2,7 @@
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from actionrec import guards
@@ -32,18 +32,17 @@ def read_features_info(features_dir: str) -> dict[str, Any]:
     return info
 
 
-def feature_paths(features_dir: str) -> Callable[[Iterable[str]], list[str]]:
-    """Video paths -> their feature files (same <Class>/<video>.hdf5), as the loaders read them."""
-    def paths_of(paths: Iterable[str]) -> list[str]:
-        return [prediction_files.prediction_path(features_dir, p) for p in paths]
+def feature_paths(features_dir: str, check: bool = False) -> Callable[[Sequence[str]], list[str]]:
+    """Video paths -> their feature files (same <Class>/<video>.hdf5), as the loaders read them; with
+    check, a file missing is a UserError (what training reads must all be there)."""
+    def paths_of(paths: Sequence[str]) -> list[str]:
+        found = [prediction_files.prediction_path(features_dir, p) for p in paths]
+        missing = [p for p in found if check and not os.path.isfile(p)]
+        if missing:
+            raise guards.UserError(f"--features {features_dir}: {len(missing)} of the {len(paths)} videos have no "
+                                   f"feature file (e.g. {missing[0]}): run extract_features.py for them")
+        return found
     return paths_of
-
-
-def check_features_exist(features_dir: str, paths: Sequence[str], what: str) -> None:
-    missing = [p for p in feature_paths(features_dir)(paths) if not os.path.isfile(p)]
-    if missing:
-        raise guards.UserError(f"--features {features_dir}: {len(missing)} of the {len(paths)} {what} videos have no "
-                               f"feature file (e.g. {missing[0]}): run extract_features.py for them")
 
 
 def build_model(
