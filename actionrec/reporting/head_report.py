@@ -179,9 +179,10 @@ def draw_histograms(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
 
 
 def draw_losses(fig, rect, models: Dict[str, Dict[str, Any]]) -> None:
-    """Training and validation loss per epoch of each model (its log.jsonl)."""
-    rects = figures.grid_rects(fig, rect, 1, len(models))
-    for cell, (name, model) in zip(rects, models.items()):
+    """Training and validation loss per epoch of each trained model (its log.jsonl; a fusion has none)."""
+    trained = {name: model for name, model in models.items() if "fusion" not in model["results"]}
+    rects = figures.grid_rects(fig, rect, 1, len(trained))
+    for cell, (name, model) in zip(rects, trained.items()):
         ax = figures.region_axes(fig, cell, left=0.4, bottom=0.35, top=0.25, right=0.1)
         for key in ("train_loss", "val_loss", "test_loss"):
             points = [(e["epoch"], e[key]) for e in model["log"] if key in e]
