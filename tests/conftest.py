@@ -13,6 +13,7 @@ import shutil
 import sys
 
 import pytest
+import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -48,3 +49,13 @@ def _remove_module_temp_dirs(request, tmp_path_factory):
         if request.module.__name__ not in _FAILED_MODULES:
             for path in made:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): where other jobs
+    share the cores, torch's spinning threads would only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

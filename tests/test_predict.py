@@ -39,13 +39,8 @@ FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3"
 CLIP_LEN = 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other jobs share this machine's cores: torch's spinning threads would only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Other jobs share the cores: torch's spinning threads would only wait on each other (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,20 @@ import pytest
 import torch
 
 import make_synthetic_ucf101
-import predict
 import train_3d
 import train_single_frame
 from actionrec.data import normalization, sampling, video_chunks
-from actionrec.engine import devices, model_io, runner
+from actionrec.engine import devices, model_io
 from actionrec.inference import gradcam, label_sets
 from actionrec.zoo import frame_nets
+from test_predict import run_predict
 
 CPU = ["--workers", "0", "--device", "cpu", "--seed", "1", "--no-tensorboard", "--image-size", "32"]
 VERBS, NOUNS = ["rise", "fall", "stay"], ["red_square", "blue_disc", "green_diamond"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other jobs share this machine's cores: torch's spinning threads would only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Other jobs share the cores: torch's spinning threads would only wait on each other (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +39,6 @@ def ws(tmp_path_factory, one_thread):
          "--clip-len", "8", "--batch-size", "4", "--epochs", "1", "--max-steps", "1", *CPU]))
     return {"root": root, "video": str(root / "videos" / "rec01_seg02.hdf5"),
             "frame": str(root / "frame" / "checkpoint.pth"), "r3d": str(root / "r3d" / "checkpoint.pth")}
-
-
-def run_predict(argv, capsys):
-    try:
-        status = runner.run_main(predict.main, predict.get_args_parser(), [str(a) for a in argv])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def frame_model(path):
@@ -147,7 +133,7 @@ def test_grad_cam_explains_the_top_class_of_the_chosen_head(ws, capsys, tmp_path
 def test_explain_flags_name_the_head(ws, capsys, tmp_path):
     argv = [ws["video"], "--checkpoint", ws["frame"], "--device", "cpu", "--explain", tmp_path]
     status, _, err = run_predict(argv + ["--explain-class", "red_square"], capsys)  # a noun, the verb head's default
-    assert status == 2 and "not a class of the checkpoints' verb head (rise, fall, stay" in err
+    assert status == 2 and "not a class of the checkpoints' verb head (rise, fall, stay" in "\n".join(err)
     status, _, err = run_predict(argv + ["--explain-head", "noun", "--explain-class", "red_square"], capsys)
     assert status == 0, err
     plain = [label_sets.LabelSet(label_sets.CLASS, slice(0, 2), ["a", "b"])]

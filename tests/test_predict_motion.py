@@ -34,12 +34,8 @@ FAST = ["--image-size", "32", "--workers", "0", "--device", "cpu", "--seed", "3"
 FLOW = ["--method", "dis-ultrafast", "--size", "40x32", "--workers", "0"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Other jobs share the cores: torch's spinning threads would only wait on each other (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_avi(path, frames):
