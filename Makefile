@@ -52,8 +52,10 @@ DEMO_FLOW_STAMP := $(DEMO_DATA)/UCF-101-flow.EXTRACTED
 # checkpoint of lowest validation loss (best.pth, tested here) and tested as the study does (8 frames at
 # the segment centres, 10 crops): TSN RGB with the backbone frozen (the heads alone: offline, on a random
 # backbone, the floor under the study's ImageNet baseline), TSN RGB fine-tuned whole, and the motion
-# stream (TSN RGB difference); the report adds the fine-tuned RGB model and the motion stream fused per head
-# (rgb_plus_rgbdiff: equal weights). DEMO_VN_TRAIN is appended to every training command.
+# stream (TSN RGB difference); the report adds the fine-tuned RGB model and the motion stream fused per head,
+# with equal weights (rgb_plus_rgbdiff) and with each head's temperatures and weights chosen on the
+# validation segments (rgb_plus_rgbdiff_auto: their tests on --subset val). DEMO_VN_TRAIN is appended to
+# every training command.
 DEMO_VN         ?= demo_verbnoun
 DEMO_VN_DATASET ?= --recordings 14 --segments-per-recording 8 --val-recordings 3 --test-recordings 3 \
 	--frames 40 --size 64x80 --seed 0
@@ -200,9 +202,18 @@ $(DEMO_VN_RUNS)/%/TESTED: $(DEMO_VN_RUNS)/%/COMPLETE
 		--predictions-dir $(@D)/predictions --output-dir $(@D)/test
 	touch $@
 
-$(DEMO_VN)/report/heads.md: $(foreach m,$(DEMO_VN_MODELS),$(DEMO_VN_RUNS)/$(m)/TESTED)
+$(DEMO_VN_RUNS)/%/VAL_TESTED: $(DEMO_VN_RUNS)/%/COMPLETE
+	$(PY) test_single_frame.py --checkpoint $(@D)/best.pth --frames 8 --crops 10 --subset val \
+		--predictions-dir $(@D)/predictions_val --output-dir $(@D)/test_val
+	touch $@
+
+DEMO_VN_FUSED := fine_tuned rgbdiff
+$(DEMO_VN)/report/heads.md: $(foreach m,$(DEMO_VN_MODELS),$(DEMO_VN_RUNS)/$(m)/TESTED) \
+		$(foreach m,$(DEMO_VN_FUSED),$(DEMO_VN_RUNS)/$(m)/VAL_TESTED)
 	$(PY) combine_results.py --output-dir $(DEMO_VN)/report \
-		$(foreach m,$(DEMO_VN_MODELS),--heads $(m)=$(DEMO_VN_RUNS)/$(m)/test) --heads-fuse rgb_plus_rgbdiff=fine_tuned+rgbdiff
+		$(foreach m,$(DEMO_VN_MODELS),--heads $(m)=$(DEMO_VN_RUNS)/$(m)/test) \
+		$(foreach m,$(DEMO_VN_FUSED),--heads-val $(m)=$(DEMO_VN_RUNS)/$(m)/test_val) \
+		--heads-fuse rgb_plus_rgbdiff=fine_tuned+rgbdiff --heads-fuse rgb_plus_rgbdiff_auto=fine_tuned+rgbdiff:auto
 
 bench: $(STAMP)
 	$(PY) bench/bench_loaders.py

@@ -71,15 +71,21 @@ def heads(args):
                                f"{', '.join(given)}")
     named = [inputs.parse_named(text, "--heads") for text in args.heads]
     fusions = [head_fusion.parse_fusion(text, [name for name, _ in named]) for text in args.heads_fuse or []]
-    guards.check_output_paths({"--output-dir": args.output_dir}, {"--heads": [folder for _, folder in named]})
-    return head_report.write_head_report(named, args.output_dir, fusions)
+    val_dirs = dict(inputs.parse_named(text, "--heads-val") for text in args.heads_val or [])
+    unknown = sorted(set(val_dirs) - {name for name, _ in named})
+    if unknown:
+        raise guards.UserError(f"--heads-val {', '.join(unknown)}: not a --heads name")
+    guards.check_output_paths({"--output-dir": args.output_dir},
+                              {"--heads": [folder for _, folder in named], "--heads-val": list(val_dirs.values())})
+    return head_report.write_head_report(named, args.output_dir, fusions, val_dirs)
 
 
 def main(args):
     print("arguments: " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), flush=True)
     inputs.check_output_folder(args.output_dir)
-    if args.heads_fuse and not args.heads:
-        raise guards.UserError("--heads-fuse fuses --heads models: give them with --heads NAME=TEST_DIR")
+    if (args.heads_fuse or args.heads_val) and not args.heads:
+        raise guards.UserError("--heads-fuse and --heads-val go with --heads models: give them with --heads "
+                               "NAME=TEST_DIR")
     if args.heads:
         return heads(args)
     if args.summarize:
@@ -171,11 +177,15 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
                              "figures/heads_*.png, heads_report.pdf) of models trained with --annotations, from "
                              "the --output-dir of their test script; repeat per model, e.g. baseline=... "
                              "finetuned=... (default: none)")
-    parser.add_argument("--heads-fuse", action="append", metavar="NAME=A+B[:W1,W2]",
+    parser.add_argument("--heads-fuse", action="append", metavar="NAME=A+B[:W1,W2|:auto]",
                         help="with --heads: also report the fusion of the --heads models A, B, ... per head (the "
                              "weighted sum of their video scores, mean log-softmax; an action's score the product "
                              "of the fused heads' probabilities), e.g. both=rgb+motion; weights one per member "
-                             "(default: equal); repeatable")
+                             "(default: equal), or auto: per head, each member's temperature and the weights of "
+                             "lowest validation NLL, from --heads-val; repeatable")
+    parser.add_argument("--heads-val", action="append", metavar="NAME=TEST_DIR",
+                        help="the validation test (--subset val) of a --heads model, for --heads-fuse ...:auto "
+                             "(default: none)")
     parser.add_argument("--summarize", nargs="+", metavar="REPORT_DIR", default=None,
                         help="instead of evaluating: read these report folders (one per split, each with its "
                              "results.json) and write the mean ± std over the splits to --output-dir (default: off)")

@@ -286,31 +286,42 @@ def test_make_demo_verbnoun_runs_its_recipes_at_a_tiny_size(tmp_path):
                        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert result.returncode == 0, f"make demo-verbnoun failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     table = (demo / "report" / "heads.md").read_text()
-    for model in ("frozen", "fine_tuned", "rgbdiff", "rgb_plus_rgbdiff"):
+    for model in ("frozen", "fine_tuned", "rgbdiff", "rgb_plus_rgbdiff", "rgb_plus_rgbdiff_auto"):
         assert f"| {model} | action |" in table
 
 
-def test_an_appearance_and_a_motion_model_fuse_per_head(data, tmp_path):
+@pytest.fixture(scope="module")
+def members(data, tmp_path_factory):
+    """An RGB TSN and an RGB-difference TSN with two heads (2 steps each), tested on the test and the val
+    segments: {"root": folder, "pred": {(model, subset): predictions dir}}; test folders
+    <root>/test_<model>_<subset>."""
+    out = tmp_path_factory.mktemp("members")
+    pred = {}
+    for name, extra in (("rgb", []), ("motion", ["--modality", "rgbdiff"])):
+        train(data, out / name, train_single_frame, *TSN, *extra, "--epochs", "1", "--max-steps", "2")
+        for subset in ("test", "val"):
+            pred[name, subset] = out / f"pred_{name}_{subset}"
+            test_single_frame.main(test_single_frame.get_args_parser().parse_args(
+                ["--checkpoint", str(out / name / "checkpoint.pth"), "--frames", "3", "--subset", subset,
+                 "--predictions-dir", str(pred[name, subset]), "--output-dir", str(out / f"test_{name}_{subset}"),
+                 "--workers", "0", "--device", "cpu"]))
+    return {"root": out, "pred": pred}
+
+
+def test_an_appearance_and_a_motion_model_fuse_per_head(data, members, tmp_path):
     """combine_results.py --heads-fuse: each head's fused score is the weighted sum of the members' video scores
     (mean log-softmax over rows), the action's the product of the fused heads' probabilities; recomputed here
     from the prediction files alone."""
     root, _ = data
-    tested = {}
-    for name, extra in (("rgb", []), ("motion", ["--modality", "rgbdiff"])):
-        train(data, tmp_path / name, train_single_frame, *TSN, *extra, "--epochs", "1", "--max-steps", "2")
-        args = test_single_frame.get_args_parser().parse_args(
-            ["--checkpoint", str(tmp_path / name / "checkpoint.pth"), "--frames", "3", "--predictions-dir",
-             str(tmp_path / f"pred_{name}"), "--output-dir", str(tmp_path / f"test_{name}"), "--workers", "0",
-             "--device", "cpu"])
-        test_single_frame.main(args)
-        tested[name] = tmp_path / f"pred_{name}"
+    tested = {name: members["pred"][name, "test"] for name in ("rgb", "motion")}
+    runs = members["root"]
     args = combine_results.get_args_parser().parse_args(
-        ["--heads", f"rgb={tmp_path / 'test_rgb'}", "--heads", f"motion={tmp_path / 'test_motion'}",
+        ["--heads", f"rgb={runs / 'test_rgb_test'}", "--heads", f"motion={runs / 'test_motion_test'}",
          "--heads-fuse", "both=rgb+motion:1,2", "--output-dir", str(tmp_path / "report")])
     combine_results.main(args)
     saved = json.loads((tmp_path / "report" / "heads.json").read_text())
     rows = [r for r in read_csv(root / "annotations.csv") if r["split"] == "test"]
-    models = head_report.read_head_results([(n, tmp_path / f"test_{n}") for n in ("rgb", "motion")])
+    models = head_report.read_head_results([(n, runs / f"test_{n}_test") for n in ("rgb", "motion")])
     fused = head_fusion.fuse_head_models("both", list(models.items()), [1, 2])
     assert fused["prediction_files"] == [f"videos/{row['uid']}.hdf5" for row in rows]
     hits, pair_ranks = [], []
@@ -335,16 +346,64 @@ def test_an_appearance_and_a_motion_model_fuse_per_head(data, tmp_path):
     table = (tmp_path / "report" / "heads.md").read_text()
     assert f"| both | action | {100 * both['action']['top1']:.2f} |" in table
     # the members must have tested the same segments; a name must be a --heads model's
-    args = test_single_frame.get_args_parser().parse_args(
-        ["--checkpoint", str(tmp_path / "rgb" / "checkpoint.pth"), "--frames", "3", "--subset", "val",
-         "--predictions-dir", str(tmp_path / "pred_val"), "--output-dir", str(tmp_path / "test_val"), "--workers", "0",
-         "--device", "cpu"])
-    test_single_frame.main(args)
-    for fuse, heads, message in (("both=rgb+val", ["rgb=test_rgb", "val=test_val"], "did not test the same segments"),
-                                 ("both=rgb+flow", ["rgb=test_rgb", "motion=test_motion"], "flow is not a --heads"),
-                                 ("both=rgb", ["rgb=test_rgb", "motion=test_motion"], "two or more")):
-        flags = [x for h in heads for x in ("--heads", h.replace("=", f"={tmp_path}/"))]
+    for fuse, heads, message in (("both=rgb+val", ["rgb=test_rgb_test", "val=test_rgb_val"],
+                                  "did not test the same segments"),
+                                 ("both=rgb+flow", ["rgb=test_rgb_test", "motion=test_motion_test"],
+                                  "flow is not a --heads"),
+                                 ("both=rgb", ["rgb=test_rgb_test", "motion=test_motion_test"], "two or more")):
+        flags = [x for h in heads for x in ("--heads", h.replace("=", f"={runs}/"))]
         args = combine_results.get_args_parser().parse_args(
             [*flags, "--heads-fuse", fuse, "--output-dir", str(tmp_path / "report2")])
         with pytest.raises(UserError, match=message):
             combine_results.main(args)
+
+
+def head_scores_of(pred_dir, rows, columns):
+    """Each segment's video score (mean log-softmax over rows) of the head in `columns`, from its prediction file."""
+    return np.stack([video_scores.video_score(prediction_files.read_predictions(
+        pred_dir / "videos" / f"{row['uid']}.hdf5")[:, columns]) for row in rows])
+
+
+def mean_nll(scores, labels):
+    logp = F.log_softmax(torch.from_numpy(np.asarray(scores, dtype=np.float64)), 1).numpy()
+    return -logp[np.arange(len(labels)), labels].mean()
+
+
+def test_auto_fusion_weights_are_chosen_per_head_on_validation(data, members, tmp_path):
+    """--heads-fuse NAME=A+B:auto: per head, each member's temperature fitted and the weights chosen on the
+    validation tests only; the fused test scores are sum_i w_i * s_i / T_i of the test prediction files."""
+    root, _ = data
+    runs, pred = members["root"], members["pred"]
+    heads = [x for n in ("rgb", "motion") for x in ("--heads", f"{n}={runs / f'test_{n}_test'}")]
+    val = [x for n in ("rgb", "motion") for x in ("--heads-val", f"{n}={runs / f'test_{n}_val'}")]
+    combine_results.main(combine_results.get_args_parser().parse_args(
+        [*heads, *val, "--heads-fuse", "auto=rgb+motion:auto", "--output-dir", str(tmp_path / "report")]))
+    saved = json.loads((tmp_path / "report" / "heads.json").read_text())["auto"]
+    models = head_report.read_head_results([(n, runs / f"test_{n}_test") for n in ("rgb", "motion")])
+    head_report.add_fusions(models, [("auto", ["rgb", "motion"], head_fusion.AUTO)],
+                            {n: runs / f"test_{n}_val" for n in ("rgb", "motion")})
+    rows = {subset: [r for r in read_csv(root / "annotations.csv") if r["split"] == subset]
+            for subset in ("test", "val")}
+    for head, columns, label in (("verb", slice(0, 3), "verb_class"), ("noun", slice(3, 6), "noun_class")):
+        chosen = saved["fusion"]["weights"][head]
+        weights, temperatures = chosen["weights"], chosen["temperatures"]
+        assert sum(weights) == pytest.approx(1) and chosen["segments"] == len(rows["val"])
+        val_labels = np.array([int(r[label]) for r in rows["val"]])
+        val_scores = [head_scores_of(pred[n, "val"], rows["val"], columns) for n in ("rgb", "motion")]
+        for scores, t in zip(val_scores, temperatures):  # each temperature minimises its member's validation NLL
+            nll = {k: mean_nll(scores / (t * k), val_labels) for k in (0.9, 1.0, 1.1)}
+            assert nll[1.0] <= min(nll[0.9], nll[1.1]) + 1e-9 or t in (0.5, 20.0)
+        fused_val = sum(w * s / t for w, s, t in zip(weights, val_scores, temperatures))
+        assert chosen["val_nll"] == pytest.approx(mean_nll(fused_val, val_labels))
+        test_labels = np.array([int(r[label]) for r in rows["test"]])
+        fused_test = sum(w * head_scores_of(pred[n, "test"], rows["test"], columns) / t
+                         for n, w, t in zip(("rgb", "motion"), weights, temperatures))
+        np.testing.assert_allclose(models["auto"]["scores"][head], fused_test, rtol=1e-6)
+        assert saved["heads"][head]["top1"] == pytest.approx(np.mean(fused_test.argmax(1) == test_labels))
+    # auto needs the validation tests, and refuses tests of the fused subset in their place
+    for extra, message in (([], "give the validation test of rgb, motion with --heads-val"),
+                           ([x for n in ("rgb", "motion") for x in ("--heads-val", f"{n}={runs / f'test_{n}_test'}")],
+                            "fitted to the test")):
+        with pytest.raises(UserError, match=message):
+            combine_results.main(combine_results.get_args_parser().parse_args(
+                [*heads, *extra, "--heads-fuse", "auto=rgb+motion:auto", "--output-dir", str(tmp_path / "r2")]))

@@ -17,16 +17,19 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from actionrec.evaluation import fusion, head_scores
+from actionrec.evaluation import calibration, fusion, head_scores
 from actionrec.evaluation import predictions as prediction_files
 from actionrec.evaluation import scores as video_scores
+from actionrec.evaluation import weights as weight_choice
 from actionrec.guards import UserError
 
 RULE = "logmean"
+AUTO = "auto"  # per head: each member's temperature and the weights chosen on validation (--heads-val)
 
 
 def parse_fusion(text: str, known: Sequence[str]) -> Tuple[str, List[str], List[float]]:
-    """``NAME=A+B[:W1,W2]`` -> (name, members, weights); equal weights (1/M) when none are given."""
+    """``NAME=A+B[:W1,W2|:auto]`` -> (name, members, weights); equal weights (1/M) when none are given; AUTO:
+    chosen per head on the members' validation tests (``choose_head_weights``)."""
     name, sep, rest = text.partition("=")
     spec, _, weights_text = rest.partition(":")
     members = [m for m in spec.split("+") if m]
@@ -41,8 +44,10 @@ def parse_fusion(text: str, known: Sequence[str]) -> Tuple[str, List[str], List[
         raise UserError(f"--heads-fuse {text}: the name {name} is already a --heads model's")
     if not weights_text:
         return name, members, [1.0 / len(members)] * len(members)
+    if weights_text == AUTO:
+        return name, members, AUTO
     return name, members, fusion.parse_weights(weights_text, len(members), "one per member in their order",
-                                               "nothing (equal weights)")
+                                               "nothing (equal weights) or auto (chosen per head on --heads-val)")
 
 
 def _member_scores(name: str, results: Dict[str, Any]) -> Tuple[List[str], np.ndarray, Dict[str, np.ndarray]]:
@@ -89,29 +94,67 @@ def _counts(results: Dict[str, Any]) -> Dict[str, Dict[str, List[int]]] | None:
                      for head in per_head} for subset in subsets}
 
 
-def fuse_head_models(name: str, members: Sequence[Tuple[str, Dict[str, Any]]],
-                     weights: Sequence[float]) -> Dict[str, Any]:
-    """The fused model of ``members`` ([(name, read_head_results' model)]) with ``weights`` (logmean): a model
-    dict as read_head_results gives (results, cms, log), plus the fused video scores ({head: [N, C]}) and the
-    prediction files (relative) they are of."""
+def _read_members(members: Sequence[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Each member's tested segments, labels, video scores per head and class names, checked alike."""
     read = []
     for member_name, model in members:
         results = model["results"]
         files, labels, scores = _member_scores(member_name, results)
         read.append({"files": files, "labels": labels, "scores": scores,
                      "classes": {head: list(s["per_class"]) for head, s in results["heads"].items()}})
+    _check_alike([n for n, _ in members], read)
+    return read
+
+
+def choose_head_weights(val_members: Sequence[Tuple[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """Per head, on the members' validation tests (never the test segments): each member's temperature
+    (``calibration.fit_temperature`` of its video scores) and the weights of the temperature-scaled members
+    (``weights.choose_weights``, lowest validation NLL with the one-standard-error rule), as the split-list
+    fusion's ``--weights auto`` does per model: {head: {"weights", "temperatures", "val_nll", "val_top1",
+    "equal_weights_nll", "equal_weights_top1", "segments"}}."""
+    read = _read_members(val_members)
+    labels, chosen = read[0]["labels"], {}
+    for h, head in enumerate(read[0]["classes"]):
+        scores = [r["scores"][head] for r in read]
+        temperatures = [calibration.fit_temperature(s, labels[:, h])["temperature"] for s in scores]
+        picked = weight_choice.choose_weights(scores, labels[:, h], RULE, criterion="nll", temperatures=temperatures)
+        chosen[head] = {"weights": picked["weights"], "temperatures": [float(t) for t in temperatures],
+                        "val_nll": picked["nll"], "val_top1": picked["top1"],
+                        "equal_weights_nll": picked["equal_weights_nll"],
+                        "equal_weights_top1": picked["equal_weights_top1"], "segments": len(labels)}
+    return chosen
+
+
+def _weights_text(names: Sequence[str], weights) -> str:
+    if isinstance(weights, dict):
+        return "; ".join(f"{head}: " + ", ".join(f"{n} {w:g} (T {t:.2f})" for n, w, t in
+                                                  zip(names, c["weights"], c["temperatures"]))
+                         for head, c in weights.items()) + ", chosen on validation"
+    return ", ".join(f"{n} {w:g}" for n, w in zip(names, weights))
+
+
+def fuse_head_models(name: str, members: Sequence[Tuple[str, Dict[str, Any]]],
+                     weights: Sequence[float] | Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """The fused model of ``members`` ([(name, read_head_results' model)]) with ``weights`` (logmean): a model
+    dict as read_head_results gives (results, cms, log), plus the fused video scores ({head: [N, C]}) and the
+    prediction files (relative) they are of."""
+    read = _read_members(members)
     names = [n for n, _ in members]
-    _check_alike(names, read)
     first = members[0][1]["results"]
     heads = list(read[0]["classes"])
-    fused = {head: fusion.fuse_scores([r["scores"][head] for r in read], RULE, weights) for head in heads}
+    per_head = weights if isinstance(weights, dict) else {head: {"weights": weights, "temperatures": None}
+                                                         for head in heads}
+    fused = {head: fusion.fuse_scores(calibration.calibrate([r["scores"][head] for r in read],
+                                                            per_head[head]["temperatures"]),
+                                      RULE, per_head[head]["weights"]) for head in heads}
     pairs = first.get("tested", {}).get("training_pairs", ())
     summary, cms = head_scores.summarize_heads(fused, read[0]["labels"], read[0]["classes"], pairs, _counts(first))
-    weights_text = ", ".join(f"{n} {w:g}" for n, w in zip(names, weights))
+    weights_text = _weights_text(names, weights)
     summary.update({"videos": len(read[0]["files"]), "subset": first["subset"],
                     "annotations": first.get("annotations"),
                     "model": {"title": f"fusion of {' and '.join(names)} per head (the weighted sum of their "
                                        f"video scores, mean log-softmax; weights {weights_text})"},
-                    "fusion": {"members": names, "weights": [float(w) for w in weights], "rule": RULE,
+                    "fusion": {"members": names, "rule": RULE,
+                               "weights": weights if isinstance(weights, dict) else [float(w) for w in weights],
                                "checkpoints": [m["results"].get("checkpoint") for _, m in members]}})
     return {"results": summary, "cms": cms, "log": [], "scores": fused, "prediction_files": read[0]["files"]}

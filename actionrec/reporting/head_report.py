@@ -209,14 +209,36 @@ def figure_specs(models: Dict[str, Dict[str, Any]]) -> Dict[str, figures.FigureS
     }
 
 
-def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str,
-                      fusions: Sequence[Tuple[str, List[str], List[float]]] = ()) -> Dict[str, Any]:
-    """heads.md, heads.json, figures/heads_{confusion,class_histograms,loss}.{png,pdf} and heads_report.pdf in
-    output_dir, with a row per fusion ((name, members, weights): head_fusion) after the tested models; returns
-    heads.json's content."""
-    models = read_head_results(named_dirs)
+def add_fusions(models: Dict[str, Dict[str, Any]], fusions: Sequence[Tuple[str, List[str], Any]],
+                val_dirs: Dict[str, str]) -> None:
+    """Each fusion ((name, members, weights or head_fusion.AUTO)) as a model of its own; AUTO weights are
+    chosen per head on the members' validation tests (val_dirs: {member: its test folder on --subset val})."""
     for name, members, weights in fusions:
+        if weights == head_fusion.AUTO:
+            missing = [m for m in members if m not in val_dirs]
+            if missing:
+                raise UserError(f"--heads-fuse {name}=...:auto chooses its weights on validation: give the "
+                                f"validation test of {', '.join(missing)} with --heads-val NAME=TEST_DIR "
+                                f"(test_single_frame.py ... --subset val)")
+            val = read_head_results([(m, val_dirs[m]) for m in members])
+            subsets = {m: val[m]["results"]["subset"] for m in members}
+            tested = {models[m]["results"]["subset"] for m in members}
+            if set(subsets.values()) & tested:
+                raise UserError(f"--heads-fuse {name}: the --heads-val tests are of the subset the fusion is "
+                                f"tested on ({', '.join(sorted(tested))}): weights chosen there would be fitted "
+                                f"to the test")
+            weights = head_fusion.choose_head_weights(list(val.items()))
         models[name] = head_fusion.fuse_head_models(name, [(m, models[m]) for m in members], weights)
+
+
+def write_head_report(named_dirs: Sequence[Tuple[str, str]], output_dir: str,
+                      fusions: Sequence[Tuple[str, List[str], Any]] = (),
+                      val_dirs: Dict[str, str] | None = None) -> Dict[str, Any]:
+    """heads.md, heads.json, figures/heads_{confusion,class_histograms,loss}.{png,pdf} and heads_report.pdf in
+    output_dir, with a row per fusion ((name, members, weights): head_fusion; ``add_fusions``) after the
+    tested models; returns heads.json's content."""
+    models = read_head_results(named_dirs)
+    add_fusions(models, fusions, val_dirs or {})
     tables = head_tables(models)
     text = markdown(models, tables)
 
