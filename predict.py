@@ -160,6 +160,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                    metavar="PIXELS",
                    help="frame size fed to every model (default: each checkpoint's training size; the RNN's CNN: "
                         "its features.json's)")
+    add_explain_flags(parser)
+    return parser
+
+
+def add_explain_flags(parser: argparse.ArgumentParser) -> None:
+    """The Grad-CAM flags."""
     e = parser.add_argument_group("explanations (Grad-CAM)")
     e.add_argument("--explain", default=None, metavar="OUT_DIR",
                    help="write <video stem>.<model>.png and .npy Grad-CAM maps here (default: off)")
@@ -175,7 +181,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     e.add_argument("--explain-clips", type=arg_types.positive_int, default=2,
                    metavar="N",
                    help="3D models: clips explained, centred on the segment centres (default: 2)")
-    return parser
 
 
 def main(args: argparse.Namespace) -> int:
