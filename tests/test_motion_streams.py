@@ -2,6 +2,7 @@
 training and test. CPU, tiny inputs."""
 import json
 import os
+import shutil
 import sys
 
 import h5py
@@ -215,6 +216,24 @@ def test_a_missing_flow_folder_is_one_line(data_dir, tmp_path):
     with pytest.raises(guards.UserError, match="--new-length"):
         train_single_frame.main(train_single_frame.get_args_parser().parse_args(
             ["--data-dir", data_dir, "--output-dir", str(tmp_path / "r"), *FAST, "--new-length", "5"]))
+
+
+def test_the_test_reads_the_flow_folder_training_was_given(data_dir, tmp_path):
+    """A flow model trained with its own --flow-dir is tested on that folder when the test reads the training's
+    --data-dir; another data folder gets that folder's default."""
+    own = tmp_path / "own-flow"
+    shutil.copytree(os.path.join(data_dir, "UCF-101-flow"), own)
+    out, results = train_and_test(data_dir, tmp_path, ["--modality", "flow", "--new-length", "3", "--segments",
+                                                       "2", "--flow-dir", str(own)], ["--frames", "2"])
+    assert results["videos"] == len(split_lists.getUCF101(data_dir, 1)[2][0])
+    test_video = split_lists.getUCF101(data_dir, 1)[2][0][0]
+    # only the training's folder lacks this test video's flow now: the error names that folder
+    (own / os.path.basename(os.path.dirname(test_video)) / (os.path.splitext(os.path.basename(test_video))[0]
+                                                           + ".hdf5")).unlink()
+    with pytest.raises(guards.UserError, match=f"--flow-dir {own}: 1 of"):
+        test_single_frame.main(test_single_frame.get_args_parser().parse_args(
+            ["--checkpoint", str(out / "checkpoint.pth"), "--predictions-dir", str(tmp_path / "p2"),
+             "--output-dir", str(tmp_path / "o2"), "--workers", "0", "--device", "cpu", "--frames", "2"]))
 
 
 def test_the_rgbdiff_stream_trains_and_tests_end_to_end(data_dir, tmp_path):

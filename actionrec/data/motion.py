@@ -240,10 +240,17 @@ def default_flow_dir(args: argparse.Namespace) -> str:
     return listing.default_out_dir(args.data_dir, args.dataset)
 
 
+def _same_folder(a, b) -> bool:
+    return bool(a) and bool(b) and os.path.abspath(a) == os.path.abspath(b)
+
+
 def flow_dir_of_test(args: argparse.Namespace, trained: dict) -> str:
-    """A test's --flow-dir when it is not given: the default of the test's data (default_flow_dir); for an
-    annotation CSV, the training run's flow folder when the test reads the training's videos folder."""
-    if getattr(args, "annotations", None) and trained.get("flow_dir") and trained.get("videos") == args.videos:
+    """A test's --flow-dir when it is not given: the training run's flow folder when the test reads the
+    training's data (its --data-dir, or for an annotation CSV its --videos folder), else the default of the
+    test's data (default_flow_dir)."""
+    same_data = (_same_folder(trained.get("videos"), getattr(args, "videos", None))
+                 if getattr(args, "annotations", None) else _same_folder(trained.get("data_dir"), args.data_dir))
+    if trained.get("flow_dir") and same_data:
         return trained["flow_dir"]
     return default_flow_dir(args)
 
