@@ -14,7 +14,6 @@ label pairs seen in training) under `heads`, and its class_list is "<head>:<clas
 
 import argparse
 import os
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -96,18 +95,15 @@ def label_array(segments: list[annotations.Segment]) -> np.ndarray:
                     dtype=np.int64).reshape(len(segments), len(annotations.LABELS))
 
 
-def _samples(segments, video_paths, paths_of=None):
-    paths = [video_paths[s.uid] for s in segments]
-    return paths if paths_of is None else paths_of(paths), label_array(segments)
+def _samples(segments, video_paths):
+    return [video_paths[s.uid] for s in segments], label_array(segments)
 
 
-def training_split(
-    args: argparse.Namespace, main: bool = True, paths_of: Callable[[list], list] | None = None
-) -> tuple[Heads, tuple, tuple, str]:
-    """(heads, train (paths, labels [N, heads]), held out (paths, labels), its name) of --annotations:
-    validation is the CSV's val subset (or, without a split column, whole groups drawn by --seed), else
-    its test subset. paths_of(video paths): what the loader reads instead (the flow files). main: this
-    process prints (rank 0)."""
+def training_split(args: argparse.Namespace, main: bool = True) -> tuple[Heads, tuple, tuple, str]:
+    """(heads, train (video paths, labels [N, heads]), held out (video paths, labels), its name) of
+    --annotations: validation is the CSV's val subset (or, without a split column, whole groups drawn by
+    --seed), else its test subset (training.training_data then maps the paths to what the loader reads).
+    main: this process prints (rank 0)."""
     if not args.videos:
         raise UserError("--annotations needs --videos DIR: the folder of the segments' video files")
     read, subsets, video_paths = annotations.load_dataset(args.annotations, args.videos, args.val_fraction, args.seed)
@@ -115,7 +111,7 @@ def training_split(
     if not subsets[held_name]:
         raise UserError(f"{args.annotations}: no val or test segment to evaluate on (give some lines split val, "
                         f"or leave out the split column to draw validation groups)")
-    train = _samples(subsets["train"], video_paths, paths_of)
+    train = _samples(subsets["train"], video_paths)
     heads = Heads(annotations.LABELS, {label: annotations.class_names(read.vocabulary(label))
                                        for label in annotations.LABELS},
                   parse_weights(getattr(args, "head_weights", None), len(annotations.LABELS)),
@@ -124,7 +120,7 @@ def training_split(
         print(f"annotations {args.annotations}: {len(train[0])} training segments, {len(subsets[held_name])} "
               f"{held_name}; heads " + ", ".join(f"{n} ({len(heads.classes[n])} classes)" for n in heads.names),
               flush=True)
-    return heads, train, _samples(subsets[held_name], video_paths, paths_of), held_name
+    return heads, train, _samples(subsets[held_name], video_paths), held_name
 
 
 def vocabulary_of(class_names: list[str]) -> dict[int, str]:
